@@ -1,0 +1,1 @@
+//! Connectors of bwx: files, stdio and more.

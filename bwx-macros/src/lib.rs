@@ -1,0 +1,1 @@
+//! Procedural macros of bwx (the `dataflow!` macro arrives with its own issue).

@@ -1,0 +1,15 @@
+//! The only part of bwx that talks to timely-dataflow.
+//!
+//! Each worker instantiates a [`crate::Dataflow`] by running every step's build function
+//! against a [`BuildCtx`], which owns the timely scope and a table of the timely streams
+//! made so far. Per-item work happens in the monomorphised operators of the submodules.
+
+mod ctx;
+pub(crate) mod failure;
+pub(crate) mod run;
+pub(crate) mod sink;
+pub(crate) mod source;
+pub(crate) mod stateful;
+pub(crate) mod stateless;
+
+pub(crate) use ctx::{BuildCtx, TStream};

@@ -1,0 +1,218 @@
+//! Running a flow: on the calling thread, on worker threads, or as one process of a cluster.
+//!
+//! Every entry point checks the flow first, runs it until every input is exhausted (EOF),
+//! and fails fast: the first panic or connector error on any worker stops every worker,
+//! and the error names the step and the worker.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::failure::{self, Failure};
+use crate::engine::run::run_worker;
+use crate::errors::FlowError;
+use crate::flow::Dataflow;
+use crate::recovery::RecoveryHook;
+
+/// The default epoch length when recovery is off (as in Bytewax).
+pub const DEFAULT_EPOCH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How to run a flow, beyond where.
+#[derive(Clone)]
+pub struct RunConfig {
+    /// How often inputs start a new epoch.
+    pub epoch_interval: Duration,
+    /// Where snapshots go and resume state comes from; `None` turns recovery off.
+    pub recovery: Option<Arc<dyn RecoveryHook>>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            epoch_interval: DEFAULT_EPOCH_INTERVAL,
+            recovery: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RunConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunConfig")
+            .field("epoch_interval", &self.epoch_interval)
+            .field("recovery", &self.recovery.is_some())
+            .finish()
+    }
+}
+
+impl RunConfig {
+    /// Sets the epoch interval.
+    pub fn epoch_interval(mut self, interval: Duration) -> Self {
+        self.epoch_interval = interval;
+        self
+    }
+
+    /// Turns recovery on with the given hook.
+    pub fn recovery(mut self, hook: Arc<dyn RecoveryHook>) -> Self {
+        self.recovery = Some(hook);
+        self
+    }
+}
+
+/// What the engine needs of a [`RunConfig`] on every worker.
+pub(crate) struct ExecConfig {
+    pub(crate) epoch_interval: Duration,
+    pub(crate) start_epoch: u64,
+    pub(crate) recovery: Option<Arc<dyn RecoveryHook>>,
+}
+
+impl From<RunConfig> for ExecConfig {
+    fn from(config: RunConfig) -> Self {
+        let start_epoch = config.recovery.as_ref().map_or(0, |r| r.resume_epoch());
+        ExecConfig {
+            epoch_interval: config.epoch_interval.max(Duration::from_millis(1)),
+            start_epoch,
+            recovery: config.recovery,
+        }
+    }
+}
+
+/// Runs a flow on the calling thread with the default configuration.
+///
+/// ```
+/// use bwx_runtime::prelude::*;
+/// use bwx_runtime::testing::{TestingSink, TestingSource};
+///
+/// let flow = Dataflow::new("f");
+/// let out = TestingSink::new();
+/// flow.input("inp", TestingSource::new(vec![1])).output("out", out.clone());
+/// bwx_runtime::run_main(&flow).unwrap();
+/// assert_eq!(out.take(), vec![1]);
+/// ```
+pub fn run_main(flow: &Dataflow) -> Result<(), FlowError> {
+    run_main_with(flow, RunConfig::default())
+}
+
+/// Runs a flow on the calling thread.
+pub fn run_main_with(flow: &Dataflow, config: RunConfig) -> Result<(), FlowError> {
+    flow.check()?;
+    let failure = Arc::new(Failure::default());
+    let config = Arc::new(ExecConfig::from(config));
+    let flow = flow.clone();
+    let outcome = failure.clone();
+    timely::execute::execute_directly(move |worker| run_guarded(worker, &flow, config, outcome));
+    finish(&failure)
+}
+
+/// Runs a flow on `workers` threads of this process.
+///
+/// ```
+/// use bwx_runtime::prelude::*;
+/// use bwx_runtime::testing::{TestingSink, TestingSource};
+///
+/// let flow = Dataflow::new("f");
+/// let out = TestingSink::new();
+/// flow.input("inp", TestingSource::new(vec![("a".to_string(), 1), ("b".to_string(), 2), ("a".to_string(), 3)]))
+///     .reduce_final("sum", |x, y| x + y)
+///     .output("out", out.clone());
+/// bwx_runtime::run_workers(&flow, 3, RunConfig::default()).unwrap();
+/// let mut got = out.take();
+/// got.sort();
+/// assert_eq!(got, vec![("a".to_string(), 4), ("b".to_string(), 2)]);
+/// ```
+pub fn run_workers(flow: &Dataflow, workers: usize, config: RunConfig) -> Result<(), FlowError> {
+    if workers <= 1 {
+        return run_main_with(flow, config);
+    }
+    execute(flow, timely::CommunicationConfig::Process(workers), config, false)
+}
+
+/// Runs this process's part of a flow on a cluster of processes.
+///
+/// `addresses` lists `host:port` of every process, `process_id` is this one's index in it,
+/// and every process runs `workers_per_process` worker threads. All processes must run the
+/// same flow with the same arguments.
+pub fn cluster_main(
+    flow: &Dataflow,
+    addresses: Vec<String>,
+    process_id: usize,
+    workers_per_process: usize,
+    config: RunConfig,
+) -> Result<(), FlowError> {
+    if process_id >= addresses.len() {
+        return Err(FlowError::Setup(format!(
+            "process id {process_id} is out of range for {} addresses",
+            addresses.len()
+        )));
+    }
+    if addresses.len() == 1 {
+        return run_workers(flow, workers_per_process, config);
+    }
+    let comm = timely::CommunicationConfig::Cluster {
+        threads: workers_per_process.max(1),
+        process: process_id,
+        addresses,
+        report: false,
+        zerocopy: false,
+    };
+    execute(flow, comm, config, true)
+}
+
+fn execute(
+    flow: &Dataflow,
+    communication: timely::CommunicationConfig,
+    config: RunConfig,
+    cluster: bool,
+) -> Result<(), FlowError> {
+    flow.check()?;
+    let failure = Arc::new(Failure::default());
+    if cluster {
+        failure::register_cluster(&failure);
+    }
+    let config = Arc::new(ExecConfig::from(config));
+    let flow = flow.clone();
+    let outcome = failure.clone();
+    let timely_config = timely::Config {
+        communication,
+        worker: timely::WorkerConfig::default(),
+    };
+    let guards = timely::execute(timely_config, move |worker| {
+        run_guarded(worker, &flow, config.clone(), outcome.clone())
+    })
+    .map_err(FlowError::Setup)?;
+    for result in guards.join() {
+        if let Err(message) = result
+            && failure.error().is_none()
+        {
+            failure.fail(FlowError::Setup(message));
+        }
+    }
+    finish(&failure)
+}
+
+fn run_guarded(
+    worker: &mut timely::worker::Worker,
+    flow: &Dataflow,
+    config: Arc<ExecConfig>,
+    failure: Arc<Failure>,
+) {
+    let index = worker.index();
+    match catch_unwind(AssertUnwindSafe(|| {
+        run_worker(worker, flow, config, failure.clone())
+    })) {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => failure.fail(err),
+        // The panic hook recorded the step, worker and message.
+        Err(_) => failure.fail(FlowError::StepPanicked {
+            step: failure::current_step(),
+            worker: index,
+            message: "panicked".into(),
+        }),
+    }
+}
+
+fn finish(failure: &Failure) -> Result<(), FlowError> {
+    match failure.error() {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,313 @@
+//! The flow description: [`Dataflow`], [`Stream`] handles and step ids.
+//!
+//! Building a flow records a description only; nothing runs until an execution entry point
+//! ([`crate::run_main`], [`crate::cluster_main`], [`crate::cli::main`]) instantiates it on every
+//! worker, in the same deterministic order.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::engine::BuildCtx;
+use crate::errors::FlowError;
+
+/// A dotted step id such as `wordcount.count`; cheap to clone.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StepId(Arc<str>);
+
+impl StepId {
+    pub(crate) fn new(id: String) -> Self {
+        StepId(id.into())
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// Identifies a stream within its flow.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct StreamId(pub(crate) usize);
+
+/// What the flow knows about one step, for checks, visualisation and logs.
+#[derive(Clone, Debug)]
+pub struct StepInfo {
+    /// The dotted step id.
+    pub id: StepId,
+    /// The operator that made it (`map`, `input`, `stateful_batch`, ...).
+    pub operator: &'static str,
+    /// Streams the step reads.
+    pub inputs: Vec<StreamId>,
+    /// Streams the step produces.
+    pub outputs: Vec<StreamId>,
+}
+
+pub(crate) type BuildFn = dyn for<'s> Fn(&mut BuildCtx<'s>, &StepInfo) -> Result<(), FlowError> + Send + Sync;
+
+pub(crate) struct Graph {
+    pub(crate) flow_id: String,
+    pub(crate) steps: Vec<StepInfo>,
+    pub(crate) builders: Vec<Arc<BuildFn>>,
+    pub(crate) streams: usize,
+    pub(crate) errors: Vec<FlowError>,
+    pub(crate) inputs: usize,
+    pub(crate) outputs: usize,
+    pub(crate) partitioned: Vec<(StepId, Arc<dyn PartLister>)>,
+}
+
+/// Lists the partitions a fixed-partitioned source or sink can reach from this worker.
+pub(crate) trait PartLister: Send + Sync {
+    fn list_parts(&self) -> Vec<String>;
+}
+
+/// A dataflow: a named description of sources, operators and sinks.
+///
+/// Cloning a `Dataflow` clones a handle to the same description.
+///
+/// ```
+/// use bwx_runtime::prelude::*;
+/// use bwx_runtime::testing::{TestingSink, TestingSource};
+///
+/// let flow = Dataflow::new("double");
+/// let out = TestingSink::new();
+/// flow.input("inp", TestingSource::new(vec![1, 2, 3]))
+///     .map("double", |x| x * 2)
+///     .output("out", out.clone());
+/// bwx_runtime::run_main(&flow).unwrap();
+/// assert_eq!(out.take(), vec![2, 4, 6]);
+/// ```
+#[derive(Clone)]
+pub struct Dataflow {
+    pub(crate) graph: Arc<Mutex<Graph>>,
+}
+
+impl fmt::Debug for Dataflow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = self.lock();
+        f.debug_struct("Dataflow")
+            .field("id", &g.flow_id)
+            .field("steps", &g.steps)
+            .finish()
+    }
+}
+
+impl Dataflow {
+    /// A new, empty flow. Its id prefixes every step id (`id.step`).
+    pub fn new(flow_id: &str) -> Self {
+        let mut errors = Vec::new();
+        if let Err(why) = check_name(flow_id) {
+            errors.push(FlowError::BadStepName {
+                name: flow_id.to_string(),
+                why,
+            });
+        }
+        Dataflow {
+            graph: Arc::new(Mutex::new(Graph {
+                flow_id: flow_id.to_string(),
+                steps: Vec::new(),
+                builders: Vec::new(),
+                streams: 0,
+                errors,
+                inputs: 0,
+                outputs: 0,
+                partitioned: Vec::new(),
+            })),
+        }
+    }
+
+    /// The flow id.
+    pub fn id(&self) -> String {
+        self.lock().flow_id.clone()
+    }
+
+    /// The steps recorded so far, in order.
+    pub fn steps(&self) -> Vec<StepInfo> {
+        self.lock().steps.clone()
+    }
+
+    /// Checks the description: step names, duplicate ids, and at least one input and output.
+    ///
+    /// Every execution entry point calls this first; all problems are reported together.
+    pub fn check(&self) -> Result<(), FlowError> {
+        let g = self.lock();
+        let mut errors = g.errors.clone();
+        if g.inputs == 0 {
+            errors.push(FlowError::NoInput {
+                flow: g.flow_id.clone(),
+            });
+        }
+        if g.outputs == 0 {
+            errors.push(FlowError::NoOutput {
+                flow: g.flow_id.clone(),
+            });
+        }
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(FlowError::Many(errors)),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Graph> {
+        // A poisoned lock only means another thread panicked while adding a step; the
+        // description itself is still consistent because every insertion is a single push.
+        self.graph.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a step. `build` runs once per worker when the flow is instantiated.
+    pub(crate) fn add_step(
+        &self,
+        name: &str,
+        operator: &'static str,
+        inputs: Vec<StreamId>,
+        outputs: usize,
+        build: Arc<BuildFn>,
+    ) -> StepInfo {
+        let mut g = self.lock();
+        let id = StepId::new(format!("{}.{}", g.flow_id, name));
+        if let Err(why) = check_name(name) {
+            g.errors.push(FlowError::BadStepName {
+                name: name.to_string(),
+                why,
+            });
+        }
+        if let Some(first) = g.steps.iter().find(|s| s.id == id) {
+            let err = FlowError::DuplicateStep {
+                id: id.to_string(),
+                first: first.operator,
+                first_index: g.steps.iter().position(|s| s.id == id).unwrap_or(0),
+                second: operator,
+                second_index: g.steps.len(),
+            };
+            g.errors.push(err);
+        }
+        let outputs = (0..outputs)
+            .map(|_| {
+                g.streams += 1;
+                StreamId(g.streams - 1)
+            })
+            .collect();
+        let info = StepInfo {
+            id,
+            operator,
+            inputs,
+            outputs,
+        };
+        g.steps.push(info.clone());
+        g.builders.push(build);
+        info
+    }
+
+    pub(crate) fn note_input(&self) {
+        self.lock().inputs += 1;
+    }
+
+    pub(crate) fn note_output(&self) {
+        self.lock().outputs += 1;
+    }
+
+    pub(crate) fn note_partitioned(&self, step: StepId, lister: Arc<dyn PartLister>) {
+        self.lock().partitioned.push((step, lister));
+    }
+
+    pub(crate) fn stream<T>(&self, id: StreamId) -> Stream<T> {
+        Stream {
+            flow: self.clone(),
+            id,
+            _item: PhantomData,
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("a step id must not be empty")
+    } else if name.contains('.') {
+        Err("a step id must not contain '.', which separates the parts of a dotted id")
+    } else if name.chars().any(char::is_whitespace) {
+        Err("a step id must not contain white space")
+    } else {
+        Ok(())
+    }
+}
+
+/// A typed stream of items of type `T` in a [`Dataflow`].
+///
+/// A keyed stream is a `Stream<(K, V)>` with `K: Key`. Operators are methods; see
+/// [`crate::operators`]. Using the same stream twice gives each consumer every item.
+pub struct Stream<T> {
+    pub(crate) flow: Dataflow,
+    pub(crate) id: StreamId,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Stream<T> {
+    fn clone(&self) -> Self {
+        Stream {
+            flow: self.flow.clone(),
+            id: self.id,
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Stream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stream")
+            .field("id", &self.id.0)
+            .field("item", &std::any::type_name::<T>())
+            .finish()
+    }
+}
+
+impl<T> Stream<T> {
+    /// The flow this stream belongs to.
+    pub fn flow(&self) -> &Dataflow {
+        &self.flow
+    }
+
+    /// The stream's id within its flow.
+    pub fn stream_id(&self) -> StreamId {
+        self.id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{TestingSink, TestingSource};
+
+    #[test]
+    fn duplicate_step_names_both_steps() {
+        let flow = Dataflow::new("f");
+        let s = flow.input("inp", TestingSource::new(vec![1u32]));
+        let a = s.map("x", |x| x + 1);
+        let b = a.filter("x", |x| *x > 0);
+        b.output("out", TestingSink::new());
+        let err = flow.check().unwrap_err().to_string();
+        assert!(err.contains("duplicate step id 'f.x'"), "{err}");
+        assert!(err.contains("map") && err.contains("filter"), "{err}");
+    }
+
+    #[test]
+    fn missing_output_and_bad_name_are_reported_together() {
+        let flow = Dataflow::new("f");
+        flow.input("in put", TestingSource::new(vec![1u32]));
+        let err = flow.check().unwrap_err().to_string();
+        assert!(err.contains("white space"), "{err}");
+        assert!(err.contains("no output"), "{err}");
+    }
+}

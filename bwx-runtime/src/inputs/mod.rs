@@ -1,0 +1,188 @@
+//! Sources: where items enter a flow.
+//!
+//! Two kinds, as in Bytewax:
+//! - a [`FixedPartitionedSource`] has named partitions; each is read by exactly one
+//!   *primary* worker, chosen deterministically, and its position ([`StatefulSourcePartition::snapshot`])
+//!   is stored with recovery so a resumed flow continues where it stopped;
+//! - a [`DynamicSource`] builds one [`StatelessSourcePartition`] on every worker and keeps no state.
+//!
+//! A partition is polled with `next_batch`; [`next_awake`](StatefulSourcePartition::next_awake)
+//! says when to poll next, so a source never sleeps or spins. After an empty batch with no
+//! `next_awake`, the partition is polled again after a 1 ms cool-down.
+
+mod async_batch;
+mod polling;
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Data;
+use crate::flow::StepId;
+
+pub use async_batch::AsyncBatcher;
+pub use polling::{Polled, SimplePoller, SimplePollingSource};
+
+/// Any error of a connector; converted into a flow error naming step, worker and partition.
+pub type ConnectorError = Box<dyn std::error::Error + Send + Sync>;
+
+/// State that recovery stores: serde, cloneable, sendable.
+pub trait State: Clone + Send + Serialize + DeserializeOwned + 'static {}
+impl<T: Clone + Send + Serialize + DeserializeOwned + 'static> State for T {}
+
+/// What a partition says after a poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchStatus {
+    /// More items may come.
+    Active,
+    /// The partition is finished; the items of this call are still emitted.
+    Eof,
+    /// Stop the whole execution now, without EOF (Bytewax's `AbortExecution`); used to test
+    /// recovery. The items of this call are still emitted.
+    Abort,
+}
+
+/// A source with a fixed set of named partitions, each resumable from a stored position.
+pub trait FixedPartitionedSource: Send + Sync + 'static {
+    /// Items the source emits.
+    type Item: Data;
+    /// A partition's position, stored with recovery.
+    type State: State;
+    /// The partition reader.
+    type Partition: StatefulSourcePartition<Item = Self::Item, State = Self::State>;
+
+    /// The partitions this worker can reach. Workers may list different subsets; each
+    /// partition is read by exactly one of the workers that list it.
+    fn list_parts(&self) -> Vec<String>;
+
+    /// Opens a partition, resuming from `resume_state` when recovery has one.
+    fn build_part(
+        &self,
+        step_id: &StepId,
+        for_part: &str,
+        resume_state: Option<Self::State>,
+    ) -> Result<Self::Partition, ConnectorError>;
+}
+
+/// One partition of a [`FixedPartitionedSource`].
+pub trait StatefulSourcePartition: 'static {
+    /// Items the partition emits.
+    type Item;
+    /// Its position.
+    type State;
+
+    /// Appends the next items to `batch` (which is empty) and says whether more may come.
+    fn next_batch(&mut self, batch: &mut Vec<Self::Item>) -> Result<BatchStatus, ConnectorError>;
+
+    /// When to poll next; `None` means as soon as possible (after a 1 ms cool-down if the
+    /// last batch was empty).
+    fn next_awake(&self) -> Option<SystemTime> {
+        None
+    }
+
+    /// The position to resume from; called at the end of every epoch when recovery is on.
+    fn snapshot(&self) -> Self::State;
+
+    /// Called once, after EOF or when the execution stops.
+    fn close(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+/// A source that builds one stateless partition on each worker.
+pub trait DynamicSource: Send + Sync + 'static {
+    /// Items the source emits.
+    type Item: Data;
+    /// The per-worker reader.
+    type Partition: StatelessSourcePartition<Item = Self::Item>;
+
+    /// Builds worker `worker_index`'s partition (of `worker_count`).
+    fn build(
+        &self,
+        step_id: &StepId,
+        worker_index: usize,
+        worker_count: usize,
+    ) -> Result<Self::Partition, ConnectorError>;
+}
+
+/// The per-worker partition of a [`DynamicSource`].
+pub trait StatelessSourcePartition: 'static {
+    /// Items the partition emits.
+    type Item;
+
+    /// Appends the next items to `batch` (which is empty) and says whether more may come.
+    fn next_batch(&mut self, batch: &mut Vec<Self::Item>) -> Result<BatchStatus, ConnectorError>;
+
+    /// When to poll next; see [`StatefulSourcePartition::next_awake`].
+    fn next_awake(&self) -> Option<SystemTime> {
+        None
+    }
+
+    /// Called once, after EOF or when the execution stops.
+    fn close(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+/// Marker for [`IntoSource`] implemented by fixed-partitioned sources.
+pub enum FixedKind {}
+/// Marker for [`IntoSource`] implemented by dynamic sources.
+pub enum DynamicKind {}
+
+/// Anything [`crate::Dataflow::input`] accepts: a fixed-partitioned or a dynamic source.
+///
+/// Implemented for every [`FixedPartitionedSource`] and every [`DynamicSource`]; the
+/// marker `M` keeps the two implementations apart and is inferred. The methods are the
+/// engine's; implement one of the two source traits instead.
+#[allow(private_interfaces)]
+pub trait IntoSource<M>: Send + Sync + 'static {
+    /// Items the source emits.
+    type Item: Data;
+    #[doc(hidden)]
+    fn build_input<'s>(
+        self: std::sync::Arc<Self>,
+        ctx: &mut crate::engine::BuildCtx<'s>,
+        step: &crate::flow::StepInfo,
+    ) -> Result<crate::engine::TStream<'s, Self::Item>, crate::FlowError>;
+    #[doc(hidden)]
+    fn lister(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn crate::flow::PartLister>>;
+}
+
+struct FixedLister<S>(std::sync::Arc<S>);
+
+impl<S: FixedPartitionedSource> crate::flow::PartLister for FixedLister<S> {
+    fn list_parts(&self) -> Vec<String> {
+        self.0.list_parts()
+    }
+}
+
+#[allow(private_interfaces)]
+impl<S: FixedPartitionedSource> IntoSource<FixedKind> for S {
+    type Item = S::Item;
+    fn build_input<'s>(
+        self: std::sync::Arc<Self>,
+        ctx: &mut crate::engine::BuildCtx<'s>,
+        step: &crate::flow::StepInfo,
+    ) -> Result<crate::engine::TStream<'s, Self::Item>, crate::FlowError> {
+        crate::engine::source::fixed(ctx, step, self)
+    }
+    fn lister(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn crate::flow::PartLister>> {
+        Some(std::sync::Arc::new(FixedLister(self)))
+    }
+}
+
+#[allow(private_interfaces)]
+impl<S: DynamicSource> IntoSource<DynamicKind> for S {
+    type Item = S::Item;
+    fn build_input<'s>(
+        self: std::sync::Arc<Self>,
+        ctx: &mut crate::engine::BuildCtx<'s>,
+        step: &crate::flow::StepInfo,
+    ) -> Result<crate::engine::TStream<'s, Self::Item>, crate::FlowError> {
+        crate::engine::source::dynamic(ctx, step, self)
+    }
+    fn lister(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn crate::flow::PartLister>> {
+        None
+    }
+}

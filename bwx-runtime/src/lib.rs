@@ -1,0 +1,69 @@
+//! The bwx runtime: a typed dataflow builder on timely-dataflow, keyed stateful operators,
+//! sources and sinks, execution on threads and processes, and testing helpers.
+//!
+//! Users depend on the `bwx` facade crate and write `use bwx::prelude::*;`.
+//!
+//! ```
+//! use bwx_runtime::prelude::*;
+//! use bwx_runtime::testing::{TestingSink, TestingSource};
+//!
+//! let flow = Dataflow::new("wordcount");
+//! let out = TestingSink::new();
+//! flow.input("lines", TestingSource::new(vec!["a b", "b"]))
+//!     .flat_map("words", |line: &str| line.split(' ').map(String::from).collect::<Vec<_>>())
+//!     .count_final("count", |w: &String| w.clone())
+//!     .output("out", out.clone());
+//! bwx_runtime::run_main(&flow).unwrap();
+//! let mut counts = out.take();
+//! counts.sort();
+//! assert_eq!(counts, vec![("a".to_string(), 1), ("b".to_string(), 2)]);
+//! ```
+
+mod engine;
+mod errors;
+pub mod execution;
+mod flow;
+pub mod inputs;
+mod key;
+pub mod operators;
+pub mod outputs;
+pub mod recovery;
+pub mod stateful;
+pub mod testing;
+
+pub use errors::FlowError;
+pub use execution::{RunConfig, cluster_main, run_main, run_main_with, run_workers};
+pub use flow::{Dataflow, StepId, StepInfo, Stream, StreamId};
+pub use key::{Key, KeyHasher, route_hash, worker_for_key};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Items of a stream: cloneable (a stream used twice gives each consumer a copy), sendable
+/// to the worker threads, and owned.
+pub trait Data: Clone + Send + 'static {}
+impl<T: Clone + Send + 'static> Data for T {}
+
+/// Items that cross workers (exchanged by key, or redistributed) and so must be serde.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` crosses workers here, so it must implement `serde::Serialize` and `serde::Deserialize`",
+    label = "not serde",
+    note = "derive them: `#[derive(serde::Serialize, serde::Deserialize)]`"
+)]
+pub trait ExchangeData: Data + Serialize + DeserializeOwned {}
+impl<T: Data + Serialize + DeserializeOwned> ExchangeData for T {}
+
+/// Everything a flow author needs: `use bwx_runtime::prelude::*;`.
+pub mod prelude {
+    pub use crate::inputs::{
+        BatchStatus, DynamicSource, FixedPartitionedSource, StatefulSourcePartition, StatelessSourcePartition,
+    };
+    pub use crate::operators::{BranchOut, KeyedItem};
+    pub use crate::outputs::{
+        DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition,
+    };
+    pub use crate::stateful::{
+        JoinEmitMode, JoinInsertMode, StateAction, StatefulBatchLogic, StatefulLogic, TtlCache,
+    };
+    pub use crate::{Data, Dataflow, ExchangeData, FlowError, Key, RunConfig, StepId, Stream};
+}

@@ -1,0 +1,187 @@
+//! `join`: an unwindowed keyed join of several streams.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::stateful::stateful_batch;
+use crate::engine::{BuildCtx, stateless};
+use crate::flow::{Dataflow, StepInfo, Stream};
+use crate::inputs::State;
+use crate::{ExchangeData, Key};
+
+use super::{StateAction, StatefulBatchLogic};
+
+/// How a side keeps the values it receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinInsertMode {
+    /// Keep the first value of each side.
+    First,
+    /// Keep the last value of each side.
+    Last,
+    /// Keep every value; emit the cross product of the sides.
+    Product,
+}
+
+/// When the join emits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinEmitMode {
+    /// Once every side has a value: emit, then forget the key.
+    Complete,
+    /// At EOF, with whatever each side has (`None` for an empty side).
+    Final,
+    /// On every value, with whatever each side has so far; the state is kept forever.
+    Running,
+}
+
+struct JoinLogic<V> {
+    sides: Vec<Vec<V>>,
+    insert: JoinInsertMode,
+    emit: JoinEmitMode,
+}
+
+impl<V: Clone> JoinLogic<V> {
+    /// Every combination of one value per side; an empty side contributes `None`.
+    fn rows(&self, out: &mut Vec<Vec<Option<V>>>) {
+        let mut rows: Vec<Vec<Option<V>>> = vec![Vec::with_capacity(self.sides.len())];
+        for side in &self.sides {
+            if side.is_empty() {
+                rows.iter_mut().for_each(|r| r.push(None));
+                continue;
+            }
+            rows = rows
+                .into_iter()
+                .flat_map(|row| {
+                    side.iter().map(move |v| {
+                        let mut row = row.clone();
+                        row.push(Some(v.clone()));
+                        row
+                    })
+                })
+                .collect();
+        }
+        out.extend(rows);
+    }
+}
+
+impl<V: State> StatefulBatchLogic<(usize, V), Vec<Option<V>>> for JoinLogic<V> {
+    type State = (Vec<Vec<V>>, JoinInsertMode, JoinEmitMode);
+
+    fn on_batch(
+        &mut self,
+        values: std::vec::Drain<'_, (usize, V)>,
+        out: &mut Vec<Vec<Option<V>>>,
+    ) -> StateAction {
+        for (side, value) in values {
+            let Some(slot) = self.sides.get_mut(side) else {
+                continue;
+            };
+            match self.insert {
+                JoinInsertMode::First if !slot.is_empty() => {}
+                JoinInsertMode::First | JoinInsertMode::Product => slot.push(value),
+                JoinInsertMode::Last => {
+                    slot.clear();
+                    slot.push(value);
+                }
+            }
+            match self.emit {
+                JoinEmitMode::Running => self.rows(out),
+                JoinEmitMode::Complete if self.sides.iter().all(|s| !s.is_empty()) => {
+                    self.rows(out);
+                    self.sides.iter_mut().for_each(Vec::clear);
+                }
+                JoinEmitMode::Complete | JoinEmitMode::Final => {}
+            }
+        }
+        if self.emit == JoinEmitMode::Complete && self.sides.iter().all(Vec::is_empty) {
+            StateAction::Discard
+        } else {
+            StateAction::Retain
+        }
+    }
+
+    fn on_eof(&mut self, out: &mut Vec<Vec<Option<V>>>) -> StateAction {
+        if self.emit == JoinEmitMode::Final {
+            self.rows(out);
+            return StateAction::Discard;
+        }
+        StateAction::Retain
+    }
+
+    fn snapshot(&self) -> Self::State {
+        (self.sides.clone(), self.insert, self.emit)
+    }
+}
+
+impl Dataflow {
+    /// Joins keyed streams of the same value type by key. Each output is
+    /// `(key, [value of side 0, value of side 1, ...])`, `None` where a side has no value.
+    ///
+    /// ```
+    /// use bwx_runtime::prelude::*;
+    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    ///
+    /// let flow = Dataflow::new("f");
+    /// let out = TestingSink::new();
+    /// let names = flow.input("names", TestingSource::new(vec![(1u32, "ann".to_string())]));
+    /// let emails = flow.input("emails", TestingSource::new(vec![(1u32, "a@x".to_string())]));
+    /// flow.join("user", [&names, &emails], JoinInsertMode::Last, JoinEmitMode::Complete)
+    ///     .output("out", out.clone());
+    /// bwx_runtime::run_main(&flow).unwrap();
+    /// assert_eq!(out.take(), vec![(1, vec![Some("ann".to_string()), Some("a@x".to_string())])]);
+    /// ```
+    pub fn join<'a, K, V>(
+        &self,
+        step: &str,
+        sides: impl IntoIterator<Item = &'a Stream<(K, V)>>,
+        insert: JoinInsertMode,
+        emit: JoinEmitMode,
+    ) -> Stream<(K, Vec<Option<V>>)>
+    where
+        K: Key,
+        V: ExchangeData + State,
+    {
+        let inputs: Vec<_> = sides.into_iter().map(|s| s.id).collect();
+        let info = self.add_step(
+            step,
+            "join",
+            inputs,
+            1,
+            Arc::new(move |ctx: &mut BuildCtx<'_>, info: &StepInfo| {
+                let mut tagged = Vec::with_capacity(info.inputs.len());
+                for (side, id) in info.inputs.iter().enumerate() {
+                    let stream = ctx.get::<(K, V)>(info, *id)?;
+                    tagged.push(stateless::flat_map_batch(
+                        stream,
+                        info.id.as_str(),
+                        ctx.step_index,
+                        Arc::new(move |inp: &mut Vec<(K, V)>, out: &mut Vec<(K, (usize, V))>| {
+                            out.extend(inp.drain(..).map(|(k, v)| (k, (side, v))))
+                        }),
+                    ));
+                }
+                let n = info.inputs.len();
+                let merged = if tagged.is_empty() {
+                    timely::dataflow::operators::generic::operator::empty(ctx.scope)
+                } else {
+                    stateless::merge(tagged)
+                };
+                let joined = stateful_batch(
+                    ctx,
+                    info,
+                    merged,
+                    Arc::new(
+                        move |resume: Option<(Vec<Vec<V>>, JoinInsertMode, JoinEmitMode)>| JoinLogic {
+                            sides: resume.map(|r| r.0).unwrap_or_else(|| vec![Vec::new(); n]),
+                            insert,
+                            emit,
+                        },
+                    ),
+                )?;
+                ctx.put(info.outputs[0], joined);
+                Ok(())
+            }),
+        );
+        self.stream(info.outputs[0])
+    }
+}

@@ -1,0 +1,1 @@
+//! Compile-fail and pass cases for the bwx macros live in `tests/`.
