@@ -196,9 +196,15 @@ fn run_guarded(
     failure: Arc<Failure>,
 ) {
     let index = worker.index();
-    match catch_unwind(AssertUnwindSafe(|| {
-        run_worker(worker, flow, config, failure.clone())
-    })) {
+    let outcome = catch_unwind(AssertUnwindSafe(|| run_worker(worker, flow, config, failure.clone())));
+    // A stopped execution leaves dataflows unfinished; drop them, or timely would keep
+    // stepping them after we return.
+    if failure.should_stop() {
+        for dataflow in worker.installed_dataflows() {
+            worker.drop_dataflow(dataflow);
+        }
+    }
+    match outcome {
         Ok(Ok(())) => {}
         Ok(Err(err)) => failure.fail(err),
         // The panic hook recorded the step, worker and message.

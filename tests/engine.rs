@@ -1,0 +1,136 @@
+//! Behaviour of the engine across workers: equal results, fail-stop, timers, snapshots.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bwx::prelude::*;
+use bwx::recovery::{RecoveryHook, Snapshot, codec};
+use bwx::testing::{TestingEvent, TestingSink, TestingSource};
+
+fn keyed_sums(workers: usize) -> Vec<(u32, u64)> {
+    let flow = Dataflow::new("sums");
+    let out = TestingSink::new();
+    flow.input("inp", TestingSource::new(0..10_000u64).batch_size(100))
+        .key_on("key", |x| (*x % 97) as u32)
+        .reduce_final("sum", |a, b| a + b)
+        .output("out", out.clone());
+    bwx::run_workers(&flow, workers, RunConfig::default()).unwrap();
+    let mut got = out.take();
+    got.sort();
+    got
+}
+
+#[test]
+fn one_and_many_workers_agree() {
+    let one = keyed_sums(1);
+    assert_eq!(one.len(), 97);
+    assert_eq!(one.iter().map(|(_, s)| s).sum::<u64>(), (0..10_000u64).sum());
+    assert_eq!(keyed_sums(3), one);
+}
+
+#[test]
+fn a_panic_stops_every_worker_and_names_step_and_worker() {
+    let flow = Dataflow::new("boom");
+    flow.input("inp", TestingSource::new(0..1000u32))
+        .redistribute("spread")
+        .map("explode", |x| if x == 500 { panic!("bad item {x}") } else { x })
+        .output("out", TestingSink::new());
+    let started = Instant::now();
+    let err = bwx::run_workers(&flow, 2, RunConfig::default()).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    match err {
+        FlowError::StepPanicked { step, worker, message } => {
+            assert_eq!(step, "boom.explode");
+            assert!(worker < 2);
+            assert!(message.contains("bad item 500"), "{message}");
+        }
+        other => panic!("unexpected error {other}"),
+    }
+}
+
+#[test]
+fn collect_times_out_on_system_time_without_more_input() {
+    let flow = Dataflow::new("c");
+    let out = TestingSink::new();
+    let events = vec![
+        TestingEvent::Item(("k".to_string(), 1)),
+        TestingEvent::Pause(Duration::from_millis(300)),
+        TestingEvent::Item(("k".to_string(), 2)),
+    ];
+    flow.input("inp", TestingSource::from_events(events))
+        .collect("batch", Duration::from_millis(50), 10)
+        .output("out", out.clone());
+    bwx::run_main(&flow).unwrap();
+    // The first list closed on its timeout during the pause, the second at EOF.
+    assert_eq!(out.take(), vec![("k".to_string(), vec![1]), ("k".to_string(), vec![2])]);
+}
+
+#[test]
+fn abort_stops_without_eof() {
+    let flow = Dataflow::new("a");
+    let out = TestingSink::new();
+    let events = vec![TestingEvent::Item(1u8), TestingEvent::Abort, TestingEvent::Item(2)];
+    flow.input("inp", TestingSource::from_events(events))
+        .key_on("k", |_| 0u8)
+        .reduce_final("sum", |a, b| a + b)
+        .output("out", out.clone());
+    bwx::run_main(&flow).unwrap();
+    assert!(out.take().is_empty(), "an aborted execution emits no EOF results");
+}
+
+#[derive(Default)]
+struct MemoryHook {
+    closed: Mutex<Vec<(usize, u64, Vec<Snapshot>)>>,
+}
+
+impl RecoveryHook for MemoryHook {
+    fn resume_epoch(&self) -> u64 {
+        0
+    }
+    fn resume_states(&self, _step: &StepId) -> Result<HashMap<Vec<u8>, Vec<u8>>, FlowError> {
+        Ok(HashMap::new())
+    }
+    fn epoch_closed(&self, worker: usize, epoch: u64, snapshots: Vec<Snapshot>) -> Result<(), FlowError> {
+        self.closed.lock().unwrap().push((worker, epoch, snapshots));
+        Ok(())
+    }
+}
+
+#[test]
+fn snapshots_cover_keys_touched_in_each_epoch() {
+    let hook = Arc::new(MemoryHook::default());
+    let flow = Dataflow::new("s");
+    let events = vec![
+        TestingEvent::Item(("a".to_string(), 1)),
+        TestingEvent::Pause(Duration::from_millis(120)),
+        TestingEvent::Item(("b".to_string(), 2)),
+    ];
+    flow.input("inp", TestingSource::from_events(events))
+        .stateful_map("sum", |s: Option<i32>, v: i32| {
+            let s = s.unwrap_or(0) + v;
+            (Some(s), s)
+        })
+        .output("out", TestingSink::new());
+    let config = RunConfig::default().epoch_interval(Duration::from_millis(40)).recovery(hook.clone());
+    bwx::run_main_with(&flow, config).unwrap();
+    let closed = hook.closed.lock().unwrap();
+    let state_snaps: Vec<(String, u64, Option<i32>)> = closed
+        .iter()
+        .flat_map(|(_, _, s)| s.iter())
+        .filter(|s| s.step_id.as_str() == "s.sum")
+        .map(|s| {
+            let key: String = codec::decode_key(&s.key).unwrap();
+            (key, s.epoch, s.state.as_deref().map(|b| codec::decode::<i32>(b).unwrap()))
+        })
+        .collect();
+    // Before EOF a key is snapshotted only in the epochs that touched it; EOF touches all.
+    let eof_epoch = state_snaps.iter().map(|s| s.1).max().unwrap();
+    let a: Vec<_> = state_snaps.iter().filter(|s| s.0 == "a").collect();
+    let b: Vec<_> = state_snaps.iter().filter(|s| s.0 == "b").collect();
+    assert_eq!(a.len(), 2, "{state_snaps:?}");
+    assert_eq!((a[0].1 < eof_epoch, a[0].2, a[1].1), (true, Some(1), eof_epoch), "{state_snaps:?}");
+    assert!(b.iter().all(|s| s.1 > a[0].1 && s.2 == Some(2)), "{state_snaps:?}");
+    // The source's position is snapshotted too.
+    assert!(closed.iter().flat_map(|(_, _, s)| s).any(|s| s.step_id.as_str() == "s.inp"));
+}
