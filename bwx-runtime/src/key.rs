@@ -28,21 +28,54 @@ use serde::de::DeserializeOwned;
 use twox_hash::XxHash64;
 
 /// Accumulates a key's canonical bytes (see the [module documentation](self)).
-pub struct KeyHasher(XxHash64);
+///
+/// Short keys (the common case) are gathered in an inline buffer and hashed in one shot;
+/// longer ones stream through the hasher. Both give the same XXH64 value.
+pub struct KeyHasher {
+    inline: [u8; INLINE],
+    len: usize,
+    streaming: Option<XxHash64>,
+}
+
+const INLINE: usize = 64;
 
 impl KeyHasher {
     fn new() -> Self {
-        KeyHasher(XxHash64::with_seed(0))
+        KeyHasher {
+            inline: [0; INLINE],
+            len: 0,
+            streaming: None,
+        }
     }
 
     /// Feeds raw canonical bytes.
+    #[inline]
     pub fn write_bytes(&mut self, bytes: &[u8]) {
-        self.0.write(bytes);
+        if let Some(hasher) = self.streaming.as_mut() {
+            hasher.write(bytes);
+        } else if self.len + bytes.len() <= INLINE {
+            self.inline[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        } else {
+            let mut hasher = XxHash64::with_seed(0);
+            hasher.write(&self.inline[..self.len]);
+            hasher.write(bytes);
+            self.streaming = Some(hasher);
+        }
     }
 
     /// Feeds a length or count as a little-endian `u64`.
+    #[inline]
     pub fn write_len(&mut self, len: usize) {
-        self.0.write(&(len as u64).to_le_bytes());
+        self.write_bytes(&(len as u64).to_le_bytes());
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        match &self.streaming {
+            Some(hasher) => hasher.finish(),
+            None => XxHash64::oneshot(0, &self.inline[..self.len]),
+        }
     }
 }
 
@@ -70,7 +103,7 @@ pub trait Key: Clone + Eq + Hash + Ord + Debug + Send + Serialize + DeserializeO
 pub fn route_hash<K: Key>(key: &K) -> u64 {
     let mut hasher = KeyHasher::new();
     key.write_canonical(&mut hasher);
-    hasher.0.finish()
+    hasher.finish()
 }
 
 /// The worker, of `workers`, that owns `key`.
@@ -191,6 +224,14 @@ mod tests {
     }
 
     const PINNED: [u64; 3] = [2670091718854583840, 15516826743637085169, 5979733723107334522];
+
+    #[test]
+    fn long_keys_stream_to_the_same_hash_as_one_shot() {
+        let long = "x".repeat(200);
+        let mut bytes = long.clone().into_bytes();
+        bytes.extend_from_slice(&200u64.to_le_bytes());
+        assert_eq!(route_hash(&long), XxHash64::oneshot(0, &bytes));
+    }
 
     #[test]
     fn width_matters_and_usize_is_u64() {

@@ -1,0 +1,55 @@
+//! The command line of the workloads bench (WORKLOADS.md section 4.2).
+
+pub const USAGE: &str = "usage: cargo bench --bench workloads -- <a-wordcount|b-running-mean> \
+    [--workers N] [--processes P] --data DIR [--events N] [--out FILE]";
+
+pub struct Args {
+    pub workload: String,
+    pub workers: usize,
+    pub processes: usize,
+    pub data: String,
+    pub events: Option<u64>,
+    pub out: Option<String>,
+}
+
+impl Args {
+    pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+        let mut args = Args {
+            workload: String::new(),
+            workers: 1,
+            processes: 1,
+            data: "target/bench-work/data".into(),
+            events: None,
+            out: None,
+        };
+        while let Some(arg) = it.next() {
+            let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+            match arg.as_str() {
+                "--workers" | "-w" => args.workers = number(&value("--workers")?)?,
+                "--processes" => args.processes = number(&value("--processes")?)?,
+                "--data" => args.data = value("--data")?,
+                "--events" => args.events = Some(number(&value("--events")?)? as u64),
+                "--out" => args.out = Some(value("--out")?),
+                "--bench" => {}
+                other if !other.starts_with('-') && args.workload.is_empty() => {
+                    args.workload = other.to_string()
+                }
+                other => return Err(format!("unexpected argument {other:?}")),
+            }
+        }
+        if args.workload.is_empty() {
+            return Err("no workload given".into());
+        }
+        if args.workers == 0 || args.processes == 0 {
+            return Err("--workers and --processes must be at least 1".into());
+        }
+        if args.processes > 1 {
+            return Err("--processes > 1 is not supported by this bench yet".into());
+        }
+        Ok(args)
+    }
+}
+
+fn number(text: &str) -> Result<usize, String> {
+    text.parse().map_err(|_| format!("{text:?} is not a number"))
+}

@@ -1,0 +1,77 @@
+//! The bench-kit workloads (../shared/bench/WORKLOADS.md) written with bwx's public API.
+//!
+//! `cargo bench --bench workloads -- <workload> --workers N [--processes P] --data DIR
+//! [--events N] [--out FILE]` prints one `BENCH` line. Not a timed test: compare.py runs it
+//! beside hand-written timely and Bytewax.
+
+mod args;
+mod events;
+mod meter;
+mod running_mean;
+mod sinks;
+mod wordcount;
+
+use std::process::ExitCode;
+
+use sha2::{Digest, Sha256};
+
+/// What a workload hands back: input events and output rows (formatted after timing).
+pub struct Outcome {
+    events: u64,
+    rows: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = match args::Args::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("workloads: {message}\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let run = match args.workload.as_str() {
+        "a-wordcount" => wordcount::run,
+        "b-running-mean" => running_mean::run,
+        other => {
+            eprintln!("workloads: unknown workload {other:?}\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let meter = meter::Meter::start();
+    let outcome = match run(&args) {
+        Ok(outcome) => outcome,
+        Err(message) => {
+            eprintln!("workloads: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    let (secs, cpu) = meter.stop();
+    let mut rows = outcome.rows;
+    rows.sort_unstable();
+    let mut canonical = Vec::with_capacity(rows.iter().map(|r| r.len() + 1).sum());
+    for row in &rows {
+        canonical.extend_from_slice(row.as_bytes());
+        canonical.push(b'\n');
+    }
+    let digest: String = Sha256::digest(&canonical)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if let Some(path) = &args.out
+        && let Err(e) = std::fs::write(path, &canonical)
+    {
+        eprintln!("workloads: cannot write {path}: {e}");
+        return ExitCode::from(1);
+    }
+    println!(
+        "BENCH system=bwx workload={} workers={} processes={} events={} secs={secs:.3} events_per_s={:.0} cpu_s={cpu:.3} rss_mb={:.1} digest={digest} rows={}",
+        args.workload,
+        args.workers,
+        args.processes,
+        outcome.events,
+        outcome.events as f64 / secs,
+        meter::peak_rss_mb(),
+        rows.len()
+    );
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,50 @@
+//! (b) b-running-mean: a keyed running mean that emits for every event.
+
+use bwx::prelude::*;
+
+use crate::events::{GeneratedSource, Generator, draw, value};
+use crate::sinks::LastPerKey;
+use crate::{Outcome, args::Args};
+
+#[derive(Clone)]
+struct Events;
+
+impl Generator for Events {
+    type Event = (u32, f64);
+
+    #[inline]
+    fn key(&self, i: u64) -> u32 {
+        (draw(201, 2 * i) % 10_000) as u32
+    }
+
+    #[inline]
+    fn event(&self, i: u64, key: u32) -> (u32, f64) {
+        (key, value(draw(201, 2 * i + 1)))
+    }
+}
+
+pub fn run(args: &Args) -> Result<Outcome, String> {
+    let events = args.events.unwrap_or(5_000_000);
+    let flow = Dataflow::new("running_mean");
+    let last = LastPerKey::new();
+    flow.input(
+        "events",
+        GeneratedSource {
+            generator: Events,
+            events,
+        },
+    )
+    .stateful_map("mean", |state: Option<(u64, f64)>, v: f64| {
+        let (n, sum) = state.unwrap_or((0, 0.0));
+        let (n, sum) = (n + 1, sum + v);
+        (Some((n, sum)), sum / n as f64)
+    })
+    .output("last", last.clone());
+    bwx::run_workers(&flow, args.workers, RunConfig::default()).map_err(|e| e.to_string())?;
+    let rows = last
+        .take()
+        .into_iter()
+        .map(|(k, mean)| format!("k{k:04},{mean:?}"))
+        .collect();
+    Ok(Outcome { events, rows })
+}

@@ -1,0 +1,113 @@
+//! (a) a-wordcount: lines from 4 shard files, words counted per batch before the exchange.
+
+use rustc_hash::FxHashMap;
+
+use bwx::inputs::{BatchStatus, ConnectorError, FixedPartitionedSource, StatefulSourcePartition};
+use bwx::prelude::*;
+use bwx::testing::TestingSink;
+
+use crate::{Outcome, args::Args};
+
+const LINES_PER_BATCH: usize = 1000;
+
+/// One partition per shard file; each batch is up to 1000 lines.
+struct Shards {
+    dir: String,
+}
+
+impl FixedPartitionedSource for Shards {
+    type Item = String;
+    type State = usize;
+    type Partition = ShardPart;
+
+    fn list_parts(&self) -> Vec<String> {
+        (0..4)
+            .map(|p| format!("{}/wc/shards/part-{p}.txt", self.dir))
+            .collect()
+    }
+
+    fn build_part(
+        &self,
+        _step: &StepId,
+        path: &str,
+        resume: Option<usize>,
+    ) -> Result<ShardPart, ConnectorError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("{path}: {e} (run the bench setup.sh)"))?;
+        Ok(ShardPart {
+            text,
+            pos: resume.unwrap_or(0),
+        })
+    }
+}
+
+struct ShardPart {
+    text: String,
+    pos: usize,
+}
+
+impl StatefulSourcePartition for ShardPart {
+    type Item = String;
+    type State = usize;
+
+    fn next_batch(&mut self, batch: &mut Vec<String>) -> Result<BatchStatus, ConnectorError> {
+        for line in self.text[self.pos..].split_inclusive('\n').take(LINES_PER_BATCH) {
+            self.pos += line.len();
+            batch.push(line.to_string());
+        }
+        Ok(if self.pos >= self.text.len() {
+            BatchStatus::Eof
+        } else {
+            BatchStatus::Active
+        })
+    }
+
+    fn snapshot(&self) -> usize {
+        self.pos
+    }
+}
+
+pub fn run(args: &Args) -> Result<Outcome, String> {
+    let flow = Dataflow::new("wordcount");
+    let out = TestingSink::new();
+    flow.input(
+        "lines",
+        Shards {
+            dir: args.data.clone(),
+        },
+    )
+    // Tokenise a batch of lines and count its words locally: one (word, n) per distinct
+    // word and batch crosses workers.
+    .flat_map_batch(
+        "words",
+        |lines: &mut Vec<String>, counts: &mut Vec<(String, u64)>| {
+            let mut local: FxHashMap<String, u64> = FxHashMap::default();
+            let mut word = String::with_capacity(32);
+            for line in lines.drain(..) {
+                for byte in line.bytes().chain(std::iter::once(b' ')) {
+                    if byte.is_ascii_alphabetic() {
+                        word.push(byte.to_ascii_lowercase() as char);
+                    } else if !word.is_empty() {
+                        match local.get_mut(word.as_str()) {
+                            Some(n) => *n += 1,
+                            None => {
+                                local.insert(word.clone(), 1);
+                            }
+                        }
+                        word.clear();
+                    }
+                }
+            }
+            counts.extend(local);
+        },
+    )
+    .reduce_final("count", |a, b| a + b)
+    .output("out", out.clone());
+    bwx::run_workers(&flow, args.workers, RunConfig::default()).map_err(|e| e.to_string())?;
+    let counts = out.take();
+    let events = counts.iter().map(|(_, n)| n).sum();
+    Ok(Outcome {
+        events,
+        rows: counts.into_iter().map(|(w, n)| format!("{w},{n}")).collect(),
+    })
+}
