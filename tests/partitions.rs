@@ -33,9 +33,18 @@ impl FixedPartitionedSink for RecordingSink {
         u64::from(*key)
     }
 
-    fn build_part(&self, _step: &StepId, part: &str, resume: Option<usize>) -> Result<RecordingPart, ConnectorError> {
+    fn build_part(
+        &self,
+        _step: &StepId,
+        part: &str,
+        resume: Option<usize>,
+    ) -> Result<RecordingPart, ConnectorError> {
         assert!(resume.is_none());
-        Ok(RecordingPart { name: part.to_string(), sink: self.clone(), written: 0 })
+        Ok(RecordingPart {
+            name: part.to_string(),
+            sink: self.clone(),
+            written: 0,
+        })
     }
 }
 
@@ -106,7 +115,11 @@ impl StatelessSourcePartition for PerWorkerPart {
     fn next_batch(&mut self, batch: &mut Vec<usize>) -> Result<BatchStatus, ConnectorError> {
         batch.push(self.worker);
         self.left -= 1;
-        Ok(if self.left == 0 { BatchStatus::Eof } else { BatchStatus::Active })
+        Ok(if self.left == 0 {
+            BatchStatus::Eof
+        } else {
+            BatchStatus::Active
+        })
     }
 }
 
@@ -128,16 +141,27 @@ impl DynamicSource for Failing {
     type Partition = PerWorkerPart;
 
     fn build(&self, _step: &StepId, worker: usize, _workers: usize) -> Result<PerWorkerPart, ConnectorError> {
-        if worker == 1 { Err("no such device".into()) } else { Ok(PerWorkerPart { worker, left: 1 }) }
+        if worker == 1 {
+            Err("no such device".into())
+        } else {
+            Ok(PerWorkerPart { worker, left: 1 })
+        }
     }
 }
 
 #[test]
 fn a_connector_error_names_step_worker_and_partition() {
     let flow = Dataflow::new("bad");
-    flow.input("inp", Failing).map("m", |x: usize| x).output("out", TestingSink::new());
-    let err = bwx::run_workers(&flow, 2, RunConfig::default()).unwrap_err().to_string();
-    assert!(err.contains("'bad.inp'") && err.contains("worker 1") && err.contains("no such device"), "{err}");
+    flow.input("inp", Failing)
+        .map("m", |x: usize| x)
+        .output("out", TestingSink::new());
+    let err = bwx::run_workers(&flow, 2, RunConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("'bad.inp'") && err.contains("worker 1") && err.contains("no such device"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,8 +1,16 @@
 //! The generators of WORKLOADS.md section 1-2 (SplitMix64 draws) and a partitioned source
 //! that emits the events of one key partition per source partition.
+//!
+//! Every partition scans all indices to find its keys. So that co-located partitions do not
+//! draw every key four times, whichever partition of this process scans a window of
+//! indices first sorts the whole window into the four partitions and leaves the other
+//! three parts in a shared cache for their partitions to pick up.
+
+use std::sync::{Arc, Mutex};
 
 use bwx::StepId;
 use bwx::inputs::{BatchStatus, ConnectorError, FixedPartitionedSource, StatefulSourcePartition};
+use rustc_hash::FxHashMap;
 
 pub const PARTS: u64 = 4;
 /// Indices scanned per batch and partition (about 1000 events per partition).
@@ -30,10 +38,24 @@ pub trait Generator: Send + Sync + Clone + 'static {
     fn event(&self, i: u64, key: u32) -> Self::Event;
 }
 
+/// Scanned windows (by first index) with the parts not yet taken by their partitions.
+type ScanCache<E> = Arc<Mutex<FxHashMap<u64, [Option<Vec<E>>; PARTS as usize]>>>;
+
 /// Partition p emits, in increasing i, the events whose key index is p modulo 4.
-pub struct GeneratedSource<G> {
-    pub generator: G,
-    pub events: u64,
+pub struct GeneratedSource<G: Generator> {
+    generator: G,
+    events: u64,
+    cache: ScanCache<G::Event>,
+}
+
+impl<G: Generator> GeneratedSource<G> {
+    pub fn new(generator: G, events: u64) -> Self {
+        GeneratedSource {
+            generator,
+            events,
+            cache: Arc::default(),
+        }
+    }
 }
 
 impl<G: Generator> FixedPartitionedSource for GeneratedSource<G> {
@@ -59,15 +81,17 @@ impl<G: Generator> FixedPartitionedSource for GeneratedSource<G> {
             part,
             next: resume.unwrap_or(0),
             end: self.events,
+            cache: self.cache.clone(),
         })
     }
 }
 
-pub struct GeneratedPartition<G> {
+pub struct GeneratedPartition<G: Generator> {
     generator: G,
     part: u64,
     next: u64,
     end: u64,
+    cache: ScanCache<G::Event>,
 }
 
 impl<G: Generator> StatefulSourcePartition for GeneratedPartition<G> {
@@ -76,12 +100,33 @@ impl<G: Generator> StatefulSourcePartition for GeneratedPartition<G> {
 
     fn next_batch(&mut self, batch: &mut Vec<G::Event>) -> Result<BatchStatus, ConnectorError> {
         let hi = (self.next + SCAN).min(self.end);
-        for i in self.next..hi {
-            let key = self.generator.key(i);
-            if u64::from(key) % PARTS == self.part {
-                batch.push(self.generator.event(i, key));
+        let me = self.part as usize;
+        let mut cache = self.cache.lock().map_err(|_| "scan cache poisoned")?;
+        match cache.get_mut(&self.next) {
+            Some(parts) => {
+                batch.append(parts[me].as_mut().ok_or("window scanned twice")?);
+                parts[me] = None;
+                if parts.iter().all(Option::is_none) {
+                    cache.remove(&self.next);
+                }
+            }
+            None => {
+                let mut parts: [Option<Vec<G::Event>>; PARTS as usize] = Default::default();
+                for p in parts.iter_mut() {
+                    *p = Some(Vec::with_capacity((SCAN / PARTS) as usize + 64));
+                }
+                for i in self.next..hi {
+                    let key = self.generator.key(i);
+                    if let Some(events) = parts[(u64::from(key) % PARTS) as usize].as_mut() {
+                        events.push(self.generator.event(i, key));
+                    }
+                }
+                batch.append(parts[me].as_mut().ok_or("window scanned twice")?);
+                parts[me] = None;
+                cache.insert(self.next, parts);
             }
         }
+        drop(cache);
         self.next = hi;
         Ok(if hi >= self.end {
             BatchStatus::Eof

@@ -27,19 +27,13 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
     let events = args.events.unwrap_or(5_000_000);
     let flow = Dataflow::new("running_mean");
     let last = LastPerKey::new();
-    flow.input(
-        "events",
-        GeneratedSource {
-            generator: Events,
-            events,
-        },
-    )
-    .stateful_map("mean", |state: Option<(u64, f64)>, v: f64| {
-        let (n, sum) = state.unwrap_or((0, 0.0));
-        let (n, sum) = (n + 1, sum + v);
-        (Some((n, sum)), sum / n as f64)
-    })
-    .output("last", last.clone());
+    flow.input("events", GeneratedSource::new(Events, events))
+        .stateful_map("mean", |state: Option<(u64, f64)>, v: f64| {
+            let (n, sum) = state.unwrap_or((0, 0.0));
+            let (n, sum) = (n + 1, sum + v);
+            (Some((n, sum)), sum / n as f64)
+        })
+        .output("last", last.clone());
     bwx::run_workers(&flow, args.workers, RunConfig::default()).map_err(|e| e.to_string())?;
     let rows = last
         .take()
