@@ -7,10 +7,13 @@ use bwx::inputs::{BatchStatus, ConnectorError};
 use bwx::prelude::*;
 use bwx::testing::{TestingSink, TestingSource};
 
+/// Per partition: the workers that wrote to it and the values written.
+type Written = BTreeMap<String, (BTreeSet<usize>, Vec<u32>)>;
+
 /// Records which worker opened each partition and which values reached it.
 #[derive(Clone, Default)]
 struct RecordingSink {
-    parts: Arc<Mutex<BTreeMap<String, (BTreeSet<usize>, Vec<u32>)>>>,
+    parts: Arc<Mutex<Written>>,
 }
 
 struct RecordingPart {
