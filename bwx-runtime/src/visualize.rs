@@ -35,12 +35,21 @@ impl Dataflow {
         let mut out = String::from("flowchart TD\n");
         out.push_str(&format!("subgraph \"{}\"\n", graph.flow_id));
         for step in &graph.steps {
-            out.push_str(&format!("{}[\"{} ({})\"]\n", node(step.id.as_str()), step.id, step.operator));
+            out.push_str(&format!(
+                "{}[\"{} ({})\"]\n",
+                node(step.id.as_str()),
+                step.id,
+                step.operator
+            ));
         }
         for consumer in &graph.steps {
             for input in &consumer.inputs {
                 if let Some(producer) = graph.steps.iter().find(|s| s.outputs.contains(input)) {
-                    out.push_str(&format!("{} --> {}\n", node(producer.id.as_str()), node(consumer.id.as_str())));
+                    out.push_str(&format!(
+                        "{} --> {}\n",
+                        node(producer.id.as_str()),
+                        node(consumer.id.as_str())
+                    ));
                 }
             }
         }
