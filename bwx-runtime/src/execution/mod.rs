@@ -8,6 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::Control;
 use crate::engine::failure::{self, Failure};
 use crate::engine::run::run_worker;
 use crate::errors::FlowError;
@@ -99,7 +100,7 @@ pub fn run_main_with(flow: &Dataflow, config: RunConfig) -> Result<(), FlowError
     let config = Arc::new(ExecConfig::from(config));
     let flow = flow.clone();
     let outcome = failure.clone();
-    timely::execute::execute_directly(move |worker| run_guarded(worker, &flow, config, outcome));
+    timely::execute::execute_directly(move |worker| run_guarded(worker, &flow, config, outcome, false));
     finish(&failure)
 }
 
@@ -176,27 +177,46 @@ fn execute(
         worker: timely::WorkerConfig::default(),
     };
     let guards = timely::execute(timely_config, move |worker| {
-        run_guarded(worker, &flow, config.clone(), outcome.clone())
+        run_guarded(worker, &flow, config.clone(), outcome.clone(), cluster)
     })
     .map_err(FlowError::Setup)?;
-    for result in guards.join() {
-        if let Err(message) = result
-            && failure.error().is_none()
-        {
-            failure.fail(FlowError::Setup(message));
+    // Joining also joins timely's network threads, which re-raise a lost connection as a
+    // panic here; its cause is already recorded by the panic hook.
+    match failure::quietly(|| guards.join()) {
+        Ok(results) => {
+            for result in results {
+                if let Err(message) = result
+                    && failure.error().is_none()
+                {
+                    failure.fail(FlowError::Setup(message));
+                }
+            }
         }
+        Err(_) if failure.error().is_some() => {}
+        Err(_) => failure.fail(FlowError::Cluster(
+            "a network thread failed while the flow shut down".to_string(),
+        )),
     }
     finish(&failure)
 }
 
+/// Runs one worker, turning panics into errors. In a cluster (`cluster`), a worker of the
+/// process where a failure started tells the other processes, which otherwise could not
+/// tell a failed peer from a finished one.
 fn run_guarded(
     worker: &mut timely::worker::Worker,
     flow: &Dataflow,
     config: Arc<ExecConfig>,
     failure: Arc<Failure>,
+    cluster: bool,
 ) {
     let index = worker.index();
-    let outcome = catch_unwind(AssertUnwindSafe(|| run_worker(worker, flow, config, failure.clone())));
+    // Allocated first on every worker, so all get the same channel.
+    let mut control = cluster.then(|| Control::new(worker));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        run_worker(worker, flow, config, failure.clone(), control.as_mut())
+    }));
+    record(&failure, outcome, index);
     // A stopped execution leaves dataflows unfinished; drop them, or timely would keep
     // stepping them after we return.
     if failure.should_stop() {
@@ -204,6 +224,18 @@ fn run_guarded(
             worker.drop_dataflow(dataflow);
         }
     }
+    if let Some(control) = &mut control
+        && failure.should_tell_peers()
+    {
+        // A peer that is already gone makes the network thread panic; nothing to add then.
+        let _ = failure::quietly(|| control.broadcast(worker, &failure));
+    }
+    if cluster && failure.should_stop() {
+        failure::silence_teardown();
+    }
+}
+
+fn record(failure: &Failure, outcome: std::thread::Result<Result<(), FlowError>>, index: usize) {
     match outcome {
         Ok(Ok(())) => {}
         Ok(Err(err)) => failure.fail(err),
