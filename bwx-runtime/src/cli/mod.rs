@@ -269,11 +269,13 @@ pub fn main(flow: Dataflow) -> ExitCode {
     Runner::new(flow).main()
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (errors only when it is unset). A subscriber
-/// the program installed first is kept.
+/// Logs go to stderr, filtered by `RUST_LOG` (warnings and errors when it is unset). A
+/// subscriber the program installed first is kept.
 fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(filter)
         .try_init();
 }

@@ -4,6 +4,8 @@
 //! and fails fast: the first panic or connector error on any worker stops every worker,
 //! and the error names the step and the worker.
 
+mod network;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,7 +126,7 @@ pub fn run_workers(flow: &Dataflow, workers: usize, config: RunConfig) -> Result
     if workers <= 1 {
         return run_main_with(flow, config);
     }
-    execute(flow, timely::CommunicationConfig::Process(workers), config, false)
+    execute(flow, Comm::Threads(workers), config)
 }
 
 /// Runs this process's part of a flow on a cluster of processes.
@@ -148,37 +150,59 @@ pub fn cluster_main(
     if addresses.len() == 1 {
         return run_workers(flow, workers_per_process, config);
     }
-    let comm = timely::CommunicationConfig::Cluster {
-        threads: workers_per_process.max(1),
-        process: process_id,
+    let comm = Comm::Cluster {
         addresses,
-        report: false,
-        zerocopy: false,
+        process: process_id,
+        threads: workers_per_process.max(1),
     };
-    execute(flow, comm, config, true)
+    execute(flow, comm, config)
 }
 
-fn execute(
-    flow: &Dataflow,
-    communication: timely::CommunicationConfig,
-    config: RunConfig,
-    cluster: bool,
-) -> Result<(), FlowError> {
+/// Where the workers of an execution are.
+enum Comm {
+    /// Threads of this process.
+    Threads(usize),
+    /// Threads of this process and of other processes.
+    Cluster {
+        addresses: Vec<String>,
+        process: usize,
+        threads: usize,
+    },
+}
+
+fn execute(flow: &Dataflow, comm: Comm, config: RunConfig) -> Result<(), FlowError> {
     flow.check()?;
     let failure = Arc::new(Failure::default());
+    let cluster = matches!(comm, Comm::Cluster { .. });
     if cluster {
         failure::register_cluster(&failure);
     }
     let config = Arc::new(ExecConfig::from(config));
-    let flow = flow.clone();
     let outcome = failure.clone();
-    let timely_config = timely::Config {
-        communication,
-        worker: timely::WorkerConfig::default(),
+    let run = {
+        let flow = flow.clone();
+        move |worker: &mut timely::worker::Worker| {
+            run_guarded(worker, &flow, config.clone(), outcome.clone(), cluster)
+        }
     };
-    let guards = timely::execute(timely_config, move |worker| {
-        run_guarded(worker, &flow, config.clone(), outcome.clone(), cluster)
-    })
+    let guards = match comm {
+        Comm::Threads(threads) => {
+            let timely_config = timely::Config {
+                communication: timely::CommunicationConfig::Process(threads),
+                worker: timely::WorkerConfig::default(),
+            };
+            timely::execute(timely_config, run)
+        }
+        Comm::Cluster {
+            addresses,
+            process,
+            threads,
+        } => {
+            let shape = network::Shape::new(flow.id().as_str(), addresses.len(), threads);
+            let (builders, network) = network::connect(&addresses, process, threads, shape)?;
+            timely::execute::execute_from(builders, Box::new(network), timely::WorkerConfig::default(), run)
+        }
+    }
     .map_err(FlowError::Setup)?;
     // Joining also joins timely's network threads, which re-raise a lost connection as a
     // panic here; its cause is already recorded by the panic hook.
