@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use bwx::prelude::*;
-use bwx::testing::{LocalCluster, ProcessOutcome, TestingSink, TestingSource};
+use bwx::testing::{LocalCluster, ProcessOutcome, TestingEvent, TestingSink, TestingSource};
 use common::PrintSink;
 
 /// Sums of 0..10_000 by `x % 97`.
@@ -135,4 +135,45 @@ fn a_killed_process_stops_the_others() {
         other.stderr.contains("lost the connection to another process"),
         "{other}"
     );
+}
+
+#[test]
+fn an_abort_in_one_process_stops_every_process_without_eof() {
+    if let Some(member) = LocalCluster::member() {
+        let flow = Dataflow::new("abort");
+        let mut events: Vec<TestingEvent<u64>> = (0..100).map(TestingEvent::Item).collect();
+        events.push(TestingEvent::Abort);
+        events.extend((100..200).map(TestingEvent::Item));
+        flow.input("inp", TestingSource::from_events(events))
+            .key_on("key", |x| (*x % 7) as u32)
+            .reduce_final("sum", |a, b| a + b)
+            .map("fmt", |(k, s)| format!("{k} {s}"))
+            .output("out", PrintSink::new("sum: "));
+        member.run(&flow, RunConfig::default());
+    }
+    let outcomes = LocalCluster::new("an_abort_in_one_process_stops_every_process_without_eof", 2)
+        .workers_per_process(2)
+        .timeout(Duration::from_secs(20))
+        .run()
+        .unwrap();
+    assert_all_succeeded(&outcomes);
+    // An aborted execution never reaches EOF, so no final sums come out anywhere.
+    assert!(outcomes.iter().all(|o| o.lines("sum: ").count() == 0), "{outcomes:?}");
+}
+
+#[test]
+fn local_cluster_kills_processes_still_running_at_the_timeout() {
+    if LocalCluster::member().is_some() {
+        std::thread::sleep(Duration::from_secs(30));
+        std::process::exit(0);
+    }
+    let outcomes = LocalCluster::new("local_cluster_kills_processes_still_running_at_the_timeout", 2)
+        .timeout(Duration::from_millis(300))
+        .run()
+        .unwrap();
+    assert_eq!(outcomes.len(), 2);
+    for outcome in &outcomes {
+        assert!(outcome.timed_out && !outcome.status.success(), "{outcome}");
+        assert!(outcome.elapsed < Duration::from_secs(10), "{outcome}");
+    }
 }

@@ -133,7 +133,17 @@ pub fn run_workers(flow: &Dataflow, workers: usize, config: RunConfig) -> Result
 ///
 /// `addresses` lists `host:port` of every process, `process_id` is this one's index in it,
 /// and every process runs `workers_per_process` worker threads. All processes must run the
-/// same flow with the same arguments.
+/// same flow with the same arguments: the processes greet each other with the flow id,
+/// the number of processes and the workers per process, and refuse a peer where these
+/// differ (with an error saying which). Other connections to the port are dropped.
+///
+/// Fail-stop holds across processes: when a step panics or a connector fails in one
+/// process, that process tells the others, and every process returns the same error
+/// (naming the step and worker). A process that dies without a word (killed) is noticed by
+/// its peers when the connection drops, and they return [`FlowError::Cluster`]. A peer that
+/// hangs (stopped, not dead) is not detected.
+///
+/// To run several processes of a flow inside a test, see [`crate::testing::LocalCluster`].
 pub fn cluster_main(
     flow: &Dataflow,
     addresses: Vec<String>,
