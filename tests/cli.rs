@@ -359,3 +359,83 @@ fn kubernetes_pod_ordinals_and_host_file_form_a_cluster() {
     assert_eq!(sums, expected_sums());
     assert_eq!(parts, vec!["0 of 2", "1 of 2"]);
 }
+
+/// A recovery backend that records what the CLI handed it.
+#[derive(Default)]
+struct MemoryBackend {
+    opened: std::sync::Mutex<Vec<(bwx::cli::RecoveryArgs, bwx::cli::Placement)>>,
+    inits: std::sync::Mutex<Vec<(std::path::PathBuf, usize)>>,
+    epochs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct CountingHook(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl bwx::recovery::RecoveryHook for CountingHook {
+    fn resume_epoch(&self) -> u64 {
+        0
+    }
+    fn resume_states(&self, _: &StepId) -> Result<std::collections::HashMap<Vec<u8>, Vec<u8>>, FlowError> {
+        Ok(Default::default())
+    }
+    fn epoch_closed(&self, _: usize, _: u64, _: Vec<bwx::recovery::Snapshot>) -> Result<(), FlowError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl bwx::cli::RecoveryBackend for MemoryBackend {
+    fn open(
+        &self,
+        args: &bwx::cli::RecoveryArgs,
+        placement: &bwx::cli::Placement,
+    ) -> Result<std::sync::Arc<dyn bwx::recovery::RecoveryHook>, FlowError> {
+        self.opened
+            .lock()
+            .unwrap()
+            .push((args.clone(), placement.clone()));
+        Ok(std::sync::Arc::new(CountingHook(self.epochs.clone())))
+    }
+    fn init(&self, directory: &std::path::Path, partitions: usize) -> Result<(), FlowError> {
+        self.inits
+            .lock()
+            .unwrap()
+            .push((directory.to_path_buf(), partitions));
+        Ok(())
+    }
+}
+
+#[test]
+fn a_registered_recovery_backend_gets_the_flags_and_the_snapshots() {
+    let backend = std::sync::Arc::new(MemoryBackend::default());
+    let flow = Dataflow::new("rec");
+    let out = TestingSink::new();
+    flow.input("inp", TestingSource::new(0..100u64))
+        .key_on("key", |x| (*x % 3) as u32)
+        .reduce_final("sum", |a, b| a + b)
+        .output("out", out.clone());
+    let args = [
+        "flowbin", "run", "-w", "2", "-r", "state", "-s", "50ms", "-b", "10m",
+    ];
+    let code = Runner::new(flow.clone())
+        .recovery_backend(backend.clone())
+        .exit_code_from(args);
+    assert_eq!(code, 0);
+    assert_eq!(out.take().len(), 3);
+    let opened = backend.opened.lock().unwrap().clone();
+    assert_eq!(opened.len(), 1);
+    let (recovery, placement) = &opened[0];
+    assert_eq!(recovery.directory, std::path::PathBuf::from("state"));
+    assert_eq!(recovery.snapshot_interval, Duration::from_millis(50));
+    assert_eq!(recovery.backup_interval, Duration::from_secs(600));
+    assert_eq!((placement.process_id, placement.total_workers()), (0, 2));
+    assert!(backend.epochs.load(std::sync::atomic::Ordering::SeqCst) > 0);
+
+    let code = Runner::new(flow)
+        .recovery_backend(backend.clone())
+        .exit_code_from(["flowbin", "recovery", "init", "state", "4"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        *backend.inits.lock().unwrap(),
+        vec![(std::path::PathBuf::from("state"), 4)]
+    );
+}

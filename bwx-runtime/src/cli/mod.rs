@@ -69,6 +69,17 @@ pub trait RecoveryBackend: Send + Sync + 'static {
     fn init(&self, directory: &Path, partitions: usize) -> Result<(), FlowError>;
 }
 
+/// A shared backend (so the caller can keep a handle to it).
+impl<B: RecoveryBackend + ?Sized> RecoveryBackend for Arc<B> {
+    fn open(&self, args: &RecoveryArgs, placement: &Placement) -> Result<Arc<dyn RecoveryHook>, FlowError> {
+        (**self).open(args, placement)
+    }
+
+    fn init(&self, directory: &Path, partitions: usize) -> Result<(), FlowError> {
+        (**self).init(directory, partitions)
+    }
+}
+
 /// Why `run` did not succeed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -101,3 +101,16 @@ pub(crate) fn describe(status: ExitStatus) -> String {
     }
     status.to_string()
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    #[test]
+    fn statuses_read_well() {
+        assert_eq!(describe(ExitStatus::from_raw(1 << 8)), "exit code 1");
+        assert_eq!(describe(ExitStatus::from_raw(9)), "killed by signal 9");
+    }
+}
