@@ -1,66 +1,4 @@
-//! Running a flow across several local processes inside a test.
-//!
-//! A test cannot start other processes of "itself" the way a flow binary does with
-//! `--processes`, because its binary is the test harness. [`LocalCluster`] re-executes the
-//! test binary instead: each child runs only the calling test (`<name> --exact
-//! --nocapture`), with environment variables that tell it its place in the cluster. The
-//! test therefore has two branches: in a child, [`LocalCluster::member`] returns the
-//! [`ClusterMember`] and the test runs its part of the flow with
-//! [`ClusterMember::run`], which exits the child process; in the parent it returns `None`
-//! and the test starts the cluster with [`LocalCluster::run`] and checks each process's
-//! exit status and output.
-//!
-//! Children print what the parent should see (a sink that prints its items, with a prefix
-//! so they stand out from the harness's own lines). The parent waits for every child up to a
-//! timeout and kills those still running then; it never kills a child because another
-//! failed, so a test can check that a failure stops the whole cluster by itself.
-//!
-//! ```no_run
-//! use bwx_runtime::prelude::*;
-//! use bwx_runtime::testing::{LocalCluster, TestingSource};
-//! use bwx_runtime::outputs::{DynamicSink, StatelessSinkPartition};
-//! # use bwx_runtime::inputs::ConnectorError;
-//!
-//! /// Prints `item: <x>` for every item.
-//! struct Print;
-//! struct PrintPart;
-//! impl DynamicSink for Print {
-//!     type Item = u64;
-//!     type Partition = PrintPart;
-//!     fn build(&self, _: &StepId, _: usize, _: usize) -> Result<PrintPart, ConnectorError> {
-//!         Ok(PrintPart)
-//!     }
-//! }
-//! impl StatelessSinkPartition for PrintPart {
-//!     type Item = u64;
-//!     fn write_batch(&mut self, items: &mut Vec<u64>) -> Result<(), ConnectorError> {
-//!         for x in items.drain(..) {
-//!             println!("item: {x}");
-//!         }
-//!         Ok(())
-//!     }
-//! }
-//!
-//! #[test]
-//! fn doubles_on_two_processes() {
-//!     if let Some(member) = LocalCluster::member() {
-//!         let flow = Dataflow::new("double");
-//!         flow.input("inp", TestingSource::new(1..=10u64))
-//!             .redistribute("spread")
-//!             .map("double", |x| x * 2)
-//!             .output("out", Print);
-//!         member.run(&flow, RunConfig::default());
-//!     }
-//!     let outcomes = LocalCluster::new("doubles_on_two_processes", 2).run().unwrap();
-//!     let mut got: Vec<u64> = Vec::new();
-//!     for outcome in &outcomes {
-//!         assert!(outcome.status.success(), "{outcome}");
-//!         got.extend(outcome.lines("item: ").map(|l| l.parse::<u64>().unwrap()));
-//!     }
-//!     got.sort();
-//!     assert_eq!(got, (1..=10).map(|x| x * 2).collect::<Vec<_>>());
-//! }
-//! ```
+//! Running a flow across several local processes inside a test: [`LocalCluster`].
 
 use std::fmt;
 use std::io::Read;
@@ -80,7 +18,69 @@ const ENV_WORKERS: &str = "BWX_TEST_CLUSTER_WORKERS";
 /// How often the parent looks at its children.
 const POLL: Duration = Duration::from_millis(10);
 
-/// A cluster of local processes running one test's flow. See the [module docs](self).
+/// A cluster of local processes running one test's flow.
+///
+/// A test cannot start other processes of "itself" the way a flow binary does with
+/// `--processes`, because its binary is the test harness. [`LocalCluster`] re-executes the
+/// test binary instead: each child runs only the calling test (`<name> --exact
+/// --nocapture`), with environment variables that tell it its place in the cluster. The
+/// test therefore has two branches: in a child, [`LocalCluster::member`] returns the
+/// [`ClusterMember`] and the test runs its part of the flow with
+/// [`ClusterMember::run`], which exits the child process; in the parent it returns `None`
+/// and the test starts the cluster with [`LocalCluster::run`] and checks each process's
+/// exit status and output.
+///
+/// Children print what the parent should see (a sink that prints its items, with a prefix
+/// so they stand out from the harness's own lines). The parent waits for every child up to a
+/// timeout and kills those still running then; it never kills a child because another
+/// failed, so a test can check that a failure stops the whole cluster by itself.
+///
+/// ```no_run
+/// use bwx_runtime::prelude::*;
+/// use bwx_runtime::testing::{LocalCluster, TestingSource};
+/// use bwx_runtime::outputs::{DynamicSink, StatelessSinkPartition};
+/// # use bwx_runtime::inputs::ConnectorError;
+///
+/// /// Prints `item: <x>` for every item.
+/// struct Print;
+/// struct PrintPart;
+/// impl DynamicSink for Print {
+///     type Item = u64;
+///     type Partition = PrintPart;
+///     fn build(&self, _: &StepId, _: usize, _: usize) -> Result<PrintPart, ConnectorError> {
+///         Ok(PrintPart)
+///     }
+/// }
+/// impl StatelessSinkPartition for PrintPart {
+///     type Item = u64;
+///     fn write_batch(&mut self, items: &mut Vec<u64>) -> Result<(), ConnectorError> {
+///         for x in items.drain(..) {
+///             println!("item: {x}");
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// #[test]
+/// fn doubles_on_two_processes() {
+///     if let Some(member) = LocalCluster::member() {
+///         let flow = Dataflow::new("double");
+///         flow.input("inp", TestingSource::new(1..=10u64))
+///             .redistribute("spread")
+///             .map("double", |x| x * 2)
+///             .output("out", Print);
+///         member.run(&flow, RunConfig::default());
+///     }
+///     let outcomes = LocalCluster::new("doubles_on_two_processes", 2).run().unwrap();
+///     let mut got: Vec<u64> = Vec::new();
+///     for outcome in &outcomes {
+///         assert!(outcome.status.success(), "{outcome}");
+///         got.extend(outcome.lines("item: ").map(|l| l.parse::<u64>().unwrap()));
+///     }
+///     got.sort();
+///     assert_eq!(got, (1..=10).map(|x| x * 2).collect::<Vec<_>>());
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct LocalCluster {
     test: String,
