@@ -158,7 +158,10 @@ fn an_abort_in_one_process_stops_every_process_without_eof() {
         .unwrap();
     assert_all_succeeded(&outcomes);
     // An aborted execution never reaches EOF, so no final sums come out anywhere.
-    assert!(outcomes.iter().all(|o| o.lines("sum: ").count() == 0), "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| o.lines("sum: ").count() == 0),
+        "{outcomes:?}"
+    );
 }
 
 #[test]
