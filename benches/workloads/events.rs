@@ -151,7 +151,9 @@ pub fn check_test_vectors() -> Result<(), String> {
     ];
     let got: Vec<u64> = (0..5).map(|i| draw(1_234_567, i)).collect();
     if draw(0, 0) != 0xE220_A839_7B1D_CDAF || got != expected {
-        return Err(format!("the generator does not match the WORKLOADS.md test vectors: {got:?}"));
+        return Err(format!(
+            "the generator does not match the WORKLOADS.md test vectors: {got:?}"
+        ));
     }
     Ok(())
 }
