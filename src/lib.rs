@@ -21,3 +21,50 @@ pub use bwx_runtime::*;
 
 #[cfg(feature = "connectors")]
 pub use bwx_connectors as connectors;
+
+/// Builds a [`Dataflow`] from statements `binding = stream.operator(args);`, checked at
+/// compile time.
+///
+/// ```
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
+///
+/// let out = TestingSink::new();
+/// let flow = bwx::dataflow!(double {
+///     nums    = input(TestingSource::new(vec![1, 2, 3]));
+///     doubled = nums.map(|x| x * 2).filter(|x| *x > 2);
+///     sink    = doubled.output(out.clone());
+/// });
+/// bwx::run_main(&flow).unwrap();
+/// assert_eq!(out.take(), vec![4, 6]);
+/// ```
+///
+/// - Each statement is one builder call; its step id is the binding (`double.doubled`).
+///   In a chain, inner steps are named `binding_operator` (`doubled_map`), numbered
+///   `binding_operator_2`, ... when an operator repeats.
+/// - Stateful steps (`input`, `output`, `*_final`, `stateful*`, `collect`, `join`) and
+///   steps with ports (`branch`) end their statement, so recovery ids are your own names.
+/// - Ports are fields: `split = nums.branch(|x| x % 2 == 0);` then `split.trues`.
+/// - `merge(a, b, ...)` and `join(a, b, ..., insert = .., emit = ..)` are free calls; any
+///   other free call `x = path(a, ...)` calls a sub-flow function
+///   `fn path(flow: &Dataflow, id: &str, a: &Stream<T>, ...) -> R`.
+/// - Every stream must be used (name it `_x` to allow it not to be); the flow needs an
+///   `input` and an `output`. All errors are reported together, at your tokens.
+/// - `dataflow!(crate = path::to::bwx, name { ... })` for re-exports of this crate.
+#[cfg(feature = "macros")]
+pub use bwx_macros::dataflow;
+
+/// What the macros' expansions name; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use bwx_runtime::inputs::{
+        BatchStatus, ConnectorError, DynamicSource, FixedPartitionedSource, StatefulSourcePartition,
+        StatelessSourcePartition,
+    };
+    pub use bwx_runtime::outputs::{
+        DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition,
+    };
+    pub use bwx_runtime::stateful::{JoinEmitMode, JoinInsertMode};
+    pub use bwx_runtime::{Dataflow, StepId, Stream};
+    pub use serde;
+}
