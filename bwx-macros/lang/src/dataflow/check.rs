@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, quote};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, Path};
 
@@ -214,7 +214,13 @@ impl Checker<'_> {
             });
         }
         for step in &steps {
-            self.register_id(&step.id, step.name);
+            // The statement's own id is marked at the binding, inner ids at their operator.
+            let span = if step.id == binding {
+                stmt.binding.span()
+            } else {
+                step.name
+            };
+            self.register_id(&step.id, span);
         }
         if steps.is_empty() && matches!(stmt.head, Head::Call { .. }) {
             // A sub-flow call or an unknown free operator: the binding is still a step id.
@@ -265,7 +271,7 @@ impl Checker<'_> {
                     Some(r) if self.bindings.contains_key(&r.name.to_string()) => {
                         inputs.push(describe(&r));
                         let tokens = self.resolve(&r, complete).unwrap_or_else(|| r_tokens(&r));
-                        quote!(&#tokens)
+                        quote_spanned!(r.name.span()=> &#tokens)
                     }
                     _ => arg.to_token_stream(),
                 })
@@ -311,7 +317,7 @@ impl Checker<'_> {
                     } else if let Some(r) = self.stream_arg(arg) {
                         inputs.push(describe(&r));
                         if let Some(tokens) = self.resolve(&r, complete) {
-                            streams.push(quote!(&#tokens));
+                            streams.push(quote_spanned!(r.name.span()=> &#tokens));
                         }
                     } else {
                         self.diag.error(
@@ -338,7 +344,7 @@ impl Checker<'_> {
                     .map(|(g, (_, default))| {
                         g.unwrap_or_else(|| {
                             let default: TokenStream = default.parse().unwrap_or_default();
-                            quote!(#private::#default)
+                            ops::respan(&quote!(#private::#default), span)
                         })
                     })
                     .collect()
@@ -562,7 +568,7 @@ fn bind_kind(op: &'static OpDef) -> BindKind {
 fn r_tokens(r: &StreamRef) -> TokenStream {
     let name = &r.name;
     match &r.port {
-        Some(port) => quote!(#name.#port),
+        Some(port) => quote_spanned!(port.span()=> #name.#port),
         None => quote!(#name),
     }
 }

@@ -20,21 +20,26 @@ pub fn statements(plan: &Plan, private: &TokenStream) -> Vec<TokenStream> {
                 .enumerate()
                 .map(|(k, step)| {
                     let previous = (k > 0).then(|| inner_var(k - 1));
+                    let flow = located(&flow, step.name);
+                    let previous = previous.map(|v| located(&v, step.name));
                     emit_step(step, previous.as_ref(), private, &flow)
                 })
                 .collect::<Vec<_>>();
             let binding = &stmt.binding;
+            // Every token carries a span of the user's statement, so no error can point at
+            // the whole macro invocation.
+            let span = binding.span();
             let value = match calls.split_last() {
                 None => quote!(),
                 Some((last, [])) => last.clone(),
                 Some((last, inner)) => {
-                    let vars = (0..inner.len()).map(inner_var);
-                    quote!({ #(let #vars = #inner;)* #last })
+                    let vars = (0..inner.len()).map(|k| located(&inner_var(k), span));
+                    quote_spanned!(span=> { #(let #vars = #inner;)* #last })
                 }
             };
             match stmt.kind {
-                BindKind::Nothing(_) => quote!(#value;),
-                _ => quote!(let #binding = #value;),
+                BindKind::Nothing(_) => quote_spanned!(span=> #value;),
+                _ => quote_spanned!(span=> let #binding = #value;),
             }
         })
         .collect()
@@ -77,6 +82,7 @@ fn emit_step(
         (None, None) => quote!(),
     };
     let flow_tokens = quote!(#flow);
+    let private = &ops::respan(private, step.name);
     match step.op {
         Some(op) => ops::emit(
             op,
@@ -103,6 +109,13 @@ fn emit_step(
 /// The flow variable; mixed-site so it cannot clash with the user's names.
 fn flow_var() -> Ident {
     Ident::new("__bwx_flow", Span::mixed_site())
+}
+
+/// `var` with its hygiene kept and its location moved to `span`.
+fn located(var: &Ident, span: Span) -> Ident {
+    let mut var = var.clone();
+    var.set_span(var.span().located_at(span));
+    var
 }
 
 /// The variable of the `k`-th inner step of a chain.

@@ -185,3 +185,24 @@ pub fn stream_method(cx: &EmitCtx<'_>) -> TokenStream {
 pub fn emit(op: &OpDef, cx: &EmitCtx<'_>) -> TokenStream {
     (op.emit)(cx)
 }
+
+/// `tokens` with every span set to `span`. The path of the hidden module is written once
+/// for the whole macro; each call gets a copy at the user's operator name, so rustc's span
+/// for the call (which joins its first and last tokens) stays on the user's statement.
+pub fn respan(tokens: &TokenStream, span: Span) -> TokenStream {
+    tokens
+        .clone()
+        .into_iter()
+        .map(|tt| match tt {
+            proc_macro2::TokenTree::Group(g) => {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(&g.stream(), span));
+                group.set_span(span);
+                proc_macro2::TokenTree::Group(group)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
+}
