@@ -54,6 +54,56 @@ pub use bwx_connectors as connectors;
 #[cfg(feature = "macros")]
 pub use bwx_macros::dataflow;
 
+/// Generates a fixed-partitioned source from a partition struct and its impl block; put
+/// it on both. `#[state]` fields form the resume state (`<Part>State`, serde), stored
+/// with recovery; `snapshot()` and `resume()` are generated. The connector value `S` is
+/// the type of `open`'s first parameter; without `list_parts` there is one partition,
+/// `"singleton"`.
+///
+/// ```
+/// use bwx::prelude::*;
+/// use bwx::__private::ConnectorError;
+/// use bwx::testing::TestingSink;
+///
+/// /// Counts from 0 to `limit` in every partition.
+/// pub struct Counter { limit: u32 }
+///
+/// #[bwx::source]
+/// pub struct CounterPart { #[state] next: u32, limit: u32 }
+///
+/// #[bwx::source]
+/// impl CounterPart {
+///     fn list_parts(_source: &Counter) -> Vec<String> { vec!["a".into(), "b".into()] }
+///     fn open(source: &Counter, _part: &str) -> Result<Self, ConnectorError> {
+///         Ok(CounterPart { next: 0, limit: source.limit })
+///     }
+///     fn next_batch(&mut self, batch: &mut Vec<u32>) -> Result<BatchStatus, ConnectorError> {
+///         if self.next == self.limit { return Ok(BatchStatus::Eof); }
+///         batch.push(self.next);
+///         self.next += 1;
+///         Ok(BatchStatus::Active)
+///     }
+/// }
+///
+/// let out = TestingSink::new();
+/// let flow = bwx::dataflow!(count {
+///     nums = input(Counter { limit: 3 });
+///     out  = nums.output(out.clone());
+/// });
+/// bwx::run_main(&flow).unwrap();
+/// let mut got = out.take();
+/// got.sort();
+/// assert_eq!(got, vec![0, 0, 1, 1, 2, 2]);
+/// ```
+#[cfg(feature = "macros")]
+pub use bwx_macros::source;
+
+/// Generates a fixed-partitioned sink from a partition struct and its impl block (methods
+/// `list_parts`, `part_fn`, `open`, `write_batch`, `close`); like [`source`]. The key type
+/// is `part_fn`'s second parameter, or `#[sink(key = Type)]` (default `String`).
+#[cfg(feature = "macros")]
+pub use bwx_macros::sink;
+
 /// What the macros' expansions name; not part of the API.
 #[doc(hidden)]
 pub mod __private {

@@ -9,3 +9,21 @@ use proc_macro::TokenStream;
 pub fn dataflow(input: TokenStream) -> TokenStream {
     bwx_macros_lang::dataflow::expand(input.into()).into()
 }
+
+/// Generates the connector traits of a fixed-partitioned source from a partition struct
+/// (with `#[state]` fields) and its impl block (`list_parts`, `open`, `next_batch`,
+/// `next_awake`, `close`). Put it on both. See the `bwx` crate's documentation.
+#[proc_macro_attribute]
+pub fn source(attr: TokenStream, item: TokenStream) -> TokenStream {
+    use bwx_macros_lang::connector::{Kind, expand};
+    expand(Kind::Source, attr.into(), item.into()).into()
+}
+
+/// Generates the connector traits of a fixed-partitioned sink from a partition struct
+/// (with `#[state]` fields) and its impl block (`list_parts`, `part_fn`, `open`,
+/// `write_batch`, `close`). Put it on both. See the `bwx` crate's documentation.
+#[proc_macro_attribute]
+pub fn sink(attr: TokenStream, item: TokenStream) -> TokenStream {
+    use bwx_macros_lang::connector::{Kind, expand};
+    expand(Kind::Sink, attr.into(), item.into()).into()
+}

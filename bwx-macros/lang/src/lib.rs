@@ -3,5 +3,6 @@
 //! `bwx-macros` is a thin proc-macro wrapper around this crate, which keeps everything here
 //! unit-testable with `proc_macro2` token streams.
 
+pub mod connector;
 pub mod dataflow;
 pub mod diag;
