@@ -117,4 +117,17 @@ pub mod __private {
     pub use bwx_runtime::stateful::{JoinEmitMode, JoinInsertMode};
     pub use bwx_runtime::{Dataflow, StepId, Stream};
     pub use serde;
+
+    /// What a `#[state]` field of a `#[source]`/`#[sink]` partition must be; checked per
+    /// field so the error points at the field's type.
+    #[diagnostic::on_unimplemented(
+        message = "`#[state]` field of type `{Self}` is stored with recovery, so it must be serde and `Clone`",
+        label = "not serde",
+        note = "derive them: `#[derive(Clone, serde::Serialize, serde::Deserialize)]`"
+    )]
+    pub trait StateField: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static {}
+    impl<T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static> StateField for T {}
+
+    /// Fails to compile, at the caller's span, unless `T` is a [`StateField`].
+    pub const fn assert_state_field<T: StateField>() {}
 }

@@ -45,12 +45,22 @@ pub fn expand(mut item: ItemStruct, options: &Options, diag: &mut Diagnostics) -
         quote_spanned!(ty.span()=> pub #ident: #ty)
     });
     let idents: Vec<_> = state_fields.iter().map(|(ident, _)| ident).collect();
+    let checks = state_fields.iter().map(|(_, ty)| {
+        quote_spanned!(ty.span()=> const _: () = #private::assert_state_field::<#ty>();)
+    });
+    // serde's own errors land on the derive's tokens: put them on the first state field.
+    let derive_span = state_fields.first().map_or(name.span(), |(_, ty)| ty.span());
+    let derive = quote_spanned! {derive_span=>
+        #[derive(Clone, Debug, #private::serde::Serialize, #private::serde::Deserialize)]
+    };
     let doc = format!("The resume state of [`{name}`]: its `#[state]` fields, stored with recovery.");
     quote! {
         #item
 
+        #(#checks)*
+
         #[doc = #doc]
-        #[derive(Clone, Debug, #private::serde::Serialize, #private::serde::Deserialize)]
+        #derive
         #[serde(crate = #serde_path)]
         #vis struct #state {
             #(#[allow(missing_docs)] #fields,)*
