@@ -108,8 +108,8 @@ pub use bwx_macros::sink;
 #[doc(hidden)]
 pub mod __private {
     pub use bwx_runtime::inputs::{
-        BatchStatus, ConnectorError, DynamicSource, FixedPartitionedSource, StatefulSourcePartition,
-        StatelessSourcePartition,
+        BatchStatus, ConnectorError, DynamicSource, FixedPartitionedSource, Polled, SimplePoller,
+        StatefulSourcePartition, StatelessSourcePartition,
     };
     pub use bwx_runtime::outputs::{
         DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition,

@@ -81,10 +81,7 @@ impl MemSinkPart {
     fn write_batch(&mut self, batch: &mut Vec<u64>) -> Result<(), ConnectorError> {
         self.count += batch.len() as u64;
         let mut written = self.sink.written.lock().map_err(|_| "sink lock poisoned")?;
-        written
-            .entry(self.part.clone())
-            .or_default()
-            .extend(batch.drain(..));
+        written.entry(self.part.clone()).or_default().append(batch);
         Ok(())
     }
 }
@@ -157,4 +154,46 @@ fn sink_routes_by_part_fn_and_counts() {
     part.write_batch(&mut vec![1, 3]).unwrap();
     assert_eq!(StatefulSinkPartition::snapshot(&part).count, 7);
     assert_eq!(sink.written.lock().unwrap()["odd"], vec![1, 3]);
+}
+
+/// A single-partition polling source: a counter polled every millisecond.
+#[bwx::source]
+struct Ticker {
+    #[state]
+    ticks: u32,
+    stop_at: u32,
+}
+
+#[bwx::source]
+impl Ticker {
+    fn next_item(&mut self) -> Result<bwx::__private::Polled<u32>, ConnectorError> {
+        use bwx::__private::Polled;
+        if self.ticks == self.stop_at {
+            return Ok(Polled::Eof);
+        }
+        self.ticks += 1;
+        Ok(Polled::Item(self.ticks))
+    }
+}
+
+#[test]
+fn polling_source_from_the_attribute() {
+    use std::time::Duration;
+
+    use bwx::inputs::SimplePollingSource;
+    use bwx::testing::TestingSink;
+
+    let out = TestingSink::new();
+    let poll = SimplePollingSource::new(|| Ticker { ticks: 0, stop_at: 3 }, Duration::from_millis(1));
+    let flow = bwx::dataflow!(ticks {
+        tick = input(poll);
+        out  = tick.output(out.clone());
+    });
+    bwx::run_main(&flow).unwrap();
+    assert_eq!(out.take(), vec![1, 2, 3]);
+
+    // Resuming continues from the stored tick count.
+    let mut t = Ticker { ticks: 0, stop_at: 5 };
+    bwx::__private::SimplePoller::resume(&mut t, TickerState { ticks: 4 });
+    assert_eq!(bwx::__private::SimplePoller::snapshot(&t).ticks, 4);
 }

@@ -32,6 +32,17 @@ fn macro_wordcount_equals_the_builder_form() {
         .output("out", builder_out.clone());
     bwx::run_main(&flow).unwrap();
 
+    // The same steps, in the same order, with the same operators and wiring: the macro
+    // adds nothing at run time.
+    let macro_flow = macro_wordcount::wordcount(Vec::new(), TestingSink::new());
+    let describe = |flow: &Dataflow| {
+        flow.steps()
+            .iter()
+            .map(|s| format!("{} {} {:?} {:?}", s.id, s.operator, s.inputs, s.outputs))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(describe(&macro_flow), describe(&flow));
+
     let got = sorted(macro_out.take());
     assert_eq!(got, vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 4)]);
     assert_eq!(got, sorted(builder_out.take()));

@@ -44,6 +44,14 @@ const SOURCE: &[Known] = &[
     },
 ];
 
+/// A single-partition polling source: the partition is a `SimplePoller`, polled on a
+/// schedule by `SimplePollingSource::new(|| part, interval)`.
+const POLLER: &[Known] = &[Known {
+    name: "next_item",
+    required: true,
+    signature: "fn next_item(&mut self) -> Result<Polled<Item>, ConnectorError>",
+}];
+
 const SINK: &[Known] = &[
     Known {
         name: "list_parts",
@@ -74,7 +82,13 @@ const SINK: &[Known] = &[
 
 /// Checks the impl block and appends the trait impls.
 pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnostics) -> TokenStream {
+    let polling = kind == Kind::Source
+        && item
+            .items
+            .iter()
+            .any(|i| matches!(i, ImplItem::Fn(f) if f.sig.ident == "next_item"));
     let known = match kind {
+        Kind::Source if polling => POLLER,
         Kind::Source => SOURCE,
         Kind::Sink => SINK,
     };
@@ -119,6 +133,9 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
         }
     }
     let find = |name: &str| methods.iter().copied().find(|m| m.sig.ident == name);
+    if polling {
+        return poller(&item, find("next_item"), options, diag);
+    }
     for k in known.iter().filter(|k| k.required) {
         if find(k.name).is_none() {
             diag.error(
@@ -265,6 +282,73 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
     }
 }
 
+/// `impl SimplePoller for Part`: the item type is the `T` of `Result<Polled<T>, _>`.
+fn poller(
+    item: &ItemImpl,
+    next_item: Option<&ImplItemFn>,
+    options: &Options,
+    diag: &mut Diagnostics,
+) -> TokenStream {
+    let Some(next_item) = next_item else {
+        return quote!(#item);
+    };
+    let item_ty = match &next_item.sig.output {
+        syn::ReturnType::Type(_, ty) => {
+            generic_arg(ty, "Result").and_then(|polled| generic_arg(&polled, "Polled"))
+        }
+        syn::ReturnType::Default => None,
+    };
+    let Some(item_ty) = item_ty else {
+        diag.error(
+            next_item.sig.ident.span(),
+            "`next_item` returns `Result<Polled<Item>, ConnectorError>`",
+        );
+        return quote!(#item);
+    };
+    let part = &item.self_ty;
+    let Some(state) = state_ident(part) else {
+        diag.error(part.span(), "the partition type must be a plain struct name");
+        return quote!(#item);
+    };
+    let private = &options.private;
+    let span = part.span();
+    quote_spanned! {span=>
+        #item
+
+        impl #private::SimplePoller for #part {
+            type Item = #item_ty;
+            type State = #state;
+            fn next_item(
+                &mut self,
+            ) -> ::core::result::Result<#private::Polled<#item_ty>, #private::ConnectorError> {
+                #part::next_item(self)
+            }
+            fn snapshot(&self) -> #state {
+                #part::snapshot(self)
+            }
+            fn resume(&mut self, state: #state) {
+                #part::resume(self, state)
+            }
+        }
+    }
+}
+
+/// The first type argument of `ty` when its last path segment is `name`.
+fn generic_arg(ty: &Type, name: &str) -> Option<Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != name {
+        return None;
+    }
+    match &last.arguments {
+        PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
+            GenericArgument::Type(t) => Some(t.clone()),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
 /// `<Name>State` for a partition type `Name`.
 fn state_ident(ty: &Type) -> Option<syn::Ident> {
     match ty {
@@ -330,16 +414,5 @@ fn vec_param(m: &ImplItemFn, diag: &mut Diagnostics) -> Option<Type> {
 }
 
 fn vec_elem(ty: &Type) -> Option<Type> {
-    let Type::Path(p) = ty else { return None };
-    let last = p.path.segments.last()?;
-    if last.ident != "Vec" {
-        return None;
-    }
-    match &last.arguments {
-        PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
-            GenericArgument::Type(t) => Some(t.clone()),
-            _ => None,
-        }),
-        _ => None,
-    }
+    generic_arg(ty, "Vec")
 }

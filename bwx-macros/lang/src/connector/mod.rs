@@ -8,6 +8,7 @@
 //! | attribute | methods (`?` = optional) | generated |
 //! |---|---|---|
 //! | `#[source]` | `list_parts(&S)?`, `open(&S, part)`, `next_batch(&mut self, &mut Vec<T>)`, `next_awake(&self)?`, `close(&mut self)?` | `FixedPartitionedSource for S`, `StatefulSourcePartition for Part` |
+//! | `#[source]` (polling) | `next_item(&mut self) -> Result<Polled<T>, _>` | `SimplePoller for Part`, for `SimplePollingSource::new(\|\| part, interval)` (one partition) |
 //! | `#[sink]` | `list_parts(&S)?`, `part_fn(&S, &K)?`, `open(&S, part)`, `write_batch(&mut self, &mut Vec<V>)`, `close(&mut self)?` | `FixedPartitionedSink for S`, `StatefulSinkPartition for Part` |
 //!
 //! `S`, the source or sink value given to `input`/`output`, is the type of the first

@@ -45,9 +45,9 @@ pub fn expand(mut item: ItemStruct, options: &Options, diag: &mut Diagnostics) -
         quote_spanned!(ty.span()=> pub #ident: #ty)
     });
     let idents: Vec<_> = state_fields.iter().map(|(ident, _)| ident).collect();
-    let checks = state_fields.iter().map(|(_, ty)| {
-        quote_spanned!(ty.span()=> const _: () = #private::assert_state_field::<#ty>();)
-    });
+    let checks = state_fields
+        .iter()
+        .map(|(_, ty)| quote_spanned!(ty.span()=> const _: () = #private::assert_state_field::<#ty>();));
     // serde's own errors land on the derive's tokens: put them on the first state field.
     let derive_span = state_fields.first().map_or(name.span(), |(_, ty)| ty.span());
     let derive = quote_spanned! {derive_span=>
