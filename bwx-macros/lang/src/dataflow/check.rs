@@ -247,6 +247,15 @@ impl Checker<'_> {
         let op = callee.get_ident().and_then(|_| ops::lookup(&name, Form::Free));
         let Some(op) = op else {
             if callee.get_ident().is_some() {
+                // On an error below, the streams named in the call still count as used, so
+                // the one mistake is reported once.
+                for arg in args {
+                    if let Some(r) = self.stream_arg(arg)
+                        && let Some(b) = self.bindings.get_mut(&r.name.to_string())
+                    {
+                        b.used = true;
+                    }
+                }
                 if ops::lookup(&name, Form::Method).is_some() {
                     self.diag.error(
                         span,
