@@ -62,7 +62,7 @@ pub use bwx_macros::dataflow;
 ///
 /// ```
 /// use bwx::prelude::*;
-/// use bwx::__private::ConnectorError;
+/// use bwx::inputs::ConnectorError;
 /// use bwx::testing::TestingSink;
 ///
 /// /// Counts from 0 to `limit` in every partition.

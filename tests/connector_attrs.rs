@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use bwx::__private::ConnectorError;
+use bwx::inputs::ConnectorError;
 use bwx::prelude::*;
 
 /// Lines of named in-memory "files", one partition per file.
@@ -166,8 +166,8 @@ struct Ticker {
 
 #[bwx::source]
 impl Ticker {
-    fn next_item(&mut self) -> Result<bwx::__private::Polled<u32>, ConnectorError> {
-        use bwx::__private::Polled;
+    fn next_item(&mut self) -> Result<bwx::inputs::Polled<u32>, ConnectorError> {
+        use bwx::inputs::Polled;
         if self.ticks == self.stop_at {
             return Ok(Polled::Eof);
         }
@@ -194,6 +194,6 @@ fn polling_source_from_the_attribute() {
 
     // Resuming continues from the stored tick count.
     let mut t = Ticker { ticks: 0, stop_at: 5 };
-    bwx::__private::SimplePoller::resume(&mut t, TickerState { ticks: 4 });
-    assert_eq!(bwx::__private::SimplePoller::snapshot(&t).ticks, 4);
+    bwx::inputs::SimplePoller::resume(&mut t, TickerState { ticks: 4 });
+    assert_eq!(bwx::inputs::SimplePoller::snapshot(&t).ticks, 4);
 }

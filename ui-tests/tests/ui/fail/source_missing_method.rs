@@ -1,4 +1,4 @@
-use bwx::__private::ConnectorError;
+use bwx::inputs::ConnectorError;
 
 pub struct Numbers;
 

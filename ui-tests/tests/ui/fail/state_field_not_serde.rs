@@ -1,4 +1,4 @@
-use bwx::__private::{BatchStatus, ConnectorError};
+use bwx::inputs::{BatchStatus, ConnectorError};
 
 pub struct Numbers;
 

@@ -1,7 +1,7 @@
 //! A single-partition source (no `list_parts`) and a sink with `key = Type`.
 use std::sync::{Arc, Mutex};
 
-use bwx::__private::{BatchStatus, ConnectorError};
+use bwx::inputs::{BatchStatus, ConnectorError};
 
 pub struct Countdown(u32);
 
