@@ -21,3 +21,113 @@ pub use bwx_runtime::*;
 
 #[cfg(feature = "connectors")]
 pub use bwx_connectors as connectors;
+
+/// Builds a [`Dataflow`] from statements `binding = stream.operator(args);`, checked at
+/// compile time.
+///
+/// ```
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
+///
+/// let out = TestingSink::new();
+/// let flow = bwx::dataflow!(double {
+///     nums    = input(TestingSource::new(vec![1, 2, 3]));
+///     doubled = nums.map(|x| x * 2).filter(|x| *x > 2);
+///     sink    = doubled.output(out.clone());
+/// });
+/// bwx::run_main(&flow).unwrap();
+/// assert_eq!(out.take(), vec![4, 6]);
+/// ```
+///
+/// - Each statement is one builder call; its step id is the binding (`double.doubled`).
+///   In a chain, inner steps are named `binding_operator` (`doubled_map`), numbered
+///   `binding_operator_2`, ... when an operator repeats.
+/// - Stateful steps (`input`, `output`, `*_final`, `stateful*`, `collect`, `join`) and
+///   steps with ports (`branch`) end their statement, so recovery ids are your own names.
+/// - Ports are fields: `split = nums.branch(|x| x % 2 == 0);` then `split.trues`.
+/// - `merge(a, b, ...)` and `join(a, b, ..., insert = .., emit = ..)` are free calls; any
+///   other free call `x = path(a, ...)` calls a sub-flow function
+///   `fn path(flow: &Dataflow, id: &str, a: &Stream<T>, ...) -> R`.
+/// - Every stream must be used (name it `_x` to allow it not to be); the flow needs an
+///   `input` and an `output`. All errors are reported together, at your tokens.
+/// - `dataflow!(crate = path::to::bwx, name { ... })` for re-exports of this crate.
+#[cfg(feature = "macros")]
+pub use bwx_macros::dataflow;
+
+/// Generates a fixed-partitioned source from a partition struct and its impl block; put
+/// it on both. `#[state]` fields form the resume state (`<Part>State`, serde), stored
+/// with recovery; `snapshot()` and `resume()` are generated. The connector value `S` is
+/// the type of `open`'s first parameter; without `list_parts` there is one partition,
+/// `"singleton"`.
+///
+/// ```
+/// use bwx::prelude::*;
+/// use bwx::inputs::ConnectorError;
+/// use bwx::testing::TestingSink;
+///
+/// /// Counts from 0 to `limit` in every partition.
+/// pub struct Counter { limit: u32 }
+///
+/// #[bwx::source]
+/// pub struct CounterPart { #[state] next: u32, limit: u32 }
+///
+/// #[bwx::source]
+/// impl CounterPart {
+///     fn list_parts(_source: &Counter) -> Vec<String> { vec!["a".into(), "b".into()] }
+///     fn open(source: &Counter, _part: &str) -> Result<Self, ConnectorError> {
+///         Ok(CounterPart { next: 0, limit: source.limit })
+///     }
+///     fn next_batch(&mut self, batch: &mut Vec<u32>) -> Result<BatchStatus, ConnectorError> {
+///         if self.next == self.limit { return Ok(BatchStatus::Eof); }
+///         batch.push(self.next);
+///         self.next += 1;
+///         Ok(BatchStatus::Active)
+///     }
+/// }
+///
+/// let out = TestingSink::new();
+/// let flow = bwx::dataflow!(count {
+///     nums = input(Counter { limit: 3 });
+///     out  = nums.output(out.clone());
+/// });
+/// bwx::run_main(&flow).unwrap();
+/// let mut got = out.take();
+/// got.sort();
+/// assert_eq!(got, vec![0, 0, 1, 1, 2, 2]);
+/// ```
+#[cfg(feature = "macros")]
+pub use bwx_macros::source;
+
+/// Generates a fixed-partitioned sink from a partition struct and its impl block (methods
+/// `list_parts`, `part_fn`, `open`, `write_batch`, `close`); like [`source`]. The key type
+/// is `part_fn`'s second parameter, or `#[sink(key = Type)]` (default `String`).
+#[cfg(feature = "macros")]
+pub use bwx_macros::sink;
+
+/// What the macros' expansions name; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use bwx_runtime::inputs::{
+        BatchStatus, ConnectorError, DynamicSource, FixedPartitionedSource, Polled, SimplePoller,
+        StatefulSourcePartition, StatelessSourcePartition,
+    };
+    pub use bwx_runtime::outputs::{
+        DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition,
+    };
+    pub use bwx_runtime::stateful::{JoinEmitMode, JoinInsertMode};
+    pub use bwx_runtime::{Dataflow, StepId, Stream};
+    pub use serde;
+
+    /// What a `#[state]` field of a `#[source]`/`#[sink]` partition must be; checked per
+    /// field so the error points at the field's type.
+    #[diagnostic::on_unimplemented(
+        message = "`#[state]` field of type `{Self}` is stored with recovery, so it must be serde and `Clone`",
+        label = "not serde",
+        note = "derive them: `#[derive(Clone, serde::Serialize, serde::Deserialize)]`"
+    )]
+    pub trait StateField: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static {}
+    impl<T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static> StateField for T {}
+
+    /// Fails to compile, at the caller's span, unless `T` is a [`StateField`].
+    pub const fn assert_state_field<T: StateField>() {}
+}

@@ -1,0 +1,153 @@
+//! `dataflow!` flows give the same output as their builder forms, over every operator
+//! family: chains, ports, merge, join, stateful steps and sub-flows.
+
+use bwx::prelude::*;
+use bwx::testing::{TestingSink, TestingSource};
+
+#[allow(dead_code)]
+#[path = "../examples/macro_wordcount.rs"]
+mod macro_wordcount;
+
+#[allow(dead_code)]
+#[path = "../examples/macro_overhead.rs"]
+mod macro_overhead;
+
+#[test]
+fn macro_overhead_workloads_agree() {
+    let (a, b) = (TestingSink::new(), TestingSink::new());
+    let builder = macro_overhead::builder_flow(20_000, a.clone());
+    let macros = macro_overhead::macro_flow(20_000, b.clone());
+    let ids = |f: &Dataflow| {
+        f.steps()
+            .iter()
+            .map(|s| (s.id.to_string(), s.operator))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&builder), ids(&macros));
+    bwx::run_main(&builder).unwrap();
+    bwx::run_main(&macros).unwrap();
+    let (a, b) = (sorted(a.take()), sorted(b.take()));
+    assert_eq!(a.len(), 1000);
+    assert_eq!(a, b);
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+#[test]
+fn macro_wordcount_equals_the_builder_form() {
+    let lines: Vec<String> = ["a b c", "b c", "c, C!", ""]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+
+    let macro_out = TestingSink::new();
+    let flow = macro_wordcount::wordcount(lines.clone(), macro_out.clone());
+    bwx::run_main(&flow).unwrap();
+
+    let builder_out = TestingSink::new();
+    let flow = Dataflow::new("wordcount");
+    flow.input("lines", TestingSource::new(lines))
+        .flat_map("words", |l: String| macro_wordcount::tokenize(&l))
+        .count_final("counts", |w: &String| w.clone())
+        .output("out", builder_out.clone());
+    bwx::run_main(&flow).unwrap();
+
+    // The same steps, in the same order, with the same operators and wiring: the macro
+    // adds nothing at run time.
+    let macro_flow = macro_wordcount::wordcount(Vec::new(), TestingSink::new());
+    let describe = |flow: &Dataflow| {
+        flow.steps()
+            .iter()
+            .map(|s| format!("{} {} {:?} {:?}", s.id, s.operator, s.inputs, s.outputs))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(describe(&macro_flow), describe(&flow));
+
+    let got = sorted(macro_out.take());
+    assert_eq!(got, vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 4)]);
+    assert_eq!(got, sorted(builder_out.take()));
+}
+
+#[test]
+fn macro_wordcount_has_the_builders_step_ids() {
+    let flow = macro_wordcount::wordcount(Vec::new(), TestingSink::new());
+    let ids: Vec<String> = flow.steps().iter().map(|s| s.id.to_string()).collect();
+    assert_eq!(
+        ids,
+        [
+            "wordcount.lines",
+            "wordcount.words",
+            "wordcount.counts",
+            "wordcount.out"
+        ]
+    );
+}
+
+/// A sub-flow: an ordinary function over streams, naming its steps after its binding.
+fn evens_squared(flow: &Dataflow, id: &str, nums: &Stream<u64>) -> Stream<u64> {
+    let _ = flow;
+    nums.filter(&format!("{id}_even"), |x| x % 2 == 0)
+        .map(&format!("{id}_square"), |x| x * x)
+}
+
+#[test]
+fn ports_merge_join_stateful_and_subflows_run() {
+    let joined_out = TestingSink::new();
+    let merged_out = TestingSink::new();
+    let sub_out = TestingSink::new();
+    let flow = bwx::dataflow!(mixed {
+        nums    = input(TestingSource::new(0..10u64));
+        split   = nums.branch(|x| x % 2 == 0);
+        evens   = split.trues.key_on(|x| (x / 2).to_string());
+        odds    = split.falses.key_on(|x| (x / 2).to_string()).map_value(|x| x * 10);
+        joined  = join(evens, odds, emit = JoinEmitMode::Final);
+        out     = joined.output(joined_out.clone());
+        both    = merge(split.trues, split.falses);
+        total   = both.key_on(|_| "all".to_string()).reduce_final(|a, b| a + b);
+        out_sum = total.output(merged_out.clone());
+        squares = evens_squared(nums);
+        out_sq  = squares.output(sub_out.clone());
+    });
+    let ids: Vec<String> = flow.steps().iter().map(|s| s.id.to_string()).collect();
+    assert!(ids.contains(&"mixed.odds_key_on".to_string()), "{ids:?}");
+    assert!(ids.contains(&"mixed.squares_square".to_string()), "{ids:?}");
+    bwx::run_main(&flow).unwrap();
+    let joined = sorted(joined_out.take());
+    assert_eq!(joined.len(), 5);
+    assert_eq!(joined[0], ("0".to_string(), vec![Some(0), Some(10)]));
+    assert_eq!(merged_out.take(), vec![("all".to_string(), 45)]);
+    assert_eq!(sorted(sub_out.take()), vec![0, 4, 16, 36, 64]);
+}
+
+#[test]
+fn stateful_map_in_a_macro_flow_equals_the_builder() {
+    let items = vec![("a", 1), ("b", 2), ("a", 3), ("a", 4), ("b", 5)];
+    let run_macro = || {
+        let out = TestingSink::new();
+        let flow = bwx::dataflow!(running {
+            inp  = input(TestingSource::new(items.clone()));
+            sums = inp.map(|(k, v): (&str, i32)| (k.to_string(), v))
+                      .stateful_map(|s: Option<i32>, v: i32| {
+                          let s = s.unwrap_or(0) + v;
+                          (Some(s), s)
+                      });
+            out  = sums.output(out.clone());
+        });
+        bwx::run_main(&flow).unwrap();
+        out.take()
+    };
+    let out = TestingSink::new();
+    let flow = Dataflow::new("running");
+    flow.input("inp", TestingSource::new(items.clone()))
+        .map("sums_map", |(k, v): (&str, i32)| (k.to_string(), v))
+        .stateful_map("sums", |s: Option<i32>, v: i32| {
+            let s = s.unwrap_or(0) + v;
+            (Some(s), s)
+        })
+        .output("out", out.clone());
+    bwx::run_main(&flow).unwrap();
+    assert_eq!(run_macro(), out.take());
+}

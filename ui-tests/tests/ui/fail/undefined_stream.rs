@@ -1,0 +1,9 @@
+use bwx::testing::{TestingSink, TestingSource};
+
+fn main() {
+    let _flow = bwx::dataflow!(f {
+        nums    = input(TestingSource::new(vec![1u32]));
+        doubled = numz.map(|x| x * 2);
+        out     = doubled.output(TestingSink::new());
+    });
+}

@@ -1,0 +1,10 @@
+use bwx::testing::{TestingSink, TestingSource};
+
+fn main() {
+    let _flow = bwx::dataflow!(f {
+        nums    = input(TestingSource::new(vec![1u32]));
+        doubled = nums.map(|x| x * 2);
+        _fine   = nums.map(|x| x * 3);
+        out     = nums.output(TestingSink::new());
+    });
+}
