@@ -30,6 +30,7 @@ pub mod outputs;
 pub mod recovery;
 pub mod stateful;
 pub mod testing;
+pub mod windowing;
 
 pub use errors::FlowError;
 pub use execution::{RunConfig, cluster_main, run_main, run_main_with, run_workers};
@@ -64,6 +65,9 @@ pub mod prelude {
     };
     pub use crate::stateful::{
         JoinEmitMode, JoinInsertMode, StateAction, StatefulBatchLogic, StatefulLogic, TtlCache,
+    };
+    pub use crate::windowing::{
+        EventClock, SessionWindower, SlidingWindower, SystemClock, TumblingWindower, WindowMetadata, WindowOut,
     };
     pub use crate::{Data, Dataflow, ExchangeData, FlowError, Key, RunConfig, StepId, Stream};
 }
