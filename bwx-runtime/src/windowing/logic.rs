@@ -91,8 +91,6 @@ where
     windower: D::Logic,
     windows: Vec<(WindowId, L)>,
     queue: VecDeque<(i64, V)>,
-    /// Scratch for window ids of one item; kept to avoid an allocation per item.
-    ids: Vec<WindowId>,
     _out: PhantomData<fn() -> R>,
 }
 
@@ -119,7 +117,6 @@ where
                 windower: shared.windower.build(None),
                 windows: Vec::new(),
                 queue: VecDeque::new(),
-                ids: Vec::new(),
                 _out: PhantomData,
                 shared,
             },
@@ -128,7 +125,6 @@ where
                 windower: shared.windower.build(Some(s.windower)),
                 windows: s.windows.into_iter().map(|(id, l)| (id, (shared.builder)(Some(l)))).collect(),
                 queue: s.queue.into(),
-                ids: Vec::new(),
                 _out: PhantomData,
                 shared,
             },
@@ -139,7 +135,7 @@ where
     #[inline]
     fn apply(&mut self, ts: i64, value: V, out: &mut Vec<WinEvent<V, R>>) {
         let windows = &mut self.windows;
-        self.windower.open_for(ts, &mut self.ids, &mut |from, into| {
+        let mut ids = self.windower.open_for(ts, &mut |from, into| {
             let Some(pos) = windows.iter().position(|(id, _)| *id == from) else {
                 return;
             };
@@ -149,15 +145,15 @@ where
                 None => windows.push((into, gone)),
             }
         });
-        let Some(&last) = self.ids.last() else {
+        let Some(mut id) = ids.next() else {
             return;
         };
-        for i in 0..self.ids.len() - 1 {
-            let id = self.ids[i];
+        // Clone the value for all windows but the last, which gets it.
+        for next in ids {
             self.window(id).on_value(value.clone(), &mut Emit { out, id });
+            id = next;
         }
-        self.window(last).on_value(value, &mut Emit { out, id: last });
-        self.ids.clear();
+        self.window(id).on_value(value, &mut Emit { out, id });
     }
 
     /// The logic of window `id`, built if the window is new.
@@ -176,12 +172,15 @@ where
 
     /// Emits a late item once per window it would have fallen into.
     fn late(&mut self, ts: i64, value: V, out: &mut Vec<WinEvent<V, R>>) {
-        self.windower.late_for(ts, &mut self.ids);
-        if let Some((&last, rest)) = self.ids.split_last() {
-            out.extend(rest.iter().map(|&id| WinEvent::Late(id, value.clone())));
-            out.push(WinEvent::Late(last, value));
+        let mut ids = self.windower.late_for(ts);
+        let Some(mut id) = ids.next() else {
+            return;
+        };
+        for next in ids {
+            out.push(WinEvent::Late(id, value.clone()));
+            id = next;
         }
-        self.ids.clear();
+        out.push(WinEvent::Late(id, value));
     }
 
     /// Queues an on-time item (ordered mode), after items with the same timestamp.

@@ -28,13 +28,17 @@ pub trait WindowerLogic: 'static {
     /// What recovery stores for the windower.
     type State: State;
 
-    /// Opens (or finds) the windows an on-time item at `ts` belongs to and pushes their ids
-    /// onto `ids`. If the item joins windows together (sessions), calls
-    /// `merged(from, into)` for every window merged away, before returning.
-    fn open_for(&mut self, ts: i64, ids: &mut Vec<WindowId>, merged: &mut impl FnMut(WindowId, WindowId));
+    /// The ids of the windows of one item (owned, so that no allocation is needed for
+    /// one window or a range: `std::iter::Once`, `RangeInclusive`, or `vec::IntoIter`).
+    type Ids: Iterator<Item = WindowId>;
 
-    /// Pushes the ids of the windows a late item at `ts` would have fallen into.
-    fn late_for(&self, ts: i64, ids: &mut Vec<WindowId>);
+    /// Opens (or finds) the windows an on-time item at `ts` belongs to and returns their
+    /// ids. If the item joins windows together (sessions), calls `merged(from, into)` for
+    /// every window merged away, before returning.
+    fn open_for(&mut self, ts: i64, merged: &mut impl FnMut(WindowId, WindowId)) -> Self::Ids;
+
+    /// The ids of the windows a late item at `ts` would have fallen into.
+    fn late_for(&self, ts: i64) -> Self::Ids;
 
     /// Closes every window that no on-time item can enter any more once the watermark is
     /// `watermark`, calling `closed` for each in order of closing time. A watermark of

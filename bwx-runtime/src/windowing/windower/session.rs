@@ -96,8 +96,9 @@ impl SessionLogic {
 
 impl WindowerLogic for SessionLogic {
     type State = SessionState;
+    type Ids = std::iter::Once<WindowId>;
 
-    fn open_for(&mut self, ts: i64, ids: &mut Vec<WindowId>, merged: &mut impl FnMut(WindowId, WindowId)) {
+    fn open_for(&mut self, ts: i64, merged: &mut impl FnMut(WindowId, WindowId)) -> Self::Ids {
         let gap = self.gap;
         let sessions = &mut self.state.sessions;
         // Sessions are sorted by open time and disjoint, so those within `gap` of `ts`
@@ -142,11 +143,11 @@ impl WindowerLogic for SessionLogic {
                 id
             }
         };
-        ids.push(id);
+        std::iter::once(id)
     }
 
-    fn late_for(&self, _ts: i64, ids: &mut Vec<WindowId>) {
-        ids.push(LATE_SESSION_ID);
+    fn late_for(&self, _ts: i64) -> Self::Ids {
+        std::iter::once(LATE_SESSION_ID)
     }
 
     fn close_for(&mut self, watermark: i64, closed: &mut impl FnMut(WindowId, WindowMetadata)) {
@@ -196,7 +197,7 @@ mod tests {
         let mut ids = Vec::new();
         let mut merges = Vec::new();
         for ts in [0, 20, 10, 15] {
-            logic.open_for(ts, &mut ids, &mut |from, into| merges.push((from, into)));
+            ids.extend(logic.open_for(ts, &mut |from, into| merges.push((from, into))));
         }
         // 0 and 20 start sessions 0 and 1; 10 starts 2; 15 joins 2 and 1 (into 1).
         assert_eq!(ids, vec![0, 1, 2, 1]);
@@ -215,7 +216,7 @@ mod tests {
     fn a_session_closes_once_the_watermark_is_past_its_gap() {
         let w = SessionWindower::new(Duration::from_millis(5));
         let mut logic = w.build(None);
-        logic.open_for(10, &mut Vec::new(), &mut |_, _| {});
+        logic.open_for(10, &mut |_, _| {});
         assert_eq!(logic.next_close(), Some(16));
         let mut n = 0;
         logic.close_for(15, &mut |_, _| n += 1);

@@ -97,9 +97,10 @@ impl SlidingLogic {
 
 impl WindowerLogic for SlidingLogic {
     type State = Vec<(WindowId, i64)>;
+    type Ids = std::ops::RangeInclusive<WindowId>;
 
     #[inline]
-    fn open_for(&mut self, ts: i64, ids: &mut Vec<WindowId>, _merged: &mut impl FnMut(WindowId, WindowId)) {
+    fn open_for(&mut self, ts: i64, _merged: &mut impl FnMut(WindowId, WindowId)) -> Self::Ids {
         let (first, last) = self.range(ts);
         let mut at = self.open.partition_point(|(w, _)| *w < first);
         for id in first..=last {
@@ -108,13 +109,13 @@ impl WindowerLogic for SlidingLogic {
                 self.open.insert(at, (id, close));
             }
             at += 1;
-            ids.push(id);
         }
+        first..=last
     }
 
-    fn late_for(&self, ts: i64, ids: &mut Vec<WindowId>) {
+    fn late_for(&self, ts: i64) -> Self::Ids {
         let (first, last) = self.range(ts);
-        ids.extend(first..=last);
+        first..=last
     }
 
     fn close_for(&mut self, watermark: i64, closed: &mut impl FnMut(WindowId, WindowMetadata)) {
@@ -156,12 +157,8 @@ mod tests {
     fn an_item_is_in_length_over_offset_windows() {
         let w = SlidingWindower::new(Duration::from_millis(10), Duration::from_millis(2), 0).unwrap();
         let mut logic = w.build(None);
-        let mut ids = Vec::new();
-        logic.open_for(0, &mut ids, &mut |_, _| {});
-        assert_eq!(ids, vec![-4, -3, -2, -1, 0]);
-        ids.clear();
-        logic.open_for(11, &mut ids, &mut |_, _| {});
-        assert_eq!(ids, vec![1, 2, 3, 4, 5]);
+        assert_eq!(logic.open_for(0, &mut |_, _| {}), -4..=0);
+        assert_eq!(logic.open_for(11, &mut |_, _| {}), 1..=5);
         let mut closed = Vec::new();
         logic.close_for(10, &mut |id, m| closed.push((id, m.open_time, m.close_time)));
         assert_eq!(closed, vec![(-4, -8, 2), (-3, -6, 4), (-2, -4, 6), (-1, -2, 8), (0, 0, 10)]);
@@ -171,18 +168,14 @@ mod tests {
     #[test]
     fn offset_equal_to_length_is_tumbling() {
         let w = SlidingWindower::new(Duration::from_millis(10), Duration::from_millis(10), 5).unwrap();
-        let mut ids = Vec::new();
-        w.build(None).late_for(4, &mut ids);
-        w.build(None).late_for(5, &mut ids);
-        assert_eq!(ids, vec![-1, 0]);
+        assert_eq!(w.build(None).late_for(4), -1..=-1);
+        assert_eq!(w.build(None).late_for(5), 0..=0);
     }
 
     #[test]
     fn far_past_alignment_keeps_every_window() {
         let w = SlidingWindower::new(Duration::from_secs(10), Duration::from_secs(5), i64::MIN + 7).unwrap();
-        let mut ids = Vec::new();
-        w.build(None).late_for(1_700_000_000_000, &mut ids);
-        assert_eq!(ids.len(), 2);
-        assert_eq!(ids[1] - ids[0], 1);
+        let ids = w.build(None).late_for(1_700_000_000_000);
+        assert_eq!(ids.end() - ids.start(), 1);
     }
 }

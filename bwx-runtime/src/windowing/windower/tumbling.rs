@@ -70,9 +70,10 @@ impl TumblingLogic {
 
 impl WindowerLogic for TumblingLogic {
     type State = Vec<(WindowId, i64)>;
+    type Ids = std::iter::Once<WindowId>;
 
     #[inline]
-    fn open_for(&mut self, ts: i64, ids: &mut Vec<WindowId>, _merged: &mut impl FnMut(WindowId, WindowId)) {
+    fn open_for(&mut self, ts: i64, _merged: &mut impl FnMut(WindowId, WindowId)) -> Self::Ids {
         let id = self.id_of(ts);
         // Mostly the newest window: search from the back.
         if !self.open.iter().rev().any(|(w, _)| *w == id) {
@@ -80,11 +81,11 @@ impl WindowerLogic for TumblingLogic {
             let at = self.open.partition_point(|(w, _)| *w < id);
             self.open.insert(at, (id, close));
         }
-        ids.push(id);
+        std::iter::once(id)
     }
 
-    fn late_for(&self, ts: i64, ids: &mut Vec<WindowId>) {
-        ids.push(self.id_of(ts));
+    fn late_for(&self, ts: i64) -> Self::Ids {
+        std::iter::once(self.id_of(ts))
     }
 
     fn close_for(&mut self, watermark: i64, closed: &mut impl FnMut(WindowId, WindowMetadata)) {
@@ -120,10 +121,7 @@ mod tests {
     use super::*;
 
     fn ids(w: &TumblingWindower, ts: i64) -> Vec<WindowId> {
-        let mut logic = w.build(None);
-        let mut ids = Vec::new();
-        logic.open_for(ts, &mut ids, &mut |_, _| {});
-        ids
+        w.build(None).open_for(ts, &mut |_, _| {}).collect()
     }
 
     #[test]
@@ -142,9 +140,7 @@ mod tests {
         let w = TumblingWindower::new(Duration::from_secs(3600), i64::MIN).unwrap();
         let ts = 1_700_000_000_000;
         let mut logic = w.build(None);
-        let mut got = Vec::new();
-        logic.open_for(ts, &mut got, &mut |_, _| {});
-        let id = got[0];
+        let id = logic.open_for(ts, &mut |_, _| {}).next().unwrap();
         assert!(id > 0);
         let mut meta = Vec::new();
         logic.close_for(i64::MAX, &mut |id, m| meta.push((id, m)));
@@ -157,10 +153,7 @@ mod tests {
     fn windows_close_in_order_when_the_watermark_passes_their_end() {
         let w = TumblingWindower::new(Duration::from_millis(10), 0).unwrap();
         let mut logic = w.build(None);
-        let mut ids = Vec::new();
-        for ts in [25, 3, 14] {
-            logic.open_for(ts, &mut ids, &mut |_, _| {});
-        }
+        let ids: Vec<_> = [25, 3, 14].into_iter().flat_map(|ts| logic.open_for(ts, &mut |_, _| {})).collect();
         assert_eq!(ids, vec![2, 0, 1]);
         assert_eq!(logic.next_close(), Some(10));
         let mut closed = Vec::new();
