@@ -26,9 +26,15 @@ pub fn bids() -> Vec<Bid> {
     let mut x: u64 = 42;
     (0..3_000i64)
         .map(|i| {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             let r = (x >> 33) as u32;
-            let auction = if r % 4 != 0 { (r / 4) % 5 + (i as u32 / 1_000) * 5 } else { 100 + (r / 4) % 50 };
+            let auction = if !r.is_multiple_of(4) {
+                (r / 4) % 5 + (i as u32 / 1_000) * 5
+            } else {
+                100 + (r / 4) % 50
+            };
             (auction, START + i * 10)
         })
         .collect()
@@ -46,7 +52,9 @@ pub fn build(bids: Vec<Bid>, hot: TestingSink<Hot>) -> Dataflow {
             |b: &Bid| b.0,
         )
         .down
-        .map("by_window", |(auction, (window, count)): (u32, (i64, u64))| (window, (count, auction)))
+        .map("by_window", |(auction, (window, count)): (u32, (i64, u64))| {
+            (window, (count, auction))
+        })
         .reduce_final("hottest", |a, b| a.max(b))
         .map("row", |(window, (count, auction))| (window, auction, count))
         .output("out", hot);

@@ -13,12 +13,20 @@ use bwx::windowing::{EventClock, TumblingWindower};
 /// An order or a payment: (order id, (timestamp in ms since the epoch, amount in cents)).
 pub type Event = (u32, (i64, u64));
 
+/// A joined row: [order, payment], `None` for a side without a value in the window.
+pub type Row = Vec<Option<(i64, u64)>>;
+
 /// A result: (order id, window id, order amount, paid amount if any).
 pub type Matched = (u32, i64, u64, Option<u64>);
 
 /// The sample orders.
 pub fn orders() -> Vec<Event> {
-    vec![(1, (1_000, 500)), (2, (20_000, 1_250)), (3, (61_000, 300)), (4, (62_000, 800))]
+    vec![
+        (1, (1_000, 500)),
+        (2, (20_000, 1_250)),
+        (3, (61_000, 300)),
+        (4, (62_000, 800)),
+    ]
 }
 
 /// The sample payments; order 2 is paid after its window closed, order 4 never.
@@ -43,7 +51,7 @@ pub fn build(orders: Vec<Event>, payments: Vec<Event>, matched: TestingSink<Matc
         true,
     )
     .down
-    .filter_map("orders_only", |(id, (window, row)): (u32, (i64, Vec<Option<(i64, u64)>>))| {
+    .filter_map("orders_only", |(id, (window, row)): (u32, (i64, Row))| {
         let order = row.first().copied().flatten()?;
         let paid = row.get(1).copied().flatten().map(|p| p.1);
         Some((id, window, order.1, paid))

@@ -62,7 +62,12 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     for (user, first, last, pages) in sessions.take() {
-        println!("{user}: minutes {}..={} {}", first / MIN, last / MIN, pages.join(" > "));
+        println!(
+            "{user}: minutes {}..={} {}",
+            first / MIN,
+            last / MIN,
+            pages.join(" > ")
+        );
     }
     ExitCode::SUCCESS
 }

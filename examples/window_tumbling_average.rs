@@ -28,9 +28,19 @@ pub fn readings() -> Vec<Reading> {
     let mut out = Vec::new();
     for step in 0..15i64 {
         // Swap every third pair of timestamps to simulate disorder.
-        let t = if step % 3 == 1 { step + 1 } else if step % 3 == 2 { step - 1 } else { step };
+        let t = if step % 3 == 1 {
+            step + 1
+        } else if step % 3 == 2 {
+            step - 1
+        } else {
+            step
+        };
         out.push(("kitchen".to_string(), START + t * 2_000, 20.0 + (t % 4) as f64));
-        out.push(("garage".to_string(), START + t * 2_000 + 500, 8.0 + (t % 3) as f64 * 0.5));
+        out.push((
+            "garage".to_string(),
+            START + t * 2_000 + 500,
+            8.0 + (t % 3) as f64 * 0.5,
+        ));
     }
     out.push(("kitchen".to_string(), START + 1_000, 99.0));
     out
@@ -53,11 +63,17 @@ pub fn build(readings: Vec<Reading>, averages: TestingSink<Average>, late: Testi
         );
     windows
         .down
-        .map("average", |(sensor, (id, (n, sum))): (String, (i64, (u32, f64)))| {
-            (sensor, START + id * 10_000, sum / f64::from(n))
-        })
+        .map(
+            "average",
+            |(sensor, (id, (n, sum))): (String, (i64, (u32, f64)))| {
+                (sensor, START + id * 10_000, sum / f64::from(n))
+            },
+        )
         .output("averages", averages);
-    windows.late.map("late_reading", |(_, (_, r))| r).output("late", late);
+    windows
+        .late
+        .map("late_reading", |(_, (_, r))| r)
+        .output("late", late);
     flow
 }
 

@@ -40,7 +40,9 @@ fn system_clock_closes_windows_at_a_wake_up_without_more_input() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let seen2 = seen.clone();
     flow.input("inp", TestingSource::from_events(events))
-        .inspect("arrive", move |_, x| seen2.lock().unwrap().push(format!("item {x}")))
+        .inspect("arrive", move |_, x| {
+            seen2.lock().unwrap().push(format!("item {x}"))
+        })
         .count_window(
             "count",
             SystemClock,
@@ -58,7 +60,10 @@ fn system_clock_closes_windows_at_a_wake_up_without_more_input() {
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got.iter().all(|(_, (_, n))| *n == 1), "{got:?}");
     // The first window closed by a timer during the pause, before the second item came.
-    assert_eq!(*seen.lock().unwrap(), vec!["item 1", "window of 1", "item 2", "window of 1"]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec!["item 1", "window of 1", "item 2", "window of 1"]
+    );
 }
 
 #[test]
@@ -75,7 +80,9 @@ fn live_event_clock_closes_sessions_on_time_and_frees_the_key() {
     ];
     let order2 = order.clone();
     flow.input("inp", TestingSource::from_events(events))
-        .inspect("arrive", move |_, (k, _)| order2.lock().unwrap().push(format!("in {k}")))
+        .inspect("arrive", move |_, (k, _)| {
+            order2.lock().unwrap().push(format!("in {k}"))
+        })
         .collect_window(
             "sess",
             // The watermark follows wall time: a session ends 100 ms after its last item.
@@ -89,13 +96,21 @@ fn live_event_clock_closes_sessions_on_time_and_frees_the_key() {
             move |_, (k, _)| order.lock().unwrap().push(format!("out {k}"))
         })
         .output("out", out.clone());
-    let config = RunConfig::default().epoch_interval(Duration::from_millis(30)).recovery(hook.clone());
+    let config = RunConfig::default()
+        .epoch_interval(Duration::from_millis(30))
+        .recovery(hook.clone());
     bwx::run_main_with(&flow, config).unwrap();
     assert_eq!(
         out.take(),
-        vec![("a".to_string(), (0, vec![1_000, 1_005])), ("b".to_string(), (0, vec![1_010]))]
+        vec![
+            ("a".to_string(), (0, vec![1_000, 1_005])),
+            ("b".to_string(), (0, vec![1_010]))
+        ]
     );
-    assert_eq!(*order.lock().unwrap(), vec!["in a", "in a", "out a", "in b", "out b"]);
+    assert_eq!(
+        *order.lock().unwrap(),
+        vec!["in a", "in a", "out a", "in b", "out b"]
+    );
     // Key a's state was discarded when its session closed (Bytewax #577 kept it forever):
     // its last snapshot before b arrived says "no state".
     let snaps = hook.snaps.lock().unwrap();
@@ -126,6 +141,10 @@ fn late_items_and_metadata_have_their_own_streams() {
     // After 25 the watermark is 15: window 0 closes; 3 and 12 are late.
     assert_eq!(down.take(), vec![(1, (0, 5)), (1, (2, 25))]);
     assert_eq!(late.take(), vec![(1, (0, 3)), (1, (1, 12))]);
-    let meta: Vec<_> = meta.take().into_iter().map(|(k, (id, m))| (k, id, m.open_time, m.close_time)).collect();
+    let meta: Vec<_> = meta
+        .take()
+        .into_iter()
+        .map(|(k, (id, m))| (k, id, m.open_time, m.close_time))
+        .collect();
     assert_eq!(meta, vec![(1, 0, 0, 10), (1, 2, 20, 30)]);
 }

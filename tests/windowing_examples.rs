@@ -30,16 +30,24 @@ fn tumbling_average_per_sensor() {
     // Computed directly: per sensor and 10 s window, the mean of the on-time readings.
     let mut expected: BTreeMap<(String, i64), (f64, f64)> = BTreeMap::new();
     for (sensor, ts, value) in readings().into_iter().filter(|r| r.2 != 99.0) {
-        let e = expected.entry((sensor, START + (ts - START).div_euclid(10_000) * 10_000)).or_default();
+        let e = expected
+            .entry((sensor, START + (ts - START).div_euclid(10_000) * 10_000))
+            .or_default();
         e.0 += 1.0;
         e.1 += value;
     }
-    let expected: Vec<_> = expected.into_iter().map(|((s, w), (n, sum))| (s, w, sum / n)).collect();
+    let expected: Vec<_> = expected
+        .into_iter()
+        .map(|((s, w), (n, sum))| (s, w, sum / n))
+        .collect();
     let mut expected = expected;
     expected.sort_by(|a, b| a.partial_cmp(b).unwrap());
     assert_eq!(got, expected);
     assert_eq!(got.len(), 6);
-    assert_eq!(got.iter().find(|r| r.0 == "kitchen" && r.1 == START).unwrap().2, 21.2);
+    assert_eq!(
+        got.iter().find(|r| r.0 == "kitchen" && r.1 == START).unwrap().2,
+        21.2
+    );
     assert_eq!(late.take(), vec![("kitchen".to_string(), START + 1_000, 99.0)]);
 }
 
@@ -75,8 +83,11 @@ fn sessions_per_user() {
     use sessions::{build, views};
     let out = TestingSink::new();
     bwx::run_main(&build(views(), out.clone())).unwrap();
-    let mut got: Vec<(String, i64, i64, String)> =
-        out.take().into_iter().map(|(u, a, b, pages)| (u, a / 60_000, b / 60_000, pages.join(" "))).collect();
+    let mut got: Vec<(String, i64, i64, String)> = out
+        .take()
+        .into_iter()
+        .map(|(u, a, b, pages)| (u, a / 60_000, b / 60_000, pages.join(" ")))
+        .collect();
     got.sort();
     let row = |u: &str, a, b, p: &str| (u.to_string(), a, b, p.to_string());
     assert_eq!(
@@ -99,6 +110,11 @@ fn orders_joined_with_payments_per_window() {
     got.sort();
     assert_eq!(
         got,
-        vec![(1, 0, 500, Some(500)), (2, 0, 1_250, None), (3, 1, 300, Some(300)), (4, 1, 800, None)]
+        vec![
+            (1, 0, 500, Some(500)),
+            (2, 0, 1_250, None),
+            (3, 1, 300, Some(300)),
+            (4, 1, 800, None)
+        ]
     );
 }

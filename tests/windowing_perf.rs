@@ -66,7 +66,11 @@ impl StatefulSourcePartition for GenPart {
             i += PARTS;
         }
         self.next = hi;
-        Ok(if hi == self.n { BatchStatus::Eof } else { BatchStatus::Active })
+        Ok(if hi == self.n {
+            BatchStatus::Eof
+        } else {
+            BatchStatus::Active
+        })
     }
 
     fn snapshot(&self) -> u64 {
@@ -85,8 +89,14 @@ fn cpu_secs() -> f64 {
 #[test]
 #[ignore = "measurement; run in release with --ignored --nocapture"]
 fn tumbling_count_sum_throughput() {
-    let n: u64 = std::env::var("EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(5_000_000);
-    let workers: usize = std::env::var("WORKERS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let n: u64 = std::env::var("EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5_000_000);
+    let workers: usize = std::env::var("WORKERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let flow = Dataflow::new("c");
     let out = TestingSink::new();
     flow.input("gen", Gen { n })

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use bwx::prelude::*;
 use bwx::testing::{TestingSink, TestingSource};
-use bwx::windowing::{EventClock, LATE_SESSION_ID, SessionWindower, SlidingWindower, TumblingWindower, WindowId};
+use bwx::windowing::{
+    EventClock, LATE_SESSION_ID, SessionWindower, SlidingWindower, TumblingWindower, WindowId,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 
@@ -43,7 +45,11 @@ fn floor_div(a: i64, b: i64) -> i64 {
 fn model_ids(win: Win, ts: i64) -> Vec<WindowId> {
     match win {
         Win::Tumbling { length, align } => vec![floor_div(ts - align, length)],
-        Win::Sliding { length, offset, align } => {
+        Win::Sliding {
+            length,
+            offset,
+            align,
+        } => {
             // Every w with align + w*offset <= ts < align + w*offset + length.
             let last = floor_div(ts - align, offset);
             (last - length / offset - 1..=last)
@@ -112,15 +118,26 @@ fn run(case: &Case, ordered: bool, workers: usize) -> Run {
     let flow = Dataflow::new("props");
     let (down, late, meta) = (TestingSink::new(), TestingSink::new(), TestingSink::new());
     let clock = EventClock::replay(|(_, ts): &Item| *ts, Duration::from_millis(case.wait as u64));
-    let inp = flow.input("inp", TestingSource::new(case.items.clone()).batch_size(case.batch));
+    let inp = flow.input(
+        "inp",
+        TestingSource::new(case.items.clone()).batch_size(case.batch),
+    );
     let out = match case.win {
         Win::Tumbling { length, align } => {
             let w = TumblingWindower::new(Duration::from_millis(length as u64), align).unwrap();
             inp.collect_window("win", clock, w, ordered)
         }
-        Win::Sliding { length, offset, align } => {
-            let w = SlidingWindower::new(Duration::from_millis(length as u64), Duration::from_millis(offset as u64), align)
-                .unwrap();
+        Win::Sliding {
+            length,
+            offset,
+            align,
+        } => {
+            let w = SlidingWindower::new(
+                Duration::from_millis(length as u64),
+                Duration::from_millis(offset as u64),
+                align,
+            )
+            .unwrap();
             inp.collect_window("win", clock, w, ordered)
         }
         Win::Session { gap } => {
@@ -133,7 +150,8 @@ fn run(case: &Case, ordered: bool, workers: usize) -> Run {
     out.meta.output("meta", meta.clone());
     bwx::run_workers(&flow, workers, RunConfig::default()).unwrap();
 
-    let meta: BTreeMap<(Key, WindowId), _> = meta.take().into_iter().map(|(k, (id, m))| ((k, id), m)).collect();
+    let meta: BTreeMap<(Key, WindowId), _> =
+        meta.take().into_iter().map(|(k, (id, m))| ((k, id), m)).collect();
     let merges = meta.values().filter(|m| !m.merged_ids.is_empty()).count();
     let mut ts_sorted = true;
     let mut windows = BTreeMap::new();
@@ -152,8 +170,14 @@ fn run(case: &Case, ordered: bool, workers: usize) -> Run {
                 sessions.entry(k).or_default().push((lo, idx));
             }
             _ => {
-                assert!(m.open_time <= lo && hi < m.close_time, "window {id} {m:?} holds {lo}..={hi}");
-                assert!(windows.insert((k, id), idx).is_none(), "window ({k}, {id}) emitted twice");
+                assert!(
+                    m.open_time <= lo && hi < m.close_time,
+                    "window {id} {m:?} holds {lo}..={hi}"
+                );
+                assert!(
+                    windows.insert((k, id), idx).is_none(),
+                    "window ({k}, {id}) emitted twice"
+                );
             }
         }
     }
@@ -163,7 +187,11 @@ fn run(case: &Case, ordered: bool, workers: usize) -> Run {
             windows.insert((k, n as WindowId), idx);
         }
     }
-    let mut late: Vec<(Key, WindowId, u32)> = late.take().into_iter().map(|(k, (id, (idx, _)))| (k, id, idx)).collect();
+    let mut late: Vec<(Key, WindowId, u32)> = late
+        .take()
+        .into_iter()
+        .map(|(k, (id, (idx, _)))| (k, id, idx))
+        .collect();
     late.sort();
     Run {
         outcome: Outcome { windows, late },
@@ -195,7 +223,12 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                 (k, (i as u32, ts))
             })
             .collect();
-        Case { items, wait, win, batch }
+        Case {
+            items,
+            wait,
+            win,
+            batch,
+        }
     })
 }
 
@@ -230,5 +263,8 @@ fn windows_match_the_reference_model() {
     // The generated cases exercise what the properties are about.
     assert!(lates.load(Ordering::Relaxed) > 0, "no late items generated");
     assert!(merges.load(Ordering::Relaxed) > 0, "no session merges generated");
-    assert!(eof_windows.load(Ordering::Relaxed) > 0, "no windows closed at EOF");
+    assert!(
+        eof_windows.load(Ordering::Relaxed) > 0,
+        "no windows closed at EOF"
+    );
 }

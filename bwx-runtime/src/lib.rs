@@ -67,7 +67,8 @@ pub mod prelude {
         JoinEmitMode, JoinInsertMode, StateAction, StatefulBatchLogic, StatefulLogic, TtlCache,
     };
     pub use crate::windowing::{
-        EventClock, SessionWindower, SlidingWindower, SystemClock, TumblingWindower, WindowMetadata, WindowOut,
+        EventClock, SessionWindower, SlidingWindower, SystemClock, TumblingWindower, WindowMetadata,
+        WindowOut,
     };
     pub use crate::{Data, Dataflow, ExchangeData, FlowError, Key, RunConfig, StepId, Stream};
 }

@@ -8,10 +8,10 @@ use crate::inputs::State;
 use crate::operators::KeyedItem;
 use crate::{Data, ExchangeData, Key};
 
+use super::WindowOut;
 use super::clock::Clock;
 use super::logic::{Emit, Shared, WindowLogic};
 use super::windower::Windower;
-use super::WindowOut;
 
 /// The functions of a `fold_window`, shared by all windows of a step.
 struct FoldFns<I, F, M> {
@@ -234,7 +234,13 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![(7, (0, 3)), (7, (1, 15))]);
     /// ```
-    pub fn reduce_window<C, D, F>(&self, step: &str, clock: C, windower: D, reducer: F) -> WindowOut<T::K, T::V, T::V>
+    pub fn reduce_window<C, D, F>(
+        &self,
+        step: &str,
+        clock: C,
+        windower: D,
+        reducer: F,
+    ) -> WindowOut<T::K, T::V, T::V>
     where
         T: KeyedItem + ExchangeData,
         T::V: State,
@@ -279,7 +285,13 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', (0, (2, 9)))]);
     /// ```
-    pub fn max_window<O, C, D, F>(&self, step: &str, clock: C, windower: D, by: F) -> WindowOut<T::K, T::V, T::V>
+    pub fn max_window<O, C, D, F>(
+        &self,
+        step: &str,
+        clock: C,
+        windower: D,
+        by: F,
+    ) -> WindowOut<T::K, T::V, T::V>
     where
         T: KeyedItem + ExchangeData,
         T::V: State,
@@ -315,7 +327,13 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', (0, 2))]);
     /// ```
-    pub fn min_window<O, C, D, F>(&self, step: &str, clock: C, windower: D, by: F) -> WindowOut<T::K, T::V, T::V>
+    pub fn min_window<O, C, D, F>(
+        &self,
+        step: &str,
+        clock: C,
+        windower: D,
+        by: F,
+    ) -> WindowOut<T::K, T::V, T::V>
     where
         T: KeyedItem + ExchangeData,
         T::V: State,

@@ -10,11 +10,11 @@ use crate::stateful::join::cross_rows;
 use crate::stateful::{JoinEmitMode, JoinInsertMode};
 use crate::{ExchangeData, Key};
 
+use super::WindowOut;
 use super::clock::{Clock, ClockLogic};
 use super::logic::{Emit, Shared, WindowLogic};
 use super::operator::{lower, window_out};
 use super::windower::Windower;
-use super::WindowOut;
 
 /// Runs a clock of `V` on the `(side, V)` items of a join.
 struct SideClock<C>(C);

@@ -123,7 +123,11 @@ where
             Some(s) => KeyWindows {
                 clock: shared.clock.build(Some(s.clock)),
                 windower: shared.windower.build(Some(s.windower)),
-                windows: s.windows.into_iter().map(|(id, l)| (id, (shared.builder)(Some(l)))).collect(),
+                windows: s
+                    .windows
+                    .into_iter()
+                    .map(|(id, l)| (id, (shared.builder)(Some(l))))
+                    .collect(),
                 queue: s.queue.into(),
                 _out: PhantomData,
                 shared,
@@ -310,13 +314,14 @@ mod tests {
     }
 
     type Clk = EventClock<i64, fn(&i64) -> i64>;
-    type Keyed = KeyWindows<i64, Vec<i64>, Clk, SessionWindower, Collect, fn(Option<Vec<i64>>) -> Collect>;
+    type Build = fn(Option<Vec<i64>>) -> Collect;
+    type Keyed = KeyWindows<i64, Vec<i64>, Clk, SessionWindower, Collect, Build>;
 
-    fn shared() -> Arc<Shared<Clk, SessionWindower, fn(Option<Vec<i64>>) -> Collect>> {
+    fn shared() -> Arc<Shared<Clk, SessionWindower, Build>> {
         Arc::new(Shared {
             clock: EventClock::replay((|ts: &i64| *ts) as fn(&i64) -> i64, Duration::from_millis(10)),
             windower: SessionWindower::new(Duration::from_millis(2)),
-            builder: (|r: Option<Vec<i64>>| Collect(r.unwrap_or_default())) as fn(Option<Vec<i64>>) -> Collect,
+            builder: (|r: Option<Vec<i64>>| Collect(r.unwrap_or_default())) as Build,
             ordered: true,
         })
     }
@@ -331,7 +336,9 @@ mod tests {
             .map(|e| match e {
                 WinEvent::Down(id, r) => format!("down {id} {r:?}"),
                 WinEvent::Late(id, v) => format!("late {id} {v}"),
-                WinEvent::Meta(id, m) => format!("meta {id} {}..{} {:?}", m.open_time, m.close_time, m.merged_ids),
+                WinEvent::Meta(id, m) => {
+                    format!("meta {id} {}..{} {:?}", m.open_time, m.close_time, m.merged_ids)
+                }
             })
             .collect()
     }

@@ -47,8 +47,8 @@ pub use clock::{
 };
 pub use logic::{Emit, WindowLogic};
 pub use windower::{
-    LATE_SESSION_ID, SessionLogic, SessionState, SessionWindower, SlidingLogic, SlidingWindower, TumblingLogic,
-    TumblingWindower, WindowerError, WindowerLogic, Windower,
+    LATE_SESSION_ID, SessionLogic, SessionState, SessionWindower, SlidingLogic, SlidingWindower,
+    TumblingLogic, TumblingWindower, Windower, WindowerError, WindowerLogic,
 };
 
 use std::collections::BTreeSet;

@@ -86,8 +86,12 @@ impl<T: Data> Stream<T> {
             3,
             Arc::new(move |ctx: &mut BuildCtx<'_>, info: &StepInfo| {
                 let input = ctx.get::<T>(info, info.inputs[0])?;
-                let prepared =
-                    crate::engine::stateless::flat_map_batch(input, info.id.as_str(), ctx.step_index, prepare.clone());
+                let prepared = crate::engine::stateless::flat_map_batch(
+                    input,
+                    info.id.as_str(),
+                    ctx.step_index,
+                    prepare.clone(),
+                );
                 lower::<U, R, C, D, L, B>(ctx, info, prepared, &shared)
             }),
         );

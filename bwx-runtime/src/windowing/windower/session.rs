@@ -47,7 +47,9 @@ impl SessionWindower {
     /// Sessions that end after `gap` without items (a zero gap joins only equal
     /// timestamps).
     pub fn new(gap: Duration) -> Self {
-        SessionWindower { gap: duration_ms(gap) }
+        SessionWindower {
+            gap: duration_ms(gap),
+        }
     }
 }
 
@@ -104,7 +106,11 @@ impl WindowerLogic for SessionLogic {
         // Sessions are sorted by open time and disjoint, so those within `gap` of `ts`
         // form one run.
         let first = sessions.partition_point(|s| s.close.saturating_add(gap) < ts);
-        let end = first + sessions[first..].iter().take_while(|s| s.open.saturating_sub(gap) <= ts).count();
+        let end = first
+            + sessions[first..]
+                .iter()
+                .take_while(|s| s.open.saturating_sub(gap) <= ts)
+                .count();
         let id = match end - first {
             0 => {
                 let id = self.state.next_id;
@@ -128,7 +134,11 @@ impl WindowerLogic for SessionLogic {
                 });
                 for other in joined {
                     // The survivor is the session with the smaller id.
-                    let (keep, gone) = if other.id < into.id { (other, into) } else { (into, other) };
+                    let (keep, gone) = if other.id < into.id {
+                        (other, into)
+                    } else {
+                        (into, other)
+                    };
                     into = keep;
                     merged(gone.id, into.id);
                     into.open = into.open.min(gone.open);
@@ -174,7 +184,10 @@ impl WindowerLogic for SessionLogic {
 
     #[inline]
     fn next_close(&self) -> Option<i64> {
-        self.state.sessions.first().map(|s| self.closes_after(s).saturating_add(1))
+        self.state
+            .sessions
+            .first()
+            .map(|s| self.closes_after(s).saturating_add(1))
     }
 
     fn is_empty(&self) -> bool {
@@ -205,7 +218,10 @@ mod tests {
         let mut closed = Vec::new();
         logic.close_for(i64::MAX, &mut |id, m| closed.push((id, m)));
         assert_eq!(closed.len(), 2);
-        assert_eq!((closed[0].0, closed[0].1.open_time, closed[0].1.close_time), (0, 0, 0));
+        assert_eq!(
+            (closed[0].0, closed[0].1.open_time, closed[0].1.close_time),
+            (0, 0, 0)
+        );
         let m = &closed[1].1;
         assert_eq!((closed[1].0, m.open_time, m.close_time), (1, 10, 20));
         assert_eq!(m.merged_ids, BTreeSet::from([2]));

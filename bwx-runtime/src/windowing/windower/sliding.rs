@@ -84,7 +84,9 @@ impl SlidingLogic {
         let last = floor_div(ts, c.align_to, c.offset);
         let first = match ts.checked_sub(c.align_to).and_then(|d| d.checked_sub(c.length)) {
             Some(d) => d.div_euclid(c.offset),
-            None => clamp_i64((ts as i128 - c.align_to as i128 - c.length as i128).div_euclid(c.offset as i128)),
+            None => {
+                clamp_i64((ts as i128 - c.align_to as i128 - c.length as i128).div_euclid(c.offset as i128))
+            }
         }
         .saturating_add(1);
         (first, last)
@@ -102,13 +104,13 @@ impl WindowerLogic for SlidingLogic {
     #[inline]
     fn open_for(&mut self, ts: i64, _merged: &mut impl FnMut(WindowId, WindowId)) -> Self::Ids {
         let (first, last) = self.range(ts);
-        let mut at = self.open.partition_point(|(w, _)| *w < first);
-        for id in first..=last {
+        // The item's windows are consecutive ids: walk them alongside the sorted open list.
+        let start = self.open.partition_point(|(w, _)| *w < first);
+        for (at, id) in (start..).zip(first..=last) {
             if self.open.get(at).is_none_or(|(w, _)| *w != id) {
                 let close = self.open_time(id).saturating_add(self.cfg.length);
                 self.open.insert(at, (id, close));
             }
-            at += 1;
         }
         first..=last
     }
@@ -120,7 +122,11 @@ impl WindowerLogic for SlidingLogic {
 
     fn close_for(&mut self, watermark: i64, closed: &mut impl FnMut(WindowId, WindowMetadata)) {
         // Ids increase with close times, so the closed windows are a prefix.
-        let n = self.open.iter().take_while(|(_, close)| *close <= watermark).count();
+        let n = self
+            .open
+            .iter()
+            .take_while(|(_, close)| *close <= watermark)
+            .count();
         for i in 0..n {
             let (id, close) = self.open[i];
             closed(
@@ -161,7 +167,10 @@ mod tests {
         assert_eq!(logic.open_for(11, &mut |_, _| {}), 1..=5);
         let mut closed = Vec::new();
         logic.close_for(10, &mut |id, m| closed.push((id, m.open_time, m.close_time)));
-        assert_eq!(closed, vec![(-4, -8, 2), (-3, -6, 4), (-2, -4, 6), (-1, -2, 8), (0, 0, 10)]);
+        assert_eq!(
+            closed,
+            vec![(-4, -8, 2), (-3, -6, 4), (-2, -4, 6), (-1, -2, 8), (0, 0, 10)]
+        );
         assert_eq!(logic.next_close(), Some(12));
     }
 

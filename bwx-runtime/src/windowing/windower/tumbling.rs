@@ -89,7 +89,11 @@ impl WindowerLogic for TumblingLogic {
     }
 
     fn close_for(&mut self, watermark: i64, closed: &mut impl FnMut(WindowId, WindowMetadata)) {
-        let n = self.open.iter().take_while(|(_, close)| *close <= watermark).count();
+        let n = self
+            .open
+            .iter()
+            .take_while(|(_, close)| *close <= watermark)
+            .count();
         for (id, close) in self.open.drain(..n) {
             closed(
                 id,
@@ -153,7 +157,10 @@ mod tests {
     fn windows_close_in_order_when_the_watermark_passes_their_end() {
         let w = TumblingWindower::new(Duration::from_millis(10), 0).unwrap();
         let mut logic = w.build(None);
-        let ids: Vec<_> = [25, 3, 14].into_iter().flat_map(|ts| logic.open_for(ts, &mut |_, _| {})).collect();
+        let ids: Vec<_> = [25, 3, 14]
+            .into_iter()
+            .flat_map(|ts| logic.open_for(ts, &mut |_, _| {}))
+            .collect();
         assert_eq!(ids, vec![2, 0, 1]);
         assert_eq!(logic.next_close(), Some(10));
         let mut closed = Vec::new();
