@@ -221,3 +221,72 @@ impl Dataflow {
         window_out(self, &info)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::testing::{TestingSink, TestingSource};
+    use crate::windowing::{EventClock, TumblingWindower};
+
+    /// Joins two sides of (key 1, ts) items in 10 ms windows; returns the sorted rows.
+    fn join(insert: JoinInsertMode, emit: JoinEmitMode) -> Vec<(u8, (i64, Vec<Option<i64>>))> {
+        let flow = Dataflow::new("j");
+        let out = TestingSink::new();
+        let left = flow.input("left", TestingSource::new(vec![(1u8, 1i64), (1, 2), (1, 15)]));
+        let right = flow.input("right", TestingSource::new(vec![(1u8, 3i64), (1, 4)]));
+        flow.join_window(
+            "join",
+            EventClock::replay(|ts: &i64| *ts, Duration::from_millis(100)),
+            TumblingWindower::new(Duration::from_millis(10), 0).unwrap(),
+            [&left, &right],
+            insert,
+            emit,
+            true,
+        )
+        .down
+        .output("out", out.clone());
+        crate::run_main(&flow).unwrap();
+        let mut got = out.take();
+        got.sort();
+        got
+    }
+
+    #[test]
+    fn final_product_emits_every_pair_when_the_window_closes() {
+        assert_eq!(
+            join(JoinInsertMode::Product, JoinEmitMode::Final),
+            vec![
+                (1, (0, vec![Some(1), Some(3)])),
+                (1, (0, vec![Some(1), Some(4)])),
+                (1, (0, vec![Some(2), Some(3)])),
+                (1, (0, vec![Some(2), Some(4)])),
+                (1, (1, vec![Some(15), None])),
+            ]
+        );
+    }
+
+    #[test]
+    fn complete_emits_once_both_sides_are_there_then_starts_over() {
+        // Ordered: 1, 2 (left), 3 (right) -> emit [2, 3] with Last; 4 alone does not emit.
+        assert_eq!(
+            join(JoinInsertMode::Last, JoinEmitMode::Complete),
+            vec![(1, (0, vec![Some(2), Some(3)]))]
+        );
+    }
+
+    #[test]
+    fn running_emits_on_every_value() {
+        assert_eq!(
+            join(JoinInsertMode::First, JoinEmitMode::Running),
+            vec![
+                (1, (0, vec![Some(1), None])),
+                (1, (0, vec![Some(1), None])),
+                (1, (0, vec![Some(1), Some(3)])),
+                (1, (0, vec![Some(1), Some(3)])),
+                (1, (1, vec![Some(15), None])),
+            ]
+        );
+    }
+}
