@@ -230,8 +230,10 @@ mod tests {
     use crate::testing::{TestingSink, TestingSource};
     use crate::windowing::{EventClock, TumblingWindower};
 
+    type Row = (u8, (i64, Vec<Option<i64>>));
+
     /// Joins two sides of (key 1, ts) items in 10 ms windows; returns the sorted rows.
-    fn join(insert: JoinInsertMode, emit: JoinEmitMode) -> Vec<(u8, (i64, Vec<Option<i64>>))> {
+    fn join(insert: JoinInsertMode, emit: JoinEmitMode) -> Vec<Row> {
         let flow = Dataflow::new("j");
         let out = TestingSink::new();
         let left = flow.input("left", TestingSource::new(vec![(1u8, 1i64), (1, 2), (1, 15)]));
