@@ -1,6 +1,8 @@
 //! Quick throughput check of event-time tumbling windows (benchmark workload (c) of
 //! /work/shared/bench/WORKLOADS.md): `cargo test --release --test windowing_perf -- --ignored --nocapture`.
-//! Ignored by default: it measures, it does not assert.
+//! Ignored by default: it measures, it does not assert. Environment: `EVENTS` (5,000,000),
+//! `WORKERS` (1), `BY_KEY=1` (the workload's key-partitioned generator), `KEYS` (1000; only
+//! for the default generator).
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +31,7 @@ struct GenPart {
     next: u64,
     n: u64,
     by_key: bool,
+    keys: u64,
 }
 
 impl FixedPartitionedSource for Gen {
@@ -46,6 +49,10 @@ impl FixedPartitionedSource for Gen {
             next: resume.unwrap_or(0),
             n: self.n,
             by_key: self.by_key,
+            keys: std::env::var("KEYS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1000),
         })
     }
 }
@@ -80,7 +87,7 @@ impl StatefulSourcePartition for GenPart {
         // worker; with several workers partitions drift apart, so use BY_KEY=1 there.
         let mut i = self.next + (self.part + PARTS - self.next % PARTS) % PARTS;
         while i < hi {
-            let k = draw(301, 3 * i) % 1000;
+            let k = draw(301, 3 * i) % self.keys;
             let v = (draw(301, 3 * i + 1) % 102_400) as f64 / 1024.0;
             let ts = BASE + (i as i64) / 5 - (draw(301, 3 * i + 2) % 2000) as i64;
             batch.push((k as u32, (ts, v)));

@@ -167,6 +167,10 @@ where
         let pos = match self.windows.iter().rposition(|(w, _)| *w == id) {
             Some(pos) => pos,
             None => {
+                // Most keys have one or two windows open: keep the allocation small, since
+                // per-key memory decides how many keys stay in cache.
+                self.windows
+                    .reserve_exact(if self.windows.is_empty() { 2 } else { 1 });
                 self.windows.push((id, (self.shared.builder)(None)));
                 self.windows.len() - 1
             }

@@ -79,6 +79,8 @@ impl WindowerLogic for TumblingLogic {
         if !self.open.iter().rev().any(|(w, _)| *w == id) {
             let close = start_of(self.align_to, id.saturating_add(1), self.length);
             let at = self.open.partition_point(|(w, _)| *w < id);
+            // One or two windows are open per key at a time; keep the allocation small.
+            self.open.reserve_exact(if self.open.is_empty() { 2 } else { 1 });
             self.open.insert(at, (id, close));
         }
         std::iter::once(id)
