@@ -2,7 +2,7 @@
 //! /work/shared/bench/WORKLOADS.md): `cargo test --release --test windowing_perf -- --ignored --nocapture`.
 //! Ignored by default: it measures, it does not assert. Environment: `EVENTS` (5,000,000),
 //! `WORKERS` (1), `BY_KEY=1` (the workload's key-partitioned generator), `KEYS` (1000; only
-//! for the default generator).
+//! for the default generator), `WIN_MS` (window length, 10,000).
 
 use std::time::{Duration, Instant};
 
@@ -132,7 +132,16 @@ fn tumbling_count_sum_throughput() {
         .fold_window(
             "win",
             EventClock::replay(|(ts, _): &(i64, f64)| *ts, Duration::from_secs(5)),
-            TumblingWindower::new(Duration::from_secs(10), BASE).unwrap(),
+            TumblingWindower::new(
+                Duration::from_millis(
+                    std::env::var("WIN_MS")
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(10_000),
+                ),
+                BASE,
+            )
+            .unwrap(),
             || (0u64, 0.0f64),
             |(c, s), (_, v)| (c + 1, s + v),
             |(c1, s1), (c2, s2)| (c1 + c2, s1 + s2),
