@@ -32,6 +32,7 @@ pub mod recovery;
 pub mod stateful;
 pub mod testing;
 mod visualize;
+pub mod windowing;
 
 pub use errors::FlowError;
 pub use execution::{RunConfig, cluster_main, run_main, run_main_with, run_workers};
@@ -66,6 +67,10 @@ pub mod prelude {
     };
     pub use crate::stateful::{
         JoinEmitMode, JoinInsertMode, StateAction, StatefulBatchLogic, StatefulLogic, TtlCache,
+    };
+    pub use crate::windowing::{
+        EventClock, SessionWindower, SlidingWindower, SystemClock, TumblingWindower, WindowMetadata,
+        WindowOut,
     };
     pub use crate::{Data, Dataflow, ExchangeData, FlowError, Key, RunConfig, StepId, Stream};
 }

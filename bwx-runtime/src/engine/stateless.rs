@@ -149,3 +149,59 @@ pub(crate) fn raises<T: Data + std::fmt::Debug>(stream: TStream<'_, T>, step_id:
         });
     });
 }
+
+/// Where [`split3`] sends an item.
+pub(crate) enum Split3<A, B, C> {
+    First(A),
+    Second(B),
+    Third(C),
+}
+
+/// Splits a stream into three streams of different types with one pass over each batch
+/// (the lowering of an operator with several outputs, such as windowing's down, late and
+/// meta).
+pub(crate) fn split3<'s, T, A, B, C, F>(
+    stream: TStream<'s, T>,
+    name: &str,
+    step: usize,
+    route: F,
+) -> (TStream<'s, A>, TStream<'s, B>, TStream<'s, C>)
+where
+    T: Data,
+    A: Data,
+    B: Data,
+    C: Data,
+    F: Fn(T) -> Split3<A, B, C> + 'static,
+{
+    use timely::container::CapacityContainerBuilder;
+    use timely::dataflow::operators::generic::OutputBuilder;
+    use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+
+    let mut op = OperatorBuilder::new(name.to_string(), stream.scope());
+    let mut input = op.new_input(stream, Pipeline);
+    let (a_out, a_stream) = op.new_output::<Vec<A>>();
+    let (b_out, b_stream) = op.new_output::<Vec<B>>();
+    let (c_out, c_stream) = op.new_output::<Vec<C>>();
+    let mut a_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<A>>>::from(a_out);
+    let mut b_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<B>>>::from(b_out);
+    let mut c_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<C>>>::from(c_out);
+    op.build(move |_caps| {
+        move |_frontiers| {
+            enter_step(step);
+            let (mut a_out, mut b_out, mut c_out) = (a_out.activate(), b_out.activate(), c_out.activate());
+            input.for_each(|cap, data| {
+                let mut a = a_out.session_with_builder(&cap);
+                let mut b = b_out.session_with_builder(&cap);
+                let mut c = c_out.session_with_builder(&cap);
+                for item in data.drain(..) {
+                    match route(item) {
+                        Split3::First(x) => a.give(x),
+                        Split3::Second(x) => b.give(x),
+                        Split3::Third(x) => c.give(x),
+                    }
+                }
+            });
+        }
+    });
+    (a_stream, b_stream, c_stream)
+}

@@ -41,27 +41,32 @@ struct JoinLogic<V> {
 }
 
 impl<V: Clone> JoinLogic<V> {
-    /// Every combination of one value per side; an empty side contributes `None`.
     fn rows(&self, out: &mut Vec<Vec<Option<V>>>) {
-        let mut rows: Vec<Vec<Option<V>>> = vec![Vec::with_capacity(self.sides.len())];
-        for side in &self.sides {
-            if side.is_empty() {
-                rows.iter_mut().for_each(|r| r.push(None));
-                continue;
-            }
-            rows = rows
-                .into_iter()
-                .flat_map(|row| {
-                    side.iter().map(move |v| {
-                        let mut row = row.clone();
-                        row.push(Some(v.clone()));
-                        row
-                    })
-                })
-                .collect();
-        }
-        out.extend(rows);
+        cross_rows(&self.sides, |row| out.push(row));
     }
+}
+
+/// Every combination of one value per side; an empty side contributes `None`. Shared with
+/// windowing's `join_window`.
+pub(crate) fn cross_rows<V: Clone>(sides: &[Vec<V>], mut emit: impl FnMut(Vec<Option<V>>)) {
+    let mut rows: Vec<Vec<Option<V>>> = vec![Vec::with_capacity(sides.len())];
+    for side in sides {
+        if side.is_empty() {
+            rows.iter_mut().for_each(|r| r.push(None));
+            continue;
+        }
+        rows = rows
+            .into_iter()
+            .flat_map(|row| {
+                side.iter().map(move |v| {
+                    let mut row = row.clone();
+                    row.push(Some(v.clone()));
+                    row
+                })
+            })
+            .collect();
+    }
+    rows.into_iter().for_each(&mut emit);
 }
 
 impl<V: State> StatefulBatchLogic<(usize, V), Vec<Option<V>>> for JoinLogic<V> {

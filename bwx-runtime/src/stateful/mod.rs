@@ -8,7 +8,7 @@
 mod aggregate;
 mod collect;
 mod enrich;
-mod join;
+pub(crate) mod join;
 mod logic;
 mod map;
 

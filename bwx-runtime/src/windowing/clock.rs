@@ -1,0 +1,348 @@
+//! Clocks: where an item's timestamp and the watermark come from.
+//!
+//! A clock is instantiated per key (as in Bytewax), so the watermark is per key. Times are
+//! `i64` milliseconds since the Unix epoch (UTC): see the [module docs](super) for why.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::inputs::State;
+
+use super::{duration_ms, system_time_of};
+
+/// Makes a key's [`ClockLogic`] from its resume state (`None` for a new key).
+pub trait Clock<V>: Send + Sync + 'static {
+    /// The per-key logic.
+    type Logic: ClockLogic<V>;
+
+    /// Builds the logic of one key.
+    fn build(&self, resume: Option<<Self::Logic as ClockLogic<V>>::State>) -> Self::Logic;
+}
+
+/// A key's clock: assigns timestamps to items and tracks the watermark, the time before
+/// which no more items are expected (items older than it are late).
+pub trait ClockLogic<V>: 'static {
+    /// What recovery stores for the clock.
+    type State: State;
+
+    /// Called before each run of [`on_item`](Self::on_item) calls (once per batch of a
+    /// key), e.g. to read the system time once instead of per item.
+    fn before_batch(&mut self) {}
+
+    /// The item's timestamp and the watermark after seeing it, both in ms since the epoch.
+    fn on_item(&mut self, value: &V) -> (i64, i64);
+
+    /// The watermark when the operator wakes up at a time from
+    /// [`to_system`](Self::to_system).
+    fn on_notify(&mut self) -> i64;
+
+    /// The system time at which the watermark will have reached `watermark`, for a wake-up
+    /// then; `None` means "no wake-up" (windows close as later items or EOF advance the
+    /// watermark).
+    fn to_system(&self, watermark: i64) -> Option<SystemTime>;
+
+    /// The clock's state for recovery.
+    fn snapshot(&self) -> Self::State;
+}
+
+/// The current system time in ms since the epoch.
+pub fn now_ms() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => duration_ms(d),
+        Err(e) => -duration_ms(e.duration()),
+    }
+}
+
+/// Processing-time clock: an item's timestamp and the watermark are both the system time
+/// when its batch is processed, so nothing is ever late. Windows close at a system-time
+/// wake-up or at EOF.
+///
+/// ```
+/// use bwx_runtime::windowing::{SystemClock, TumblingWindower};
+/// use bwx_runtime::prelude::*;
+/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use std::time::Duration;
+///
+/// let flow = Dataflow::new("f");
+/// let out = TestingSink::new();
+/// let win = TumblingWindower::new(Duration::from_secs(3600), 0).unwrap();
+/// flow.input("inp", TestingSource::new(vec![1u64, 2]))
+///     .count_window("count", SystemClock, win, |_: &u64| "all".to_string())
+///     .down
+///     .output("out", out.clone());
+/// bwx_runtime::run_main(&flow).unwrap();
+/// // Both items arrived within the same hour (barring an hour boundary in between).
+/// assert_eq!(out.take().iter().map(|(_, (_, n))| n).sum::<u64>(), 2);
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+/// The per-key logic of [`SystemClock`].
+#[derive(Debug)]
+pub struct SystemClockLogic {
+    now: i64,
+}
+
+impl<V> Clock<V> for SystemClock {
+    type Logic = SystemClockLogic;
+
+    fn build(&self, _resume: Option<()>) -> SystemClockLogic {
+        SystemClockLogic { now: now_ms() }
+    }
+}
+
+impl<V> ClockLogic<V> for SystemClockLogic {
+    type State = ();
+
+    fn before_batch(&mut self) {
+        self.now = now_ms();
+    }
+
+    #[inline]
+    fn on_item(&mut self, _value: &V) -> (i64, i64) {
+        (self.now, self.now)
+    }
+
+    fn on_notify(&mut self) -> i64 {
+        self.now = now_ms();
+        self.now
+    }
+
+    fn to_system(&self, watermark: i64) -> Option<SystemTime> {
+        Some(system_time_of(watermark))
+    }
+
+    fn snapshot(&self) {}
+}
+
+/// How an [`EventClock`]'s watermark moves between items.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Advances with system time (read by the function) since the last new maximum.
+    Live(fn() -> i64),
+    /// Moves only with item timestamps: deterministic, no timer wake-ups.
+    Replay,
+}
+
+/// Event-time clock: timestamps come from the items.
+///
+/// The watermark of a key is the largest timestamp seen minus `wait` (how far out of
+/// order items may be). Two modes:
+/// - [`EventClock::new`] (Bytewax's default): the watermark also advances with the system
+///   time elapsed since that maximum was seen, so windows close on time when a key goes
+///   quiet. Results then depend on processing speed.
+/// - [`EventClock::replay`]: the watermark moves only with timestamps, so historical
+///   replays give the same windows however fast or slow they run, and no key is woken by a
+///   timer; windows close when later items of the key pass them, or at EOF.
+///
+/// The watermark never goes backwards (a new maximum that would lower a live watermark is
+/// ignored; Bytewax had this regression on slow in-order data).
+///
+/// ```
+/// use std::time::Duration;
+/// use bwx_runtime::windowing::{EventClock, TumblingWindower};
+/// use bwx_runtime::prelude::*;
+/// use bwx_runtime::testing::{TestingSink, TestingSource};
+///
+/// let flow = Dataflow::new("f");
+/// let out = TestingSink::new();
+/// let clock = EventClock::replay(|(_, ts): &(char, i64)| *ts, Duration::from_millis(5));
+/// let win = TumblingWindower::new(Duration::from_millis(10), 0).unwrap();
+/// // (key, (name, ts)). After 'b' the watermark is 7 - 5 = 2, so 'c' at 2 is on time;
+/// // after 'd' it is 25, so 'e' at 3 is late.
+/// let items = vec![(1u32, ('a', 1i64)), (1, ('b', 7)), (1, ('c', 2)), (1, ('d', 30)), (1, ('e', 3))];
+/// let w = flow.input("inp", TestingSource::new(items))
+///     .collect_window("names", clock, win, true);
+/// let late = TestingSink::new();
+/// w.down.output("out", out.clone());
+/// w.late.output("late", late.clone());
+/// bwx_runtime::run_main(&flow).unwrap();
+/// // Ordered mode: each window's items are applied in timestamp order.
+/// assert_eq!(out.take(), vec![(1, (0, vec![('a', 1), ('c', 2), ('b', 7)])), (1, (3, vec![('d', 30)]))]);
+/// assert_eq!(late.take(), vec![(1, (0, ('e', 3)))]);
+/// ```
+pub struct EventClock<V, F> {
+    getter: Arc<F>,
+    wait: i64,
+    mode: Mode,
+    _value: PhantomData<fn(&V)>,
+}
+
+impl<V, F> EventClock<V, F>
+where
+    F: Fn(&V) -> i64 + Send + Sync + 'static,
+{
+    /// A live event clock: `ts_getter` returns an item's timestamp in ms since the epoch;
+    /// `wait` is how long (in event time) to wait for out-of-order items.
+    pub fn new(ts_getter: F, wait: Duration) -> Self {
+        Self::with_now(ts_getter, wait, now_ms)
+    }
+
+    /// A live event clock reading the system time (ms since the epoch) from `now`, e.g. a
+    /// test's controllable clock.
+    pub fn with_now(ts_getter: F, wait: Duration, now: fn() -> i64) -> Self {
+        EventClock {
+            getter: Arc::new(ts_getter),
+            wait: duration_ms(wait),
+            mode: Mode::Live(now),
+            _value: PhantomData,
+        }
+    }
+
+    /// A replay event clock: the watermark is the largest timestamp seen minus `wait` and
+    /// does not move with system time (deterministic; no timer wake-ups).
+    pub fn replay(ts_getter: F, wait: Duration) -> Self {
+        EventClock {
+            getter: Arc::new(ts_getter),
+            wait: duration_ms(wait),
+            mode: Mode::Replay,
+            _value: PhantomData,
+        }
+    }
+}
+
+/// What an [`EventClock`] stores for recovery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventClockState {
+    /// The watermark when the last new maximum was seen (`i64::MIN` before any item).
+    pub watermark: i64,
+    /// The system time (ms) when it was seen.
+    pub seen_at: i64,
+}
+
+/// The per-key logic of [`EventClock`].
+pub struct EventClockLogic<V, F> {
+    getter: Arc<F>,
+    wait: i64,
+    mode: Mode,
+    state: EventClockState,
+    /// System time read by `before_batch` (live mode only).
+    now: i64,
+    _value: PhantomData<fn(&V)>,
+}
+
+impl<V: 'static, F> Clock<V> for EventClock<V, F>
+where
+    F: Fn(&V) -> i64 + Send + Sync + 'static,
+{
+    type Logic = EventClockLogic<V, F>;
+
+    fn build(&self, resume: Option<EventClockState>) -> Self::Logic {
+        EventClockLogic {
+            getter: self.getter.clone(),
+            wait: self.wait,
+            mode: self.mode,
+            state: resume.unwrap_or(EventClockState {
+                watermark: i64::MIN,
+                seen_at: 0,
+            }),
+            now: 0,
+            _value: PhantomData,
+        }
+    }
+}
+
+impl<V, F> EventClockLogic<V, F> {
+    #[inline]
+    fn current(&self) -> i64 {
+        match self.mode {
+            Mode::Replay => self.state.watermark,
+            Mode::Live(_) if self.state.watermark == i64::MIN => i64::MIN,
+            Mode::Live(_) => self
+                .state
+                .watermark
+                .saturating_add(self.now.saturating_sub(self.state.seen_at).max(0)),
+        }
+    }
+}
+
+impl<V: 'static, F> ClockLogic<V> for EventClockLogic<V, F>
+where
+    F: Fn(&V) -> i64 + Send + Sync + 'static,
+{
+    type State = EventClockState;
+
+    #[inline]
+    fn before_batch(&mut self) {
+        if let Mode::Live(now) = self.mode {
+            self.now = now();
+        }
+    }
+
+    #[inline]
+    fn on_item(&mut self, value: &V) -> (i64, i64) {
+        let ts = (self.getter)(value);
+        let candidate = ts.saturating_sub(self.wait);
+        let current = self.current();
+        if candidate > current {
+            self.state.watermark = candidate;
+            self.state.seen_at = self.now;
+            (ts, candidate)
+        } else {
+            (ts, current)
+        }
+    }
+
+    fn on_notify(&mut self) -> i64 {
+        self.before_batch();
+        self.current()
+    }
+
+    fn to_system(&self, watermark: i64) -> Option<SystemTime> {
+        match self.mode {
+            Mode::Replay => None,
+            Mode::Live(_) if self.state.watermark == i64::MIN => None,
+            Mode::Live(_) => {
+                let ahead = watermark.saturating_sub(self.state.watermark).max(0);
+                Some(system_time_of(self.state.seen_at.saturating_add(ahead)))
+            }
+        }
+    }
+
+    fn snapshot(&self) -> EventClockState {
+        self.state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use super::*;
+
+    static NOW: AtomicI64 = AtomicI64::new(1_000);
+
+    fn test_now() -> i64 {
+        NOW.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn live_watermark_advances_with_system_time_and_never_regresses() {
+        let clock = EventClock::with_now(|ts: &i64| *ts, Duration::from_millis(10), test_now);
+        let mut logic = <EventClock<i64, _> as Clock<i64>>::build(&clock, None);
+        NOW.store(1_000, Ordering::SeqCst);
+        logic.before_batch();
+        assert_eq!(logic.on_item(&100), (100, 90));
+        NOW.store(1_050, Ordering::SeqCst);
+        assert_eq!(logic.on_notify(), 140);
+        // A new maximum that would lower the watermark is ignored.
+        logic.before_batch();
+        assert_eq!(logic.on_item(&110), (110, 140));
+        assert_eq!(logic.to_system(150), Some(system_time_of(1_060)));
+    }
+
+    #[test]
+    fn replay_watermark_moves_only_with_timestamps() {
+        let clock = EventClock::replay(|ts: &i64| *ts, Duration::from_millis(10));
+        let mut logic = <EventClock<i64, _> as Clock<i64>>::build(&clock, None);
+        assert_eq!(logic.on_item(&100), (100, 90));
+        assert_eq!(logic.on_item(&50), (50, 90));
+        assert_eq!(logic.on_notify(), 90);
+        assert_eq!(logic.to_system(95), None);
+        let resumed = <EventClock<i64, _> as Clock<i64>>::build(&clock, Some(logic.snapshot()));
+        assert_eq!(ClockLogic::<i64>::snapshot(&resumed).watermark, 90);
+    }
+}

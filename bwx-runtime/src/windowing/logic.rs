@@ -1,0 +1,374 @@
+//! Per-window logic and the per-key state that runs clock, windower and windows.
+
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::inputs::State;
+use crate::stateful::{StateAction, StatefulBatchLogic};
+
+use super::clock::{Clock, ClockLogic};
+use super::windower::{Windower, WindowerLogic};
+use super::{WindowId, WindowMetadata};
+
+/// What a key's windowing step emits; split into the three streams of
+/// [`WindowOut`](super::WindowOut) by one partition operator.
+#[derive(Clone, Debug)]
+pub(crate) enum WinEvent<V, R> {
+    Down(WindowId, R),
+    Late(WindowId, V),
+    Meta(WindowId, WindowMetadata),
+}
+
+/// Where a [`WindowLogic`] emits results: each becomes `(key, (window_id, result))` on
+/// [`WindowOut::down`](super::WindowOut::down).
+pub struct Emit<'a, V, R> {
+    out: &'a mut Vec<WinEvent<V, R>>,
+    id: WindowId,
+}
+
+impl<V, R> Emit<'_, V, R> {
+    /// Emits a result of this window.
+    #[inline]
+    pub fn emit(&mut self, result: R) {
+        self.out.push(WinEvent::Down(self.id, result));
+    }
+
+    /// The window's id.
+    pub fn window_id(&self) -> WindowId {
+        self.id
+    }
+}
+
+/// The logic of one window of one key (Bytewax's `WindowLogic`), built by the operator's
+/// builder from its resume state (`None` for a new window).
+pub trait WindowLogic<V, R>: Sized + 'static {
+    /// What [`snapshot`](Self::snapshot) returns and the builder resumes from.
+    type State: State;
+
+    /// Called with each on-time item of the window. May emit early results.
+    fn on_value(&mut self, value: V, out: &mut Emit<'_, V, R>);
+
+    /// Called when the window `other` (a session) is merged into this one.
+    fn on_merge(&mut self, other: Self, out: &mut Emit<'_, V, R>);
+
+    /// Called when the window closes; the logic is dropped afterwards.
+    fn on_close(self, out: &mut Emit<'_, V, R>);
+
+    /// The window's state for recovery.
+    fn snapshot(&self) -> Self::State;
+}
+
+/// What the three builders of a windowing step share.
+pub(crate) struct Shared<C, D, B> {
+    pub(crate) clock: C,
+    pub(crate) windower: D,
+    pub(crate) builder: B,
+    pub(crate) ordered: bool,
+}
+
+/// A key's windowing state as recovery stores it.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct KeyWindowsState<CS, WS, LS, V> {
+    clock: CS,
+    windower: WS,
+    windows: Vec<(WindowId, LS)>,
+    /// Items waiting for the watermark (ordered mode), by timestamp.
+    queue: Vec<(i64, V)>,
+}
+
+/// One key's clock, windower, open windows and (ordered mode) queued items.
+pub(crate) struct KeyWindows<V, R, C, D, L, B>
+where
+    C: Clock<V>,
+    D: Windower,
+{
+    shared: Arc<Shared<C, D, B>>,
+    clock: C::Logic,
+    windower: D::Logic,
+    windows: Vec<(WindowId, L)>,
+    queue: VecDeque<(i64, V)>,
+    _out: PhantomData<fn() -> R>,
+}
+
+type StateOf<V, C, D, L> = KeyWindowsState<
+    <<C as Clock<V>>::Logic as ClockLogic<V>>::State,
+    <<D as Windower>::Logic as WindowerLogic>::State,
+    L,
+    V,
+>;
+
+impl<V, R, C, D, L, B> KeyWindows<V, R, C, D, L, B>
+where
+    V: State,
+    C: Clock<V>,
+    D: Windower,
+    L: WindowLogic<V, R>,
+    B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
+{
+    /// A key's state, fresh or resumed.
+    pub(crate) fn build(shared: Arc<Shared<C, D, B>>, resume: Option<StateOf<V, C, D, L::State>>) -> Self {
+        match resume {
+            None => KeyWindows {
+                clock: shared.clock.build(None),
+                windower: shared.windower.build(None),
+                windows: Vec::new(),
+                queue: VecDeque::new(),
+                _out: PhantomData,
+                shared,
+            },
+            Some(s) => KeyWindows {
+                clock: shared.clock.build(Some(s.clock)),
+                windower: shared.windower.build(Some(s.windower)),
+                windows: s
+                    .windows
+                    .into_iter()
+                    .map(|(id, l)| (id, (shared.builder)(Some(l))))
+                    .collect(),
+                queue: s.queue.into(),
+                _out: PhantomData,
+                shared,
+            },
+        }
+    }
+
+    /// Puts an on-time item into its windows.
+    #[inline]
+    fn apply(&mut self, ts: i64, value: V, out: &mut Vec<WinEvent<V, R>>) {
+        let windows = &mut self.windows;
+        let mut ids = self.windower.open_for(ts, &mut |from, into| {
+            let Some(pos) = windows.iter().position(|(id, _)| *id == from) else {
+                return;
+            };
+            let (_, gone) = windows.swap_remove(pos);
+            match windows.iter_mut().find(|(id, _)| *id == into) {
+                Some((_, logic)) => logic.on_merge(gone, &mut Emit { out, id: into }),
+                None => windows.push((into, gone)),
+            }
+        });
+        let Some(mut id) = ids.next() else {
+            return;
+        };
+        // Clone the value for all windows but the last, which gets it.
+        for next in ids {
+            self.window(id).on_value(value.clone(), &mut Emit { out, id });
+            id = next;
+        }
+        self.window(id).on_value(value, &mut Emit { out, id });
+    }
+
+    /// The logic of window `id`, built if the window is new.
+    #[inline]
+    fn window(&mut self, id: WindowId) -> &mut L {
+        // Few windows are open per key, and the newest is the likeliest.
+        let pos = match self.windows.iter().rposition(|(w, _)| *w == id) {
+            Some(pos) => pos,
+            None => {
+                // Most keys have one or two windows open: keep the allocation small, since
+                // per-key memory decides how many keys stay in cache.
+                self.windows
+                    .reserve_exact(if self.windows.is_empty() { 2 } else { 1 });
+                self.windows.push((id, (self.shared.builder)(None)));
+                self.windows.len() - 1
+            }
+        };
+        &mut self.windows[pos].1
+    }
+
+    /// Emits a late item once per window it would have fallen into.
+    fn late(&mut self, ts: i64, value: V, out: &mut Vec<WinEvent<V, R>>) {
+        let mut ids = self.windower.late_for(ts);
+        let Some(mut id) = ids.next() else {
+            return;
+        };
+        for next in ids {
+            out.push(WinEvent::Late(id, value.clone()));
+            id = next;
+        }
+        out.push(WinEvent::Late(id, value));
+    }
+
+    /// Queues an on-time item (ordered mode), after items with the same timestamp.
+    fn enqueue(&mut self, ts: i64, value: V) {
+        if self.queue.back().is_none_or(|(last, _)| *last <= ts) {
+            self.queue.push_back((ts, value));
+        } else {
+            let at = self.queue.partition_point(|(t, _)| *t <= ts);
+            self.queue.insert(at, (ts, value));
+        }
+    }
+
+    /// Applies the queued items the watermark has reached, then closes windows.
+    #[inline]
+    fn advance(&mut self, watermark: i64, out: &mut Vec<WinEvent<V, R>>) {
+        while self.queue.front().is_some_and(|(ts, _)| *ts <= watermark) {
+            if let Some((ts, value)) = self.queue.pop_front() {
+                self.apply(ts, value, out);
+            }
+        }
+        if self.windower.next_close().is_some_and(|at| at <= watermark) {
+            let windows = &mut self.windows;
+            self.windower.close_for(watermark, &mut |id, meta| {
+                if let Some(pos) = windows.iter().position(|(w, _)| *w == id) {
+                    let (_, logic) = windows.swap_remove(pos);
+                    logic.on_close(&mut Emit { out, id });
+                }
+                out.push(WinEvent::Meta(id, meta));
+            });
+        }
+    }
+
+    fn action(&self) -> StateAction {
+        if self.windower.is_empty() && self.windows.is_empty() && self.queue.is_empty() {
+            StateAction::Discard
+        } else {
+            StateAction::Retain
+        }
+    }
+}
+
+impl<V, R, C, D, L, B> StatefulBatchLogic<V, WinEvent<V, R>> for KeyWindows<V, R, C, D, L, B>
+where
+    V: State,
+    R: 'static,
+    C: Clock<V>,
+    D: Windower,
+    L: WindowLogic<V, R>,
+    B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
+{
+    type State = StateOf<V, C, D, L::State>;
+
+    #[inline]
+    fn on_batch(&mut self, values: std::vec::Drain<'_, V>, out: &mut Vec<WinEvent<V, R>>) -> StateAction {
+        self.clock.before_batch();
+        let ordered = self.shared.ordered;
+        for value in values {
+            let (ts, watermark) = self.clock.on_item(&value);
+            if ts < watermark {
+                self.late(ts, value, out);
+            } else if ordered {
+                self.enqueue(ts, value);
+            } else {
+                self.apply(ts, value, out);
+            }
+            self.advance(watermark, out);
+        }
+        self.action()
+    }
+
+    fn on_notify(&mut self, out: &mut Vec<WinEvent<V, R>>) -> StateAction {
+        let watermark = self.clock.on_notify();
+        self.advance(watermark, out);
+        self.action()
+    }
+
+    fn on_eof(&mut self, out: &mut Vec<WinEvent<V, R>>) -> StateAction {
+        self.advance(i64::MAX, out);
+        StateAction::Discard
+    }
+
+    fn notify_at(&self) -> Option<SystemTime> {
+        let close = self.windower.next_close();
+        let queued = self.queue.front().map(|(ts, _)| *ts);
+        let at = match (close, queued) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        self.clock.to_system(at)
+    }
+
+    fn snapshot(&self) -> Self::State {
+        KeyWindowsState {
+            clock: self.clock.snapshot(),
+            windower: self.windower.snapshot(),
+            windows: self.windows.iter().map(|(id, l)| (*id, l.snapshot())).collect(),
+            queue: self.queue.iter().cloned().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::recovery::codec;
+    use crate::windowing::{EventClock, SessionWindower};
+
+    /// Collects the values of a window.
+    struct Collect(Vec<i64>);
+
+    impl WindowLogic<i64, Vec<i64>> for Collect {
+        type State = Vec<i64>;
+        fn on_value(&mut self, v: i64, _out: &mut Emit<'_, i64, Vec<i64>>) {
+            self.0.push(v);
+        }
+        fn on_merge(&mut self, other: Self, _out: &mut Emit<'_, i64, Vec<i64>>) {
+            self.0.extend(other.0);
+        }
+        fn on_close(self, out: &mut Emit<'_, i64, Vec<i64>>) {
+            out.emit(self.0);
+        }
+        fn snapshot(&self) -> Vec<i64> {
+            self.0.clone()
+        }
+    }
+
+    type Clk = EventClock<i64, fn(&i64) -> i64>;
+    type Build = fn(Option<Vec<i64>>) -> Collect;
+    type Keyed = KeyWindows<i64, Vec<i64>, Clk, SessionWindower, Collect, Build>;
+
+    fn shared() -> Arc<Shared<Clk, SessionWindower, Build>> {
+        Arc::new(Shared {
+            clock: EventClock::replay((|ts: &i64| *ts) as fn(&i64) -> i64, Duration::from_millis(10)),
+            windower: SessionWindower::new(Duration::from_millis(2)),
+            builder: (|r: Option<Vec<i64>>| Collect(r.unwrap_or_default())) as Build,
+            ordered: true,
+        })
+    }
+
+    fn feed(logic: &mut Keyed, values: &[i64], out: &mut Vec<WinEvent<i64, Vec<i64>>>) {
+        let mut v = values.to_vec();
+        logic.on_batch(v.drain(..), out);
+    }
+
+    fn results(out: Vec<WinEvent<i64, Vec<i64>>>) -> Vec<String> {
+        out.into_iter()
+            .map(|e| match e {
+                WinEvent::Down(id, r) => format!("down {id} {r:?}"),
+                WinEvent::Late(id, v) => format!("late {id} {v}"),
+                WinEvent::Meta(id, m) => {
+                    format!("meta {id} {}..{} {:?}", m.open_time, m.close_time, m.merged_ids)
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_resumed_key_continues_exactly_where_its_snapshot_was_taken() {
+        let (first, second) = ([1, 9, 4, 2, 20, 12], [7, 30, 0, 31]);
+        let mut whole = Vec::new();
+        let mut logic: Keyed = KeyWindows::build(shared(), None);
+        feed(&mut logic, &first, &mut whole);
+        feed(&mut logic, &second, &mut whole);
+        logic.on_eof(&mut whole);
+
+        let mut split = Vec::new();
+        let mut logic: Keyed = KeyWindows::build(shared(), None);
+        feed(&mut logic, &first, &mut split);
+        let bytes = codec::encode(&logic.snapshot()).unwrap();
+        drop(logic);
+        let mut resumed: Keyed = KeyWindows::build(shared(), Some(codec::decode(&bytes).unwrap()));
+        feed(&mut resumed, &second, &mut split);
+        resumed.on_eof(&mut split);
+
+        let whole = results(whole);
+        assert_eq!(results(split), whole);
+        // Queued (12 and 20 at the snapshot) and late items took part.
+        assert!(whole.iter().any(|r| r.starts_with("late -1")), "{whole:?}");
+        assert!(whole.contains(&"down 0 [1, 2, 4]".to_string()), "{whole:?}");
+    }
+}

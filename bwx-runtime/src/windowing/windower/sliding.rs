@@ -1,0 +1,190 @@
+//! Sliding windows: fixed length, starting every `offset`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::super::{WindowId, WindowMetadata, duration_ms};
+use super::{Windower, WindowerError, WindowerLogic, clamp_i64, floor_div, start_of};
+
+/// Sliding windows of `length`, one starting every `offset`, aligned so that window 0
+/// starts at `align_to` (ms since the epoch). Window `w` covers
+/// `[align_to + w·offset, align_to + w·offset + length)`; an item at `ts` is in windows
+/// `floor((ts − align_to − length) / offset) + 1 ..= floor((ts − align_to) / offset)`.
+/// With `offset == length` this is a tumbling window; `offset > length` is rejected.
+///
+/// ```
+/// use std::time::Duration;
+/// use bwx_runtime::windowing::{SlidingWindower, WindowerError};
+///
+/// let ok = SlidingWindower::new(Duration::from_secs(10), Duration::from_secs(2), 0);
+/// assert!(ok.is_ok());
+/// let err = SlidingWindower::new(Duration::from_secs(2), Duration::from_secs(10), 0).unwrap_err();
+/// assert_eq!(err, WindowerError::OffsetLongerThanLength { offset_ms: 10_000, length_ms: 2_000 });
+/// assert!(err.to_string().contains("must not exceed its length"));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct SlidingWindower {
+    length: i64,
+    offset: i64,
+    align_to: i64,
+}
+
+impl SlidingWindower {
+    /// Windows of `length` starting every `offset` (both at least 1 ms,
+    /// `offset <= length`), one of them at `align_to`.
+    pub fn new(length: Duration, offset: Duration, align_to: i64) -> Result<Self, WindowerError> {
+        let (length, offset) = (duration_ms(length), duration_ms(offset));
+        for (what, ms) in [("length", length), ("offset", offset)] {
+            if ms < 1 {
+                return Err(WindowerError::TooShort {
+                    windower: "sliding",
+                    what,
+                    ms,
+                });
+            }
+        }
+        if offset > length {
+            return Err(WindowerError::OffsetLongerThanLength {
+                offset_ms: offset,
+                length_ms: length,
+            });
+        }
+        Ok(SlidingWindower {
+            length,
+            offset,
+            align_to,
+        })
+    }
+}
+
+/// The per-key logic of [`SlidingWindower`].
+#[derive(Debug)]
+pub struct SlidingLogic {
+    cfg: SlidingWindower,
+    /// Open windows and their close times, by id.
+    open: Vec<(WindowId, i64)>,
+}
+
+impl Windower for SlidingWindower {
+    type Logic = SlidingLogic;
+
+    fn build(&self, resume: Option<Vec<(WindowId, i64)>>) -> SlidingLogic {
+        SlidingLogic {
+            cfg: *self,
+            open: resume.unwrap_or_default(),
+        }
+    }
+}
+
+impl SlidingLogic {
+    /// The first and last window holding `ts`.
+    #[inline]
+    fn range(&self, ts: i64) -> (WindowId, WindowId) {
+        let c = &self.cfg;
+        let last = floor_div(ts, c.align_to, c.offset);
+        let first = match ts.checked_sub(c.align_to).and_then(|d| d.checked_sub(c.length)) {
+            Some(d) => d.div_euclid(c.offset),
+            None => {
+                clamp_i64((ts as i128 - c.align_to as i128 - c.length as i128).div_euclid(c.offset as i128))
+            }
+        }
+        .saturating_add(1);
+        (first, last)
+    }
+
+    fn open_time(&self, id: WindowId) -> i64 {
+        start_of(self.cfg.align_to, id, self.cfg.offset)
+    }
+}
+
+impl WindowerLogic for SlidingLogic {
+    type State = Vec<(WindowId, i64)>;
+    type Ids = std::ops::RangeInclusive<WindowId>;
+
+    #[inline]
+    fn open_for(&mut self, ts: i64, _merged: &mut impl FnMut(WindowId, WindowId)) -> Self::Ids {
+        let (first, last) = self.range(ts);
+        // The item's windows are consecutive ids: walk them alongside the sorted open list.
+        let start = self.open.partition_point(|(w, _)| *w < first);
+        for (at, id) in (start..).zip(first..=last) {
+            if self.open.get(at).is_none_or(|(w, _)| *w != id) {
+                let close = self.open_time(id).saturating_add(self.cfg.length);
+                self.open.insert(at, (id, close));
+            }
+        }
+        first..=last
+    }
+
+    fn late_for(&self, ts: i64) -> Self::Ids {
+        let (first, last) = self.range(ts);
+        first..=last
+    }
+
+    fn close_for(&mut self, watermark: i64, closed: &mut impl FnMut(WindowId, WindowMetadata)) {
+        // Ids increase with close times, so the closed windows are a prefix.
+        let n = self
+            .open
+            .iter()
+            .take_while(|(_, close)| *close <= watermark)
+            .count();
+        for i in 0..n {
+            let (id, close) = self.open[i];
+            closed(
+                id,
+                WindowMetadata {
+                    open_time: self.open_time(id),
+                    close_time: close,
+                    merged_ids: BTreeSet::new(),
+                },
+            );
+        }
+        self.open.drain(..n);
+    }
+
+    #[inline]
+    fn next_close(&self) -> Option<i64> {
+        self.open.first().map(|(_, close)| *close)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
+    fn snapshot(&self) -> Self::State {
+        self.open.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_item_is_in_length_over_offset_windows() {
+        let w = SlidingWindower::new(Duration::from_millis(10), Duration::from_millis(2), 0).unwrap();
+        let mut logic = w.build(None);
+        assert_eq!(logic.open_for(0, &mut |_, _| {}), -4..=0);
+        assert_eq!(logic.open_for(11, &mut |_, _| {}), 1..=5);
+        let mut closed = Vec::new();
+        logic.close_for(10, &mut |id, m| closed.push((id, m.open_time, m.close_time)));
+        assert_eq!(
+            closed,
+            vec![(-4, -8, 2), (-3, -6, 4), (-2, -4, 6), (-1, -2, 8), (0, 0, 10)]
+        );
+        assert_eq!(logic.next_close(), Some(12));
+    }
+
+    #[test]
+    fn offset_equal_to_length_is_tumbling() {
+        let w = SlidingWindower::new(Duration::from_millis(10), Duration::from_millis(10), 5).unwrap();
+        assert_eq!(w.build(None).late_for(4), -1..=-1);
+        assert_eq!(w.build(None).late_for(5), 0..=0);
+    }
+
+    #[test]
+    fn far_past_alignment_keeps_every_window() {
+        let w = SlidingWindower::new(Duration::from_secs(10), Duration::from_secs(5), i64::MIN + 7).unwrap();
+        let ids = w.build(None).late_for(1_700_000_000_000);
+        assert_eq!(ids.end() - ids.start(), 1);
+    }
+}

@@ -1,0 +1,150 @@
+//! Windowing through the engine: system-time wake-ups, live event clocks, state freed
+//! after sessions close, and the three outputs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bwx::prelude::*;
+use bwx::recovery::{RecoveryHook, Snapshot, codec};
+use bwx::testing::{TestingEvent, TestingSink, TestingSource};
+use bwx::windowing::{EventClock, SessionWindower, SystemClock, TumblingWindower};
+
+#[derive(Default)]
+struct MemoryHook {
+    snaps: Mutex<Vec<Snapshot>>,
+}
+
+impl RecoveryHook for MemoryHook {
+    fn resume_epoch(&self) -> u64 {
+        0
+    }
+    fn resume_states(&self, _step: &StepId) -> Result<HashMap<Vec<u8>, Vec<u8>>, FlowError> {
+        Ok(HashMap::new())
+    }
+    fn epoch_closed(&self, _worker: usize, _epoch: u64, snapshots: Vec<Snapshot>) -> Result<(), FlowError> {
+        self.snaps.lock().unwrap().extend(snapshots);
+        Ok(())
+    }
+}
+
+#[test]
+fn system_clock_closes_windows_at_a_wake_up_without_more_input() {
+    let flow = Dataflow::new("sys");
+    let out = TestingSink::new();
+    let events = vec![
+        TestingEvent::Item(1u32),
+        TestingEvent::Pause(Duration::from_millis(250)),
+        TestingEvent::Item(2),
+    ];
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    flow.input("inp", TestingSource::from_events(events))
+        .inspect("arrive", move |_, x| {
+            seen2.lock().unwrap().push(format!("item {x}"))
+        })
+        .count_window(
+            "count",
+            SystemClock,
+            TumblingWindower::new(Duration::from_millis(50), 0).unwrap(),
+            |_| "all".to_string(),
+        )
+        .down
+        .inspect("closed", {
+            let seen = seen.clone();
+            move |_, (_, (_, n))| seen.lock().unwrap().push(format!("window of {n}"))
+        })
+        .output("out", out.clone());
+    bwx::run_main(&flow).unwrap();
+    let got = out.take();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.iter().all(|(_, (_, n))| *n == 1), "{got:?}");
+    // The first window closed by a timer during the pause, before the second item came.
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec!["item 1", "window of 1", "item 2", "window of 1"]
+    );
+}
+
+#[test]
+fn live_event_clock_closes_sessions_on_time_and_frees_the_key() {
+    let hook = Arc::new(MemoryHook::default());
+    let flow = Dataflow::new("live");
+    let out = TestingSink::new();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let events = vec![
+        TestingEvent::Item(("a".to_string(), 1_000i64)),
+        TestingEvent::Item(("a".to_string(), 1_005)),
+        TestingEvent::Pause(Duration::from_millis(300)),
+        TestingEvent::Item(("b".to_string(), 1_010)),
+    ];
+    let order2 = order.clone();
+    flow.input("inp", TestingSource::from_events(events))
+        .inspect("arrive", move |_, (k, _)| {
+            order2.lock().unwrap().push(format!("in {k}"))
+        })
+        .collect_window(
+            "sess",
+            // The watermark follows wall time: a session ends 100 ms after its last item.
+            EventClock::new(|ts: &i64| *ts, Duration::ZERO),
+            SessionWindower::new(Duration::from_millis(100)),
+            true,
+        )
+        .down
+        .inspect("closed", {
+            let order = order.clone();
+            move |_, (k, _)| order.lock().unwrap().push(format!("out {k}"))
+        })
+        .output("out", out.clone());
+    let config = RunConfig::default()
+        .epoch_interval(Duration::from_millis(30))
+        .recovery(hook.clone());
+    bwx::run_main_with(&flow, config).unwrap();
+    assert_eq!(
+        out.take(),
+        vec![
+            ("a".to_string(), (0, vec![1_000, 1_005])),
+            ("b".to_string(), (0, vec![1_010]))
+        ]
+    );
+    assert_eq!(
+        *order.lock().unwrap(),
+        vec!["in a", "in a", "out a", "in b", "out b"]
+    );
+    // Key a's state was discarded when its session closed (Bytewax #577 kept it forever):
+    // its last snapshot before b arrived says "no state".
+    let snaps = hook.snaps.lock().unwrap();
+    let a: Vec<Option<&Vec<u8>>> = snaps
+        .iter()
+        .filter(|s| s.step_id.as_str() == "live.sess" && codec::decode_key::<String>(&s.key).unwrap() == "a")
+        .map(|s| s.state.as_ref())
+        .collect();
+    assert!(a.len() >= 2, "{a:?}");
+    assert!(a[0].is_some() && a.last().unwrap().is_none(), "{a:?}");
+}
+
+#[test]
+fn late_items_and_metadata_have_their_own_streams() {
+    let flow = Dataflow::new("three");
+    let (down, late, meta) = (TestingSink::new(), TestingSink::new(), TestingSink::new());
+    let items = vec![(1u8, 5i64), (1, 25), (1, 3), (1, 12)];
+    let w = flow.input("inp", TestingSource::new(items)).reduce_window(
+        "sum",
+        EventClock::replay(|ts: &i64| *ts, Duration::from_millis(10)),
+        TumblingWindower::new(Duration::from_millis(10), 0).unwrap(),
+        |a, b| a + b,
+    );
+    w.down.output("down", down.clone());
+    w.late.output("late", late.clone());
+    w.meta.output("meta", meta.clone());
+    bwx::run_main(&flow).unwrap();
+    // After 25 the watermark is 15: window 0 closes; 3 and 12 are late.
+    assert_eq!(down.take(), vec![(1, (0, 5)), (1, (2, 25))]);
+    assert_eq!(late.take(), vec![(1, (0, 3)), (1, (1, 12))]);
+    let meta: Vec<_> = meta
+        .take()
+        .into_iter()
+        .map(|(k, (id, m))| (k, id, m.open_time, m.close_time))
+        .collect();
+    assert_eq!(meta, vec![(1, 0, 0, 10), (1, 2, 20, 30)]);
+}
