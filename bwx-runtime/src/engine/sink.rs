@@ -251,17 +251,22 @@ pub(crate) fn attach_snapshots<'s>(
                 pending.last_key_value().map(|(e, _)| *e).max(closed_through)
             }
         };
-        let Some(epoch) = complete else { return };
-        if closed_through.is_some_and(|c| c >= epoch) && pending.is_empty() {
-            return;
+        if let Some(epoch) = complete
+            && !(closed_through.is_some_and(|c| c >= epoch) && pending.is_empty())
+        {
+            let later = pending.split_off(&(epoch + 1));
+            let ready: Vec<Snapshot> = std::mem::replace(&mut pending, later)
+                .into_values()
+                .flatten()
+                .collect();
+            closed_through = Some(epoch);
+            if let Err(err) = hook.epoch_closed(me, epoch, ready) {
+                failure.fail(err);
+                return;
+            }
         }
-        let later = pending.split_off(&(epoch + 1));
-        let ready: Vec<Snapshot> = std::mem::replace(&mut pending, later)
-            .into_values()
-            .flatten()
-            .collect();
-        closed_through = Some(epoch);
-        if let Err(err) = hook.epoch_closed(me, epoch, ready) {
+        // Every epoch is closed: the hook makes whatever it buffers durable.
+        if done && let Err(err) = hook.finished(me) {
             failure.fail(err);
         }
     });

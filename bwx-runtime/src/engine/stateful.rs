@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -125,6 +126,7 @@ where
     };
     let failure = ctx.failure.clone();
     let start = ctx.config.start_epoch;
+    let stop = ctx.config.stop.clone();
 
     op.build(move |mut caps| {
         let mut snap_cap = if snapshots_on { caps.pop() } else { None };
@@ -199,7 +201,8 @@ where
             }
 
             let frontier = frontiers[0].frontier().first().copied();
-            if frontier.is_none() {
+            // A graceful stop is not the end of the input: state is kept for the resume.
+            if frontier.is_none() && !stop.load(Ordering::Relaxed) {
                 let mut session = out.session_with_builder(&*cap);
                 let mut gone = Vec::new();
                 for (key, logic) in logics.iter_mut() {
