@@ -29,10 +29,9 @@ use crate::flow::StepId;
 ///     let flow = Dataflow::new("sums");
 ///     let out = TestingSink::new();
 ///     flow.input("inp", TestingSource::new(items))
-///         .stateful_map("sum", |s: &mut Option<u64>, v: u64| {
+///         .stateful_map("sum", |s: Option<u64>, v: u64| {
 ///             let t = s.unwrap_or(0) + v;
-///             *s = Some(t);
-///             Some(t)
+///             (Some(t), t)
 ///         })
 ///         .output("out", out.clone());
 ///     let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, 1, "sums").unwrap();
