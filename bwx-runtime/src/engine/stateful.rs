@@ -136,6 +136,10 @@ where
         }
         // Keys touched per open epoch; only tracked with recovery on.
         let mut touched: BTreeMap<u64, FxHashSet<T::K>> = BTreeMap::new();
+        // With recovery on, items of epochs after the oldest open one wait here, so that
+        // each epoch's snapshot holds exactly the state at its end.
+        let mut stash: BTreeMap<u64, Vec<T>> = BTreeMap::new();
+        let mut snaps: Vec<Snapshot> = Vec::new();
         let mut values: Vec<T::V> = Vec::new();
         let mut emitted: Vec<W> = Vec::new();
         move |frontiers| {
@@ -143,128 +147,132 @@ where
             if failure.should_stop() {
                 return;
             }
+            let Some(cap) = held.as_mut() else { return };
+            let frontier = frontiers[0].frontier().first().copied();
+            let closed = |e: u64| frontier.is_none_or(|f| e < f);
             let mut out = output.activate();
-            input.for_each(|cap, data| {
-                let epoch = cap.least().copied().unwrap_or_default();
-                let mut session = out.session_with_builder(&cap);
-                let mut items = data.drain(..).map(KeyedItem::into_parts).peekable();
-                while let Some((key, first)) = items.next() {
-                    values.push(first);
-                    while let Some((_, v)) = items.next_if(|(k, _)| *k == key) {
-                        values.push(v);
-                    }
-                    let logic = match logics.get_mut(&key) {
-                        Some(logic) => logic,
-                        None => logics.entry(key.clone()).or_insert_with(|| builder(None)),
-                    };
-                    let action = logic.on_batch(values.drain(..), &mut emitted);
-                    let wake = logic.notify_at();
-                    for w in emitted.drain(..) {
-                        session.give((key.clone(), w));
-                    }
-                    match action {
-                        StateAction::Retain => timers.set(&key, wake),
-                        StateAction::Discard => {
-                            logics.remove(&key);
-                            timers.set(&key, None);
-                        }
-                    }
-                    if snapshots_on {
-                        touched.entry(epoch).or_default().insert(key);
-                    }
+            let mut keys = Keys {
+                logics: &mut logics,
+                timers: &mut timers,
+                builder: &*builder,
+                values: &mut values,
+                emitted: &mut emitted,
+            };
+            let mut result = Ok(());
+
+            // Stashed epochs that have closed, oldest first, each after the snapshot of
+            // the epochs before it.
+            while let Some(mut entry) = stash.first_entry() {
+                let epoch = *entry.key();
+                if !closed(epoch) {
+                    break;
                 }
+                let mut items = std::mem::take(entry.get_mut());
+                entry.remove();
+                result = result.and(take_snapshots(&mut touched, epoch, keys.logics, &step_id, me, &mut snaps));
+                let at = cap.delayed(&epoch);
+                let mut session = out.session_with_builder(&at);
+                let set = touched.entry(epoch).or_default();
+                keys.apply(items.drain(..), &mut |k, w| session.give((k, w)), Some(set));
+            }
+            if let Some(f) = frontier
+                && *cap.time() < f
+            {
+                cap.downgrade(&f);
+            }
+
+            input.for_each(|in_cap, data| {
+                let epoch = in_cap.least().copied().unwrap_or_default();
+                if !snapshots_on {
+                    let mut session = out.session_with_builder(&in_cap);
+                    keys.apply(data.drain(..), &mut |k, w| session.give((k, w)), None);
+                    return;
+                }
+                if !closed(epoch) && frontier.is_some_and(|f| epoch > f) {
+                    stash.entry(epoch).or_default().append(data);
+                    return;
+                }
+                result = std::mem::replace(&mut result, Ok(())).and(take_snapshots(
+                    &mut touched,
+                    epoch,
+                    keys.logics,
+                    &step_id,
+                    me,
+                    &mut snaps,
+                ));
+                let mut session = out.session_with_builder(&in_cap);
+                let set = touched.entry(epoch).or_default();
+                keys.apply(data.drain(..), &mut |k, w| session.give((k, w)), Some(set));
             });
 
-            let Some(cap) = held.as_mut() else { return };
             let now = SystemTime::now();
             {
                 let mut session = out.session_with_builder(&*cap);
-                while let Some(key) = timers.pop_due(now) {
-                    let Some(logic) = logics.get_mut(&key) else {
+                let mut set = snapshots_on.then(|| touched.entry(*cap.time()).or_default());
+                while let Some(key) = keys.timers.pop_due(now) {
+                    let Some(logic) = keys.logics.get_mut(&key) else {
                         continue;
                     };
-                    let action = logic.on_notify(&mut emitted);
+                    let action = logic.on_notify(keys.emitted);
                     let wake = logic.notify_at();
-                    for w in emitted.drain(..) {
+                    for w in keys.emitted.drain(..) {
                         session.give((key.clone(), w));
                     }
                     match action {
-                        StateAction::Retain => timers.set(&key, wake),
+                        StateAction::Retain => keys.timers.set(&key, wake),
                         StateAction::Discard => {
-                            logics.remove(&key);
+                            keys.logics.remove(&key);
                         }
                     }
-                    if snapshots_on {
-                        touched.entry(*cap.time()).or_default().insert(key);
+                    if let Some(set) = set.as_mut() {
+                        set.insert(key);
                     }
                 }
             }
 
-            let frontier = frontiers[0].frontier().first().copied();
             // A graceful stop is not the end of the input: state is kept for the resume.
             if frontier.is_none() && !stop.load(Ordering::Relaxed) {
                 let mut session = out.session_with_builder(&*cap);
                 let mut gone = Vec::new();
-                for (key, logic) in logics.iter_mut() {
-                    let action = logic.on_eof(&mut emitted);
-                    for w in emitted.drain(..) {
+                let mut set = snapshots_on.then(|| touched.entry(*cap.time()).or_default());
+                for (key, logic) in keys.logics.iter_mut() {
+                    let action = logic.on_eof(keys.emitted);
+                    for w in keys.emitted.drain(..) {
                         session.give((key.clone(), w));
                     }
                     if action == StateAction::Discard {
                         gone.push(key.clone());
                     }
-                    if snapshots_on {
-                        touched.entry(*cap.time()).or_default().insert(key.clone());
+                    if let Some(set) = set.as_mut() {
+                        set.insert(key.clone());
                     }
                 }
                 for key in gone {
-                    logics.remove(&key);
+                    keys.logics.remove(&key);
                 }
             }
 
             if let (Some(snap), Some(sc)) = (snap_out.as_mut(), snap_cap.as_ref()) {
-                let mut snap = snap.activate();
-                let mut session = snap.session_with_builder(sc);
-                let closed: Vec<u64> = touched
-                    .keys()
-                    .copied()
-                    .take_while(|e| frontier.is_none_or(|f| *e < f))
-                    .collect();
-                for epoch in closed {
-                    for key in touched.remove(&epoch).into_iter().flatten() {
-                        let state = match logics.get(&key) {
-                            Some(logic) => match codec::encode(&logic.snapshot()) {
-                                Ok(bytes) => Some(bytes),
-                                Err(e) => {
-                                    failure.fail(FlowError::Connector {
-                                        step: step_id.to_string(),
-                                        worker: me,
-                                        part: "-".into(),
-                                        message: format!("cannot encode the state of key {key:?}: {e}"),
-                                    });
-                                    return;
-                                }
-                            },
-                            None => None,
-                        };
-                        session.give(Snapshot {
-                            step_id: step_id.clone(),
-                            key: codec::encode_key(&key),
-                            epoch,
-                            state,
-                        });
-                    }
+                let limit = frontier.unwrap_or(u64::MAX);
+                result = result.and(take_snapshots(&mut touched, limit, keys.logics, &step_id, me, &mut snaps));
+                if !snaps.is_empty() {
+                    snap.activate().session_with_builder(sc).give_container(&mut snaps);
+                    snaps.clear();
                 }
+            }
+            if let Err(err) = result {
+                failure.fail(err);
+                return;
             }
 
             match frontier {
                 Some(f) => {
-                    for c in held.iter_mut().chain(snap_cap.iter_mut()) {
+                    for c in snap_cap.iter_mut() {
                         if *c.time() < f {
                             c.downgrade(&f);
                         }
                     }
-                    if let Some(at) = timers.next() {
+                    if let Some(at) = keys.timers.next() {
                         activator.activate_after(at.duration_since(SystemTime::now()).unwrap_or_default());
                     }
                 }
@@ -279,6 +287,94 @@ where
         ctx.add_snapshots(s);
     }
     Ok(out_stream)
+}
+
+/// The per-key logic of one stateful operator and its scratch buffers.
+struct Keys<'a, K, V, W, L, B> {
+    logics: &'a mut FxHashMap<K, L>,
+    timers: &'a mut Timers<K>,
+    builder: &'a B,
+    values: &'a mut Vec<V>,
+    emitted: &'a mut Vec<W>,
+}
+
+impl<K: Key, V, W, L, B> Keys<'_, K, V, W, L, B>
+where
+    L: StatefulBatchLogic<V, W>,
+    B: Fn(Option<L::State>) -> L,
+{
+    /// Runs a batch of items through their keys' logic (consecutive items of one key as
+    /// one batch), emitting outputs and recording touched keys.
+    #[inline]
+    fn apply<T: KeyedItem<K = K, V = V>>(
+        &mut self,
+        data: impl Iterator<Item = T>,
+        emit: &mut impl FnMut(K, W),
+        mut touched: Option<&mut FxHashSet<K>>,
+    ) {
+        let mut items = data.map(KeyedItem::into_parts).peekable();
+        while let Some((key, first)) = items.next() {
+            self.values.push(first);
+            while let Some((_, v)) = items.next_if(|(k, _)| *k == key) {
+                self.values.push(v);
+            }
+            let logic = match self.logics.get_mut(&key) {
+                Some(logic) => logic,
+                None => self.logics.entry(key.clone()).or_insert_with(|| (self.builder)(None)),
+            };
+            let action = logic.on_batch(self.values.drain(..), self.emitted);
+            let wake = logic.notify_at();
+            for w in self.emitted.drain(..) {
+                emit(key.clone(), w);
+            }
+            match action {
+                StateAction::Retain => self.timers.set(&key, wake),
+                StateAction::Discard => {
+                    self.logics.remove(&key);
+                    self.timers.set(&key, None);
+                }
+            }
+            if let Some(set) = touched.as_mut() {
+                set.insert(key);
+            }
+        }
+    }
+}
+
+/// Snapshots the keys touched in every epoch before `limit`, with their current state
+/// (`None` for discarded keys).
+fn take_snapshots<K: Key, V, W, L: StatefulBatchLogic<V, W>>(
+    touched: &mut BTreeMap<u64, FxHashSet<K>>,
+    limit: u64,
+    logics: &FxHashMap<K, L>,
+    step_id: &crate::flow::StepId,
+    worker: usize,
+    out: &mut Vec<Snapshot>,
+) -> Result<(), FlowError> {
+    while let Some(entry) = touched.first_entry() {
+        let epoch = *entry.key();
+        if epoch >= limit {
+            break;
+        }
+        for key in entry.remove() {
+            let state = match logics.get(&key) {
+                Some(logic) => Some(codec::encode(&logic.snapshot()).map_err(|e| FlowError::Connector {
+                    step: step_id.to_string(),
+                    worker,
+                    part: "-".into(),
+                    message: format!("cannot encode the state of key {key:?}: {e}"),
+                })?),
+                None => None,
+            };
+            out.push(Snapshot {
+                step_id: step_id.clone(),
+                key: codec::encode_key(&key),
+                epoch,
+                state,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Combines values per key within each batch before the exchange, for associative
