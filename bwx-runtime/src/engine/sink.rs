@@ -153,13 +153,10 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
             let mut error = None;
             let frontier = frontiers[0].frontier();
             let f = frontier.first().copied();
-            while let Some(mut entry) = stash.first_entry() {
-                if f.is_some_and(|f| *entry.key() >= f) {
-                    break;
-                }
-                write_items(&*sink, &mut local, parts, open, entry.get_mut(), &mut error);
-                entry.remove();
-            }
+            // Stashed epochs that closed are written before the position snapshot.
+            drain_stash(&mut stash, |e| f.is_none_or(|f| e < f), |data| {
+                write_items(&*sink, &mut local, parts, open, data, &mut error)
+            });
             // Positions are taken when an epoch closes: every write of that epoch is done,
             // and none of a later one.
             if let (Some(out), Some(c)) = (snap_out.as_mut(), cap.as_mut()) {
@@ -188,6 +185,10 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
                     c.downgrade(&f);
                 }
             }
+            // Then the oldest open epoch's stashed items, before its newer ones, for order.
+            drain_stash(&mut stash, |e| f.is_none_or(|f| e <= f), |data| {
+                write_items(&*sink, &mut local, parts, open, data, &mut error)
+            });
             input.for_each(|time, data| {
                 let epoch = time.least().copied().unwrap_or_default();
                 last_epoch = Some(last_epoch.map_or(epoch, |l| l.max(epoch)));
@@ -240,6 +241,17 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
         ctx.add_snapshots(s);
     }
     Ok(())
+}
+
+/// Hands stashed batches of the epochs `ready` accepts to `write`, oldest first.
+fn drain_stash<I>(stash: &mut BTreeMap<u64, Vec<I>>, ready: impl Fn(u64) -> bool, mut write: impl FnMut(&mut Vec<I>)) {
+    while let Some(mut entry) = stash.first_entry() {
+        if !ready(*entry.key()) {
+            break;
+        }
+        write(entry.get_mut());
+        entry.remove();
+    }
 }
 
 /// Writes items through the local partitions they route to.

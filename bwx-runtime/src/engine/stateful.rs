@@ -149,7 +149,8 @@ where
             }
             let Some(cap) = held.as_mut() else { return };
             let frontier = frontiers[0].frontier().first().copied();
-            let closed = |e: u64| frontier.is_none_or(|f| e < f);
+            // Items of the oldest open epoch (or of closed ones) can be applied now.
+            let ready = |e: u64| frontier.is_none_or(|f| e <= f);
             let mut out = output.activate();
             let mut keys = Keys {
                 logics: &mut logics,
@@ -160,11 +161,11 @@ where
             };
             let mut result = Ok(());
 
-            // Stashed epochs that have closed, oldest first, each after the snapshot of
-            // the epochs before it.
+            // Stashed epochs that became ready, oldest first, each after the snapshot of
+            // the epochs before it (and before newer items of its own epoch, for order).
             while let Some(mut entry) = stash.first_entry() {
                 let epoch = *entry.key();
-                if !closed(epoch) {
+                if !ready(epoch) {
                     break;
                 }
                 let mut items = std::mem::take(entry.get_mut());
@@ -188,7 +189,7 @@ where
                     keys.apply(data.drain(..), &mut |k, w| session.give((k, w)), None);
                     return;
                 }
-                if !closed(epoch) && frontier.is_some_and(|f| epoch > f) {
+                if !ready(epoch) {
                     stash.entry(epoch).or_default().append(data);
                     return;
                 }
