@@ -8,7 +8,10 @@ use bwx::recovery::SqliteRecovery;
 use bwx::testing::{TestingSink, TestingSource};
 
 fn bwx(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bwx")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bwx"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -25,7 +28,11 @@ fn init_then_inspect_a_written_directory() {
     assert!(ok && out.contains("3 recovery partitions"), "{out}");
 
     let flow = Dataflow::new("sums");
-    let items = vec![("a".to_string(), 1u64), ("b".to_string(), 2), ("a".to_string(), 3)];
+    let items = vec![
+        ("a".to_string(), 1u64),
+        ("b".to_string(), 2),
+        ("a".to_string(), 3),
+    ];
     flow.input("inp", TestingSource::new(items))
         .stateful_map("sum", |s: Option<u64>, v: u64| {
             let t = s.unwrap_or(0) + v;
@@ -45,7 +52,10 @@ fn init_then_inspect_a_written_directory() {
     assert_eq!(sum["keys"], 2);
 
     let (ok, out, _) = bwx(&["recovery", "inspect", d]);
-    assert!(ok && out.contains("sums.sum: 2 keys") && out.contains("2 workers"), "{out}");
+    assert!(
+        ok && out.contains("sums.sum: 2 keys") && out.contains("2 workers"),
+        "{out}"
+    );
 
     let (ok, out, err) = bwx(&["recovery", "inspect", d, "--step", "sums.sum", "--key", "a"]);
     assert!(ok, "{err}");

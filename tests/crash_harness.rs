@@ -145,7 +145,9 @@ fn flow(out: &Path) -> Dataflow {
             let t = s.unwrap_or(0) + v;
             (Some(t), t)
         })
-        .map("line", |(k, sum): (String, u64)| (k.clone(), format!("{k},{sum}")))
+        .map("line", |(k, sum): (String, u64)| {
+            (k.clone(), format!("{k},{sum}"))
+        })
         .output("out", LinesSink(out.to_path_buf()));
     flow
 }
@@ -153,7 +155,9 @@ fn flow(out: &Path) -> Dataflow {
 /// One process of the cluster, when the harness starts this binary as one.
 #[test]
 fn harness_process() {
-    let Ok(dir) = std::env::var("BWX_HARNESS_DIR") else { return };
+    let Ok(dir) = std::env::var("BWX_HARNESS_DIR") else {
+        return;
+    };
     let out = PathBuf::from(std::env::var("BWX_HARNESS_OUT").unwrap());
     let addrs: Vec<String> = std::env::var("BWX_HARNESS_ADDRS")
         .unwrap()
@@ -335,7 +339,11 @@ fn run_seed(seed: u64, kills: usize, base: &Path, expected: &BTreeMap<String, us
         }
         // Survivors of a kill stop on their own (a lost peer fails the execution); one
         // still waiting to connect is stopped as a supervisor would after a grace period.
-        let grace = if killed { Duration::from_millis(500) } else { Duration::from_secs(60) };
+        let grace = if killed {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(60)
+        };
         let ok = wait_all(&mut cluster.children, grace);
         run += 1;
         if !killed && ok.iter().all(|o| *o) {
@@ -351,7 +359,11 @@ fn run_seed(seed: u64, kills: usize, base: &Path, expected: &BTreeMap<String, us
     }
     let wrong: Vec<&String> = got.keys().filter(|l| !expected.contains_key(*l)).collect();
     if !wrong.is_empty() {
-        eprintln!("seed {seed}: {} unexpected lines, e.g. {:?}", wrong.len(), &wrong[..wrong.len().min(5)]);
+        eprintln!(
+            "seed {seed}: {} unexpected lines, e.g. {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        );
     }
     s.mismatches += wrong.len();
 }
@@ -361,16 +373,30 @@ fn kills_restarts_and_rescaling_lose_nothing() {
     if std::env::var("BWX_HARNESS_DIR").is_ok() {
         return;
     }
-    let seeds: u64 = std::env::var("BWX_SOAK_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
-    let kills_per_seed = std::env::var("BWX_HARNESS_KILLS").ok().and_then(|s| s.parse().ok()).unwrap_or(if seeds > 1 { 10 } else { 22 });
+    let seeds: u64 = std::env::var("BWX_SOAK_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let kills_per_seed = std::env::var("BWX_HARNESS_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if seeds > 1 { 10 } else { 22 });
     let base = tempfile::tempdir().unwrap();
     // The fault-free run, as 2 processes.
     let (dir, out) = fresh(base.path(), "clean");
     let mut clean = start(&dir, &out, 2);
-    assert!(wait_all(&mut clean.children, Duration::from_secs(60)).iter().all(|o| *o));
+    assert!(
+        wait_all(&mut clean.children, Duration::from_secs(60))
+            .iter()
+            .all(|o| *o)
+    );
     let expected = lines(&out);
     if std::env::var("BWX_HARNESS_DEBUG").is_ok() {
-        let some: Vec<&String> = expected.keys().filter(|l| l.starts_with("p0-k0,")).take(8).collect();
+        let some: Vec<&String> = expected
+            .keys()
+            .filter(|l| l.starts_with("p0-k0,"))
+            .take(8)
+            .collect();
         eprintln!("expected e.g. {some:?}");
     }
     assert_eq!(

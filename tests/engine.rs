@@ -25,7 +25,10 @@ fn keyed_sums(workers: usize) -> Vec<(u32, u64)> {
 fn one_and_many_workers_agree() {
     let one = keyed_sums(1);
     assert_eq!(one.len(), 97);
-    assert_eq!(one.iter().map(|(_, s)| s).sum::<u64>(), (0..10_000u64).sum::<u64>());
+    assert_eq!(
+        one.iter().map(|(_, s)| s).sum::<u64>(),
+        (0..10_000u64).sum::<u64>()
+    );
     assert_eq!(keyed_sums(3), one);
 }
 
@@ -40,7 +43,11 @@ fn a_panic_stops_every_worker_and_names_step_and_worker() {
     let err = bwx::run_workers(&flow, 2, RunConfig::default()).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(20));
     match err {
-        FlowError::StepPanicked { step, worker, message } => {
+        FlowError::StepPanicked {
+            step,
+            worker,
+            message,
+        } => {
             assert_eq!(step, "boom.explode");
             assert!(worker < 2);
             assert!(message.contains("bad item 500"), "{message}");
@@ -63,14 +70,21 @@ fn collect_times_out_on_system_time_without_more_input() {
         .output("out", out.clone());
     bwx::run_main(&flow).unwrap();
     // The first list closed on its timeout during the pause, the second at EOF.
-    assert_eq!(out.take(), vec![("k".to_string(), vec![1]), ("k".to_string(), vec![2])]);
+    assert_eq!(
+        out.take(),
+        vec![("k".to_string(), vec![1]), ("k".to_string(), vec![2])]
+    );
 }
 
 #[test]
 fn abort_stops_without_eof() {
     let flow = Dataflow::new("a");
     let out = TestingSink::new();
-    let events = vec![TestingEvent::Item(1u8), TestingEvent::Abort, TestingEvent::Item(2)];
+    let events = vec![
+        TestingEvent::Item(1u8),
+        TestingEvent::Abort,
+        TestingEvent::Item(2),
+    ];
     flow.input("inp", TestingSource::from_events(events))
         .key_on("k", |_| 0u8)
         .reduce_final("sum", |a, b| a + b)
@@ -112,7 +126,9 @@ fn snapshots_cover_keys_touched_in_each_epoch() {
             (Some(s), s)
         })
         .output("out", TestingSink::new());
-    let config = RunConfig::default().epoch_interval(Duration::from_millis(40)).recovery(hook.clone());
+    let config = RunConfig::default()
+        .epoch_interval(Duration::from_millis(40))
+        .recovery(hook.clone());
     bwx::run_main_with(&flow, config).unwrap();
     let closed = hook.closed.lock().unwrap();
     let state_snaps: Vec<(String, u64, Option<i32>)> = closed
@@ -121,7 +137,11 @@ fn snapshots_cover_keys_touched_in_each_epoch() {
         .filter(|s| s.step_id.as_str() == "s.sum")
         .map(|s| {
             let key: String = codec::decode_key(&s.key).unwrap();
-            (key, s.epoch, s.state.as_deref().map(|b| codec::decode::<i32>(b).unwrap()))
+            (
+                key,
+                s.epoch,
+                s.state.as_deref().map(|b| codec::decode::<i32>(b).unwrap()),
+            )
         })
         .collect();
     // Before EOF a key is snapshotted only in the epochs that touched it; EOF touches all.
@@ -129,8 +149,20 @@ fn snapshots_cover_keys_touched_in_each_epoch() {
     let a: Vec<_> = state_snaps.iter().filter(|s| s.0 == "a").collect();
     let b: Vec<_> = state_snaps.iter().filter(|s| s.0 == "b").collect();
     assert_eq!(a.len(), 2, "{state_snaps:?}");
-    assert_eq!((a[0].1 < eof_epoch, a[0].2, a[1].1), (true, Some(1), eof_epoch), "{state_snaps:?}");
-    assert!(b.iter().all(|s| s.1 > a[0].1 && s.2 == Some(2)), "{state_snaps:?}");
+    assert_eq!(
+        (a[0].1 < eof_epoch, a[0].2, a[1].1),
+        (true, Some(1), eof_epoch),
+        "{state_snaps:?}"
+    );
+    assert!(
+        b.iter().all(|s| s.1 > a[0].1 && s.2 == Some(2)),
+        "{state_snaps:?}"
+    );
     // The source's position is snapshotted too.
-    assert!(closed.iter().flat_map(|(_, _, s)| s).any(|s| s.step_id.as_str() == "s.inp"));
+    assert!(
+        closed
+            .iter()
+            .flat_map(|(_, _, s)| s)
+            .any(|s| s.step_id.as_str() == "s.inp")
+    );
 }

@@ -85,7 +85,12 @@ fn resume_rescales_two_to_one_to_three_workers() {
     let counts: Vec<usize> = found.executions.iter().map(|e| e.worker_count).collect();
     assert_eq!(counts, vec![2, 1, 3]);
     assert_eq!(found.steps.iter().find(|s| s.step == "sums.sum").unwrap().keys, 8);
-    assert!(found.executions.iter().all(|e| e.frontiers.iter().all(Option::is_some)));
+    assert!(
+        found
+            .executions
+            .iter()
+            .all(|e| e.frontiers.iter().all(Option::is_some))
+    );
 }
 
 #[test]
@@ -147,7 +152,9 @@ fn rows(dir: &Path, step: &str) -> usize {
         if path.extension().is_some_and(|e| e == "sqlite3") {
             let conn = rusqlite::Connection::open(&path).unwrap();
             let c: i64 = conn
-                .query_row("SELECT COUNT(*) FROM snaps WHERE step_id = ?1", [step], |r| r.get(0))
+                .query_row("SELECT COUNT(*) FROM snaps WHERE step_id = ?1", [step], |r| {
+                    r.get(0)
+                })
                 .unwrap();
             n += c as usize;
         }
@@ -198,7 +205,11 @@ fn discarded_keys_are_deleted_from_the_store() {
     init_dir(dir.path(), 2).unwrap();
     let flow = Dataflow::new("sums");
     let out: Out = TestingSink::new();
-    let items = vec![("a".to_string(), 1u64), ("b".to_string(), 1), ("a".to_string(), 0)];
+    let items = vec![
+        ("a".to_string(), 1u64),
+        ("b".to_string(), 1),
+        ("a".to_string(), 0),
+    ];
     flow.input("inp", TestingSource::new(items))
         // A zero discards the key's state.
         .stateful_map("sum", |s: Option<u64>, v: u64| {
@@ -213,8 +224,14 @@ fn discarded_keys_are_deleted_from_the_store() {
     let found = inspect(dir.path()).unwrap();
     let sums = found.steps.iter().find(|s| s.step == "sums.sum").unwrap();
     assert_eq!(sums.keys, 1);
-    assert!(recovery::inspect::key_state(dir.path(), "sums.sum", "a").unwrap().is_none());
-    let b = recovery::inspect::key_state(dir.path(), "sums.sum", "b").unwrap().unwrap();
+    assert!(
+        recovery::inspect::key_state(dir.path(), "sums.sum", "a")
+            .unwrap()
+            .is_none()
+    );
+    let b = recovery::inspect::key_state(dir.path(), "sums.sum", "b")
+        .unwrap()
+        .unwrap();
     assert_eq!(b.state, serde_json::json!(1));
 }
 
@@ -276,7 +293,8 @@ fn sigterm_stops_the_flow_gracefully() {
         evs.push(TestingEvent::Item(i));
         evs.push(TestingEvent::Pause(Duration::from_millis(1)));
     }
-    flow.input("inp", TestingSource::from_events(evs)).output("out", out.clone());
+    flow.input("inp", TestingSource::from_events(evs))
+        .output("out", out.clone());
     let config = RunConfig::default()
         .epoch_interval(Duration::from_millis(10))
         .stop_on_signals()
@@ -360,7 +378,11 @@ fn partitions_of_different_sets_are_inconsistent() {
 #[test]
 fn another_format_version_is_refused() {
     let dir = written_dir(2);
-    sql(dir.path(), 1, "UPDATE meta SET value = '99' WHERE name = 'format_version'");
+    sql(
+        dir.path(),
+        1,
+        "UPDATE meta SET value = '99' WHERE name = 'format_version'",
+    );
     let m = open_err(dir.path(), "sums");
     assert!(m.contains("part-1.sqlite3 has recovery format version 99"), "{m}");
 }
@@ -386,7 +408,9 @@ fn a_bit_flip_inside_a_stored_value_is_detected() {
     let marker = "MARKER-0123456789-MARKER".to_string();
     let value = marker.clone();
     flow.input("inp", TestingSource::new(vec![("k".to_string(), 1u64)]))
-        .stateful_map("keep", move |_s: Option<String>, _v: u64| (Some(value.clone()), 0u64))
+        .stateful_map("keep", move |_s: Option<String>, _v: u64| {
+            (Some(value.clone()), 0u64)
+        })
         .output("out", TestingSink::new());
     run(&flow, dir.path(), 1, 1).unwrap();
     // Checkpoint the WAL into the main file, then flip one bit of the stored string there.
@@ -433,7 +457,10 @@ fn a_gc_point_past_the_resume_epoch_is_refused() {
     let dir = written_dir(2);
     sql(dir.path(), 1, "UPDATE commits SET commit_epoch = 1000000");
     let m = open_err(dir.path(), "sums");
-    assert!(m.contains("part-1.sqlite3 was garbage-collected through epoch 1000000, past the resume epoch"), "{m}");
+    assert!(
+        m.contains("part-1.sqlite3 was garbage-collected through epoch 1000000, past the resume epoch"),
+        "{m}"
+    );
 }
 
 #[test]

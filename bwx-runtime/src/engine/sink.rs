@@ -147,16 +147,18 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
         let mut last_epoch: Option<u64> = None;
         // With recovery on, items of epochs after the oldest open one wait here, so that
         // a position snapshot never includes a later epoch's writes.
-        let mut stash: BTreeMap<u64, Vec<(S::Key, S::Value)>> = BTreeMap::new();
+        let mut stash: Stash<S::Key, S::Value> = BTreeMap::new();
         move |frontiers| {
             enter_step(step_index);
             let mut error = None;
             let frontier = frontiers[0].frontier();
             let f = frontier.first().copied();
             // Stashed epochs that closed are written before the position snapshot.
-            drain_stash(&mut stash, |e| f.is_none_or(|f| e < f), |data| {
-                write_items(&*sink, &mut local, parts, open, data, &mut error)
-            });
+            drain_stash(
+                &mut stash,
+                |e| f.is_none_or(|f| e < f),
+                |data| write_items(&*sink, &mut local, parts, open, data, &mut error),
+            );
             // Positions are taken when an epoch closes: every write of that epoch is done,
             // and none of a later one.
             if let (Some(out), Some(c)) = (snap_out.as_mut(), cap.as_mut()) {
@@ -186,9 +188,11 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
                 }
             }
             // Then the oldest open epoch's stashed items, before its newer ones, for order.
-            drain_stash(&mut stash, |e| f.is_none_or(|f| e <= f), |data| {
-                write_items(&*sink, &mut local, parts, open, data, &mut error)
-            });
+            drain_stash(
+                &mut stash,
+                |e| f.is_none_or(|f| e <= f),
+                |data| write_items(&*sink, &mut local, parts, open, data, &mut error),
+            );
             input.for_each(|time, data| {
                 let epoch = time.least().copied().unwrap_or_default();
                 last_epoch = Some(last_epoch.map_or(epoch, |l| l.max(epoch)));
@@ -243,8 +247,15 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
     Ok(())
 }
 
+/// Items waiting for their epoch, by epoch.
+type Stash<K, V> = BTreeMap<u64, Vec<(K, V)>>;
+
 /// Hands stashed batches of the epochs `ready` accepts to `write`, oldest first.
-fn drain_stash<I>(stash: &mut BTreeMap<u64, Vec<I>>, ready: impl Fn(u64) -> bool, mut write: impl FnMut(&mut Vec<I>)) {
+fn drain_stash<I>(
+    stash: &mut BTreeMap<u64, Vec<I>>,
+    ready: impl Fn(u64) -> bool,
+    mut write: impl FnMut(&mut Vec<I>),
+) {
     while let Some(mut entry) = stash.first_entry() {
         if !ready(*entry.key()) {
             break;

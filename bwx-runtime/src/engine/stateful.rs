@@ -170,7 +170,14 @@ where
                 }
                 let mut items = std::mem::take(entry.get_mut());
                 entry.remove();
-                result = result.and(take_snapshots(&mut touched, epoch, keys.logics, &step_id, me, &mut snaps));
+                result = result.and(take_snapshots(
+                    &mut touched,
+                    epoch,
+                    keys.logics,
+                    &step_id,
+                    me,
+                    &mut snaps,
+                ));
                 let at = cap.delayed(&epoch);
                 let mut session = out.session_with_builder(&at);
                 let set = touched.entry(epoch).or_default();
@@ -255,9 +262,18 @@ where
 
             if let (Some(snap), Some(sc)) = (snap_out.as_mut(), snap_cap.as_ref()) {
                 let limit = frontier.unwrap_or(u64::MAX);
-                result = result.and(take_snapshots(&mut touched, limit, keys.logics, &step_id, me, &mut snaps));
+                result = result.and(take_snapshots(
+                    &mut touched,
+                    limit,
+                    keys.logics,
+                    &step_id,
+                    me,
+                    &mut snaps,
+                ));
                 if !snaps.is_empty() {
-                    snap.activate().session_with_builder(sc).give_container(&mut snaps);
+                    snap.activate()
+                        .session_with_builder(sc)
+                        .give_container(&mut snaps);
                     snaps.clear();
                 }
             }
@@ -321,7 +337,10 @@ where
             }
             let logic = match self.logics.get_mut(&key) {
                 Some(logic) => logic,
-                None => self.logics.entry(key.clone()).or_insert_with(|| (self.builder)(None)),
+                None => self
+                    .logics
+                    .entry(key.clone())
+                    .or_insert_with(|| (self.builder)(None)),
             };
             let action = logic.on_batch(self.values.drain(..), self.emitted);
             let wake = logic.notify_at();
@@ -359,12 +378,14 @@ fn take_snapshots<K: Key, V, W, L: StatefulBatchLogic<V, W>>(
         }
         for key in entry.remove() {
             let state = match logics.get(&key) {
-                Some(logic) => Some(codec::encode(&logic.snapshot()).map_err(|e| FlowError::Connector {
-                    step: step_id.to_string(),
-                    worker,
-                    part: "-".into(),
-                    message: format!("cannot encode the state of key {key:?}: {e}"),
-                })?),
+                Some(logic) => Some(
+                    codec::encode(&logic.snapshot()).map_err(|e| FlowError::Connector {
+                        step: step_id.to_string(),
+                        worker,
+                        part: "-".into(),
+                        message: format!("cannot encode the state of key {key:?}: {e}"),
+                    })?,
+                ),
                 None => None,
             };
             out.push(Snapshot {

@@ -238,7 +238,9 @@ fn run_guarded(
     failure: Arc<Failure>,
 ) {
     let index = worker.index();
-    let outcome = catch_unwind(AssertUnwindSafe(|| run_worker(worker, flow, config, failure.clone())));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        run_worker(worker, flow, config, failure.clone())
+    }));
     // A stopped execution leaves dataflows unfinished; drop them, or timely would keep
     // stepping them after we return.
     if failure.should_stop() {

@@ -80,7 +80,9 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
             .prepare("SELECT ex_num, worker_count, resume_epoch FROM exs")
             .map_err(&err)?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })
             .map_err(&err)?;
         for row in rows {
             let (ex, workers, resume) = row.map_err(&err)?;
@@ -95,7 +97,9 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
             .prepare("SELECT ex_num, worker_index, worker_frontier FROM fronts")
             .map_err(&err)?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })
             .map_err(&err)?;
         for row in rows {
             let (ex, worker, frontier) = row.map_err(&err)?;
@@ -107,7 +111,9 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
             }
         }
         let gc: i64 = conn
-            .query_row("SELECT COALESCE(MAX(commit_epoch), 0) FROM commits", [], |r| r.get(0))
+            .query_row("SELECT COALESCE(MAX(commit_epoch), 0) FROM commits", [], |r| {
+                r.get(0)
+            })
             .map_err(&err)?;
         gc_epochs.push(gc as u64);
         if flow_id.is_none() {
@@ -142,12 +148,17 @@ pub fn key_state(dir: impl AsRef<Path>, step: &str, key: &str) -> Result<Option<
     let set = resume::open_set(dir, None)?;
     let plan = resume::plan(&set)?;
     let state = resume::load(&set, plan.resume_epoch)?;
-    let Some(keys) = state.into_iter().find(|(s, _)| s.as_str() == step).map(|(_, k)| k) else {
+    let Some(keys) = state
+        .into_iter()
+        .find(|(s, _)| s.as_str() == step)
+        .map(|(_, k)| k)
+    else {
         return Ok(None);
     };
+    let wanted = serde_json::from_str::<serde_json::Value>(key).ok();
     for (stored_key, blob) in keys {
         let decoded = to_json(&stored_key);
-        let matches = decoded.to_string() == key || decoded.as_str() == Some(key);
+        let matches = wanted.as_ref() == Some(&decoded) || decoded.as_str() == Some(key);
         if matches {
             let state = match blob.split_first() {
                 Some((&super::codec::TAG_MSGPACK_NAMED, rest)) => to_json(rest),
@@ -161,7 +172,8 @@ pub fn key_state(dir: impl AsRef<Path>, step: &str, key: &str) -> Result<Option<
 
 /// MessagePack to JSON; bytes that are not MessagePack show as hex.
 fn to_json(bytes: &[u8]) -> serde_json::Value {
-    rmp_serde::from_slice::<serde_json::Value>(bytes).unwrap_or_else(|_| serde_json::Value::String(hex(bytes)))
+    rmp_serde::from_slice::<serde_json::Value>(bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(hex(bytes)))
 }
 
 impl fmt::Display for Inspection {

@@ -29,7 +29,9 @@ pub(crate) struct OpenSet {
 pub(crate) fn open_set(dir: &Path, flow_id: Option<&str>) -> Result<OpenSet, RecoveryError> {
     let listed = store::list_partitions(dir)?;
     if listed.is_empty() {
-        return Err(RecoveryError::NoPartitions { dir: dir.to_path_buf() });
+        return Err(RecoveryError::NoPartitions {
+            dir: dir.to_path_buf(),
+        });
     }
     let mut opened: Vec<(PathBuf, Connection, PartIdentity)> = Vec::with_capacity(listed.len());
     for (_, path) in listed {
@@ -95,7 +97,9 @@ pub(crate) fn last_execution(set: &OpenSet) -> Result<Option<LastExecution>, Rec
             .prepare("SELECT worker_index, worker_frontier FROM fronts WHERE ex_num = ?1")
             .map_err(sql_err(file))?;
         let rows = stmt
-            .query_map([ex_num as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .query_map([ex_num as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
             .map_err(sql_err(file))?;
         for row in rows {
             let (worker, frontier) = row.map_err(sql_err(file))?;
@@ -129,7 +133,9 @@ pub(crate) fn plan(set: &OpenSet) -> Result<ResumePlan, RecoveryError> {
     };
     for (conn, file) in set.conns.iter().zip(&set.files) {
         let gc: i64 = conn
-            .query_row("SELECT COALESCE(MAX(commit_epoch), 0) FROM commits", [], |r| r.get(0))
+            .query_row("SELECT COALESCE(MAX(commit_epoch), 0) FROM commits", [], |r| {
+                r.get(0)
+            })
             .map_err(sql_err(file))?;
         if gc as u64 > resume_epoch {
             return Err(RecoveryError::GcPastResume {

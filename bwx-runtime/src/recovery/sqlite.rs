@@ -67,7 +67,12 @@ impl SqliteRecovery {
         snapshot_every: u64,
         flow_id: &str,
     ) -> Result<Arc<dyn RecoveryHook>, FlowError> {
-        Ok(Arc::new(Self::open_store(dir, backup_interval, snapshot_every, flow_id)?))
+        Ok(Arc::new(Self::open_store(
+            dir,
+            backup_interval,
+            snapshot_every,
+            flow_id,
+        )?))
     }
 
     /// As [`SqliteRecovery::open`], returning the concrete type (to ask for
@@ -126,7 +131,9 @@ impl SqliteRecovery {
 
     fn worker_count(&self) -> Result<usize, FlowError> {
         match self.workers.load(Ordering::SeqCst) {
-            0 => Err(RecoveryError::Usage("the engine reported a snapshot before the worker count".into()).into()),
+            0 => Err(
+                RecoveryError::Usage("the engine reported a snapshot before the worker count".into()).into(),
+            ),
             n => Ok(n),
         }
     }
@@ -140,7 +147,9 @@ impl RecoveryHook for SqliteRecovery {
     fn begin(&self, _worker: usize, worker_count: usize, steps: &[StepId]) -> Result<(), FlowError> {
         self.workers.store(worker_count, Ordering::SeqCst);
         let resume = lock(&self.resume);
-        let Some(state) = resume.as_ref() else { return Ok(()) };
+        let Some(state) = resume.as_ref() else {
+            return Ok(());
+        };
         let mut orphans: Vec<String> = state
             .keys()
             .filter(|s| !steps.contains(s))

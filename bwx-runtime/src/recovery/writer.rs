@@ -61,7 +61,8 @@ impl WorkerWriter {
             let (conn, _) = store::open_partition(&shared.files[part])?;
             *slot = Some(conn);
         }
-        slot.as_mut().ok_or_else(|| RecoveryError::Usage("partition connection vanished".into()))
+        slot.as_mut()
+            .ok_or_else(|| RecoveryError::Usage("partition connection vanished".into()))
     }
 
     /// Epoch `epoch` closed on this worker with `snapshots`; writes when a snapshot epoch
@@ -169,8 +170,11 @@ impl WorkerWriter {
                 )
                 .map_err(&err)?;
             if new == 1 {
-                tx.execute("DELETE FROM snaps WHERE snap_epoch >= ?1", [plan.resume_epoch as i64])
-                    .map_err(&err)?;
+                tx.execute(
+                    "DELETE FROM snaps WHERE snap_epoch >= ?1",
+                    [plan.resume_epoch as i64],
+                )
+                .map_err(&err)?;
                 tx.execute("DELETE FROM fronts WHERE ex_num >= ?1", [plan.ex_num as i64])
                     .map_err(&err)?;
             }
@@ -228,7 +232,9 @@ impl WorkerWriter {
     /// Deletes snapshots superseded before the cluster frontier of a backup interval ago,
     /// in the partitions this worker looks after (partition `p` by worker `p % workers`).
     fn collect_garbage(&mut self, shared: &Shared, workers: usize) -> Result<(), RecoveryError> {
-        let owned: Vec<usize> = (0..shared.files.len()).filter(|p| p % workers.max(1) == self.worker).collect();
+        let owned: Vec<usize> = (0..shared.files.len())
+            .filter(|p| p % workers.max(1) == self.worker)
+            .collect();
         if owned.is_empty() {
             return Ok(());
         }
@@ -245,7 +251,9 @@ impl WorkerWriter {
             oldest_enough = Some((at, f));
             self.history.pop_front();
         }
-        let Some((at, point)) = oldest_enough else { return Ok(()) };
+        let Some((at, point)) = oldest_enough else {
+            return Ok(());
+        };
         // Keep the point for the next round: it stays the newest one old enough.
         self.history.push_front((at, point));
         for part in owned {

@@ -98,7 +98,8 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), RecoveryError> {
             why: format!("cannot switch to WAL mode (got {mode})"),
         });
     }
-    conn.execute_batch("PRAGMA synchronous=FULL;").map_err(sql_err(path))
+    conn.execute_batch("PRAGMA synchronous=FULL;")
+        .map_err(sql_err(path))
 }
 
 /// What a partition file says about itself.
@@ -183,7 +184,9 @@ fn identity(conn: &Connection, path: &Path) -> Result<PartIdentity, RecoveryErro
 /// The partition files in `dir`, by index (`part-N.sqlite3`; WAL and SHM files skipped).
 pub(crate) fn list_partitions(dir: &Path) -> Result<Vec<(usize, PathBuf)>, RecoveryError> {
     if !dir.is_dir() {
-        return Err(RecoveryError::NoPartitions { dir: dir.to_path_buf() });
+        return Err(RecoveryError::NoPartitions {
+            dir: dir.to_path_buf(),
+        });
     }
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
@@ -210,7 +213,9 @@ pub(crate) fn check_set(
     flow_id: Option<&str>,
 ) -> Result<usize, RecoveryError> {
     let Some((_, first)) = parts.first() else {
-        return Err(RecoveryError::NoPartitions { dir: dir.to_path_buf() });
+        return Err(RecoveryError::NoPartitions {
+            dir: dir.to_path_buf(),
+        });
     };
     let count = first.count;
     for (path, id) in parts {
@@ -228,7 +233,11 @@ pub(crate) fn check_set(
         if part_path(dir, id.index) != *path {
             return Err(RecoveryError::Inconsistent {
                 dir: dir.to_path_buf(),
-                why: format!("{} holds partition {} (was it renamed?)", path.display(), id.index),
+                why: format!(
+                    "{} holds partition {} (was it renamed?)",
+                    path.display(),
+                    id.index
+                ),
             });
         }
         if let (Some(stored), Some(expected)) = (&id.flow_id, flow_id)

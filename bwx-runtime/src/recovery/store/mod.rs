@@ -20,7 +20,7 @@ mod file;
 mod schema;
 
 pub(crate) use file::{
-    PartIdentity, check_set, create_dir, create_partition, list_partitions, open_partition, part_path, quick_check,
-    sql_err,
+    PartIdentity, check_set, create_dir, create_partition, list_partitions, open_partition, part_path,
+    quick_check, sql_err,
 };
 pub(crate) use schema::{checksum, partition_of};

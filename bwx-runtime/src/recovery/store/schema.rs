@@ -22,7 +22,7 @@ CREATE INDEX snaps_by_epoch ON snaps(snap_epoch);
 ";
 
 /// Seed of the row checksum, so that it differs from the routing hash.
-const CHECKSUM_SEED: u64 = 0x6277_785f_7265_63;
+const CHECKSUM_SEED: u64 = 0x0062_7778_5f72_6563;
 
 /// The checksum of one snapshot row: XXH64 over every field, length-prefixed.
 pub(crate) fn checksum(step: &str, key: &[u8], epoch: u64, state: Option<&[u8]>) -> i64 {
