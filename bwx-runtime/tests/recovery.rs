@@ -494,3 +494,53 @@ fn init_is_idempotent_for_the_same_count_only() {
     assert!(message(err).contains("already holds a set of 2 partitions"));
     assert!(message(init_dir(dir.path(), 0).unwrap_err()).contains("at least 1"));
 }
+
+#[test]
+fn a_join_resumes_its_sides_after_a_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    init_dir(dir.path(), 2).unwrap();
+    // Left values come before the stop, right values after it: the join can only
+    // complete if the left side was stored and resumed.
+    let build = || {
+        let flow = Dataflow::new("joins");
+        let out: TestingSink<(String, Vec<Option<u64>>)> = TestingSink::new();
+        let mut left = Vec::new();
+        // The right side waits long enough for the first run to be stopped first.
+        let mut right = vec![TestingEvent::Pause(Duration::from_secs(30))];
+        for k in 0..6u64 {
+            left.push(TestingEvent::Item((format!("k{k}"), k)));
+            right.push(TestingEvent::Item((format!("k{k}"), 100 + k)));
+        }
+        let l = flow.input("left", TestingSource::from_events(left));
+        let r = flow.input("right", TestingSource::from_events(right));
+        flow.join("join", [&l, &r], JoinInsertMode::Last, JoinEmitMode::Complete)
+            .output("out", out.clone());
+        (flow, out)
+    };
+    let (flow, out) = build();
+    let stop = Arc::new(AtomicBool::new(false));
+    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, 1, "joins").unwrap();
+    // Stop once the left side is in, while the right side still waits.
+    let trigger = stop.clone();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        trigger.store(true, Ordering::SeqCst);
+    });
+    let config = RunConfig::default()
+        .epoch_interval(Duration::from_millis(10))
+        .recovery(hook)
+        .stop_flag(stop);
+    bwx_runtime::run_workers(&flow, 2, config).unwrap();
+    stopper.join().unwrap();
+    assert!(out.take().is_empty());
+    // The left source resumes after its 6 items, so only the stored left side can join.
+    let (flow, out) = build();
+    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, 1, "joins").unwrap();
+    bwx_runtime::run_workers(&flow, 2, RunConfig::default().recovery(hook)).unwrap();
+    let mut got = out.take();
+    got.sort();
+    let expected: Vec<(String, Vec<Option<u64>>)> = (0..6)
+        .map(|k| (format!("k{k}"), vec![Some(k), Some(100 + k)]))
+        .collect();
+    assert_eq!(got, expected);
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Operator;
@@ -88,7 +88,7 @@ where
     let step_id = step.id.clone();
     let snapshots_on = ctx.snapshots_enabled();
 
-    let mut logics: FxHashMap<T::K, L> = FxHashMap::default();
+    let mut logics: FxHashMap<T::K, Live<L>> = FxHashMap::default();
     let mut timers = Timers::new();
     if let Some(recovery) = &ctx.config.recovery {
         for (key, state) in recovery.resume_states(&step.id)? {
@@ -105,7 +105,13 @@ where
             let state: L::State = codec::decode(&state).map_err(|e| bad("state", e))?;
             let logic = builder(Some(state));
             timers.set(&key, logic.notify_at());
-            logics.insert(key, logic);
+            logics.insert(
+                key,
+                Live {
+                    logic,
+                    touched: NEVER,
+                },
+            );
         }
     }
 
@@ -134,8 +140,8 @@ where
         for c in held.iter_mut().chain(snap_cap.iter_mut()) {
             c.downgrade(&start);
         }
-        // Keys touched per open epoch; only tracked with recovery on.
-        let mut touched: BTreeMap<u64, FxHashSet<T::K>> = BTreeMap::new();
+        // Keys touched per open epoch, each once; only tracked with recovery on.
+        let mut touched: BTreeMap<u64, Vec<T::K>> = BTreeMap::new();
         // With recovery on, items of epochs after the oldest open one wait here, so that
         // each epoch's snapshot holds exactly the state at its end.
         let mut stash: BTreeMap<u64, Vec<T>> = BTreeMap::new();
@@ -181,7 +187,11 @@ where
                 let at = cap.delayed(&epoch);
                 let mut session = out.session_with_builder(&at);
                 let set = touched.entry(epoch).or_default();
-                keys.apply(items.drain(..), &mut |k, w| session.give((k, w)), Some(set));
+                keys.apply(
+                    items.drain(..),
+                    &mut |k, w| session.give((k, w)),
+                    Some((epoch, set)),
+                );
             }
             if let Some(f) = frontier
                 && *cap.time() < f
@@ -210,19 +220,25 @@ where
                 ));
                 let mut session = out.session_with_builder(&in_cap);
                 let set = touched.entry(epoch).or_default();
-                keys.apply(data.drain(..), &mut |k, w| session.give((k, w)), Some(set));
+                keys.apply(
+                    data.drain(..),
+                    &mut |k, w| session.give((k, w)),
+                    Some((epoch, set)),
+                );
             });
 
             let now = SystemTime::now();
             {
                 let mut session = out.session_with_builder(&*cap);
-                let mut set = snapshots_on.then(|| touched.entry(*cap.time()).or_default());
+                let epoch = *cap.time();
+                let mut set = snapshots_on.then(|| touched.entry(epoch).or_default());
                 while let Some(key) = keys.timers.pop_due(now) {
-                    let Some(logic) = keys.logics.get_mut(&key) else {
+                    let Some(live) = keys.logics.get_mut(&key) else {
                         continue;
                     };
-                    let action = logic.on_notify(keys.emitted);
-                    let wake = logic.notify_at();
+                    let action = live.logic.on_notify(keys.emitted);
+                    let wake = live.logic.notify_at();
+                    let first = live.touch(epoch);
                     for w in keys.emitted.drain(..) {
                         session.give((key.clone(), w));
                     }
@@ -232,8 +248,8 @@ where
                             keys.logics.remove(&key);
                         }
                     }
-                    if let Some(set) = set.as_mut() {
-                        set.insert(key);
+                    if first && let Some(set) = set.as_mut() {
+                        set.push(key);
                     }
                 }
             }
@@ -242,17 +258,24 @@ where
             if frontier.is_none() && !stop.load(Ordering::Relaxed) {
                 let mut session = out.session_with_builder(&*cap);
                 let mut gone = Vec::new();
-                let mut set = snapshots_on.then(|| touched.entry(*cap.time()).or_default());
-                for (key, logic) in keys.logics.iter_mut() {
-                    let action = logic.on_eof(keys.emitted);
+                let epoch = *cap.time();
+                let mut set = snapshots_on.then(|| touched.entry(epoch).or_default());
+                for (key, live) in keys.logics.iter_mut() {
+                    let action = live.logic.on_eof(keys.emitted);
+                    // A key whose EOF neither emits nor discards is taken as unchanged, so
+                    // that a resumed flow reaching EOF does not rewrite every key's state.
+                    let changed = !keys.emitted.is_empty() || action == StateAction::Discard;
                     for w in keys.emitted.drain(..) {
                         session.give((key.clone(), w));
                     }
                     if action == StateAction::Discard {
                         gone.push(key.clone());
                     }
-                    if let Some(set) = set.as_mut() {
-                        set.insert(key.clone());
+                    if changed
+                        && live.touch(epoch)
+                        && let Some(set) = set.as_mut()
+                    {
+                        set.push(key.clone());
                     }
                 }
                 for key in gone {
@@ -308,7 +331,7 @@ where
 
 /// The per-key logic of one stateful operator and its scratch buffers.
 struct Keys<'a, K, V, W, L, B> {
-    logics: &'a mut FxHashMap<K, L>,
+    logics: &'a mut FxHashMap<K, Live<L>>,
     timers: &'a mut Timers<K>,
     builder: &'a B,
     values: &'a mut Vec<V>,
@@ -327,7 +350,7 @@ where
         &mut self,
         data: impl Iterator<Item = T>,
         emit: &mut impl FnMut(K, W),
-        mut touched: Option<&mut FxHashSet<K>>,
+        mut touched: Option<(u64, &mut Vec<K>)>,
     ) {
         let mut items = data.map(KeyedItem::into_parts).peekable();
         while let Some((key, first)) = items.next() {
@@ -335,15 +358,16 @@ where
             while let Some((_, v)) = items.next_if(|(k, _)| *k == key) {
                 self.values.push(v);
             }
-            let logic = match self.logics.get_mut(&key) {
-                Some(logic) => logic,
-                None => self
-                    .logics
-                    .entry(key.clone())
-                    .or_insert_with(|| (self.builder)(None)),
+            let live = match self.logics.get_mut(&key) {
+                Some(live) => live,
+                None => self.logics.entry(key.clone()).or_insert_with(|| Live {
+                    logic: (self.builder)(None),
+                    touched: NEVER,
+                }),
             };
-            let action = logic.on_batch(self.values.drain(..), self.emitted);
-            let wake = logic.notify_at();
+            let action = live.logic.on_batch(self.values.drain(..), self.emitted);
+            let wake = live.logic.notify_at();
+            let first = touched.as_ref().is_some_and(|(epoch, _)| live.touch(*epoch));
             for w in self.emitted.drain(..) {
                 emit(key.clone(), w);
             }
@@ -354,19 +378,39 @@ where
                     self.timers.set(&key, None);
                 }
             }
-            if let Some(set) = touched.as_mut() {
-                set.insert(key);
+            if first && let Some((_, keys)) = touched.as_mut() {
+                keys.push(key);
             }
         }
+    }
+}
+
+/// "Never touched", for [`Live::touched`].
+const NEVER: u64 = u64::MAX;
+
+/// A key's logic and the last epoch it was touched in, so that the keys to snapshot are
+/// collected without a second hash lookup per item.
+struct Live<L> {
+    logic: L,
+    touched: u64,
+}
+
+impl<L> Live<L> {
+    /// Marks the key touched in `epoch`; true the first time in that epoch.
+    #[inline]
+    fn touch(&mut self, epoch: u64) -> bool {
+        let first = self.touched != epoch;
+        self.touched = epoch;
+        first
     }
 }
 
 /// Snapshots the keys touched in every epoch before `limit`, with their current state
 /// (`None` for discarded keys).
 fn take_snapshots<K: Key, V, W, L: StatefulBatchLogic<V, W>>(
-    touched: &mut BTreeMap<u64, FxHashSet<K>>,
+    touched: &mut BTreeMap<u64, Vec<K>>,
     limit: u64,
-    logics: &FxHashMap<K, L>,
+    logics: &FxHashMap<K, Live<L>>,
     step_id: &crate::flow::StepId,
     worker: usize,
     out: &mut Vec<Snapshot>,
@@ -378,14 +422,16 @@ fn take_snapshots<K: Key, V, W, L: StatefulBatchLogic<V, W>>(
         }
         for key in entry.remove() {
             let state = match logics.get(&key) {
-                Some(logic) => Some(
-                    codec::encode(&logic.snapshot()).map_err(|e| FlowError::Connector {
-                        step: step_id.to_string(),
-                        worker,
-                        part: "-".into(),
-                        message: format!("cannot encode the state of key {key:?}: {e}"),
-                    })?,
-                ),
+                Some(live) => {
+                    Some(
+                        codec::encode(&live.logic.snapshot()).map_err(|e| FlowError::Connector {
+                            step: step_id.to_string(),
+                            worker,
+                            part: "-".into(),
+                            message: format!("cannot encode the state of key {key:?}: {e}"),
+                        })?,
+                    )
+                }
                 None => None,
             };
             out.push(Snapshot {
