@@ -164,8 +164,15 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     init_dir(dir.path(), 4).unwrap();
     let spent = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+    // BWX_BENCH_BACKUP_SECS > 0 keeps superseded snapshots (no GC work in the timing).
+    let backup = Duration::from_secs(
+        std::env::var("BWX_BENCH_BACKUP_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    );
     let hook = Timed {
-        inner: SqliteRecovery::open(dir.path(), Duration::ZERO, 1, "mean").unwrap(),
+        inner: SqliteRecovery::open(dir.path(), backup, 1, "mean").unwrap(),
         spent: spent.clone(),
     };
     let flow = mean_flow(keys, keys, Count::default());
