@@ -102,6 +102,25 @@ impl SqliteRecovery {
         })
     }
 
+    /// How many epochs make one snapshot interval: `snapshot_interval / epoch_interval`,
+    /// rounded up, at least 1. With Bytewax's flags, `-s 5` alone means epochs of 5 s and a
+    /// snapshot every epoch; a shorter epoch interval (for lower latency of epoch-driven
+    /// operators) keeps snapshots at the requested interval (Bytewax #353).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bwx_runtime::recovery::SqliteRecovery;
+    ///
+    /// let s = |ms| Duration::from_millis(ms);
+    /// assert_eq!(SqliteRecovery::epochs_per_snapshot(s(1000), s(5000)), 5);
+    /// assert_eq!(SqliteRecovery::epochs_per_snapshot(s(300), s(1000)), 4);
+    /// assert_eq!(SqliteRecovery::epochs_per_snapshot(s(5000), s(1000)), 1);
+    /// ```
+    pub fn epochs_per_snapshot(epoch_interval: Duration, snapshot_interval: Duration) -> u64 {
+        let epoch = epoch_interval.as_nanos().max(1);
+        (snapshot_interval.as_nanos().div_ceil(epoch) as u64).max(1)
+    }
+
     /// The partition files, by index.
     pub fn files(&self) -> &[PathBuf] {
         &self.shared.files
