@@ -73,6 +73,9 @@ pub enum FlowError {
         /// The global worker index.
         worker: usize,
     },
+    /// The recovery store is unusable or inconsistent; the message names the file and why.
+    #[error("recovery: {0}")]
+    Recovery(#[from] crate::recovery::RecoveryError),
     /// The execution could not be set up (configuration, addresses, network).
     #[error("cannot start the flow: {0}")]
     Setup(String),

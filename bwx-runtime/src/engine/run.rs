@@ -41,7 +41,7 @@ pub(crate) fn run_worker(
         )
     };
     let step_ids: Arc<[StepId]> = steps.iter().map(|s| s.id.clone()).collect();
-    let _guard = failure::enter_worker(failure.clone(), worker.index(), step_ids);
+    let _guard = failure::enter_worker(failure.clone(), worker.index(), step_ids.clone());
 
     let listed: Vec<(usize, String)> = partitioned
         .iter()
@@ -58,6 +58,12 @@ pub(crate) fn run_worker(
         )
     };
     let assignments = Arc::new(assignments);
+    if let Some(recovery) = &config.recovery
+        && let Err(err) = recovery.begin(worker.index(), worker.peers(), &step_ids)
+    {
+        failure.fail(err.clone());
+        return Err(err);
+    }
 
     let built: Result<(), FlowError> = worker.dataflow_named::<u64, _, _>(flow.id().as_str(), |scope| {
         let mut ctx = BuildCtx::new(

@@ -145,38 +145,28 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
         let mut cap = caps.pop();
         let mut open = true;
         let mut last_epoch: Option<u64> = None;
+        // With recovery on, items of epochs after the oldest open one wait here, so that
+        // a position snapshot never includes a later epoch's writes.
+        let mut stash: Stash<S::Key, S::Value> = BTreeMap::new();
         move |frontiers| {
             enter_step(step_index);
             let mut error = None;
-            input.for_each(|time, data| {
-                last_epoch = Some(time.least().copied().unwrap_or_default());
-                if !open || error.is_some() {
-                    data.clear();
-                    return;
-                }
-                for (k, v) in data.drain(..) {
-                    let index = (sink.part_fn(&k) % parts) as usize;
-                    if let Some(part) = local[index].as_mut() {
-                        part.buffer.push(v);
-                    }
-                }
-                for part in local.iter_mut().flatten() {
-                    if !part.buffer.is_empty()
-                        && let Err(e) = part.writer.write_batch(&mut part.buffer)
-                    {
-                        error = Some((part.name.clone(), e.to_string()));
-                    }
-                    part.buffer.clear();
-                }
-            });
             let frontier = frontiers[0].frontier();
-            // Positions are taken when an epoch closes: every write of that epoch is done.
+            let f = frontier.first().copied();
+            // Stashed epochs that closed are written before the position snapshot.
+            drain_stash(
+                &mut stash,
+                |e| f.is_none_or(|f| e < f),
+                |data| write_items(&*sink, &mut local, parts, open, data, &mut error),
+            );
+            // Positions are taken when an epoch closes: every write of that epoch is done,
+            // and none of a later one.
             if let (Some(out), Some(c)) = (snap_out.as_mut(), cap.as_mut()) {
                 let held = *c.time();
-                let closed = match frontier.first() {
-                    Some(f) if *f > held => Some(f - 1),
+                let closed = match f {
+                    Some(f) if f > held => Some(f - 1),
                     Some(_) => None,
-                    None => Some(last_epoch.unwrap_or(held).max(held)),
+                    None => None,
                 };
                 if let Some(epoch) = closed {
                     let mut out = out.activate();
@@ -193,11 +183,45 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
                         }
                     }
                 }
-                if let Some(f) = frontier.first() {
-                    c.downgrade(f);
+                if let Some(f) = f {
+                    c.downgrade(&f);
                 }
             }
-            if open && frontier.is_empty() {
+            // Then the oldest open epoch's stashed items, before its newer ones, for order.
+            drain_stash(
+                &mut stash,
+                |e| f.is_none_or(|f| e <= f),
+                |data| write_items(&*sink, &mut local, parts, open, data, &mut error),
+            );
+            input.for_each(|time, data| {
+                let epoch = time.least().copied().unwrap_or_default();
+                last_epoch = Some(last_epoch.map_or(epoch, |l| l.max(epoch)));
+                if snapshots_on && f.is_some_and(|f| epoch > f) {
+                    stash.entry(epoch).or_default().append(data);
+                } else {
+                    write_items(&*sink, &mut local, parts, open, data, &mut error);
+                }
+            });
+            if f.is_none()
+                && let (Some(out), Some(c)) = (snap_out.as_mut(), cap.as_ref())
+            {
+                // Every epoch closed at once: one snapshot at the last epoch seen.
+                let epoch = last_epoch.unwrap_or(*c.time()).max(*c.time());
+                let mut out = out.activate();
+                let mut session = out.session_with_builder(c);
+                for part in local.iter().flatten() {
+                    match codec::encode(&part.writer.snapshot()) {
+                        Ok(state) => session.give(Snapshot {
+                            step_id: step_id.clone(),
+                            key: codec::encode_key(&part.name),
+                            epoch,
+                            state: Some(state),
+                        }),
+                        Err(e) => error = Some((part.name.clone(), e.to_string())),
+                    }
+                }
+            }
+            if open && f.is_none() {
                 open = false;
                 for part in local.iter_mut().flatten() {
                     if let Err(e) = part.writer.close() {
@@ -221,6 +245,53 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
         ctx.add_snapshots(s);
     }
     Ok(())
+}
+
+/// Items waiting for their epoch, by epoch.
+type Stash<K, V> = BTreeMap<u64, Vec<(K, V)>>;
+
+/// Hands stashed batches of the epochs `ready` accepts to `write`, oldest first.
+fn drain_stash<I>(
+    stash: &mut BTreeMap<u64, Vec<I>>,
+    ready: impl Fn(u64) -> bool,
+    mut write: impl FnMut(&mut Vec<I>),
+) {
+    while let Some(mut entry) = stash.first_entry() {
+        if !ready(*entry.key()) {
+            break;
+        }
+        write(entry.get_mut());
+        entry.remove();
+    }
+}
+
+/// Writes items through the local partitions they route to.
+fn write_items<S: FixedPartitionedSink>(
+    sink: &S,
+    local: &mut [Option<SinkPart<S::Partition>>],
+    parts: u64,
+    open: bool,
+    data: &mut Vec<(S::Key, S::Value)>,
+    error: &mut Option<(String, String)>,
+) {
+    if !open || error.is_some() {
+        data.clear();
+        return;
+    }
+    for (k, v) in data.drain(..) {
+        let index = (sink.part_fn(&k) % parts) as usize;
+        if let Some(part) = local[index].as_mut() {
+            part.buffer.push(v);
+        }
+    }
+    for part in local.iter_mut().flatten() {
+        if !part.buffer.is_empty()
+            && let Err(e) = part.writer.write_batch(&mut part.buffer)
+        {
+            *error = Some((part.name.clone(), e.to_string()));
+        }
+        part.buffer.clear();
+    }
 }
 
 /// Hands every worker's snapshots to the recovery hook as epochs close on that worker.
@@ -251,17 +322,22 @@ pub(crate) fn attach_snapshots<'s>(
                 pending.last_key_value().map(|(e, _)| *e).max(closed_through)
             }
         };
-        let Some(epoch) = complete else { return };
-        if closed_through.is_some_and(|c| c >= epoch) && pending.is_empty() {
-            return;
+        if let Some(epoch) = complete
+            && !(closed_through.is_some_and(|c| c >= epoch) && pending.is_empty())
+        {
+            let later = pending.split_off(&(epoch + 1));
+            let ready: Vec<Snapshot> = std::mem::replace(&mut pending, later)
+                .into_values()
+                .flatten()
+                .collect();
+            closed_through = Some(epoch);
+            if let Err(err) = hook.epoch_closed(me, epoch, ready) {
+                failure.fail(err);
+                return;
+            }
         }
-        let later = pending.split_off(&(epoch + 1));
-        let ready: Vec<Snapshot> = std::mem::replace(&mut pending, later)
-            .into_values()
-            .flatten()
-            .collect();
-        closed_through = Some(epoch);
-        if let Err(err) = hook.epoch_closed(me, epoch, ready) {
+        // Every epoch is closed: the hook makes whatever it buffers durable.
+        if done && let Err(err) = hook.finished(me) {
             failure.fail(err);
         }
     });

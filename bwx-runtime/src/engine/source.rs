@@ -1,6 +1,7 @@
 //! Source operators: poll partitions, advance epochs, snapshot positions.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use timely::dataflow::operators::Capability;
@@ -164,6 +165,7 @@ where
     let start_epoch = ctx.config.start_epoch;
     let failure: Arc<Failure> = ctx.failure.clone();
     let snapshots_on = ctx.snapshots_enabled();
+    let stop = ctx.config.stop.clone();
 
     let mut builder = OperatorBuilder::new(step.id.to_string(), ctx.scope);
     let info = builder.operator_info();
@@ -199,6 +201,27 @@ where
             enter_step(step_index);
             let Some(out_cap) = cap.as_mut() else { return };
             if failure.should_stop() {
+                return;
+            }
+            if stop.load(Ordering::Relaxed) {
+                // Graceful stop: the epoch closes with everything emitted so far, the
+                // positions are its snapshot, and the input ends without reading more.
+                if let (Some(snap_out), Some(sc)) = (snap_output.as_mut(), snap_cap.as_ref()) {
+                    emit_positions(&step_id, epoch, &parts, &mut snap_out.activate(), sc);
+                }
+                for part in parts.iter_mut().filter(|p| !p.done) {
+                    part.done = true;
+                    if let Err(e) = part.reader.finish() {
+                        failure.fail(FlowError::Connector {
+                            step: step_id.to_string(),
+                            worker: me,
+                            part: part.name.clone(),
+                            message: format!("cannot close the partition: {e}"),
+                        });
+                    }
+                }
+                cap = None;
+                snap_cap = None;
                 return;
             }
             let mut now = Instant::now();

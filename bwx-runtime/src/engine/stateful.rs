@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::Operator;
@@ -91,7 +92,7 @@ where
     let step_id = step.id.clone();
     let snapshots_on = ctx.snapshots_enabled();
 
-    let mut logics: FxHashMap<T::K, L> = FxHashMap::default();
+    let mut logics: FxHashMap<T::K, Live<L>> = FxHashMap::default();
     let mut timers = Timers::new();
     if let Some(recovery) = &ctx.config.recovery {
         for (key, state) in recovery.resume_states(&step.id)? {
@@ -108,7 +109,13 @@ where
             let state: L::State = codec::decode(&state).map_err(|e| bad("state", e))?;
             let logic = builder(Some(state));
             timers.set(&key, logic.notify_at());
-            logics.insert(key, logic);
+            logics.insert(
+                key,
+                Live {
+                    logic,
+                    touched: NEVER,
+                },
+            );
         }
     }
 
@@ -129,6 +136,7 @@ where
     };
     let failure = ctx.failure.clone();
     let start = ctx.config.start_epoch;
+    let stop = ctx.config.stop.clone();
 
     op.build(move |mut caps| {
         let mut snap_cap = if snapshots_on { caps.pop() } else { None };
@@ -136,8 +144,12 @@ where
         for c in held.iter_mut().chain(snap_cap.iter_mut()) {
             c.downgrade(&start);
         }
-        // Keys touched per open epoch; only tracked with recovery on.
-        let mut touched: BTreeMap<u64, FxHashSet<T::K>> = BTreeMap::new();
+        // Keys touched per open epoch, each once; only tracked with recovery on.
+        let mut touched: BTreeMap<u64, Vec<T::K>> = BTreeMap::new();
+        // With recovery on, items of epochs after the oldest open one wait here, so that
+        // each epoch's snapshot holds exactly the state at its end.
+        let mut stash: BTreeMap<u64, Vec<T>> = BTreeMap::new();
+        let mut snaps: Vec<Snapshot> = Vec::new();
         let mut values: Vec<T::V> = Vec::new();
         let mut emitted: Vec<W> = Vec::new();
         move |frontiers| {
@@ -145,127 +157,166 @@ where
             if failure.should_stop() {
                 return;
             }
+            let Some(cap) = held.as_mut() else { return };
+            let frontier = frontiers[0].frontier().first().copied();
+            // Items of the oldest open epoch (or of closed ones) can be applied now.
+            let ready = |e: u64| frontier.is_none_or(|f| e <= f);
             let mut out = output.activate();
-            input.for_each(|cap, data| {
-                let epoch = cap.least().copied().unwrap_or_default();
-                let mut session = out.session_with_builder(&cap);
-                let mut items = data.drain(..).map(KeyedItem::into_parts).peekable();
-                while let Some((key, first)) = items.next() {
-                    values.push(first);
-                    while let Some((_, v)) = items.next_if(|(k, _)| *k == key) {
-                        values.push(v);
-                    }
-                    let logic = match logics.get_mut(&key) {
-                        Some(logic) => logic,
-                        None => logics.entry(key.clone()).or_insert_with(|| builder(None)),
-                    };
-                    let action = logic.on_batch(values.drain(..), &mut emitted);
-                    let wake = logic.notify_at();
-                    for w in emitted.drain(..) {
-                        session.give((key.clone(), w));
-                    }
-                    match action {
-                        StateAction::Retain => timers.set(&key, wake),
-                        StateAction::Discard => {
-                            logics.remove(&key);
-                            timers.set(&key, None);
-                        }
-                    }
-                    if snapshots_on {
-                        touched.entry(epoch).or_default().insert(key);
-                    }
+            let mut keys = Keys {
+                logics: &mut logics,
+                timers: &mut timers,
+                builder: &*builder,
+                values: &mut values,
+                emitted: &mut emitted,
+            };
+            let mut result = Ok(());
+
+            // Stashed epochs that became ready, oldest first, each after the snapshot of
+            // the epochs before it (and before newer items of its own epoch, for order).
+            while let Some(mut entry) = stash.first_entry() {
+                let epoch = *entry.key();
+                if !ready(epoch) {
+                    break;
                 }
+                let mut items = std::mem::take(entry.get_mut());
+                entry.remove();
+                result = result.and(take_snapshots(
+                    &mut touched,
+                    epoch,
+                    keys.logics,
+                    &step_id,
+                    me,
+                    &mut snaps,
+                ));
+                let at = cap.delayed(&epoch);
+                let mut session = out.session_with_builder(&at);
+                let set = touched.entry(epoch).or_default();
+                keys.apply(
+                    items.drain(..),
+                    &mut |k, w| session.give((k, w)),
+                    Some((epoch, set)),
+                );
+            }
+            if let Some(f) = frontier
+                && *cap.time() < f
+            {
+                cap.downgrade(&f);
+            }
+
+            input.for_each(|in_cap, data| {
+                let epoch = in_cap.least().copied().unwrap_or_default();
+                if !snapshots_on {
+                    let mut session = out.session_with_builder(&in_cap);
+                    keys.apply(data.drain(..), &mut |k, w| session.give((k, w)), None);
+                    return;
+                }
+                if !ready(epoch) {
+                    stash.entry(epoch).or_default().append(data);
+                    return;
+                }
+                result = std::mem::replace(&mut result, Ok(())).and(take_snapshots(
+                    &mut touched,
+                    epoch,
+                    keys.logics,
+                    &step_id,
+                    me,
+                    &mut snaps,
+                ));
+                let mut session = out.session_with_builder(&in_cap);
+                let set = touched.entry(epoch).or_default();
+                keys.apply(
+                    data.drain(..),
+                    &mut |k, w| session.give((k, w)),
+                    Some((epoch, set)),
+                );
             });
 
-            let Some(cap) = held.as_mut() else { return };
             let now = SystemTime::now();
             {
                 let mut session = out.session_with_builder(&*cap);
-                while let Some(key) = timers.pop_due(now) {
-                    let Some(logic) = logics.get_mut(&key) else {
+                let epoch = *cap.time();
+                let mut set = snapshots_on.then(|| touched.entry(epoch).or_default());
+                while let Some(key) = keys.timers.pop_due(now) {
+                    let Some(live) = keys.logics.get_mut(&key) else {
                         continue;
                     };
-                    let action = logic.on_notify(&mut emitted);
-                    let wake = logic.notify_at();
-                    for w in emitted.drain(..) {
+                    let action = live.logic.on_notify(keys.emitted);
+                    let wake = live.logic.notify_at();
+                    let first = live.touch(epoch);
+                    for w in keys.emitted.drain(..) {
                         session.give((key.clone(), w));
                     }
                     match action {
-                        StateAction::Retain => timers.set(&key, wake),
+                        StateAction::Retain => keys.timers.set(&key, wake),
                         StateAction::Discard => {
-                            logics.remove(&key);
+                            keys.logics.remove(&key);
                         }
                     }
-                    if snapshots_on {
-                        touched.entry(*cap.time()).or_default().insert(key);
+                    if first && let Some(set) = set.as_mut() {
+                        set.push(key);
                     }
                 }
             }
 
-            let frontier = frontiers[0].frontier().first().copied();
-            if frontier.is_none() {
+            // A graceful stop is not the end of the input: state is kept for the resume.
+            if frontier.is_none() && !stop.load(Ordering::Relaxed) {
                 let mut session = out.session_with_builder(&*cap);
                 let mut gone = Vec::new();
-                for (key, logic) in logics.iter_mut() {
-                    let action = logic.on_eof(&mut emitted);
-                    for w in emitted.drain(..) {
+                let epoch = *cap.time();
+                let mut set = snapshots_on.then(|| touched.entry(epoch).or_default());
+                for (key, live) in keys.logics.iter_mut() {
+                    let action = live.logic.on_eof(keys.emitted);
+                    // A key whose EOF neither emits nor discards is taken as unchanged, so
+                    // that a resumed flow reaching EOF does not rewrite every key's state.
+                    let changed = !keys.emitted.is_empty() || action == StateAction::Discard;
+                    for w in keys.emitted.drain(..) {
                         session.give((key.clone(), w));
                     }
                     if action == StateAction::Discard {
                         gone.push(key.clone());
                     }
-                    if snapshots_on {
-                        touched.entry(*cap.time()).or_default().insert(key.clone());
+                    if changed
+                        && live.touch(epoch)
+                        && let Some(set) = set.as_mut()
+                    {
+                        set.push(key.clone());
                     }
                 }
                 for key in gone {
-                    logics.remove(&key);
+                    keys.logics.remove(&key);
                 }
             }
 
             if let (Some(snap), Some(sc)) = (snap_out.as_mut(), snap_cap.as_ref()) {
-                let mut snap = snap.activate();
-                let mut session = snap.session_with_builder(sc);
-                let closed: Vec<u64> = touched
-                    .keys()
-                    .copied()
-                    .take_while(|e| frontier.is_none_or(|f| *e < f))
-                    .collect();
-                for epoch in closed {
-                    for key in touched.remove(&epoch).into_iter().flatten() {
-                        let state = match logics.get(&key) {
-                            Some(logic) => match codec::encode(&logic.snapshot()) {
-                                Ok(bytes) => Some(bytes),
-                                Err(e) => {
-                                    failure.fail(FlowError::Connector {
-                                        step: step_id.to_string(),
-                                        worker: me,
-                                        part: "-".into(),
-                                        message: format!("cannot encode the state of key {key:?}: {e}"),
-                                    });
-                                    return;
-                                }
-                            },
-                            None => None,
-                        };
-                        session.give(Snapshot {
-                            step_id: step_id.clone(),
-                            key: codec::encode_key(&key),
-                            epoch,
-                            state,
-                        });
-                    }
+                let limit = frontier.unwrap_or(u64::MAX);
+                result = result.and(take_snapshots(
+                    &mut touched,
+                    limit,
+                    keys.logics,
+                    &step_id,
+                    me,
+                    &mut snaps,
+                ));
+                if !snaps.is_empty() {
+                    snap.activate()
+                        .session_with_builder(sc)
+                        .give_container(&mut snaps);
+                    snaps.clear();
                 }
+            }
+            if let Err(err) = result {
+                failure.fail(err);
+                return;
             }
 
             match frontier {
                 Some(f) => {
-                    for c in held.iter_mut().chain(snap_cap.iter_mut()) {
+                    for c in snap_cap.iter_mut() {
                         if *c.time() < f {
                             c.downgrade(&f);
                         }
                     }
-                    if let Some(at) = timers.next() {
+                    if let Some(at) = keys.timers.next() {
                         activator.activate_after(at.duration_since(SystemTime::now()).unwrap_or_default());
                     }
                 }
@@ -286,6 +337,121 @@ where
 const BYPASS_SAMPLE: usize = 64;
 /// How many batches to pass through after a batch combined less than 10 %.
 const BYPASS_BATCHES: u32 = 32;
+/// The per-key logic of one stateful operator and its scratch buffers.
+struct Keys<'a, K, V, W, L, B> {
+    logics: &'a mut FxHashMap<K, Live<L>>,
+    timers: &'a mut Timers<K>,
+    builder: &'a B,
+    values: &'a mut Vec<V>,
+    emitted: &'a mut Vec<W>,
+}
+
+impl<K: Key, V, W, L, B> Keys<'_, K, V, W, L, B>
+where
+    L: StatefulBatchLogic<V, W>,
+    B: Fn(Option<L::State>) -> L,
+{
+    /// Runs a batch of items through their keys' logic (consecutive items of one key as
+    /// one batch), emitting outputs and recording touched keys.
+    #[inline]
+    fn apply<T: KeyedItem<K = K, V = V>>(
+        &mut self,
+        data: impl Iterator<Item = T>,
+        emit: &mut impl FnMut(K, W),
+        mut touched: Option<(u64, &mut Vec<K>)>,
+    ) {
+        let mut items = data.map(KeyedItem::into_parts).peekable();
+        while let Some((key, first)) = items.next() {
+            self.values.push(first);
+            while let Some((_, v)) = items.next_if(|(k, _)| *k == key) {
+                self.values.push(v);
+            }
+            let live = match self.logics.get_mut(&key) {
+                Some(live) => live,
+                None => self.logics.entry(key.clone()).or_insert_with(|| Live {
+                    logic: (self.builder)(None),
+                    touched: NEVER,
+                }),
+            };
+            let action = live.logic.on_batch(self.values.drain(..), self.emitted);
+            let wake = live.logic.notify_at();
+            let first = touched.as_ref().is_some_and(|(epoch, _)| live.touch(*epoch));
+            for w in self.emitted.drain(..) {
+                emit(key.clone(), w);
+            }
+            match action {
+                StateAction::Retain => self.timers.set(&key, wake),
+                StateAction::Discard => {
+                    self.logics.remove(&key);
+                    self.timers.set(&key, None);
+                }
+            }
+            if first && let Some((_, keys)) = touched.as_mut() {
+                keys.push(key);
+            }
+        }
+    }
+}
+
+/// "Never touched", for [`Live::touched`].
+const NEVER: u64 = u64::MAX;
+
+/// A key's logic and the last epoch it was touched in, so that the keys to snapshot are
+/// collected without a second hash lookup per item.
+struct Live<L> {
+    logic: L,
+    touched: u64,
+}
+
+impl<L> Live<L> {
+    /// Marks the key touched in `epoch`; true the first time in that epoch.
+    #[inline]
+    fn touch(&mut self, epoch: u64) -> bool {
+        let first = self.touched != epoch;
+        self.touched = epoch;
+        first
+    }
+}
+
+/// Snapshots the keys touched in every epoch before `limit`, with their current state
+/// (`None` for discarded keys).
+fn take_snapshots<K: Key, V, W, L: StatefulBatchLogic<V, W>>(
+    touched: &mut BTreeMap<u64, Vec<K>>,
+    limit: u64,
+    logics: &FxHashMap<K, Live<L>>,
+    step_id: &crate::flow::StepId,
+    worker: usize,
+    out: &mut Vec<Snapshot>,
+) -> Result<(), FlowError> {
+    while let Some(entry) = touched.first_entry() {
+        let epoch = *entry.key();
+        if epoch >= limit {
+            break;
+        }
+        for key in entry.remove() {
+            let state = match logics.get(&key) {
+                Some(live) => {
+                    Some(
+                        codec::encode(&live.logic.snapshot()).map_err(|e| FlowError::Connector {
+                            step: step_id.to_string(),
+                            worker,
+                            part: "-".into(),
+                            message: format!("cannot encode the state of key {key:?}: {e}"),
+                        })?,
+                    )
+                }
+                None => None,
+            };
+            out.push(Snapshot {
+                step_id: step_id.clone(),
+                key: codec::encode_key(&key),
+                epoch,
+                state,
+            });
+        }
+    }
+    Ok(())
+}
 
 /// Combines values per key within each batch before the exchange, for associative
 /// aggregations: the exchange then carries one item per key and batch.

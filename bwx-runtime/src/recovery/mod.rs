@@ -1,11 +1,46 @@
-//! The recovery hook: where snapshots of state go and where resume state comes from.
+//! Recovery: snapshots of state, and resuming a flow where it stopped.
 //!
 //! With recovery off (the default) no operator tracks touched keys or produces snapshots.
 //! With a [`RecoveryHook`] configured, every stateful step and every fixed-partitioned
 //! source and sink emits one [`Snapshot`] per key it touched in an epoch when that epoch
 //! closes, and the hook receives them on the worker that made them.
+//!
+//! [`SqliteRecovery`] stores them in a directory of SQLite partition files made by
+//! [`init_dir`] (`bwx recovery init DIR N`). A resumed execution starts at the smallest
+//! frontier every worker of the last execution made durable, with the state of every key
+//! as of that epoch re-routed to the workers that now own it, so the worker count may
+//! change between executions. [`inspect()`] reports what a directory holds.
+//!
+//! # Guarantees
+//! - State and source positions are exactly-once: a resume replays the input after the
+//!   stored positions into the stored state.
+//! - Sinks whose partitions store a position and truncate to it on resume (file sinks) are
+//!   exactly-once; every other sink is at-least-once: the output of the epochs after the
+//!   resume epoch is written again.
+//! - Stop a flow with SIGINT or SIGTERM ([`crate::RunConfig::stop_on_signals`]): inputs stop,
+//!   a final snapshot is written and the run returns `Ok`. A `kill -9` loses at most the
+//!   epochs after the last durable snapshot, which are replayed.
+//!
+//! # Several processes
+//! Every worker opens the partition files it writes to. On one host, SQLite's WAL mode
+//! serialises writers of all processes. On several hosts the directory must be on shared
+//! storage that every process reaches with working POSIX locks, as in Bytewax. Restart
+//! every process of a cluster together: each computes the resume point from the files
+//! before any of them writes.
 
 pub mod codec;
+mod error;
+mod init;
+pub mod inspect;
+mod resume;
+mod sqlite;
+mod store;
+mod writer;
+
+pub use error::RecoveryError;
+pub use init::init_dir;
+pub use inspect::inspect;
+pub use sqlite::SqliteRecovery;
 
 use std::collections::HashMap;
 
@@ -44,6 +79,13 @@ pub trait RecoveryHook: Send + Sync + 'static {
     /// The epoch the execution starts at (0 for a fresh start).
     fn resume_epoch(&self) -> u64;
 
+    /// Worker `worker` of `worker_count` starts an execution of a flow with `steps`; called
+    /// on every worker before the flow is built.
+    fn begin(&self, worker: usize, worker_count: usize, steps: &[StepId]) -> Result<(), FlowError> {
+        let _ = (worker, worker_count, steps);
+        Ok(())
+    }
+
     /// The stored state of `step` that this worker needs: encoded key → encoded state.
     /// Called once per step per worker while the flow is built; a stateful step asks for the
     /// keys it now owns, a source or sink for its partitions.
@@ -52,4 +94,11 @@ pub trait RecoveryHook: Send + Sync + 'static {
     /// Epoch `epoch` closed on worker `worker`; `snapshots` are all that the worker's steps
     /// made for it (possibly none).
     fn epoch_closed(&self, worker: usize, epoch: u64, snapshots: Vec<Snapshot>) -> Result<(), FlowError>;
+
+    /// Worker `worker` finished (every input reached EOF, or a graceful stop) after its
+    /// last `epoch_closed`: whatever the hook still buffers must be made durable now.
+    fn finished(&self, worker: usize) -> Result<(), FlowError> {
+        let _ = worker;
+        Ok(())
+    }
 }

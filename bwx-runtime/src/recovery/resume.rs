@@ -1,0 +1,200 @@
+//! The resume calculation: which execution comes next, from which epoch, with which state.
+//!
+//! Every process computes it from the same files before any worker writes (a new
+//! execution's rows are written at its first snapshot, which needs every worker of the
+//! cluster to have started), so all processes agree without talking to each other.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use super::RecoveryError;
+use super::store::{self, PartIdentity, checksum, sql_err};
+use crate::flow::StepId;
+
+/// Stored state to resume from: step → encoded key → encoded state.
+pub(crate) type ResumeState = HashMap<StepId, HashMap<Vec<u8>, Vec<u8>>>;
+
+/// An opened, checked set of partitions.
+pub(crate) struct OpenSet {
+    /// The partition files, by index.
+    pub(crate) files: Vec<PathBuf>,
+    /// One connection per partition, by index.
+    pub(crate) conns: Vec<Connection>,
+}
+
+/// Opens every partition in `dir`, checks each file and that they form one set (of
+/// `flow_id`, when given).
+pub(crate) fn open_set(dir: &Path, flow_id: Option<&str>) -> Result<OpenSet, RecoveryError> {
+    let listed = store::list_partitions(dir)?;
+    if listed.is_empty() {
+        return Err(RecoveryError::NoPartitions {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let mut opened: Vec<(PathBuf, Connection, PartIdentity)> = Vec::with_capacity(listed.len());
+    for (_, path) in listed {
+        let (conn, identity) = store::open_partition(&path)?;
+        store::quick_check(&conn, &path)?;
+        opened.push((path, conn, identity));
+    }
+    let ids: Vec<(PathBuf, PartIdentity)> = opened.iter().map(|(p, _, i)| (p.clone(), i.clone())).collect();
+    store::check_set(dir, &ids, flow_id)?;
+    opened.sort_by_key(|(_, _, id)| id.index);
+    let (files, conns) = opened.into_iter().map(|(p, c, _)| (p, c)).unzip();
+    Ok(OpenSet { files, conns })
+}
+
+/// The last execution recorded in a set of partitions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LastExecution {
+    pub(crate) ex_num: u64,
+    pub(crate) worker_count: usize,
+    pub(crate) resume_epoch: u64,
+    /// Per worker, the first epoch it has not made durable (`None`: it made none durable).
+    pub(crate) frontiers: Vec<Option<u64>>,
+}
+
+/// Where the next execution starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ResumePlan {
+    /// The number of the next execution.
+    pub(crate) ex_num: u64,
+    /// The epoch it starts at: the smallest frontier of the last execution.
+    pub(crate) resume_epoch: u64,
+    /// The last execution, if any.
+    pub(crate) last: Option<LastExecution>,
+}
+
+/// Reads the last execution of a set, if any.
+pub(crate) fn last_execution(set: &OpenSet) -> Result<Option<LastExecution>, RecoveryError> {
+    let mut last: Option<(u64, usize, u64)> = None;
+    for (conn, file) in set.conns.iter().zip(&set.files) {
+        let row: Option<(i64, i64, i64)> = conn
+            .query_row(
+                "SELECT ex_num, worker_count, resume_epoch FROM exs ORDER BY ex_num DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(sql_err(file)(e)),
+            })?;
+        if let Some((ex, workers, resume)) = row
+            && last.is_none_or(|(l, _, _)| ex as u64 > l)
+        {
+            last = Some((ex as u64, workers as usize, resume as u64));
+        }
+    }
+    let Some((ex_num, worker_count, resume_epoch)) = last else {
+        return Ok(None);
+    };
+    let mut frontiers = vec![None; worker_count];
+    for (conn, file) in set.conns.iter().zip(&set.files) {
+        let mut stmt = conn
+            .prepare("SELECT worker_index, worker_frontier FROM fronts WHERE ex_num = ?1")
+            .map_err(sql_err(file))?;
+        let rows = stmt
+            .query_map([ex_num as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(sql_err(file))?;
+        for row in rows {
+            let (worker, frontier) = row.map_err(sql_err(file))?;
+            if let Some(slot) = frontiers.get_mut(worker as usize) {
+                *slot = Some(slot.unwrap_or(0).max(frontier as u64));
+            }
+        }
+    }
+    Ok(Some(LastExecution {
+        ex_num,
+        worker_count,
+        resume_epoch,
+        frontiers,
+    }))
+}
+
+/// The resume calculation over all partitions, with the GC check.
+pub(crate) fn plan(set: &OpenSet) -> Result<ResumePlan, RecoveryError> {
+    let last = last_execution(set)?;
+    let (ex_num, resume_epoch) = match &last {
+        None => (0, 0),
+        Some(l) => {
+            let resume = l
+                .frontiers
+                .iter()
+                .map(|f| f.unwrap_or(l.resume_epoch))
+                .min()
+                .unwrap_or(l.resume_epoch);
+            (l.ex_num + 1, resume)
+        }
+    };
+    for (conn, file) in set.conns.iter().zip(&set.files) {
+        let gc: i64 = conn
+            .query_row("SELECT COALESCE(MAX(commit_epoch), 0) FROM commits", [], |r| {
+                r.get(0)
+            })
+            .map_err(sql_err(file))?;
+        if gc as u64 > resume_epoch {
+            return Err(RecoveryError::GcPastResume {
+                file: file.clone(),
+                gc_epoch: gc as u64,
+                resume_epoch,
+            });
+        }
+    }
+    Ok(ResumePlan {
+        ex_num,
+        resume_epoch,
+        last,
+    })
+}
+
+/// Loads the state current at `resume_epoch`: per (step, key), the latest snapshot of an
+/// earlier epoch, unless it is a discard. Every row read is checked against its checksum.
+pub(crate) fn load(set: &OpenSet, resume_epoch: u64) -> Result<ResumeState, RecoveryError> {
+    let mut out: ResumeState = HashMap::new();
+    for (conn, file) in set.conns.iter().zip(&set.files) {
+        let mut stmt = conn
+            .prepare(
+                "SELECT step_id, state_key, snap_epoch, ser_change, checksum FROM snaps \
+                 WHERE snap_epoch < ?1 ORDER BY step_id, state_key, snap_epoch DESC",
+            )
+            .map_err(sql_err(file))?;
+        let mut rows = stmt.query([resume_epoch as i64]).map_err(sql_err(file))?;
+        let mut previous: Option<(String, Vec<u8>)> = None;
+        while let Some(row) = rows.next().map_err(sql_err(file))? {
+            let step: String = row.get(0).map_err(sql_err(file))?;
+            let key: Vec<u8> = row.get(1).map_err(sql_err(file))?;
+            let epoch = row.get::<_, i64>(2).map_err(sql_err(file))? as u64;
+            let state: Option<Vec<u8>> = row.get(3).map_err(sql_err(file))?;
+            let sum: i64 = row.get(4).map_err(sql_err(file))?;
+            if checksum(&step, &key, epoch, state.as_deref()) != sum {
+                return Err(RecoveryError::Checksum {
+                    file: file.clone(),
+                    step,
+                    key: hex(&key),
+                    epoch,
+                });
+            }
+            if previous.as_ref().is_some_and(|(s, k)| *s == step && *k == key) {
+                // An older snapshot of the same key: superseded.
+                continue;
+            }
+            if let Some(state) = state {
+                out.entry(StepId::new(step.clone()))
+                    .or_default()
+                    .insert(key.clone(), state);
+            }
+            previous = Some((step, key));
+        }
+    }
+    Ok(out)
+}
+
+/// Lower-case hex of bytes, for messages.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
