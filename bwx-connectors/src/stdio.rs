@@ -61,7 +61,12 @@ impl<T: Data + Display> DynamicSink for StdOutSink<T> {
     type Item = T;
     type Partition = StdOutPartition<T>;
 
-    fn build(&self, _step: &StepId, _worker: usize, _workers: usize) -> Result<StdOutPartition<T>, ConnectorError> {
+    fn build(
+        &self,
+        _step: &StepId,
+        _worker: usize,
+        _workers: usize,
+    ) -> Result<StdOutPartition<T>, ConnectorError> {
         Ok(StdOutPartition {
             buf: Vec::new(),
             _item: PhantomData,
@@ -131,7 +136,9 @@ pub struct StdInSource {
 
 impl std::fmt::Debug for StdInSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StdInSource").field("batch_size", &self.batch_size).finish()
+        f.debug_struct("StdInSource")
+            .field("batch_size", &self.batch_size)
+            .finish()
     }
 }
 
@@ -172,7 +179,12 @@ impl DynamicSource for StdInSource {
     type Item = String;
     type Partition = StdInPartition;
 
-    fn build(&self, _step: &StepId, worker_index: usize, _workers: usize) -> Result<StdInPartition, ConnectorError> {
+    fn build(
+        &self,
+        _step: &StepId,
+        worker_index: usize,
+        _workers: usize,
+    ) -> Result<StdInPartition, ConnectorError> {
         let mut part = StdInPartition {
             lines: None,
             offset: 0,

@@ -127,7 +127,12 @@ pub struct CsvPartition<T> {
 }
 
 impl<T: DeserializeOwned> CsvPartition<T> {
-    fn open(path: &Path, resume: Option<CsvPosition>, batch_size: usize, delimiter: u8) -> Result<Self, FileError> {
+    fn open(
+        path: &Path,
+        resume: Option<CsvPosition>,
+        batch_size: usize,
+        delimiter: u8,
+    ) -> Result<Self, FileError> {
         let file = File::open(path).map_err(FileError::io("open", path))?;
         if let Some(pos) = resume {
             let len = file.metadata().map_err(FileError::io("stat", path))?.len();
@@ -227,7 +232,11 @@ mod tests {
         n: i64,
     }
 
-    fn read(path: &Path, resume: Option<CsvPosition>, batch: usize) -> Result<(Vec<Row>, CsvPosition), FileError> {
+    fn read(
+        path: &Path,
+        resume: Option<CsvPosition>,
+        batch: usize,
+    ) -> Result<(Vec<Row>, CsvPosition), FileError> {
         let mut part = CsvPartition::<Row>::open(path, resume, batch, b',')?;
         let mut rows = Vec::new();
         while part.read_rows(&mut rows)? == BatchStatus::Active {}
@@ -275,7 +284,10 @@ mod tests {
         let err = read(&path, None, 10).unwrap_err().to_string();
         assert_eq!(
             err,
-            format!("{}: record at line 3 (byte offset 11): invalid UTF-8 in field 1", path.display())
+            format!(
+                "{}: record at line 3 (byte offset 11): invalid UTF-8 in field 1",
+                path.display()
+            )
         );
     }
 
@@ -285,6 +297,9 @@ mod tests {
         let path = dir.path().join("r.csv");
         std::fs::write(&path, "name,n\n").unwrap();
         let err = read(&path, Some(CsvPosition { byte: 100, line: 9 }), 1).unwrap_err();
-        assert!(matches!(err, FileError::PositionPastEnd { position: 100, .. }), "{err}");
+        assert!(
+            matches!(err, FileError::PositionPastEnd { position: 100, .. }),
+            "{err}"
+        );
     }
 }

@@ -106,7 +106,10 @@ impl DirSource {
 
 /// `rel` with `/` between its components, whatever the platform's separator.
 fn slash_path(rel: &Path) -> String {
-    let parts: Vec<_> = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect();
+    let parts: Vec<_> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect();
     parts.join("/")
 }
 
@@ -125,7 +128,11 @@ impl FixedPartitionedSource for DirSource {
         for_part: &str,
         resume_state: Option<u64>,
     ) -> Result<LinePartition, ConnectorError> {
-        Ok(LinePartition::open(&self.dir.join(for_part), resume_state, self.batch_size)?)
+        Ok(LinePartition::open(
+            &self.dir.join(for_part),
+            resume_state,
+            self.batch_size,
+        )?)
     }
 }
 
@@ -145,7 +152,11 @@ mod tests {
         let all = DirSource::new(dir.path(), "**/*.txt").unwrap();
         assert_eq!(all.list_parts(), vec!["a.txt", "sub/c.txt", "sub/deeper/d.txt"]);
         let every = DirSource::new(dir.path(), "*").unwrap();
-        assert_eq!(every.list_parts(), vec!["a.txt", "b.csv"], "directories are not partitions");
+        assert_eq!(
+            every.list_parts(),
+            vec!["a.txt", "b.csv"],
+            "directories are not partitions"
+        );
     }
 
     #[test]
@@ -156,6 +167,11 @@ mod tests {
 
     #[test]
     fn a_missing_directory_lists_nothing() {
-        assert!(DirSource::new("/nonexistent-bwx-dir", "*").unwrap().list_parts().is_empty());
+        assert!(
+            DirSource::new("/nonexistent-bwx-dir", "*")
+                .unwrap()
+                .list_parts()
+                .is_empty()
+        );
     }
 }

@@ -33,7 +33,8 @@ impl LinePartition {
                     position: offset,
                 });
             }
-            file.seek(SeekFrom::Start(offset)).map_err(FileError::io("seek in", path))?;
+            file.seek(SeekFrom::Start(offset))
+                .map_err(FileError::io("seek in", path))?;
         }
         Ok(LinePartition {
             path: path.to_path_buf(),
@@ -64,7 +65,10 @@ impl LinePartition {
             batch.push(text.to_owned());
         }
         // Report EOF with the last lines rather than on an extra, empty poll.
-        let rest = self.reader.fill_buf().map_err(FileError::io("read", &self.path))?;
+        let rest = self
+            .reader
+            .fill_buf()
+            .map_err(FileError::io("read", &self.path))?;
         Ok(!rest.is_empty())
     }
 }
@@ -95,7 +99,11 @@ impl StatefulSourcePartition for LinePartition {
 mod tests {
     use super::*;
 
-    fn read_all(path: &Path, resume: Option<u64>, batch_size: usize) -> Result<Vec<Vec<String>>, ConnectorError> {
+    fn read_all(
+        path: &Path,
+        resume: Option<u64>,
+        batch_size: usize,
+    ) -> Result<Vec<Vec<String>>, ConnectorError> {
         let mut part = LinePartition::open(path, resume, batch_size)?;
         let mut batches = Vec::new();
         loop {
@@ -146,12 +154,18 @@ mod tests {
         let path = dir.path().join("short.txt");
         std::fs::write(&path, "abc\n").unwrap();
         let err = LinePartition::open(&path, Some(10), 1).err().unwrap().to_string();
-        assert!(err.contains("is 4 bytes long, shorter than the stored position 10"), "{err}");
+        assert!(
+            err.contains("is 4 bytes long, shorter than the stored position 10"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_missing_file_names_the_path() {
-        let err = LinePartition::open(Path::new("/nonexistent/x.txt"), None, 1).err().unwrap().to_string();
+        let err = LinePartition::open(Path::new("/nonexistent/x.txt"), None, 1)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.starts_with("cannot open /nonexistent/x.txt:"), "{err}");
     }
 }

@@ -248,7 +248,8 @@ impl<V> FileSinkPartition<V> {
             });
         }
         file.set_len(offset).map_err(FileError::io("truncate", path))?;
-        file.seek(SeekFrom::Start(offset)).map_err(FileError::io("seek in", path))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(FileError::io("seek in", path))?;
         Ok(FileSinkPartition {
             path: path.to_path_buf(),
             file,
@@ -285,7 +286,9 @@ impl<V: Display + 'static> StatefulSinkPartition for FileSinkPartition<V> {
             })?;
             self.buf.push(b'\n');
         }
-        self.file.write_all(&self.buf).map_err(FileError::io("write", &self.path))?;
+        self.file
+            .write_all(&self.buf)
+            .map_err(FileError::io("write", &self.path))?;
         self.offset += self.buf.len() as u64;
         Ok(())
     }
@@ -343,8 +346,14 @@ mod tests {
         let mut part = FileSinkPartition::<String>::open(&path, None).unwrap();
         part.close().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
-        let err = FileSinkPartition::<String>::open(&path, Some(3)).err().unwrap().to_string();
-        assert!(err.contains("is 0 bytes long, shorter than the stored position 3"), "{err}");
+        let err = FileSinkPartition::<String>::open(&path, Some(3))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("is 0 bytes long, shorter than the stored position 3"),
+            "{err}"
+        );
     }
 
     #[test]
