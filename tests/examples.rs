@@ -3,6 +3,9 @@
 //! The examples are compiled in here as modules, so the test runs the very `build_flow`
 //! that `cargo run --example NAME` runs, with a `TestingSink` in place of stdout.
 
+// Every example brings its own copy of `examples/common` (its runner), unused here.
+#![allow(clippy::duplicate_mod)]
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
