@@ -209,8 +209,10 @@ fn join_emits_orders_with_both_a_payment_and_a_shipment() {
 
 #[test]
 fn custom_logic_ends_sessions_on_logout_timeout_and_eof() {
+    // Bob's two actions come well within a second of each other, then a 3 s pause times
+    // his session out.
     let out = TestingSink::new();
-    let flow = custom_logic::build_flow(Duration::from_millis(300), out.clone());
+    let flow = custom_logic::build_flow(Duration::from_secs(1), out.clone());
     let want = [
         "alice logged out after 3 actions",
         "bob still active after 1 actions",
