@@ -27,7 +27,12 @@ use super::FileError;
 /// Values are written with their `Display` form and a `\n`. The state is the byte offset
 /// written so far; on resume the file is truncated back to it, so together with a
 /// resumable source each line is in the file exactly once. Without a resume state the file
-/// is truncated to empty. See the [module docs](self) for when data is flushed and fsynced.
+/// is truncated to empty.
+///
+/// Each batch is written with one `write` call (no user-space buffer, so a written batch
+/// survives a crash of the process). The file is fsynced when an epoch closes, just before
+/// its position is handed to recovery (only when recovery is on), and at EOF; so a stored
+/// position always covers durable bytes.
 ///
 /// ```
 /// use bwx_runtime::prelude::*;
