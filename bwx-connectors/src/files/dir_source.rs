@@ -51,13 +51,17 @@ const MATCH: MatchOptions = MatchOptions {
 
 impl DirSource {
     /// Reads the files under `dir` matching `pattern` (for example `"*"` or `"**/*.csv"`).
+    ///
+    /// Fails if the pattern is malformed or `dir` cannot be read here.
     pub fn new(dir: impl Into<PathBuf>, pattern: &str) -> Result<Self, FileError> {
+        let dir = dir.into();
+        std::fs::read_dir(&dir).map_err(FileError::io("read directory", &dir))?;
         let compiled = Pattern::new(pattern).map_err(|e| FileError::BadPattern {
             pattern: pattern.to_string(),
             message: e.to_string(),
         })?;
         Ok(DirSource {
-            dir: dir.into(),
+            dir,
             pattern: compiled,
             // Only a pattern that can match below the top level needs a recursive walk.
             recursive: pattern.contains('/') || pattern.contains("**"),
@@ -166,12 +170,8 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_directory_lists_nothing() {
-        assert!(
-            DirSource::new("/nonexistent-bwx-dir", "*")
-                .unwrap()
-                .list_parts()
-                .is_empty()
-        );
+    fn a_missing_directory_is_an_error() {
+        let err = DirSource::new("/nonexistent-bwx-dir", "*").unwrap_err().to_string();
+        assert!(err.starts_with("cannot read directory /nonexistent-bwx-dir:"), "{err}");
     }
 }
