@@ -10,6 +10,15 @@ pub struct Args {
     pub data: String,
     pub events: Option<u64>,
     pub out: Option<String>,
+    /// Set in the child processes of a `--processes P` run.
+    pub member: Option<Member>,
+}
+
+/// This process's place in a multi-process run (internal flags set by the parent).
+pub struct Member {
+    pub process_id: usize,
+    pub addresses: Vec<String>,
+    pub rows_file: String,
 }
 
 impl Args {
@@ -21,7 +30,9 @@ impl Args {
             data: "target/bench-work/data".into(),
             events: None,
             out: None,
+            member: None,
         };
+        let (mut process_id, mut addresses, mut rows_file) = (None, None, None);
         while let Some(arg) = it.next() {
             let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
             match arg.as_str() {
@@ -31,6 +42,9 @@ impl Args {
                 "--events" => args.events = Some(number(&value("--events")?)? as u64),
                 "--out" => args.out = Some(value("--out")?),
                 "--bench" => {}
+                "--member-process-id" => process_id = Some(number(&value("--member-process-id")?)?),
+                "--member-addresses" => addresses = Some(value("--member-addresses")?),
+                "--member-rows-file" => rows_file = Some(value("--member-rows-file")?),
                 other if !other.starts_with('-') && args.workload.is_empty() => {
                     args.workload = other.to_string()
                 }
@@ -43,8 +57,13 @@ impl Args {
         if args.workers == 0 || args.processes == 0 {
             return Err("--workers and --processes must be at least 1".into());
         }
-        if args.processes > 1 {
-            return Err("--processes > 1 is not supported by this bench yet".into());
+        if let (Some(process_id), Some(addresses), Some(rows_file)) = (process_id, addresses, rows_file) {
+            let addresses = addresses.split(';').map(String::from).collect();
+            args.member = Some(Member {
+                process_id,
+                addresses,
+                rows_file,
+            });
         }
         Ok(args)
     }

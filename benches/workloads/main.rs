@@ -5,6 +5,7 @@
 //! beside hand-written timely and Bytewax.
 
 mod args;
+mod cluster;
 mod events;
 mod meter;
 mod running_mean;
@@ -13,12 +14,29 @@ mod wordcount;
 
 use std::process::ExitCode;
 
+use bwx::{Dataflow, RunConfig};
+
 use sha2::{Digest, Sha256};
 
 /// What a workload hands back: input events and output rows (formatted after timing).
 pub struct Outcome {
     events: u64,
     rows: Vec<String>,
+}
+
+/// Runs a flow on this process's workers, or as this process's part of a cluster.
+pub fn execute(flow: &Dataflow, args: &args::Args) -> Result<(), String> {
+    let result = match &args.member {
+        Some(m) => bwx::cluster_main(
+            flow,
+            m.addresses.clone(),
+            m.process_id,
+            args.workers,
+            RunConfig::default(),
+        ),
+        None => bwx::run_workers(flow, args.workers, RunConfig::default()),
+    };
+    result.map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -37,6 +55,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.processes > 1 && args.member.is_none() {
+        return cluster::lead(&args);
+    }
     let meter = meter::Meter::start();
     let outcome = match run(&args) {
         Ok(outcome) => outcome,
@@ -46,7 +67,28 @@ fn main() -> ExitCode {
         }
     };
     let (secs, cpu) = meter.stop();
-    let mut rows = outcome.rows;
+    if let Some(member) = &args.member {
+        return cluster::report(member, outcome, secs, cpu);
+    }
+    finish(
+        &args,
+        outcome.events,
+        outcome.rows,
+        secs,
+        cpu,
+        meter::peak_rss_mb(),
+    )
+}
+
+/// Prints the BENCH line for the whole run (and writes `--out`).
+fn finish(
+    args: &args::Args,
+    events: u64,
+    mut rows: Vec<String>,
+    secs: f64,
+    cpu: f64,
+    rss_mb: f64,
+) -> ExitCode {
     rows.sort_unstable();
     let mut canonical = Vec::with_capacity(rows.iter().map(|r| r.len() + 1).sum());
     for row in &rows {
@@ -68,9 +110,9 @@ fn main() -> ExitCode {
         args.workload,
         args.workers,
         args.processes,
-        outcome.events,
-        outcome.events as f64 / secs,
-        meter::peak_rss_mb(),
+        events,
+        events as f64 / secs,
+        rss_mb,
         rows.len()
     );
     ExitCode::SUCCESS

@@ -24,21 +24,25 @@ impl Generator for Events {
 }
 
 pub fn run(args: &Args) -> Result<Outcome, String> {
-    let events = args.events.unwrap_or(5_000_000);
+    let total = args.events.unwrap_or(5_000_000);
     let flow = Dataflow::new("running_mean");
     let last = LastPerKey::new();
-    flow.input("events", GeneratedSource::new(Events, events))
+    flow.input("events", GeneratedSource::new(Events, total))
         .stateful_map("mean", |state: Option<(u64, f64)>, v: f64| {
             let (n, sum) = state.unwrap_or((0, 0.0));
             let (n, sum) = (n + 1, sum + v);
             (Some((n, sum)), sum / n as f64)
         })
         .output("last", last.clone());
-    bwx::run_workers(&flow, args.workers, RunConfig::default()).map_err(|e| e.to_string())?;
+    crate::execute(&flow, args)?;
+    let (written, last) = last.take();
     let rows = last
-        .take()
         .into_iter()
         .map(|(k, mean)| format!("k{k:04},{mean:?}"))
         .collect();
-    Ok(Outcome { events, rows })
+    // One mean per event: the means this process wrote are the events it processed.
+    Ok(Outcome {
+        events: written,
+        rows,
+    })
 }

@@ -103,7 +103,7 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
     )
     .reduce_final("count", |a, b| a + b)
     .output("out", out.clone());
-    bwx::run_workers(&flow, args.workers, RunConfig::default()).map_err(|e| e.to_string())?;
+    crate::execute(&flow, args)?;
     let counts = out.take();
     let events = counts.iter().map(|(_, n)| n).sum();
     Ok(Outcome {

@@ -30,6 +30,7 @@ pub mod outputs;
 pub mod recovery;
 pub mod stateful;
 pub mod testing;
+mod visualize;
 
 pub use errors::FlowError;
 pub use execution::{RunConfig, cluster_main, run_main, run_main_with, run_workers};
