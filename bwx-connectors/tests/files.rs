@@ -271,11 +271,20 @@ fn dir_source_resumes_each_file_from_its_own_offset() {
     std::fs::write(dir.path().join("b.log"), "b1\nb2\nb3\n").unwrap();
     let store = Arc::new(MemoryStore::default());
     // a.log was read to its end, b.log up to "b2".
-    store.put("dirs.inp", codec::encode_key("a.log"), codec::encode(&6u64).unwrap());
-    store.put("dirs.inp", codec::encode_key("b.log"), codec::encode(&3u64).unwrap());
+    store.put(
+        "dirs.inp",
+        codec::encode_key("a.log"),
+        codec::encode(&6u64).unwrap(),
+    );
+    store.put(
+        "dirs.inp",
+        codec::encode_key("b.log"),
+        codec::encode(&3u64).unwrap(),
+    );
     let flow = Dataflow::new("dirs");
     let out = TestingSink::new();
-    flow.input("inp", DirSource::new(dir.path(), "*.log").unwrap()).output("out", out.clone());
+    flow.input("inp", DirSource::new(dir.path(), "*.log").unwrap())
+        .output("out", out.clone());
     bwx_runtime::run_workers(&flow, 2, RunConfig::default().recovery(store)).unwrap();
     let mut got = out.take();
     got.sort();

@@ -171,7 +171,12 @@ mod tests {
 
     #[test]
     fn a_missing_directory_is_an_error() {
-        let err = DirSource::new("/nonexistent-bwx-dir", "*").unwrap_err().to_string();
-        assert!(err.starts_with("cannot read directory /nonexistent-bwx-dir:"), "{err}");
+        let err = DirSource::new("/nonexistent-bwx-dir", "*")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("cannot read directory /nonexistent-bwx-dir:"),
+            "{err}"
+        );
     }
 }
