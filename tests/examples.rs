@@ -91,14 +91,32 @@ fn wordcount_matches_an_independent_count_on_one_and_three_workers() {
     }
 }
 
+/// The wordcount example's binary, brought up to date. `cargo test --workspace` has built it
+/// already, and building it with the same package selection is then a no-op; running
+/// `cargo run` instead would rebuild dependencies with the features of `bwx` alone.
+fn wordcount_binary() -> std::path::PathBuf {
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--workspace", "--example", "wordcount"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(built.success(), "cannot build the wordcount example");
+    // Test binaries live in `<target>/<profile>/deps`, examples in `<target>/<profile>/examples`.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    profile_dir
+        .join("examples")
+        .join(format!("wordcount{}", std::env::consts::EXE_SUFFIX))
+}
+
 #[test]
 fn wordcount_binary_prints_the_counts_of_bwx_input() {
+    let binary = wordcount_binary();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
     std::fs::write(&input, "To be, or not to be:\nthat is the question.\nBE").unwrap();
-    let output = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--example", "wordcount", "--", "run", "-w", "2"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let output = Command::new(&binary)
+        .args(["run", "-w", "2"])
         .env("BWX_INPUT", &input)
         .output()
         .unwrap();
@@ -124,11 +142,25 @@ fn wordcount_binary_prints_the_counts_of_bwx_input() {
         ]
     );
 
-    // A missing input fails with exit code 1 and names the file.
+    // Without BWX_INPUT it reads the bundled text.
+    let bundled_run = Command::new(&binary)
+        .arg("run")
+        .env_remove("BWX_INPUT")
+        .output()
+        .unwrap();
+    assert!(bundled_run.status.success());
+    let want = count_words(&std::fs::read_to_string(bundled("wordcount.txt")).unwrap());
+    let lines: Vec<String> = String::from_utf8(bundled_run.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(parse_counts(&lines), want);
+
+    // A missing input fails with exit code 1 and names the step and the file.
     let missing = dir.path().join("missing.txt");
-    let failed = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--example", "wordcount", "--", "run"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let failed = Command::new(&binary)
+        .arg("run")
         .env("BWX_INPUT", &missing)
         .output()
         .unwrap();
