@@ -55,6 +55,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(message) = events::check_test_vectors() {
+        eprintln!("workloads: {message}");
+        return ExitCode::from(1);
+    }
     if args.processes > 1 && args.member.is_none() {
         return cluster::lead(&args);
     }

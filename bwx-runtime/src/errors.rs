@@ -76,4 +76,7 @@ pub enum FlowError {
     /// The execution could not be set up (configuration, addresses, network).
     #[error("cannot start the flow: {0}")]
     Setup(String),
+    /// Another process of the cluster failed, or the connection to it was lost.
+    #[error("{0}")]
+    Cluster(String),
 }

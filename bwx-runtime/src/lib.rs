@@ -19,6 +19,7 @@
 //! assert_eq!(counts, vec![("a".to_string(), 1), ("b".to_string(), 2)]);
 //! ```
 
+pub mod cli;
 mod engine;
 mod errors;
 pub mod execution;

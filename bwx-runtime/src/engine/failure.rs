@@ -18,6 +18,10 @@ pub(crate) struct Failure {
     stop: AtomicBool,
     aborted: AtomicBool,
     first: Mutex<Option<FlowError>>,
+    /// The stop came from another process (so there is no need to tell the others).
+    from_peer: AtomicBool,
+    /// A worker of this process has told the other processes about the stop.
+    told: AtomicBool,
 }
 
 impl Failure {
@@ -34,6 +38,32 @@ impl Failure {
     pub(crate) fn abort(&self) {
         self.aborted.store(true, Ordering::SeqCst);
         self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Another process failed with `err` (or lost its connection to this one).
+    pub(crate) fn fail_from_peer(&self, err: FlowError) {
+        let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_none() && !self.should_stop() {
+            self.from_peer.store(true, Ordering::SeqCst);
+            *first = Some(err);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Another process aborted the execution.
+    pub(crate) fn abort_from_peer(&self) {
+        if !self.should_stop() {
+            self.from_peer.store(true, Ordering::SeqCst);
+        }
+        self.abort();
+    }
+
+    /// Whether the calling worker should tell the other processes that this one stopped
+    /// early: true once per execution, when the stop started in this process.
+    pub(crate) fn should_tell_peers(&self) -> bool {
+        self.should_stop()
+            && !self.from_peer.load(Ordering::SeqCst)
+            && !self.told.swap(true, Ordering::SeqCst)
     }
 
     pub(crate) fn should_stop(&self) -> bool {
@@ -54,6 +84,24 @@ struct WorkerCtx {
 thread_local! {
     static WORKER: RefCell<Option<WorkerCtx>> = const { RefCell::new(None) };
     static CURRENT_STEP: Cell<usize> = const { Cell::new(usize::MAX) };
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Silences panics on this thread from now on: timely tears a worker down after our code
+/// returns, and with a peer gone that panics ("MergeQueue poisoned") with nothing to add to
+/// the error already recorded.
+pub(crate) fn silence_teardown() {
+    QUIET.with(|q| q.set(true));
+}
+
+/// Runs `f`, catching a panic without printing it. For the clean-up of a failed cluster
+/// execution, whose cause is already recorded: joining timely's network threads re-raises
+/// their panics ("Send thread panic"), and telling peers may hit a closed connection.
+pub(crate) fn quietly<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    let was = QUIET.with(|q| q.replace(true));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    outcome
 }
 
 /// Executions whose peers live in other processes: a failing timely network thread
@@ -119,6 +167,9 @@ fn install_hook() {
 
 /// Returns whether the panic was handled (recorded for a bwx worker).
 fn on_panic(info: &PanicHookInfo<'_>) -> bool {
+    if QUIET.with(Cell::get) {
+        return true;
+    }
     let message = panic_message(info);
     let handled = WORKER.with(|w| {
         let Ok(guard) = w.try_borrow() else { return false };
@@ -139,8 +190,10 @@ fn on_panic(info: &PanicHookInfo<'_>) -> bool {
     if name.starts_with("timely:send") || name.starts_with("timely:recv") {
         let clusters = CLUSTERS.lock().unwrap_or_else(|e| e.into_inner());
         for failure in clusters.iter().filter_map(Weak::upgrade) {
-            failure.fail(FlowError::Setup(format!(
-                "lost the connection to another process: {message}"
+            // The location is inside timely; the text says what happened.
+            failure.fail_from_peer(FlowError::Cluster(format!(
+                "lost the connection to another process (did it crash or get killed?): {}",
+                panic_text(info)
             )));
         }
         return !clusters.is_empty();
@@ -148,13 +201,17 @@ fn on_panic(info: &PanicHookInfo<'_>) -> bool {
     false
 }
 
-fn panic_message(info: &PanicHookInfo<'_>) -> String {
+fn panic_text(info: &PanicHookInfo<'_>) -> String {
     let payload = info.payload();
-    let text = payload
+    payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-string payload".to_string());
+        .unwrap_or_else(|| "a panic with a non-string payload".to_string())
+}
+
+fn panic_message(info: &PanicHookInfo<'_>) -> String {
+    let text = panic_text(info);
     match info.location() {
         Some(loc) => format!("{text} (at {}:{})", loc.file(), loc.line()),
         None => text,

@@ -4,6 +4,7 @@
 //! against a [`BuildCtx`], which owns the timely scope and a table of the timely streams
 //! made so far. Per-item work happens in the monomorphised operators of the submodules.
 
+mod control;
 mod ctx;
 pub(crate) mod failure;
 pub(crate) mod run;
@@ -12,4 +13,5 @@ pub(crate) mod source;
 pub(crate) mod stateful;
 pub(crate) mod stateless;
 
+pub(crate) use control::Control;
 pub(crate) use ctx::{BuildCtx, TStream};

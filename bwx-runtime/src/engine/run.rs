@@ -16,6 +16,7 @@ use crate::errors::FlowError;
 use crate::execution::ExecConfig;
 use crate::flow::{Dataflow, StepId};
 
+use super::control::Control;
 use super::ctx::{Assignments, BuildCtx};
 use super::failure::{self, Failure};
 
@@ -28,6 +29,7 @@ pub(crate) fn run_worker(
     flow: &Dataflow,
     config: Arc<ExecConfig>,
     failure: Arc<Failure>,
+    mut control: Option<&mut Control>,
 ) -> Result<(), FlowError> {
     let (steps, builders, streams, partitioned) = {
         let g = flow.lock();
@@ -49,7 +51,7 @@ pub(crate) fn run_worker(
     let assignments = if partitioned.is_empty() {
         Assignments::new()
     } else {
-        let seen = discover_parts(worker, listed, &failure)?;
+        let seen = discover_parts(worker, listed, &failure, control.as_deref_mut())?;
         assign_primaries(
             &partitioned.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),
             seen,
@@ -80,8 +82,11 @@ pub(crate) fn run_worker(
         failure.fail(err.clone());
         return Err(err);
     }
-    while !failure.should_stop() {
-        if !worker.step_or_park(Some(PARK_LIMIT)) {
+    loop {
+        if let Some(control) = control.as_deref_mut() {
+            control.poll(&failure);
+        }
+        if failure.should_stop() || !worker.step_or_park(Some(PARK_LIMIT)) {
             break;
         }
     }
@@ -93,6 +98,7 @@ fn discover_parts(
     worker: &mut Worker,
     listed: Vec<(usize, String)>,
     failure: &Failure,
+    mut control: Option<&mut Control>,
 ) -> Result<Vec<(usize, String, usize)>, FlowError> {
     let index = worker.index();
     let seen = Rc::new(RefCell::new(Vec::new()));
@@ -115,6 +121,9 @@ fn discover_parts(
     }
     drop(input);
     while !probe.done() {
+        if let Some(control) = control.as_deref_mut() {
+            control.poll(failure);
+        }
         if failure.should_stop() {
             return Err(failure.error().unwrap_or(FlowError::PeerFailed { worker: index }));
         }

@@ -282,6 +282,11 @@ where
     Ok(out_stream)
 }
 
+/// Batches with fewer items say too little about whether combining pays.
+const BYPASS_SAMPLE: usize = 64;
+/// How many batches to pass through after a batch combined less than 10 %.
+const BYPASS_BATCHES: u32 = 32;
+
 /// Combines values per key within each batch before the exchange, for associative
 /// aggregations: the exchange then carries one item per key and batch.
 pub(crate) fn pre_aggregate<'s, K, V, F>(
@@ -296,16 +301,28 @@ where
     F: Fn(V, V) -> V + Send + Sync + 'static,
 {
     let mut acc: FxHashMap<K, Option<V>> = FxHashMap::default();
+    // Batches still to pass through untouched because combining recently found (almost)
+    // nothing to combine, e.g. when the upstream already aggregated per batch.
+    let mut bypass: u32 = 0;
     stream.unary(Pipeline, name, move |_cap, _info| {
         move |input, output| {
             enter_step(step);
             input.for_each(|cap, data| {
+                if bypass > 0 {
+                    bypass -= 1;
+                    output.session(&cap).give_container(data);
+                    return;
+                }
+                let items = data.len();
                 for (k, v) in data.drain(..) {
                     let slot = acc.entry(k).or_insert(None);
                     *slot = Some(match slot.take() {
                         Some(old) => combine(old, v),
                         None => v,
                     });
+                }
+                if items >= BYPASS_SAMPLE && acc.len() * 10 >= items * 9 {
+                    bypass = BYPASS_BATCHES;
                 }
                 output
                     .session(&cap)

@@ -4,10 +4,13 @@
 //! and fails fast: the first panic or connector error on any worker stops every worker,
 //! and the error names the step and the worker.
 
+mod network;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::Control;
 use crate::engine::failure::{self, Failure};
 use crate::engine::run::run_worker;
 use crate::errors::FlowError;
@@ -99,7 +102,7 @@ pub fn run_main_with(flow: &Dataflow, config: RunConfig) -> Result<(), FlowError
     let config = Arc::new(ExecConfig::from(config));
     let flow = flow.clone();
     let outcome = failure.clone();
-    timely::execute::execute_directly(move |worker| run_guarded(worker, &flow, config, outcome));
+    timely::execute::execute_directly(move |worker| run_guarded(worker, &flow, config, outcome, false));
     finish(&failure)
 }
 
@@ -123,14 +126,24 @@ pub fn run_workers(flow: &Dataflow, workers: usize, config: RunConfig) -> Result
     if workers <= 1 {
         return run_main_with(flow, config);
     }
-    execute(flow, timely::CommunicationConfig::Process(workers), config, false)
+    execute(flow, Comm::Threads(workers), config)
 }
 
 /// Runs this process's part of a flow on a cluster of processes.
 ///
 /// `addresses` lists `host:port` of every process, `process_id` is this one's index in it,
 /// and every process runs `workers_per_process` worker threads. All processes must run the
-/// same flow with the same arguments.
+/// same flow with the same arguments: the processes greet each other with the flow id,
+/// the number of processes and the workers per process, and refuse a peer where these
+/// differ (with an error saying which). Other connections to the port are dropped.
+///
+/// Fail-stop holds across processes: when a step panics or a connector fails in one
+/// process, that process tells the others, and every process returns the same error
+/// (naming the step and worker). A process that dies without a word (killed) is noticed by
+/// its peers when the connection drops, and they return [`FlowError::Cluster`]. A peer that
+/// hangs (stopped, not dead) is not detected.
+///
+/// To run several processes of a flow inside a test, see [`crate::testing::LocalCluster`].
 pub fn cluster_main(
     flow: &Dataflow,
     addresses: Vec<String>,
@@ -147,58 +160,97 @@ pub fn cluster_main(
     if addresses.len() == 1 {
         return run_workers(flow, workers_per_process, config);
     }
-    let comm = timely::CommunicationConfig::Cluster {
-        threads: workers_per_process.max(1),
-        process: process_id,
+    let comm = Comm::Cluster {
         addresses,
-        report: false,
-        zerocopy: false,
+        process: process_id,
+        threads: workers_per_process.max(1),
     };
-    execute(flow, comm, config, true)
+    execute(flow, comm, config)
 }
 
-fn execute(
-    flow: &Dataflow,
-    communication: timely::CommunicationConfig,
-    config: RunConfig,
-    cluster: bool,
-) -> Result<(), FlowError> {
+/// Where the workers of an execution are.
+enum Comm {
+    /// Threads of this process.
+    Threads(usize),
+    /// Threads of this process and of other processes.
+    Cluster {
+        addresses: Vec<String>,
+        process: usize,
+        threads: usize,
+    },
+}
+
+fn execute(flow: &Dataflow, comm: Comm, config: RunConfig) -> Result<(), FlowError> {
     flow.check()?;
     let failure = Arc::new(Failure::default());
+    let cluster = matches!(comm, Comm::Cluster { .. });
     if cluster {
         failure::register_cluster(&failure);
     }
     let config = Arc::new(ExecConfig::from(config));
-    let flow = flow.clone();
     let outcome = failure.clone();
-    let timely_config = timely::Config {
-        communication,
-        worker: timely::WorkerConfig::default(),
-    };
-    let guards = timely::execute(timely_config, move |worker| {
-        run_guarded(worker, &flow, config.clone(), outcome.clone())
-    })
-    .map_err(FlowError::Setup)?;
-    for result in guards.join() {
-        if let Err(message) = result
-            && failure.error().is_none()
-        {
-            failure.fail(FlowError::Setup(message));
+    let run = {
+        let flow = flow.clone();
+        move |worker: &mut timely::worker::Worker| {
+            run_guarded(worker, &flow, config.clone(), outcome.clone(), cluster)
         }
+    };
+    let guards = match comm {
+        Comm::Threads(threads) => {
+            let timely_config = timely::Config {
+                communication: timely::CommunicationConfig::Process(threads),
+                worker: timely::WorkerConfig::default(),
+            };
+            timely::execute(timely_config, run)
+        }
+        Comm::Cluster {
+            addresses,
+            process,
+            threads,
+        } => {
+            let shape = network::Shape::new(flow.id().as_str(), addresses.len(), threads);
+            let (builders, network) = network::connect(&addresses, process, threads, shape)?;
+            timely::execute::execute_from(builders, Box::new(network), timely::WorkerConfig::default(), run)
+        }
+    }
+    .map_err(FlowError::Setup)?;
+    // Joining also joins timely's network threads, which re-raise a lost connection as a
+    // panic here; its cause is already recorded by the panic hook.
+    match failure::quietly(|| guards.join()) {
+        Ok(results) => {
+            for result in results {
+                if let Err(message) = result
+                    && failure.error().is_none()
+                {
+                    failure.fail(FlowError::Setup(message));
+                }
+            }
+        }
+        Err(_) if failure.error().is_some() => {}
+        Err(_) => failure.fail(FlowError::Cluster(
+            "a network thread failed while the flow shut down".to_string(),
+        )),
     }
     finish(&failure)
 }
 
+/// Runs one worker, turning panics into errors. In a cluster (`cluster`), a worker of the
+/// process where a failure started tells the other processes, which otherwise could not
+/// tell a failed peer from a finished one.
 fn run_guarded(
     worker: &mut timely::worker::Worker,
     flow: &Dataflow,
     config: Arc<ExecConfig>,
     failure: Arc<Failure>,
+    cluster: bool,
 ) {
     let index = worker.index();
+    // Allocated first on every worker, so all get the same channel.
+    let mut control = cluster.then(|| Control::new(worker));
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        run_worker(worker, flow, config, failure.clone())
+        run_worker(worker, flow, config, failure.clone(), control.as_mut())
     }));
+    record(&failure, outcome, index);
     // A stopped execution leaves dataflows unfinished; drop them, or timely would keep
     // stepping them after we return.
     if failure.should_stop() {
@@ -206,6 +258,18 @@ fn run_guarded(
             worker.drop_dataflow(dataflow);
         }
     }
+    if let Some(control) = &mut control
+        && failure.should_tell_peers()
+    {
+        // A peer that is already gone makes the network thread panic; nothing to add then.
+        let _ = failure::quietly(|| control.broadcast(worker, &failure));
+    }
+    if cluster && failure.should_stop() {
+        failure::silence_teardown();
+    }
+}
+
+fn record(failure: &Failure, outcome: std::thread::Result<Result<(), FlowError>>, index: usize) {
     match outcome {
         Ok(Ok(())) => {}
         Ok(Err(err)) => failure.fail(err),

@@ -1,8 +1,10 @@
-//! Helpers to test flows: a scripted source, a collecting sink, and (with the CLI) local
-//! multi-process runs.
+//! Helpers to test flows: a scripted source, a collecting sink, and local multi-process
+//! runs ([`LocalCluster`]).
 
+mod cluster;
 mod sink;
 mod source;
 
+pub use cluster::{ClusterMember, LocalCluster, ProcessOutcome};
 pub use sink::TestingSink;
 pub use source::{TestingEvent, TestingSource};

@@ -1,0 +1,441 @@
+//! The command line of a flow binary, driven end to end: each case re-executes this test
+//! binary as the flow binary (the `child_process_entry` test, which calls
+//! `bwx::cli::Runner`), with the arguments in an environment variable.
+
+mod common;
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bwx::cli::Runner;
+use bwx::prelude::*;
+use bwx::testing::{TestingSink, TestingSource};
+use common::PrintSink;
+
+const ARGS: &str = "BWX_TEST_CLI_ARGS";
+const SCENARIO: &str = "BWX_TEST_CLI_SCENARIO";
+/// Separates arguments in `ARGS` (arguments never contain it).
+const SEP: char = '\u{1f}';
+
+/// Sums of 0..5_000 by `x % 31`, then a scenario-specific tail.
+fn flow(scenario: &str) -> Dataflow {
+    let flow = Dataflow::new("cli");
+    let cursed = scenario == "panic";
+    let sums = flow
+        .input("inp", TestingSource::new(0..5_000u64).batch_size(50))
+        .map("check", move |x| {
+            if x == 2_500 && cursed {
+                panic!("item {x} is cursed")
+            }
+            x
+        })
+        .key_on("key", |x| (*x % 31) as u32)
+        .reduce_final("sum", |a, b| a + b);
+    sums.map("fmt", |(k, s)| format!("{k} {s}"))
+        .output("out", PrintSink::new("sum: "));
+    flow
+}
+
+fn expected_sums() -> Vec<String> {
+    let flow = Dataflow::new("expected");
+    let out = TestingSink::new();
+    flow.input("inp", TestingSource::new(0..5_000u64).batch_size(50))
+        .key_on("key", |x| (*x % 31) as u32)
+        .reduce_final("sum", |a, b| a + b)
+        .output("out", out.clone());
+    bwx::run_main(&flow).unwrap();
+    let mut sums: Vec<String> = out.take().into_iter().map(|(k, s)| format!("{k} {s}")).collect();
+    sums.sort();
+    sums
+}
+
+/// Not a test of its own: the flow binary that the other tests run. Without `ARGS` it
+/// does nothing.
+#[test]
+fn child_process_entry() {
+    let Ok(args) = std::env::var(ARGS) else { return };
+    let scenario = std::env::var(SCENARIO).unwrap_or_default();
+    let args = std::iter::once("flowbin".to_string()).chain(args.split(SEP).map(String::from));
+    let code = Runner::new(flow(&scenario))
+        .process_command(child_command)
+        .exit_code_from(args);
+    std::process::exit(i32::from(code));
+}
+
+/// How the flow binary is started: this test binary, running `child_process_entry`.
+fn child_command(args: &[OsString]) -> Command {
+    let joined: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "child_process_entry",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(ARGS, joined.join(&SEP.to_string()));
+    command
+}
+
+/// Runs the flow binary with `args` and extra environment, for at most 20 s.
+fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+    let mut command = child_command(&args);
+    for var in [
+        "BYTEWAX_WORKERS_PER_PROCESS",
+        "BYTEWAX_PROCESS_ID",
+        "BYTEWAX_ADDRESSES",
+        "BYTEWAX_SNAPSHOT_INTERVAL",
+        "BYTEWAX_RECOVERY_DIRECTORY",
+        "BYTEWAX_RECOVERY_BACKUP_INTERVAL",
+        "BYTEWAX_POD_NAME",
+        "BYTEWAX_STATEFULSET_NAME",
+        "BYTEWAX_HOSTFILE_PATH",
+    ] {
+        command.env_remove(var);
+    }
+    command.envs(env.iter().copied());
+    wait(command, Duration::from_secs(20))
+}
+
+fn wait(mut command: Command, timeout: Duration) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        stdout.read_to_end(&mut s).unwrap();
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        stderr.read_to_end(&mut s).unwrap();
+        s
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > timeout {
+            child.kill().unwrap();
+            panic!("the flow binary ran longer than {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn lines(output: &Output, prefix: &str) -> Vec<String> {
+    let mut got: Vec<String> = text(&output.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix).map(String::from))
+        .collect();
+    got.sort();
+    got
+}
+
+/// The distinct `partition: i of n` lines: which workers ran the sink.
+fn partitions(output: &Output) -> Vec<String> {
+    let mut got = lines(output, "partition: ");
+    got.dedup();
+    got
+}
+
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn run_on_one_thread_and_three_threads_gives_the_same_sums() {
+    let expected = expected_sums();
+    let one = cli(&["run"], &[]);
+    assert_success(&one);
+    assert_eq!(lines(&one, "sum: "), expected);
+    assert_eq!(partitions(&one), vec!["0 of 1"]);
+
+    let three = cli(&["run", "-w", "3", "-s", "100ms"], &[]);
+    assert_success(&three);
+    assert_eq!(lines(&three, "sum: "), expected);
+    assert_eq!(partitions(&three), vec!["0 of 3", "1 of 3", "2 of 3"]);
+}
+
+#[test]
+fn processes_flag_runs_a_local_cluster() {
+    let output = cli(&["run", "--processes", "2", "-w", "2"], &[]);
+    assert_success(&output);
+    assert_eq!(lines(&output, "sum: "), expected_sums());
+    assert_eq!(partitions(&output), vec!["0 of 4", "1 of 4", "2 of 4", "3 of 4"]);
+}
+
+#[test]
+fn processes_flag_fails_when_a_process_fails() {
+    let started = Instant::now();
+    let output = cli(&["run", "-p", "2"], &[(SCENARIO, "panic")]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("step 'cli.check' panicked on worker"), "{stderr}");
+    assert!(stderr.contains("item 2500 is cursed"), "{stderr}");
+    assert!(
+        stderr.contains("of 2 failed (exit code 1); stopped the other processes"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_flow_error_prints_one_line_naming_step_and_worker_and_exits_1() {
+    let output = cli(&["run", "-w", "2"], &[(SCENARIO, "panic")]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    let errors: Vec<&str> = stderr.lines().collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].starts_with("error: step 'cli.check' panicked on worker "),
+        "{stderr}"
+    );
+    assert!(errors[0].contains("item 2500 is cursed"), "{stderr}");
+}
+
+#[test]
+fn bad_flags_exit_2_with_a_clear_message() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "--frobnicate"], "unexpected argument '--frobnicate'"),
+        (&["run", "-w", "0"], "must be at least 1"),
+        (&["run", "-w", "many"], "'many' is not a whole number"),
+        (&["run", "-s", "soon"], "'soon' is not a duration"),
+        (&["run", "-a", "localhost"], "'localhost' is not host:port"),
+        (&["run", "-i", "1"], "no addresses"),
+        (&["run", "-a", "a:1;b:2"], "no process id"),
+        (
+            &["run", "-i", "2", "-a", "a:1;b:2"],
+            "process id 2 is out of range",
+        ),
+        (&["run", "-p", "2", "-i", "0"], "cannot be used with"),
+        (&["run", "-r", "/tmp/x"], "--snapshot-interval"),
+        (&["run", "-b", "1m"], "--recovery-directory"),
+        (&["walk"], "unrecognized subcommand 'walk'"),
+        (&[], "Usage: flowbin <COMMAND>"),
+    ];
+    for (args, message) in cases {
+        let output = cli(args, &[]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(message),
+            "{args:?} should say {message:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn recovery_without_a_backend_is_a_clear_error() {
+    let output = cli(&["run", "-r", "/tmp/nowhere", "-s", "10", "-b", "1m"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("recovery is not available in this build"));
+    let output = cli(&["recovery", "init", "/tmp/nowhere", "2"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(text(&output.stderr).contains("recovery is not available in this build"));
+}
+
+#[test]
+fn help_mentions_every_flag_and_variable() {
+    let output = cli(&["run", "--help"], &[]);
+    assert_success(&output);
+    let help = text(&output.stdout);
+    for needle in [
+        "-w, --workers-per-process <N>",
+        "-p, --processes <N>",
+        "-i, --process-id <ID>",
+        "-a, --addresses <ADDRESSES>",
+        "-s, --snapshot-interval <DURATION>",
+        "epoch-interval",
+        "-r, --recovery-directory <DIR>",
+        "-b, --backup-interval <DURATION>",
+        "--pod-name <NAME>",
+        "--statefulset-name <NAME>",
+        "--hostfile-path <FILE>",
+        "BYTEWAX_WORKERS_PER_PROCESS",
+        "BYTEWAX_PROCESS_ID",
+        "BYTEWAX_ADDRESSES",
+        "BYTEWAX_SNAPSHOT_INTERVAL",
+        "BYTEWAX_RECOVERY_DIRECTORY",
+        "BYTEWAX_RECOVERY_BACKUP_INTERVAL",
+        "BYTEWAX_POD_NAME",
+        "BYTEWAX_STATEFULSET_NAME",
+        "BYTEWAX_HOSTFILE_PATH",
+        "Usage: flowbin run",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+    let top = cli(&["--help"], &[]);
+    assert_success(&top);
+    assert!(
+        text(&top.stdout).contains("Runs the bwx dataflow 'cli'."),
+        "{}",
+        text(&top.stdout)
+    );
+}
+
+#[test]
+fn environment_variables_are_honoured_and_flags_win() {
+    let output = cli(&["run"], &[("BYTEWAX_WORKERS_PER_PROCESS", "2")]);
+    assert_success(&output);
+    assert_eq!(partitions(&output), vec!["0 of 2", "1 of 2"]);
+    assert_eq!(lines(&output, "sum: "), expected_sums());
+
+    let output = cli(&["run", "-w", "1"], &[("BYTEWAX_WORKERS_PER_PROCESS", "2")]);
+    assert_success(&output);
+    assert_eq!(partitions(&output), vec!["0 of 1"]);
+
+    let output = cli(&["run"], &[("BYTEWAX_SNAPSHOT_INTERVAL", "whenever")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("'whenever' is not a duration"));
+}
+
+#[test]
+fn kubernetes_pod_ordinals_and_host_file_form_a_cluster() {
+    let dir = std::env::temp_dir().join(format!("bwx-cli-k8s-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hostfile = dir.join("hosts");
+    let ports: Vec<std::net::TcpListener> = (0..2)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let hosts: Vec<String> = ports
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect();
+    drop(ports);
+    std::fs::write(&hostfile, format!("{}\n{}\n", hosts[0], hosts[1])).unwrap();
+    let hostfile = hostfile.to_str().unwrap().to_string();
+    let pods: Vec<_> = ["flow-0", "flow-1"]
+        .into_iter()
+        .map(|pod| {
+            let hostfile = hostfile.clone();
+            std::thread::spawn(move || {
+                cli(
+                    &["run"],
+                    &[
+                        ("BYTEWAX_POD_NAME", pod),
+                        ("BYTEWAX_STATEFULSET_NAME", "flow"),
+                        ("BYTEWAX_HOSTFILE_PATH", &hostfile),
+                    ],
+                )
+            })
+        })
+        .collect();
+    let outputs: Vec<Output> = pods.into_iter().map(|p| p.join().unwrap()).collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let mut sums = Vec::new();
+    let mut parts = Vec::new();
+    for output in &outputs {
+        assert_success(output);
+        sums.extend(lines(output, "sum: "));
+        parts.extend(partitions(output));
+    }
+    sums.sort();
+    parts.sort();
+    assert_eq!(sums, expected_sums());
+    assert_eq!(parts, vec!["0 of 2", "1 of 2"]);
+}
+
+/// A recovery backend that records what the CLI handed it.
+#[derive(Default)]
+struct MemoryBackend {
+    opened: std::sync::Mutex<Vec<(bwx::cli::RecoveryArgs, bwx::cli::Placement)>>,
+    inits: std::sync::Mutex<Vec<(std::path::PathBuf, usize)>>,
+    epochs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct CountingHook(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl bwx::recovery::RecoveryHook for CountingHook {
+    fn resume_epoch(&self) -> u64 {
+        0
+    }
+    fn resume_states(&self, _: &StepId) -> Result<std::collections::HashMap<Vec<u8>, Vec<u8>>, FlowError> {
+        Ok(Default::default())
+    }
+    fn epoch_closed(&self, _: usize, _: u64, _: Vec<bwx::recovery::Snapshot>) -> Result<(), FlowError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl bwx::cli::RecoveryBackend for MemoryBackend {
+    fn open(
+        &self,
+        args: &bwx::cli::RecoveryArgs,
+        placement: &bwx::cli::Placement,
+    ) -> Result<std::sync::Arc<dyn bwx::recovery::RecoveryHook>, FlowError> {
+        self.opened
+            .lock()
+            .unwrap()
+            .push((args.clone(), placement.clone()));
+        Ok(std::sync::Arc::new(CountingHook(self.epochs.clone())))
+    }
+    fn init(&self, directory: &std::path::Path, partitions: usize) -> Result<(), FlowError> {
+        self.inits
+            .lock()
+            .unwrap()
+            .push((directory.to_path_buf(), partitions));
+        Ok(())
+    }
+}
+
+#[test]
+fn a_registered_recovery_backend_gets_the_flags_and_the_snapshots() {
+    let backend = std::sync::Arc::new(MemoryBackend::default());
+    let flow = Dataflow::new("rec");
+    let out = TestingSink::new();
+    flow.input("inp", TestingSource::new(0..100u64))
+        .key_on("key", |x| (*x % 3) as u32)
+        .reduce_final("sum", |a, b| a + b)
+        .output("out", out.clone());
+    let args = [
+        "flowbin", "run", "-w", "2", "-r", "state", "-s", "50ms", "-b", "10m",
+    ];
+    let code = Runner::new(flow.clone())
+        .recovery_backend(backend.clone())
+        .exit_code_from(args);
+    assert_eq!(code, 0);
+    assert_eq!(out.take().len(), 3);
+    let opened = backend.opened.lock().unwrap().clone();
+    assert_eq!(opened.len(), 1);
+    let (recovery, placement) = &opened[0];
+    assert_eq!(recovery.directory, std::path::PathBuf::from("state"));
+    assert_eq!(recovery.snapshot_interval, Duration::from_millis(50));
+    assert_eq!(recovery.backup_interval, Duration::from_secs(600));
+    assert_eq!((placement.process_id, placement.total_workers()), (0, 2));
+    assert!(backend.epochs.load(std::sync::atomic::Ordering::SeqCst) > 0);
+
+    let code = Runner::new(flow)
+        .recovery_backend(backend.clone())
+        .exit_code_from(["flowbin", "recovery", "init", "state", "4"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        *backend.inits.lock().unwrap(),
+        vec![(std::path::PathBuf::from("state"), 4)]
+    );
+}
