@@ -15,8 +15,6 @@ use bwx::outputs::IntoSink;
 use bwx::prelude::*;
 use bwx::testing::TestingSource;
 
-mod common;
-
 /// What the sensors sent (a real flow would read them from a file, Kafka or stdin).
 const READINGS: &[&str] = &[
     "kitchen 21.5",
@@ -61,5 +59,5 @@ pub fn build_flow<M>(output: impl IntoSink<String, M>) -> Dataflow {
 }
 
 fn main() -> ExitCode {
-    common::run(build_flow(StdOutSink::new()))
+    bwx::cli::main(build_flow(StdOutSink::new()))
 }

@@ -18,8 +18,6 @@ use bwx::prelude::*;
 use bwx::testing::{TestingEvent, TestingSource};
 use serde::{Deserialize, Serialize};
 
-mod common;
-
 /// One user's session.
 struct Session {
     actions: u32,
@@ -111,5 +109,5 @@ pub fn build_flow<M>(timeout: Duration, output: impl IntoSink<String, M>) -> Dat
 }
 
 fn main() -> ExitCode {
-    common::run(build_flow(Duration::from_secs(1), StdOutSink::new()))
+    bwx::cli::main(build_flow(Duration::from_secs(1), StdOutSink::new()))
 }

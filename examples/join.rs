@@ -16,8 +16,6 @@ use bwx::outputs::IntoSink;
 use bwx::prelude::*;
 use bwx::testing::TestingSource;
 
-mod common;
-
 /// (order id, what was paid) and (order id, where it went): two feeds that know nothing
 /// of each other and arrive in any order.
 const PAYMENTS: &[(u32, &str)] = &[
@@ -58,5 +56,5 @@ pub fn build_flow<M>(output: impl IntoSink<String, M>) -> Dataflow {
 }
 
 fn main() -> ExitCode {
-    common::run(build_flow(StdOutSink::new()))
+    bwx::cli::main(build_flow(StdOutSink::new()))
 }

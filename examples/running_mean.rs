@@ -18,8 +18,6 @@ use bwx::outputs::IntoSink;
 use bwx::prelude::*;
 use serde::{Deserialize, Serialize};
 
-mod common;
-
 /// One CSV row, deserialized by column name.
 #[derive(Clone, Debug, Deserialize)]
 struct Reading {
@@ -63,5 +61,5 @@ fn input_path() -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    common::run(build_flow(&input_path(), StdOutSink::new()))
+    bwx::cli::main(build_flow(&input_path(), StdOutSink::new()))
 }

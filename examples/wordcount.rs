@@ -17,8 +17,6 @@ use bwx::connectors::stdio::StdOutSink;
 use bwx::outputs::IntoSink;
 use bwx::prelude::*;
 
-mod common;
-
 /// The words of a line: runs of letters, lowercased.
 fn words(line: &str) -> Vec<String> {
     line.split(|c: char| !c.is_alphabetic())
@@ -49,5 +47,5 @@ fn input_path() -> PathBuf {
 }
 
 fn main() -> ExitCode {
-    common::run(build_flow(&input_path(), StdOutSink::new()))
+    bwx::cli::main(build_flow(&input_path(), StdOutSink::new()))
 }

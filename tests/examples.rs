@@ -3,9 +3,6 @@
 //! The examples are compiled in here as modules, so the test runs the very `build_flow`
 //! that `cargo run --example NAME` runs, with a `TestingSink` in place of stdout.
 
-// Every example brings its own copy of `examples/common` (its runner), unused here.
-#![allow(clippy::duplicate_mod)]
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
@@ -115,32 +112,36 @@ fn wordcount_binary_prints_the_counts_of_bwx_input() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
     std::fs::write(&input, "To be, or not to be:\nthat is the question.\nBE").unwrap();
-    let output = Command::new(&binary)
-        .args(["run", "-w", "2"])
-        .env("BWX_INPUT", &input)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    let mut lines: Vec<String> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    lines.sort();
-    assert_eq!(
-        lines,
-        [
-            "be 3",
-            "is 1",
-            "not 1",
-            "or 1",
-            "question 1",
-            "that 1",
-            "the 1",
-            "to 2"
-        ]
-    );
+    // Two worker threads, then two processes of two workers: the same counts.
+    for args in [&["run", "-w", "2"][..], &["run", "--processes", "2", "-w", "2"]] {
+        let output = Command::new(&binary)
+            .args(args)
+            .env("BWX_INPUT", &input)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {stderr}");
+        let mut lines: Vec<String> = String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "be 3",
+                "is 1",
+                "not 1",
+                "or 1",
+                "question 1",
+                "that 1",
+                "the 1",
+                "to 2"
+            ],
+            "{args:?}"
+        );
+    }
 
     // Without BWX_INPUT it reads the bundled text.
     let bundled_run = Command::new(&binary)
