@@ -140,6 +140,10 @@ where
         let mut touched: BTreeMap<u64, FxHashSet<T::K>> = BTreeMap::new();
         let mut values: Vec<T::V> = Vec::new();
         let mut emitted: Vec<W> = Vec::new();
+        // The newest epoch whose items were applied. The held capability follows the
+        // frontier only at the end of an activation, so it can lag behind it; changes made
+        // after those items (timers, EOF) belong to this epoch or later, never earlier.
+        let mut newest = start;
         move |frontiers| {
             enter_step(step_index);
             if failure.should_stop() {
@@ -148,6 +152,7 @@ where
             let mut out = output.activate();
             input.for_each(|cap, data| {
                 let epoch = cap.least().copied().unwrap_or_default();
+                newest = newest.max(epoch);
                 let mut session = out.session_with_builder(&cap);
                 let mut items = data.drain(..).map(KeyedItem::into_parts).peekable();
                 while let Some((key, first)) = items.next() {
@@ -197,7 +202,7 @@ where
                         }
                     }
                     if snapshots_on {
-                        touched.entry(*cap.time()).or_default().insert(key);
+                        touched.entry(newest.max(*cap.time())).or_default().insert(key);
                     }
                 }
             }
@@ -215,7 +220,10 @@ where
                         gone.push(key.clone());
                     }
                     if snapshots_on {
-                        touched.entry(*cap.time()).or_default().insert(key.clone());
+                        touched
+                            .entry(newest.max(*cap.time()))
+                            .or_default()
+                            .insert(key.clone());
                     }
                 }
                 for key in gone {
