@@ -1,0 +1,81 @@
+//! Errors of the file connectors; each names the file and, where it applies, the position.
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// What went wrong reading or writing a file.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// An I/O operation failed.
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("open", "read", "write", ...).
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A line is not valid UTF-8.
+    #[error("{}: invalid UTF-8 at byte offset {offset}", path.display())]
+    BadUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// The offset of the first invalid byte from the start of the file.
+        offset: u64,
+    },
+    /// A stored position lies beyond the end of the file: the file was replaced, truncated,
+    /// or lost writes since the snapshot, so resuming from it would be wrong.
+    #[error(
+        "{} is {len} bytes long, shorter than the stored position {position}; it changed since the snapshot was taken",
+        path.display()
+    )]
+    PositionPastEnd {
+        /// The file.
+        path: PathBuf,
+        /// Its length now.
+        len: u64,
+        /// The stored position.
+        position: u64,
+    },
+    /// A CSV record could not be read or turned into the row type.
+    #[error("{}: record at line {line} (byte offset {offset}): {message}", path.display())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The line the record starts on (1-based).
+        line: u64,
+        /// The byte offset the record starts at.
+        offset: u64,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An item's `Display` implementation failed while it was being written.
+    #[error("{}: an item could not be formatted", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A glob pattern is malformed.
+    #[error("bad glob pattern {pattern:?}: {message}")]
+    BadPattern {
+        /// The pattern.
+        pattern: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl FileError {
+    /// An I/O error of `op` on `path`.
+    /// The path is copied only when the error happens.
+    pub(crate) fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FileError + 'a {
+        move |source| FileError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

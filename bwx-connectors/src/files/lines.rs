@@ -1,0 +1,171 @@
+//! Reading a file as lines from a byte offset: the partition of `FileSource` and `DirSource`.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use bwx_runtime::inputs::{BatchStatus, ConnectorError, StatefulSourcePartition};
+
+use super::FileError;
+
+/// One file read as lines; its state is the byte offset of the next unread byte.
+pub struct LinePartition {
+    path: PathBuf,
+    reader: BufReader<File>,
+    /// Offset of the next unread byte.
+    offset: u64,
+    batch_size: usize,
+    /// Reused for every line, so reading allocates only the emitted `String`s.
+    line: Vec<u8>,
+}
+
+impl LinePartition {
+    /// Opens `path` and positions it at `resume` (a byte offset; 0 when `None`).
+    pub fn open(path: &Path, resume: Option<u64>, batch_size: usize) -> Result<Self, FileError> {
+        let mut file = File::open(path).map_err(FileError::io("open", path))?;
+        let offset = resume.unwrap_or(0);
+        if offset > 0 {
+            let len = file.metadata().map_err(FileError::io("stat", path))?.len();
+            if len < offset {
+                return Err(FileError::PositionPastEnd {
+                    path: path.to_path_buf(),
+                    len,
+                    position: offset,
+                });
+            }
+            file.seek(SeekFrom::Start(offset))
+                .map_err(FileError::io("seek in", path))?;
+        }
+        Ok(LinePartition {
+            path: path.to_path_buf(),
+            reader: BufReader::with_capacity(64 * 1024, file),
+            offset,
+            batch_size: batch_size.max(1),
+            line: Vec::new(),
+        })
+    }
+
+    /// Reads up to `batch_size` lines into `batch`; `Ok(false)` once the file is exhausted.
+    fn read_lines(&mut self, batch: &mut Vec<String>) -> Result<bool, FileError> {
+        for _ in 0..self.batch_size {
+            self.line.clear();
+            let n = self
+                .reader
+                .read_until(b'\n', &mut self.line)
+                .map_err(FileError::io("read", &self.path))?;
+            if n == 0 {
+                return Ok(false);
+            }
+            let start = self.offset;
+            self.offset += n as u64;
+            let text = std::str::from_utf8(strip_newline(&self.line)).map_err(|e| FileError::BadUtf8 {
+                path: self.path.clone(),
+                offset: start + e.valid_up_to() as u64,
+            })?;
+            batch.push(text.to_owned());
+        }
+        // Report EOF with the last lines rather than on an extra, empty poll.
+        let rest = self
+            .reader
+            .fill_buf()
+            .map_err(FileError::io("read", &self.path))?;
+        Ok(!rest.is_empty())
+    }
+}
+
+/// The line without its `\n` or `\r\n` terminator.
+pub(crate) fn strip_newline(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+impl StatefulSourcePartition for LinePartition {
+    type Item = String;
+    type State = u64;
+
+    fn next_batch(&mut self, batch: &mut Vec<String>) -> Result<BatchStatus, ConnectorError> {
+        match self.read_lines(batch)? {
+            true => Ok(BatchStatus::Active),
+            false => Ok(BatchStatus::Eof),
+        }
+    }
+
+    fn snapshot(&self) -> u64 {
+        self.offset
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(
+        path: &Path,
+        resume: Option<u64>,
+        batch_size: usize,
+    ) -> Result<Vec<Vec<String>>, ConnectorError> {
+        let mut part = LinePartition::open(path, resume, batch_size)?;
+        let mut batches = Vec::new();
+        loop {
+            let mut batch = Vec::new();
+            let status = part.next_batch(&mut batch)?;
+            batches.push(batch);
+            if status == BatchStatus::Eof {
+                return Ok(batches);
+            }
+        }
+    }
+
+    #[test]
+    fn splits_lines_in_batches_and_keeps_a_last_line_without_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.txt");
+        std::fs::write(&path, "a\r\nb\n\nc\nlast").unwrap();
+        let batches = read_all(&path, None, 2).unwrap();
+        assert_eq!(batches, vec![vec!["a", "b"], vec!["", "c"], vec!["last"]]);
+    }
+
+    #[test]
+    fn resumes_from_a_byte_offset_and_snapshots_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.txt");
+        std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
+        let mut part = LinePartition::open(&path, None, 1).unwrap();
+        let mut batch = Vec::new();
+        part.next_batch(&mut batch).unwrap();
+        assert_eq!((batch, part.snapshot()), (vec!["one".to_string()], 4));
+        assert_eq!(read_all(&path, Some(4), 10).unwrap(), vec![vec!["two", "three"]]);
+        // Resuming at the end gives nothing more.
+        assert_eq!(read_all(&path, Some(14), 10).unwrap(), vec![Vec::<String>::new()]);
+    }
+
+    #[test]
+    fn bad_utf8_names_the_file_and_the_byte_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.txt");
+        std::fs::write(&path, b"ok\nab\xffc\n").unwrap();
+        let err = read_all(&path, None, 10).unwrap_err().to_string();
+        assert_eq!(err, format!("{}: invalid UTF-8 at byte offset 5", path.display()));
+    }
+
+    #[test]
+    fn a_position_past_the_end_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short.txt");
+        std::fs::write(&path, "abc\n").unwrap();
+        let err = LinePartition::open(&path, Some(10), 1).err().unwrap().to_string();
+        assert!(
+            err.contains("is 4 bytes long, shorter than the stored position 10"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_names_the_path() {
+        let err = LinePartition::open(Path::new("/nonexistent/x.txt"), None, 1)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("cannot open /nonexistent/x.txt:"), "{err}");
+    }
+}

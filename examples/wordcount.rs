@@ -1,0 +1,51 @@
+//! Word count: how often each word occurs in a text file.
+//!
+//! ```text
+//! cargo run --example wordcount -- run            # the bundled examples/data/wordcount.txt
+//! BWX_INPUT=some.txt cargo run --example wordcount -- run -w 2
+//! ```
+//!
+//! Prints one `word count` line per distinct word when the input ends (in no particular
+//! order; pipe through `sort` to order them). A word is a run of letters, lowercased, so
+//! "River," and "river" are the same word.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use bwx::connectors::files::FileSource;
+use bwx::connectors::stdio::StdOutSink;
+use bwx::outputs::IntoSink;
+use bwx::prelude::*;
+
+/// The words of a line: runs of letters, lowercased.
+fn words(line: &str) -> Vec<String> {
+    line.split(|c: char| !c.is_alphabetic())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Reads `input` line by line and writes `word count` lines to `output`.
+pub fn build_flow<M>(input: &Path, output: impl IntoSink<String, M>) -> Dataflow {
+    let flow = Dataflow::new("wordcount");
+    flow.input("lines", FileSource::new(input))
+        .flat_map("words", |line: String| words(&line))
+        // Counts per word; each worker counts its own words first and only the partial
+        // counts cross to the worker that owns the word.
+        .count_final("count", |word: &String| word.clone())
+        .map("format", |(word, count)| format!("{word} {count}"))
+        .output("out", output);
+    flow
+}
+
+/// The file to read: `$BWX_INPUT`, or the bundled text.
+fn input_path() -> PathBuf {
+    match std::env::var_os("BWX_INPUT") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/wordcount.txt"),
+    }
+}
+
+fn main() -> ExitCode {
+    bwx::cli::main(build_flow(&input_path(), StdOutSink::new()))
+}
