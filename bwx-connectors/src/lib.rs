@@ -1,1 +1,4 @@
 //! Connectors of bwx: files, stdio and more.
+
+#[cfg(feature = "kafka")]
+pub mod kafka;
