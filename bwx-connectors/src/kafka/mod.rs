@@ -22,7 +22,7 @@
 //! let config = KafkaConfig::new("127.0.0.1:9092");
 //! let flow = Dataflow::new("counts");
 //! let msgs = kafka::input(&flow, "in", KafkaSource::new(config.clone(), ["events"]).tail(false));
-//! msgs.errs.map("why", |e| e.error).inspect("log", |e| eprintln!("{e}"));
+//! msgs.errs.map("why", |e| e.error).inspect("log", |_, e| eprintln!("{e}"));
 //! let counts = msgs
 //!     .oks
 //!     .map("key", |m| String::from_utf8_lossy(&m.key.unwrap_or_default()).into_owned())
@@ -41,6 +41,10 @@ mod ops;
 pub mod serde;
 mod sink;
 mod source;
+
+/// The rdkafka crate the connectors use, for admin tasks and anything the connectors do not
+/// cover (topic creation, offsets queries).
+pub use rdkafka;
 
 pub use config::{KafkaConfig, is_secret_setting};
 pub use lag::{ConsumerLag, LagObserver};
