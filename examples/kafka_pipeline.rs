@@ -64,10 +64,16 @@ impl Stats {
 
 /// Creates a topic unless it exists.
 fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = rt.block_on(admin.create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &options))?;
+    let results = rt.block_on(admin.create_topics(
+        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+        &options,
+    ))?;
     for r in results {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -106,30 +112,56 @@ fn main() -> anyhow::Result<()> {
     // 2. The pipeline: Kafka in, decode, aggregate per sensor, encode, Kafka out.
     let started = Instant::now();
     let flow = Dataflow::new("sensor_stats");
-    let input = kafka::input(&flow, "in", KafkaSource::new(config.clone(), [readings_topic.as_str()]).tail(false));
-    input.errs.inspect("consumer_errors", |_, e| eprintln!("consumer error: {}", e.error));
+    let input = kafka::input(
+        &flow,
+        "in",
+        KafkaSource::new(config.clone(), [readings_topic.as_str()]).tail(false),
+    );
+    input
+        .errs
+        .inspect("consumer_errors", |_, e| eprintln!("consumer error: {}", e.error));
     let decoded = kafka::deserialize_value(&input.oks, "decode", JsonDeserializer::<Reading>::new());
-    decoded.errs.inspect("bad_readings", |_, e| eprintln!("skipped: {}", e.error));
+    decoded
+        .errs
+        .inspect("bad_readings", |_, e| eprintln!("skipped: {}", e.error));
     let stats = decoded
         .oks
         .filter_map("reading", |m| m.value)
         .map("key", |r: Reading| (r.sensor, r.value))
         .fold_final("stats", Stats::new, Stats::add);
-    let out = stats.map("msg", |(sensor, s): (String, Stats)| KafkaSinkMessage::new(Some(sensor.into_bytes()), s));
+    let out = stats.map("msg", |(sensor, s): (String, Stats)| {
+        KafkaSinkMessage::new(Some(sensor.into_bytes()), s)
+    });
     let encoded = kafka::serialize_value(&out, "encode", JsonSerializer);
-    encoded.errs.inspect("unencodable", |_, e| eprintln!("cannot encode: {}", e.error));
-    kafka::output(&encoded.oks, "out", KafkaSink::new(config.clone(), Some(&stats_topic)));
+    encoded
+        .errs
+        .inspect("unencodable", |_, e| eprintln!("cannot encode: {}", e.error));
+    kafka::output(
+        &encoded.oks,
+        "out",
+        KafkaSink::new(config.clone(), Some(&stats_topic)),
+    );
     bwx::run_workers(&flow, 2, RunConfig::default())?;
     println!("aggregated {n} readings in {:.2?}", started.elapsed());
 
     // 3. Read the summaries back.
     let check = Dataflow::new("check");
     let got = TestingSink::new();
-    let msgs = kafka::input(&check, "in", KafkaSource::new(config, [stats_topic.as_str()]).tail(false));
-    msgs.errs.inspect("errs", |_, e| eprintln!("consumer error: {}", e.error));
+    let msgs = kafka::input(
+        &check,
+        "in",
+        KafkaSource::new(config, [stats_topic.as_str()]).tail(false),
+    );
+    msgs.errs
+        .inspect("errs", |_, e| eprintln!("consumer error: {}", e.error));
     kafka::deserialize_value(&msgs.oks, "decode", JsonDeserializer::<Stats>::new())
         .oks
-        .map("pair", |m| (String::from_utf8_lossy(&m.key.unwrap_or_default()).into_owned(), m.value))
+        .map("pair", |m| {
+            (
+                String::from_utf8_lossy(&m.key.unwrap_or_default()).into_owned(),
+                m.value,
+            )
+        })
         .output("out", got.clone());
     bwx::run_main(&check)?;
     let mut rows = got.take();

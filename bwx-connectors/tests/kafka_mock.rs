@@ -6,7 +6,8 @@ mod kafka_common;
 use std::sync::Arc;
 
 use bwx_connectors::kafka::{
-    self, JsonDeserializer, JsonSerializer, KafkaConfig, KafkaSink, KafkaSinkMessage, KafkaSource, StartOffset,
+    self, JsonDeserializer, JsonSerializer, KafkaConfig, KafkaSink, KafkaSinkMessage, KafkaSource,
+    StartOffset,
 };
 use bwx_runtime::prelude::*;
 use bwx_runtime::testing::{TestingSink, TestingSource};
@@ -14,7 +15,13 @@ use bwx_runtime::{run_main, run_workers};
 use kafka_common::{MemoryRecovery, produce, read_all, unique_topic};
 use rdkafka::mocking::MockCluster;
 
-fn cluster(topic: &str, partitions: i32) -> (MockCluster<'static, rdkafka::producer::DefaultProducerContext>, String) {
+fn cluster(
+    topic: &str,
+    partitions: i32,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+) {
     let mock = MockCluster::new(1).expect("start the mock cluster");
     mock.create_topic(topic, partitions, 1).expect("create the topic");
     let brokers = mock.bootstrap_servers();
@@ -22,7 +29,13 @@ fn cluster(topic: &str, partitions: i32) -> (MockCluster<'static, rdkafka::produ
 }
 
 fn numbered(n: usize, partitions: i32) -> impl Iterator<Item = (Vec<u8>, Vec<u8>, i32)> {
-    (0..n).map(move |i| (format!("k{}", i % 7).into_bytes(), i.to_string().into_bytes(), (i % partitions as usize) as i32))
+    (0..n).map(move |i| {
+        (
+            format!("k{}", i % 7).into_bytes(),
+            i.to_string().into_bytes(),
+            (i % partitions as usize) as i32,
+        )
+    })
 }
 
 #[test]
@@ -33,7 +46,9 @@ fn source_reads_every_partition_and_stops_at_the_end() {
 
     let flow = Dataflow::new("read");
     let (oks, errs) = (TestingSink::new(), TestingSink::new());
-    let source = KafkaSource::new(KafkaConfig::new(&brokers), [topic.as_str()]).tail(false).batch_size(50);
+    let source = KafkaSource::new(KafkaConfig::new(&brokers), [topic.as_str()])
+        .tail(false)
+        .batch_size(50);
     let out = kafka::input(&flow, "in", source);
     out.oks.output("oks", oks.clone());
     out.errs.output("errs", errs.clone());
@@ -43,14 +58,26 @@ fn source_reads_every_partition_and_stops_at_the_end() {
     assert!(errs.take().is_empty());
     let mut values: Vec<usize> = msgs
         .iter()
-        .map(|m| String::from_utf8(m.value.clone().unwrap()).unwrap().parse().unwrap())
+        .map(|m| {
+            String::from_utf8(m.value.clone().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
         .collect();
     values.sort();
     assert_eq!(values, (0..300).collect::<Vec<_>>());
     for m in &msgs {
-        let v: usize = String::from_utf8(m.value.clone().unwrap()).unwrap().parse().unwrap();
+        let v: usize = String::from_utf8(m.value.clone().unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(m.partition as usize, v % 3);
-        assert_eq!(m.offset as usize, v / 3, "offsets follow the produce order per partition");
+        assert_eq!(
+            m.offset as usize,
+            v / 3,
+            "offsets follow the produce order per partition"
+        );
         assert_eq!(&*m.topic, topic.as_str());
         assert_eq!(m.key.as_deref(), Some(format!("k{}", v % 7).as_bytes()));
         assert!(m.timestamp.is_some());
@@ -81,7 +108,12 @@ fn a_resumed_flow_continues_from_the_stored_offsets() {
         let flow = Dataflow::new("resume");
         let source = KafkaSource::new(KafkaConfig::new(&brokers), [topic.as_str()]).tail(false);
         flow.input("in", source)
-            .map("value", |m| String::from_utf8(m.value.unwrap()).unwrap().parse::<i64>().unwrap())
+            .map("value", |m| {
+                String::from_utf8(m.value.unwrap())
+                    .unwrap()
+                    .parse::<i64>()
+                    .unwrap()
+            })
             .output("out", out.clone());
         run_workers(&flow, 2, RunConfig::default().recovery(hook.clone())).unwrap();
     };
@@ -89,14 +121,22 @@ fn a_resumed_flow_continues_from_the_stored_offsets() {
     let first = TestingSink::new();
     run(&first);
     assert_eq!(hook.states_of("resume.in"), 3, "one snapshot per partition");
-    produce(&brokers, &topic, (90..150).map(|i| (vec![], i.to_string().into_bytes(), i % 3)));
+    produce(
+        &brokers,
+        &topic,
+        (90..150).map(|i| (vec![], i.to_string().into_bytes(), i % 3)),
+    );
     let second = TestingSink::new();
     run(&second);
     let (mut a, mut b) = (first.take(), second.take());
     a.sort();
     b.sort();
     assert_eq!(a, (0..90).collect::<Vec<_>>());
-    assert_eq!(b, (90..150).collect::<Vec<_>>(), "no loss and no duplicates at the source");
+    assert_eq!(
+        b,
+        (90..150).collect::<Vec<_>>(),
+        "no loss and no duplicates at the source"
+    );
 }
 
 #[test]
@@ -106,9 +146,12 @@ fn consumer_errors_go_to_errs_or_stop_the_flow() {
     produce(&brokers, &topic, numbered(5, 1));
     // Reading past the end with `auto.offset.reset=error` is a consumer error.
     let source = || {
-        KafkaSource::new(KafkaConfig::new(&brokers).set("auto.offset.reset", "error"), [topic.as_str()])
-            .tail(false)
-            .starting_offset(StartOffset::Offset(1000))
+        KafkaSource::new(
+            KafkaConfig::new(&brokers).set("auto.offset.reset", "error"),
+            [topic.as_str()],
+        )
+        .tail(false)
+        .starting_offset(StartOffset::Offset(1000))
     };
     let flow = Dataflow::new("errs");
     let out = kafka::input(&flow, "in", source());
@@ -116,7 +159,10 @@ fn consumer_errors_go_to_errs_or_stop_the_flow() {
     // The error arrives as data; `raises` turns the first one into a flow error to end the test.
     out.errs.raises("fail_on_err");
     let err = run_main(&flow).unwrap_err().to_string();
-    assert!(err.contains("errs.fail_on_err") && err.contains("partition 0 of topic"), "{err}");
+    assert!(
+        err.contains("errs.fail_on_err") && err.contains("partition 0 of topic"),
+        "{err}"
+    );
 
     let flow = Dataflow::new("raise");
     flow.input("in", source()).output("out", TestingSink::new());
@@ -128,10 +174,16 @@ fn consumer_errors_go_to_errs_or_stop_the_flow() {
 fn a_missing_topic_is_a_clear_error() {
     let (_mock, brokers) = cluster("other", 1);
     let flow = Dataflow::new("missing");
-    flow.input("in", KafkaSource::new(KafkaConfig::new(&brokers), ["nope"]).tail(false))
-        .output("out", TestingSink::new());
+    flow.input(
+        "in",
+        KafkaSource::new(KafkaConfig::new(&brokers), ["nope"]).tail(false),
+    )
+    .output("out", TestingSink::new());
     let err = run_main(&flow).unwrap_err().to_string();
-    assert!(err.contains("cannot list the partitions of topic \"nope\""), "{err}");
+    assert!(
+        err.contains("cannot list the partitions of topic \"nope\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -156,9 +208,14 @@ fn sink_writes_topic_key_headers_and_partition_per_message() {
     let other = unique_topic("sink-other");
     mock.create_topic(&other, 1, 1).unwrap();
     let msgs = vec![
-        KafkaSinkMessage::new(Some(b"a".to_vec()), Some(b"1".to_vec())).partition(2).header("h", Some(b"x".to_vec())),
+        KafkaSinkMessage::new(Some(b"a".to_vec()), Some(b"1".to_vec()))
+            .partition(2)
+            .header("h", Some(b"x".to_vec())),
         KafkaSinkMessage::new(None, Some(b"2".to_vec())).partition(3),
-        KafkaSinkMessage::new(Some(b"c".to_vec()), None).topic(&other).partition(0).timestamp(1234),
+        KafkaSinkMessage::new(Some(b"c".to_vec()), None)
+            .topic(&other)
+            .partition(0)
+            .timestamp(1234),
     ];
     let flow = Dataflow::new("sink");
     flow.input("in", TestingSource::new(msgs))
@@ -167,7 +224,16 @@ fn sink_writes_topic_key_headers_and_partition_per_message() {
     let mut main = read_all(&brokers, &topic, 4, 2);
     main.sort_by_key(|r| r.3);
     assert_eq!(main.len(), 2);
-    assert_eq!(main[0], (Some(b"a".to_vec()), Some(b"1".to_vec()), vec![("h".into(), Some(b"x".to_vec()))], 2, 0));
+    assert_eq!(
+        main[0],
+        (
+            Some(b"a".to_vec()),
+            Some(b"1".to_vec()),
+            vec![("h".into(), Some(b"x".to_vec()))],
+            2,
+            0
+        )
+    );
     assert_eq!(main[1], (None, Some(b"2".to_vec()), vec![], 3, 0));
     let side = read_all(&brokers, &other, 1, 1);
     assert_eq!(side, vec![(Some(b"c".to_vec()), None, vec![], 0, 0)]);
@@ -193,26 +259,48 @@ struct Reading {
 fn corrupt_payloads_go_to_errs_with_their_message() {
     let topic = unique_topic("json");
     let (_mock, brokers) = cluster(&topic, 1);
-    let good = serde_json::to_vec(&Reading { sensor: "a".into(), value: 1.0 }).unwrap();
+    let good = serde_json::to_vec(&Reading {
+        sensor: "a".into(),
+        value: 1.0,
+    })
+    .unwrap();
     produce(
         &brokers,
         &topic,
-        vec![(b"k".to_vec(), good.clone(), 0), (b"k".to_vec(), b"{not json".to_vec(), 0), (b"k".to_vec(), good, 0)],
+        vec![
+            (b"k".to_vec(), good.clone(), 0),
+            (b"k".to_vec(), b"{not json".to_vec(), 0),
+            (b"k".to_vec(), good, 0),
+        ],
     );
     let flow = Dataflow::new("json");
     let (oks, errs) = (TestingSink::new(), TestingSink::new());
-    let msgs = kafka::input(&flow, "in", KafkaSource::new(KafkaConfig::new(&brokers), [topic.as_str()]).tail(false));
+    let msgs = kafka::input(
+        &flow,
+        "in",
+        KafkaSource::new(KafkaConfig::new(&brokers), [topic.as_str()]).tail(false),
+    );
     let decoded = kafka::deserialize_value(&msgs.oks, "decode", JsonDeserializer::<Reading>::new());
-    decoded.oks.map("v", |m| (m.offset, m.value)).output("oks", oks.clone());
+    decoded
+        .oks
+        .map("v", |m| (m.offset, m.value))
+        .output("oks", oks.clone());
     decoded.errs.output("errs", errs.clone());
     run_main(&flow).unwrap();
-    let r = Reading { sensor: "a".into(), value: 1.0 };
+    let r = Reading {
+        sensor: "a".into(),
+        value: 1.0,
+    };
     assert_eq!(oks.take(), vec![(0, Some(r.clone())), (2, Some(r))]);
     let errs = errs.take();
     assert_eq!(errs.len(), 1);
     assert_eq!(errs[0].message.offset, 1);
     assert_eq!(errs[0].message.value.as_deref(), Some(&b"{not json"[..]));
-    assert!(errs[0].error.contains("json.decode") && errs[0].error.contains("offset 1"), "{}", errs[0].error);
+    assert!(
+        errs[0].error.contains("json.decode") && errs[0].error.contains("offset 1"),
+        "{}",
+        errs[0].error
+    );
 }
 
 #[test]
@@ -224,11 +312,24 @@ fn kafka_in_serialize_kafka_out_round_trip() {
     produce(&brokers, &topic, numbered(40, 2));
     let flow = Dataflow::new("pipe");
     let config = KafkaConfig::new(&brokers);
-    let msgs = kafka::input(&flow, "in", KafkaSource::new(config.clone(), [topic.as_str()]).tail(false));
+    let msgs = kafka::input(
+        &flow,
+        "in",
+        KafkaSource::new(config.clone(), [topic.as_str()]).tail(false),
+    );
     let target = out_topic.clone();
     let readings = msgs.oks.map("to_reading", move |m| {
-        let v: f64 = String::from_utf8_lossy(&m.value.unwrap_or_default()).parse().unwrap_or(f64::NAN);
-        KafkaSinkMessage::new(m.key, Reading { sensor: "s".into(), value: v }).topic(&target)
+        let v: f64 = String::from_utf8_lossy(&m.value.unwrap_or_default())
+            .parse()
+            .unwrap_or(f64::NAN);
+        KafkaSinkMessage::new(
+            m.key,
+            Reading {
+                sensor: "s".into(),
+                value: v,
+            },
+        )
+        .topic(&target)
     });
     let encoded = kafka::serialize_value(&readings, "encode", JsonSerializer);
     encoded.errs.map("why", |e| e.error).raises("bad");

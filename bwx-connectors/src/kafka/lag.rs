@@ -44,7 +44,9 @@ impl fmt::Debug for SourceContext {
 
 impl ClientContext for SourceContext {
     fn stats(&self, statistics: Statistics) {
-        let Some((observer, step_id)) = &self.lag else { return };
+        let Some((observer, step_id)) = &self.lag else {
+            return;
+        };
         for (topic, t) in &statistics.topics {
             for (&partition, p) in &t.partitions {
                 // librdkafka lists an internal partition -1 and reports -1 while unknown.

@@ -49,7 +49,10 @@ pub use rdkafka;
 pub use config::{KafkaConfig, is_secret_setting};
 pub use lag::{ConsumerLag, LagObserver};
 pub use message::{Bytes, Headers, KafkaError, KafkaSinkMessage, KafkaSourceMessage};
-pub use ops::{KafkaOut, deserialize_key, deserialize_value, input, output, serialize_key, serialize_value};
+pub use ops::{
+    KafkaOut, SinkOut, SourceOut, deserialize_key, deserialize_value, input, output, serialize_key,
+    serialize_value,
+};
 pub use serde::{Deserializer, JsonDeserializer, JsonSerializer, SerdeError, Serializer};
 pub use sink::{KafkaSink, KafkaSinkPartition};
 pub use source::{Emit, ErrorMode, KafkaSource, KafkaSourcePartition, Raise, StartOffset};

@@ -18,6 +18,16 @@ pub struct KafkaOut<T, E> {
     pub errs: Stream<E>,
 }
 
+/// What a source-message operator returns: messages with key `K` and value `V`, and the
+/// messages (with key `K0` and value `V0`) that failed.
+pub type SourceOut<K, V, K0 = K, V0 = V> =
+    KafkaOut<KafkaSourceMessage<K, V>, KafkaError<KafkaSourceMessage<K0, V0>>>;
+
+/// What a sink-message operator returns: messages with key `K` and value `V`, and the
+/// messages (with key `K0` and value `V0`) that failed.
+pub type SinkOut<K, V, K0 = K, V0 = V> =
+    KafkaOut<KafkaSinkMessage<K, V>, KafkaError<KafkaSinkMessage<K0, V0>>>;
+
 /// Splits a stream of results into `oks` and `errs` in one pass plus two moves per item.
 fn split<T: Data, E: Data>(stream: &Stream<Result<T, E>>, step: &str) -> KafkaOut<T, E> {
     let b = stream.branch(&format!("{step}_split"), Result::is_ok);
@@ -41,11 +51,7 @@ fn split<T: Data, E: Data>(stream: &Stream<Result<T, E>>, step: &str) -> KafkaOu
 /// out.errs.output("errs", TestingSink::new());
 /// bwx_runtime::run_main(&flow).unwrap();
 /// ```
-pub fn input(
-    flow: &Dataflow,
-    step: &str,
-    source: KafkaSource,
-) -> KafkaOut<KafkaSourceMessage, KafkaError<KafkaSourceMessage>> {
+pub fn input(flow: &Dataflow, step: &str, source: KafkaSource) -> SourceOut<Bytes, Bytes> {
     split(&flow.input(step, source.emit_errors()), step)
 }
 
@@ -55,7 +61,9 @@ pub fn output<T>(stream: &Stream<T>, step: &str, sink: KafkaSink)
 where
     T: Data + Into<KafkaSinkMessage>,
 {
-    stream.map(&format!("{step}_to_sink"), Into::into).output(step, sink);
+    stream
+        .map(&format!("{step}_to_sink"), Into::into)
+        .output(step, sink);
 }
 
 impl<K, V> From<KafkaSourceMessage<K, V>> for KafkaSinkMessage<K, V> {
@@ -65,7 +73,10 @@ impl<K, V> From<KafkaSourceMessage<K, V>> for KafkaSinkMessage<K, V> {
 }
 
 fn where_from<K, V>(m: &KafkaSourceMessage<K, V>) -> String {
-    format!("partition {} of topic {:?} at offset {}", m.partition, m.topic, m.offset)
+    format!(
+        "partition {} of topic {:?} at offset {}",
+        m.partition, m.topic, m.offset
+    )
 }
 
 /// Decodes message keys; a missing key stays `None`, a key that cannot be decoded goes to
@@ -74,7 +85,7 @@ pub fn deserialize_key<V, T, D>(
     stream: &Stream<KafkaSourceMessage<Bytes, V>>,
     step: &str,
     deserializer: D,
-) -> KafkaOut<KafkaSourceMessage<Option<T>, V>, KafkaError<KafkaSourceMessage<Bytes, V>>>
+) -> SourceOut<Option<T>, V, Bytes, V>
 where
     V: Data,
     T: Data,
@@ -111,7 +122,7 @@ pub fn deserialize_value<K, T, D>(
     stream: &Stream<KafkaSourceMessage<K, Bytes>>,
     step: &str,
     deserializer: D,
-) -> KafkaOut<KafkaSourceMessage<K, Option<T>>, KafkaError<KafkaSourceMessage<K, Bytes>>>
+) -> SourceOut<K, Option<T>, K, Bytes>
 where
     K: Data,
     T: Data,
@@ -119,10 +130,18 @@ where
 {
     let id = format!("{}.{step}", stream.flow().id());
     let results = stream.map(step, move |m: KafkaSourceMessage<K, Bytes>| {
-        match m.value.as_deref().map(|v| deserializer.deserialize(v)).transpose() {
+        match m
+            .value
+            .as_deref()
+            .map(|v| deserializer.deserialize(v))
+            .transpose()
+        {
             Ok(value) => Ok(m.with_value(value)),
             Err(e) => Err(KafkaError {
-                error: format!("step {id}: cannot deserialize the value of {}: {e}", where_from(&m)),
+                error: format!(
+                    "step {id}: cannot deserialize the value of {}: {e}",
+                    where_from(&m)
+                ),
                 message: m,
             }),
         }
@@ -136,19 +155,21 @@ pub fn serialize_key<T, V, S>(
     stream: &Stream<KafkaSinkMessage<T, V>>,
     step: &str,
     serializer: S,
-) -> KafkaOut<KafkaSinkMessage<Bytes, V>, KafkaError<KafkaSinkMessage<T, V>>>
+) -> SinkOut<Bytes, V, T, V>
 where
     T: Data,
     V: Data,
     S: Serializer<T>,
 {
     let id = format!("{}.{step}", stream.flow().id());
-    let results = stream.map(step, move |m: KafkaSinkMessage<T, V>| match serializer.serialize(&m.key) {
-        Ok(key) => Ok(m.with_key(Some(key))),
-        Err(e) => Err(KafkaError {
-            error: format!("step {id}: cannot serialize a key: {e}"),
-            message: m,
-        }),
+    let results = stream.map(step, move |m: KafkaSinkMessage<T, V>| {
+        match serializer.serialize(&m.key) {
+            Ok(key) => Ok(m.with_key(Some(key))),
+            Err(e) => Err(KafkaError {
+                error: format!("step {id}: cannot serialize a key: {e}"),
+                message: m,
+            }),
+        }
     });
     split(&results, step)
 }
@@ -159,19 +180,21 @@ pub fn serialize_value<K, T, S>(
     stream: &Stream<KafkaSinkMessage<K, T>>,
     step: &str,
     serializer: S,
-) -> KafkaOut<KafkaSinkMessage<K, Bytes>, KafkaError<KafkaSinkMessage<K, T>>>
+) -> SinkOut<K, Bytes, K, T>
 where
     K: Data,
     T: Data,
     S: Serializer<T>,
 {
     let id = format!("{}.{step}", stream.flow().id());
-    let results = stream.map(step, move |m: KafkaSinkMessage<K, T>| match serializer.serialize(&m.value) {
-        Ok(value) => Ok(m.with_value(Some(value))),
-        Err(e) => Err(KafkaError {
-            error: format!("step {id}: cannot serialize a value: {e}"),
-            message: m,
-        }),
+    let results = stream.map(step, move |m: KafkaSinkMessage<K, T>| {
+        match serializer.serialize(&m.value) {
+            Ok(value) => Ok(m.with_value(Some(value))),
+            Err(e) => Err(KafkaError {
+                error: format!("step {id}: cannot serialize a value: {e}"),
+                message: m,
+            }),
+        }
     });
     split(&results, step)
 }

@@ -6,10 +6,10 @@ use std::time::Duration;
 use bwx_runtime::StepId;
 use bwx_runtime::inputs::ConnectorError;
 use bwx_runtime::outputs::{DynamicSink, StatelessSinkPartition};
+use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
-use rdkafka::ClientContext;
 
 use super::config::KafkaConfig;
 use super::message::KafkaSinkMessage;
@@ -58,7 +58,12 @@ impl DynamicSink for KafkaSink {
     type Item = KafkaSinkMessage;
     type Partition = KafkaSinkPartition;
 
-    fn build(&self, step_id: &StepId, _worker: usize, _workers: usize) -> Result<KafkaSinkPartition, ConnectorError> {
+    fn build(
+        &self,
+        step_id: &StepId,
+        _worker: usize,
+        _workers: usize,
+    ) -> Result<KafkaSinkPartition, ConnectorError> {
         let producer: BaseProducer<SinkContext> = self
             .config
             .client_config(&[])

@@ -210,7 +210,10 @@ impl<M: ErrorMode> KafkaSource<M> {
         if t.partitions().is_empty() {
             return Err("it has no partitions (does it exist?)".into());
         }
-        Ok(t.partitions().iter().map(|p| format!("{}-{topic}", p.id())).collect())
+        Ok(t.partitions()
+            .iter()
+            .map(|p| format!("{}-{topic}", p.id()))
+            .collect())
     }
 
     fn listing_error(&self, for_part: &str) -> Option<String> {
@@ -225,16 +228,17 @@ impl<M: ErrorMode> FixedPartitionedSource for KafkaSource<M> {
     type Partition = KafkaSourcePartition<M>;
 
     fn list_parts(&self) -> Vec<String> {
-        let consumer: Result<BaseConsumer, _> = self
-            .config
-            .client_config(&[("group.id", IGNORED_GROUP)])
-            .create();
+        let consumer: Result<BaseConsumer, _> =
+            self.config.client_config(&[("group.id", IGNORED_GROUP)]).create();
         let mut parts = Vec::new();
         let mut errors = Vec::new();
         for topic in &self.topics {
             let listed = match &consumer {
                 Ok(c) => self.list_topic(c, topic),
-                Err(e) => Err(format!("cannot create a consumer: {}", self.config.scrub(&e.to_string()))),
+                Err(e) => Err(format!(
+                    "cannot create a consumer: {}",
+                    self.config.scrub(&e.to_string())
+                )),
             };
             match listed {
                 Ok(p) => parts.extend(p),
@@ -270,14 +274,17 @@ impl<M: ErrorMode> FixedPartitionedSource for KafkaSource<M> {
         let Some((partition, topic)) = parsed else {
             return Err(self
                 .listing_error(for_part)
-                .unwrap_or_else(|| format!("{for_part:?} is not a Kafka partition name (`{{partition}}-{{topic}}`)"))
+                .unwrap_or_else(|| {
+                    format!("{for_part:?} is not a Kafka partition name (`{{partition}}-{{topic}}`)")
+                })
                 .into());
         };
         let start = resume_state.unwrap_or(self.start);
         let group = match start {
-            StartOffset::Stored => self.config.get("group.id").ok_or(
-                "StartOffset::Stored reads a consumer group's committed offsets: set `group.id`",
-            )?,
+            StartOffset::Stored => self
+                .config
+                .get("group.id")
+                .ok_or("StartOffset::Stored reads a consumer group's committed offsets: set `group.id`")?,
             _ => IGNORED_GROUP,
         };
         let mut forced = vec![

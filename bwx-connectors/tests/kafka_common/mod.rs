@@ -19,17 +19,25 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+/// Encoded states by (step id, encoded key).
+type States = HashMap<(String, Vec<u8>), Vec<u8>>;
+
 /// Keeps the latest snapshot of every (step, key) and the last closed epoch, in memory.
 #[derive(Default)]
 pub struct MemoryRecovery {
-    states: Mutex<HashMap<(String, Vec<u8>), Vec<u8>>>,
+    states: Mutex<States>,
     epoch: Mutex<u64>,
 }
 
 impl MemoryRecovery {
     /// The stored states of a step.
     pub fn states_of(&self, step: &str) -> usize {
-        self.states.lock().unwrap().keys().filter(|(s, _)| s == step).count()
+        self.states
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|(s, _)| s == step)
+            .count()
     }
 }
 
@@ -87,7 +95,13 @@ pub fn produce(brokers: &str, topic: &str, messages: impl IntoIterator<Item = (V
 }
 
 /// One message read back: key, value, headers, partition, offset.
-pub type Read = (Option<Vec<u8>>, Option<Vec<u8>>, Vec<(String, Option<Vec<u8>>)>, i32, i64);
+pub type Read = (
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<(String, Option<Vec<u8>>)>,
+    i32,
+    i64,
+);
 
 /// Reads every partition of `topic` from the beginning until `expected` messages came, or
 /// 60 s passed.
@@ -110,9 +124,19 @@ pub fn read_all(brokers: &str, topic: &str, partitions: i32, expected: usize) ->
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             let headers = m
                 .headers()
-                .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
                 .unwrap_or_default();
-            out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec), headers, m.partition(), m.offset()));
+            out.push((
+                m.key().map(<[u8]>::to_vec),
+                m.payload().map(<[u8]>::to_vec),
+                headers,
+                m.partition(),
+                m.offset(),
+            ));
         }
     }
     out
@@ -126,5 +150,9 @@ pub fn unique_topic(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    format!("{prefix}-{}-{nanos}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }

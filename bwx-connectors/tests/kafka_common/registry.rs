@@ -83,26 +83,42 @@ fn serve(conn: TcpStream, store: &Mutex<Store>) {
             "HTTP/1.1 {status}\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\n\r\n",
             text.len()
         );
-        if writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(text.as_bytes())).is_err() {
+        if writer
+            .write_all(head.as_bytes())
+            .and_then(|()| writer.write_all(text.as_bytes()))
+            .is_err()
+        {
             return;
         }
     }
 }
 
 fn not_found(what: &str) -> (&'static str, serde_json::Value) {
-    ("404 Not Found", serde_json::json!({"error_code": 40403, "message": format!("{what} not found")}))
+    (
+        "404 Not Found",
+        serde_json::json!({"error_code": 40403, "message": format!("{what} not found")}),
+    )
 }
 
 fn route(method: &str, path: &str, body: &[u8], store: &mut Store) -> (&'static str, serde_json::Value) {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segs.as_slice()) {
-        ("GET", ["subjects"]) => ("200 OK", serde_json::json!(store.subjects.keys().collect::<Vec<_>>())),
+        ("GET", ["subjects"]) => (
+            "200 OK",
+            serde_json::json!(store.subjects.keys().collect::<Vec<_>>()),
+        ),
         ("POST", ["subjects", subject, "versions"]) => {
             let Ok(req) = serde_json::from_slice::<serde_json::Value>(body) else {
-                return ("422 Unprocessable Entity", serde_json::json!({"error_code": 42201, "message": "bad body"}));
+                return (
+                    "422 Unprocessable Entity",
+                    serde_json::json!({"error_code": 42201, "message": "bad body"}),
+                );
             };
             let Some(schema) = req.get("schema").and_then(|s| s.as_str()) else {
-                return ("422 Unprocessable Entity", serde_json::json!({"error_code": 42201, "message": "no schema"}));
+                return (
+                    "422 Unprocessable Entity",
+                    serde_json::json!({"error_code": 42201, "message": "no schema"}),
+                );
             };
             let id = match store.schemas.iter().position(|s| s == schema) {
                 Some(i) => i as u32 + 1,
@@ -122,7 +138,9 @@ fn route(method: &str, path: &str, body: &[u8], store: &mut Store) -> (&'static 
             None => not_found("subject"),
         },
         ("GET", ["subjects", subject, "versions", version]) => {
-            let Some(ids) = store.subjects.get(*subject) else { return not_found("subject") };
+            let Some(ids) = store.subjects.get(*subject) else {
+                return not_found("subject");
+            };
             let index = match *version {
                 "latest" => ids.len(),
                 v => v.parse().unwrap_or(0),
@@ -137,7 +155,12 @@ fn route(method: &str, path: &str, body: &[u8], store: &mut Store) -> (&'static 
             }
         }
         ("GET", ["schemas", "ids", id]) => {
-            match id.parse::<usize>().ok().and_then(|i| i.checked_sub(1)).and_then(|i| store.schemas.get(i)) {
+            match id
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| i.checked_sub(1))
+                .and_then(|i| store.schemas.get(i))
+            {
                 Some(schema) => ("200 OK", serde_json::json!({"schema": schema})),
                 None => not_found("schema"),
             }

@@ -34,7 +34,9 @@ impl<T> PlainAvroDeserializer<T> {
 
 impl<T> fmt::Debug for PlainAvroDeserializer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PlainAvroDeserializer").field("schema", &self.schema).finish()
+        f.debug_struct("PlainAvroDeserializer")
+            .field("schema", &self.schema)
+            .finish()
     }
 }
 
@@ -64,7 +66,9 @@ pub struct PlainAvroSerializer {
 impl PlainAvroSerializer {
     /// A serializer writing datums of this schema (Avro JSON).
     pub fn new(schema: &str) -> Result<Self, SerdeError> {
-        Ok(PlainAvroSerializer { schema: parse(schema)? })
+        Ok(PlainAvroSerializer {
+            schema: parse(schema)?,
+        })
     }
 }
 

@@ -55,7 +55,9 @@ mod tests {
         let bytes = JsonSerializer.serialize(&vec![1u32, 2]).unwrap();
         let back: Vec<u32> = JsonDeserializer::new().deserialize(&bytes).unwrap();
         assert_eq!(back, vec![1, 2]);
-        let err = JsonDeserializer::<Vec<u32>>::new().deserialize(b"{oops").unwrap_err();
+        let err = JsonDeserializer::<Vec<u32>>::new()
+            .deserialize(b"{oops")
+            .unwrap_err();
         assert!(err.0.starts_with("invalid JSON"), "{err}");
     }
 }

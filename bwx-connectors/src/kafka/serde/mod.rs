@@ -7,18 +7,19 @@
 //!
 //! Implement [`Deserializer`] / [`Serializer`] for any other format.
 
-mod json;
 #[cfg(feature = "avro")]
 mod avro;
+mod json;
 #[cfg(feature = "avro")]
 mod registry;
 
-pub use json::{JsonDeserializer, JsonSerializer};
 #[cfg(feature = "avro")]
 pub use avro::{PlainAvroDeserializer, PlainAvroSerializer};
+pub use json::{JsonDeserializer, JsonSerializer};
 #[cfg(feature = "avro")]
 pub use registry::{
-    ConfluentAvroDeserializer, ConfluentAvroSerializer, SchemaType, SrSettings, SubjectNameStrategy, SuppliedSchema,
+    ConfluentAvroDeserializer, ConfluentAvroSerializer, SchemaType, SrSettings, SubjectNameStrategy,
+    SuppliedSchema,
 };
 
 /// Why bytes could not be decoded or an item encoded.

@@ -9,7 +9,9 @@ use std::marker::PhantomData;
 
 use schema_registry_converter::blocking::avro::{AvroDecoder, AvroEncoder};
 pub use schema_registry_converter::blocking::schema_registry::SrSettings;
-pub use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
+pub use schema_registry_converter::schema_registry_common::{
+    SchemaType, SubjectNameStrategy, SuppliedSchema,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
