@@ -25,7 +25,10 @@ fn keyed_sums(workers: usize) -> Vec<(u32, u64)> {
 fn one_and_many_workers_agree() {
     let one = keyed_sums(1);
     assert_eq!(one.len(), 97);
-    assert_eq!(one.iter().map(|(_, s)| s).sum::<u64>(), (0..10_000u64).sum::<u64>());
+    assert_eq!(
+        one.iter().map(|(_, s)| s).sum::<u64>(),
+        (0..10_000u64).sum::<u64>()
+    );
     assert_eq!(keyed_sums(3), one);
 }
 

@@ -30,12 +30,13 @@ pub struct KafkaSourceMessage<K = Bytes, V = Bytes> {
 }
 
 impl<K, V> KafkaSourceMessage<K, V> {
-    /// A sink message with the same key, value and headers, for the same topic.
+    /// A sink message with the same key, value and headers. Its topic is left to the sink
+    /// (as in Bytewax): a flow that copies a topic must not write back into it.
     pub fn to_sink(self) -> KafkaSinkMessage<K, V> {
         KafkaSinkMessage {
             key: self.key,
             value: self.value,
-            topic: Some(self.topic),
+            topic: None,
             headers: self.headers,
             partition: None,
             timestamp: None,
@@ -160,4 +161,27 @@ pub struct KafkaError<M> {
     pub error: String,
     /// The message concerned.
     pub message: M,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_sink_keeps_key_value_headers_and_leaves_the_topic_to_the_sink() {
+        let m = KafkaSourceMessage {
+            key: Some(b"k".to_vec()),
+            value: Some(b"v".to_vec()),
+            topic: "in".into(),
+            headers: vec![("h".into(), None)],
+            offset: 7,
+            partition: 2,
+            timestamp: Some(1),
+        };
+        let s = m.to_sink();
+        assert_eq!(
+            s,
+            KafkaSinkMessage::new(Some(b"k".to_vec()), Some(b"v".to_vec())).header("h", None)
+        );
+    }
 }
