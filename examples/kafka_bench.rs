@@ -5,7 +5,7 @@
 //! new topic with (a) one thread of raw rdkafka (one consumer assigned all partitions,
 //! one producer), flushing once at the end or whenever the consumer's local queue is
 //! drained, and (b) a bwx flow `kafka::input` → `kafka::output` on 1 and 2 workers (which
-//! flushes after every batch, for at-least-once). Each copy ends when every message is
+//! flushes after each activation of the sink, for at-least-once). Each copy ends when every message is
 //! read (tail off) and acknowledged by the broker.
 //!
 //! ```sh
@@ -172,7 +172,7 @@ fn main() -> anyhow::Result<()> {
             create_topic(&brokers, &out)?;
             let d = bwx_copy(&brokers, &source, &out, workers)?;
             println!(
-                "bwx Kafka -> Kafka, {workers} worker(s), flush per batch: {:>9.0} msg/s ({d:.2?})",
+                "bwx Kafka -> Kafka, {workers} worker(s), flush per activation: {:>9.0} msg/s ({d:.2?})",
                 rate(d)
             );
         }

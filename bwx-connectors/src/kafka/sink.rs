@@ -18,11 +18,13 @@ use super::message::KafkaSinkMessage;
 ///
 /// Each message goes to its own `topic` (or the sink's default), with its key, headers,
 /// partition and timestamp. Messages are handed to librdkafka as they come and the
-/// producer is **flushed at the end of every batch** the sink receives: when a batch is
-/// written, every message of it has been acknowledged, or the flow stops with the first
-/// delivery error (naming step, topic and partition). Since an epoch closes only after its
-/// batches are written, the sink is **at-least-once**: after a resume, the output of the
-/// epochs after the last snapshot is written again. There are no Kafka transactions.
+/// producer is **flushed after the batches of each activation** of the sink (all that
+/// arrived together; the more arrive while a flush waits for the broker, the larger the
+/// next one): when the sink returns, every message it took has been acknowledged, or the
+/// flow stops with the first delivery error (naming step, topic and partition). Since an
+/// epoch closes only after its batches are written, the sink is **at-least-once**: after a
+/// resume, the output of the epochs after the last snapshot is written again. There are no
+/// Kafka transactions.
 ///
 /// Any librdkafka producer setting in the [`KafkaConfig`] is passed through (`acks`,
 /// `linger.ms`, `compression.type`, SASL/SSL, ...).
@@ -163,7 +165,7 @@ impl KafkaSinkPartition {
     }
 
     /// Waits until every message sent is acknowledged or failed, then reports a failure.
-    fn flush(&self) -> Result<(), ConnectorError> {
+    fn wait_for_deliveries(&self) -> Result<(), ConnectorError> {
         // rdkafka's `flush(timeout)` serves events in 100 ms slices until the timeout ends,
         // so one long flush costs at least 100 ms. Short flushes in a loop return within
         // about 1 ms of the last acknowledgement; they end when every message is delivered
@@ -194,10 +196,14 @@ impl StatelessSinkPartition for KafkaSinkPartition {
         }
         items.clear();
         self.producer.poll(Duration::ZERO);
-        self.flush()
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ConnectorError> {
+        self.wait_for_deliveries()
     }
 
     fn close(&mut self) -> Result<(), ConnectorError> {
-        self.flush()
+        self.wait_for_deliveries()
     }
 }
