@@ -342,3 +342,40 @@ fn kafka_in_serialize_kafka_out_round_trip() {
     back.sort_by(f64::total_cmp);
     assert_eq!(back, (0..40).map(f64::from).collect::<Vec<_>>());
 }
+
+#[test]
+fn consumer_lag_reaches_the_observer() {
+    use std::sync::Mutex;
+    let topic = unique_topic("lag");
+    let (_mock, brokers) = cluster(&topic, 1);
+    produce(&brokers, &topic, numbered(6, 1));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let source = KafkaSource::new(
+        KafkaConfig::new(&brokers).set("statistics.interval.ms", "50"),
+        [topic.as_str()],
+    )
+    .tail(false)
+    .batch_size(1)
+    .on_lag(std::time::Duration::from_millis(50), move |lag| {
+        log.lock().unwrap().push(lag.clone())
+    });
+    let flow = Dataflow::new("lag");
+    // Slow items keep the partition open long enough for several statistics intervals.
+    flow.input("in", source)
+        .inspect("slow", |_, _| {
+            std::thread::sleep(std::time::Duration::from_millis(60))
+        })
+        .output("out", TestingSink::new());
+    run_main(&flow).unwrap();
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty(), "no lag report");
+    assert!(seen.iter().any(|l| l.lag > 0), "the backlog shows as lag: {seen:?}");
+    for lag in seen.iter() {
+        assert_eq!(
+            (lag.step_id.as_str(), lag.topic.as_str(), lag.partition),
+            ("lag.in", topic.as_str(), 0)
+        );
+        assert!((0..=6).contains(&lag.lag), "{lag:?}");
+    }
+}

@@ -1,16 +1,21 @@
-//! The consumer-lag hook: librdkafka's per-partition lag, reported to an observer.
+//! The consumer-lag hook: each partition's lag, reported to an observer about once per
+//! interval.
 //!
-//! librdkafka computes each assigned partition's lag (high watermark minus the next offset)
-//! and reports it in its statistics, every `statistics.interval.ms` (1 s unless set) when
-//! an observer is installed. The metrics work turns these reports into a gauge
-//! (`bwx_kafka_consumer_lag{step_id,topic,partition}`); nothing is reported without an
-//! observer, and no statistics are collected then.
+//! A partition with an observer starts a small thread with its own metadata-only client:
+//! every interval it asks the broker for the partition's high watermark and reports
+//! `high watermark - next offset to read`. The worker never waits for it. (librdkafka's
+//! own statistics would carry the lag, but rdkafka 0.39's consumer drops statistics events.)
+//! The metrics work turns these reports into a gauge
+//! (`bwx_kafka_consumer_lag{step_id,topic,partition}`); without an observer nothing runs.
 
-use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use rdkafka::consumer::ConsumerContext;
-use rdkafka::{ClientContext, Statistics};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::config::KafkaConfig;
 
 /// One lag report of one topic-partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,42 +30,71 @@ pub struct ConsumerLag {
     pub lag: i64,
 }
 
-/// Receives lag reports; called on librdkafka's statistics, about once per interval.
+/// Receives lag reports, on the partition's lag thread.
 pub type LagObserver = Arc<dyn Fn(&ConsumerLag) + Send + Sync>;
 
-/// The client context of a source partition's consumer.
-#[derive(Clone, Default)]
-pub(crate) struct SourceContext {
-    pub(crate) lag: Option<(LagObserver, String)>,
+/// The next offset is not known yet (the partition starts at the beginning or a stored
+/// offset and has read nothing): the lag is then measured from the low watermark.
+pub(crate) const UNKNOWN: i64 = -1;
+
+/// Stops the lag thread when the partition is dropped.
+pub(crate) struct LagWatch {
+    stop: Arc<AtomicBool>,
 }
 
-impl fmt::Debug for SourceContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SourceContext")
-            .field("lag_observer", &self.lag.is_some())
-            .finish()
+impl Drop for LagWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
-impl ClientContext for SourceContext {
-    fn stats(&self, statistics: Statistics) {
-        let Some((observer, step_id)) = &self.lag else {
-            return;
-        };
-        for (topic, t) in &statistics.topics {
-            for (&partition, p) in &t.partitions {
-                // librdkafka lists an internal partition -1 and reports -1 while unknown.
-                if partition >= 0 && p.consumer_lag >= 0 {
+/// What a lag thread watches.
+pub(crate) struct LagTarget {
+    pub(crate) step_id: String,
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) next: Arc<AtomicI64>,
+}
+
+/// Starts the lag thread of one partition.
+pub(crate) fn watch(
+    config: &KafkaConfig,
+    target: LagTarget,
+    observer: LagObserver,
+    interval: Duration,
+) -> Result<LagWatch, String> {
+    let client: BaseConsumer = config
+        .client_config(&[])
+        .create()
+        .map_err(|e| format!("cannot create the lag client: {}", config.scrub(&e.to_string())))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    thread::Builder::new()
+        .name(format!("bwx-lag-{}-{}", target.partition, target.topic))
+        .spawn(move || {
+            let mut due = Instant::now() + interval;
+            while !stopped.load(Ordering::Relaxed) {
+                // Short sleeps so a closed partition's thread ends promptly.
+                thread::sleep(Duration::from_millis(20).min(interval));
+                if Instant::now() < due {
+                    continue;
+                }
+                due += interval;
+                // A failed query skips one report; the next interval tries again.
+                if let Ok((low, high)) = client.fetch_watermarks(&target.topic, target.partition, interval) {
+                    let next = match target.next.load(Ordering::Relaxed) {
+                        UNKNOWN => low,
+                        n => n,
+                    };
                     observer(&ConsumerLag {
-                        step_id: step_id.clone(),
-                        topic: topic.clone(),
-                        partition,
-                        lag: p.consumer_lag,
+                        step_id: target.step_id.clone(),
+                        topic: target.topic.clone(),
+                        partition: target.partition,
+                        lag: (high - next).max(0),
                     });
                 }
             }
-        }
-    }
+        })
+        .map_err(|e| format!("cannot start the lag thread: {e}"))?;
+    Ok(LagWatch { stop })
 }
-
-impl ConsumerContext for SourceContext {}

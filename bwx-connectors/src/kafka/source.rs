@@ -1,6 +1,7 @@
 //! [`KafkaSource`]: one resumable partition per topic-partition, no consumer group.
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use super::config::KafkaConfig;
-use super::lag::{LagObserver, SourceContext};
+use super::lag::{self, LagObserver, LagTarget, LagWatch};
 use super::message::{KafkaError, KafkaSourceMessage};
 
 /// Where a partition starts reading when recovery has no position for it; also the
@@ -118,7 +119,7 @@ pub struct KafkaSource<M = Raise> {
     start: StartOffset,
     batch_size: usize,
     timeout: Duration,
-    lag: Option<LagObserver>,
+    lag: Option<(LagObserver, Duration)>,
     /// Why listing a topic failed, by the placeholder partition name listed instead, so that
     /// opening it fails the flow with the reason (listing itself cannot return an error).
     list_errors: Mutex<Vec<(String, String)>>,
@@ -190,10 +191,14 @@ impl<M: ErrorMode> KafkaSource<M> {
         self
     }
 
-    /// Reports every partition's consumer lag to `observer`, from librdkafka's statistics
-    /// (every `statistics.interval.ms`, 1 s unless set).
-    pub fn on_lag(mut self, observer: impl Fn(&super::ConsumerLag) + Send + Sync + 'static) -> Self {
-        self.lag = Some(Arc::new(observer));
+    /// Reports every partition's consumer lag to `observer` about once per `interval`,
+    /// from a thread per partition (see [`super::ConsumerLag`]).
+    pub fn on_lag(
+        mut self,
+        interval: Duration,
+        observer: impl Fn(&super::ConsumerLag) + Send + Sync + 'static,
+    ) -> Self {
+        self.lag = Some((Arc::new(observer), interval));
         self
     }
 
@@ -287,22 +292,16 @@ impl<M: ErrorMode> FixedPartitionedSource for KafkaSource<M> {
                 .ok_or("StartOffset::Stored reads a consumer group's committed offsets: set `group.id`")?,
             _ => IGNORED_GROUP,
         };
-        let mut forced = vec![
+        let forced = [
             ("group.id", group),
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("enable.partition.eof", if self.tail { "false" } else { "true" }),
         ];
-        if self.lag.is_some() && self.config.get("statistics.interval.ms").is_none() {
-            forced.push(("statistics.interval.ms", "1000"));
-        }
-        let context = SourceContext {
-            lag: self.lag.clone().map(|o| (o, step_id.to_string())),
-        };
-        let consumer: BaseConsumer<SourceContext> = self
+        let consumer: BaseConsumer = self
             .config
             .client_config(&forced)
-            .create_with_context(context)
+            .create()
             .map_err(|e| format!("cannot create a consumer: {}", self.config.scrub(&e.to_string())))?;
         let start = match start {
             StartOffset::End => {
@@ -317,8 +316,28 @@ impl<M: ErrorMode> FixedPartitionedSource for KafkaSource<M> {
         tpl.add_partition_offset(topic, partition, start.to_rd())
             .and_then(|()| consumer.assign(&tpl))
             .map_err(|e| format!("cannot assign partition {partition} of topic {topic:?}: {e}"))?;
+        let next = Arc::new(AtomicI64::new(match start {
+            StartOffset::Offset(o) => o,
+            _ => lag::UNKNOWN,
+        }));
+        let lag_watch = match &self.lag {
+            Some((observer, interval)) => Some(lag::watch(
+                &self.config,
+                LagTarget {
+                    step_id: step_id.to_string(),
+                    topic: topic.to_string(),
+                    partition,
+                    next: next.clone(),
+                },
+                observer.clone(),
+                *interval,
+            )?),
+            None => None,
+        };
         Ok(KafkaSourcePartition {
             consumer,
+            next_shared: next,
+            _lag_watch: lag_watch,
             topic: topic.into(),
             partition,
             next: start,
@@ -332,7 +351,10 @@ impl<M: ErrorMode> FixedPartitionedSource for KafkaSource<M> {
 
 /// One topic-partition being read; see [`KafkaSource`].
 pub struct KafkaSourcePartition<M> {
-    consumer: BaseConsumer<SourceContext>,
+    consumer: BaseConsumer,
+    /// The next offset, for the lag thread; updated once per batch.
+    next_shared: Arc<AtomicI64>,
+    _lag_watch: Option<LagWatch>,
     topic: Arc<str>,
     partition: i32,
     next: StartOffset,
@@ -411,6 +433,9 @@ impl<M: ErrorMode> StatefulSourcePartition for KafkaSourcePartition<M> {
                     batch.push(M::err(err)?);
                 }
             }
+        }
+        if let StartOffset::Offset(o) = self.next {
+            self.next_shared.store(o, Ordering::Relaxed);
         }
         Ok(BatchStatus::Active)
     }
