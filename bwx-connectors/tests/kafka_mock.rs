@@ -370,7 +370,10 @@ fn consumer_lag_reaches_the_observer() {
     run_main(&flow).unwrap();
     let seen = seen.lock().unwrap();
     assert!(!seen.is_empty(), "no lag report");
-    assert!(seen.iter().any(|l| l.lag > 0), "the backlog shows as lag: {seen:?}");
+    assert!(
+        seen.iter().any(|l| l.lag > 0),
+        "the backlog shows as lag: {seen:?}"
+    );
     for lag in seen.iter() {
         assert_eq!(
             (lag.step_id.as_str(), lag.topic.as_str(), lag.partition),

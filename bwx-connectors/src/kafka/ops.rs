@@ -39,17 +39,33 @@ fn split<T: Data, E: Data>(stream: &Stream<Result<T, E>>, step: &str) -> KafkaOu
 
 /// Reads Kafka with `source`; consumer errors go to `errs` instead of stopping the flow.
 ///
-/// ```no_run
-/// use bwx_connectors::kafka::{self, KafkaConfig, KafkaSource};
+/// ```
+/// use bwx_connectors::kafka::rdkafka::mocking::MockCluster;
+/// use bwx_connectors::kafka::{self, KafkaConfig, KafkaSink, KafkaSinkMessage, KafkaSource};
 /// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::TestingSink;
+/// use bwx_runtime::testing::{TestingSink, TestingSource};
 ///
-/// let flow = Dataflow::new("read");
-/// let source = KafkaSource::new(KafkaConfig::new("127.0.0.1:9092"), ["events"]).tail(false);
-/// let out = kafka::input(&flow, "in", source);
-/// out.oks.output("oks", TestingSink::new());
-/// out.errs.output("errs", TestingSink::new());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// // librdkafka's in-process mock broker stands in for a real one.
+/// let mock = MockCluster::new(1).unwrap();
+/// mock.create_topic("events", 2, 1).unwrap();
+/// let config = KafkaConfig::new(mock.bootstrap_servers());
+///
+/// let write = Dataflow::new("write");
+/// let msgs = write.input("in", TestingSource::new(vec!["a", "b", "c"]))
+///     .map("msg", |s: &str| KafkaSinkMessage::new(None, Some(s.as_bytes().to_vec())));
+/// kafka::output(&msgs, "out", KafkaSink::new(config.clone(), Some("events")));
+/// bwx_runtime::run_main(&write).unwrap();
+///
+/// let read = Dataflow::new("read");
+/// let (oks, errs) = (TestingSink::new(), TestingSink::new());
+/// let out = kafka::input(&read, "in", KafkaSource::new(config, ["events"]).tail(false));
+/// out.oks.map("value", |m| m.value.unwrap()).output("oks", oks.clone());
+/// out.errs.output("errs", errs.clone());
+/// bwx_runtime::run_main(&read).unwrap();
+/// let mut values = oks.take();
+/// values.sort();
+/// assert_eq!(values, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+/// assert!(errs.take().is_empty());
 /// ```
 pub fn input(flow: &Dataflow, step: &str, source: KafkaSource) -> SourceOut<Bytes, Bytes> {
     split(&flow.input(step, source.emit_errors()), step)
@@ -107,16 +123,30 @@ where
 /// Decodes message values; a missing value (tombstone) stays `None`, a value that cannot be
 /// decoded goes to `errs` with its message.
 ///
-/// ```no_run
-/// use bwx_connectors::kafka::{self, JsonDeserializer, KafkaConfig, KafkaSource};
+/// ```
+/// use bwx_connectors::kafka::rdkafka::mocking::MockCluster;
+/// use bwx_connectors::kafka::{self, JsonDeserializer, KafkaConfig, KafkaSink, KafkaSinkMessage, KafkaSource};
 /// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::TestingSink;
+/// use bwx_runtime::testing::{TestingSink, TestingSource};
+///
+/// let mock = MockCluster::new(1).unwrap();
+/// mock.create_topic("t", 1, 1).unwrap();
+/// let config = KafkaConfig::new(mock.bootstrap_servers());
+/// let write = Dataflow::new("write");
+/// write.input("in", TestingSource::new(vec!["[1,2]", "oops"]))
+///     .map("msg", |s: &str| KafkaSinkMessage::new(None, Some(s.as_bytes().to_vec())))
+///     .output("out", KafkaSink::new(config.clone(), Some("t")));
+/// bwx_runtime::run_main(&write).unwrap();
 ///
 /// let flow = Dataflow::new("json");
-/// let msgs = kafka::input(&flow, "in", KafkaSource::new(KafkaConfig::new("127.0.0.1:9092"), ["t"]));
+/// let (good, bad) = (TestingSink::new(), TestingSink::new());
+/// let msgs = kafka::input(&flow, "in", KafkaSource::new(config, ["t"]).tail(false));
 /// let values = kafka::deserialize_value(&msgs.oks, "decode", JsonDeserializer::<Vec<u32>>::new());
-/// values.oks.output("ok", TestingSink::new());
-/// values.errs.map("why", |e| e.error).output("bad", TestingSink::new());
+/// values.oks.map("v", |m| m.value).output("ok", good.clone());
+/// values.errs.map("offset", |e| e.message.offset).output("bad", bad.clone());
+/// bwx_runtime::run_main(&flow).unwrap();
+/// assert_eq!(good.take(), vec![Some(vec![1, 2])]);
+/// assert_eq!(bad.take(), vec![1]);
 /// ```
 pub fn deserialize_value<K, T, D>(
     stream: &Stream<KafkaSourceMessage<K, Bytes>>,
