@@ -47,6 +47,8 @@ start() {
   echo $! >"$DIR/noida.pid"
   wait_port 127.0.0.1 19092 30
   wait_port 127.0.0.1 29092 30
+  # noida-db hands over to a child process: record the process serving our data dir.
+  pgrep -f -- "--data-dir $DIR/noida-data" >"$DIR/noida.pid" || true
   echo "BWX_KAFKA_BROKERS=127.0.0.1:19092,127.0.0.1:29092"
 }
 
@@ -54,7 +56,13 @@ stop() {
   local f
   for f in "$DIR/tansu.pid" "$DIR/noida.pid"; do
     if [[ -f "$f" ]]; then
-      kill "$(cat "$f")" 2>/dev/null || true
+      local pid
+      for pid in $(cat "$f"); do
+        kill "$pid" 2>/dev/null || continue
+        # noida-db ignores SIGTERM: give each broker 3 s, then kill it.
+        for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+      done
       rm -f "$f"
     fi
   done
