@@ -1,4 +1,5 @@
-//! Connectors of bwx: read and write files, directories, CSV, stdin and stdout.
+//! Connectors of bwx: read and write files, directories, CSV, stdin and stdout, and (feature
+//! `kafka`) Kafka.
 //!
 //! Every connector implements the source and sink traits of `bwx::inputs` and
 //! `bwx::outputs`; none touches the engine. Use them through the facade as
@@ -31,3 +32,6 @@
 
 pub mod files;
 pub mod stdio;
+
+#[cfg(feature = "kafka")]
+pub mod kafka;

@@ -42,13 +42,21 @@ pub(crate) fn dynamic<'s, S: DynamicSink>(
         enter_step(step_index);
         let Some(writer) = part.as_mut() else { return };
         let mut error = None;
+        let mut wrote = false;
         input.for_each(|_cap, data| {
+            wrote = true;
             if error.is_none()
                 && let Err(e) = writer.write_batch(data)
             {
                 error = Some(fail(e.to_string()));
             }
         });
+        if error.is_none()
+            && wrote
+            && let Err(e) = writer.flush()
+        {
+            error = Some(fail(e.to_string()));
+        }
         if error.is_none() && frontier.is_empty() {
             if let Err(e) = writer.close() {
                 error = Some(fail(format!("cannot close: {e}")));

@@ -83,6 +83,13 @@ pub trait StatelessSinkPartition: 'static {
     /// Writes a batch of items (it may drain `items`).
     fn write_batch(&mut self, items: &mut Vec<Self::Item>) -> Result<(), ConnectorError>;
 
+    /// Called after the batches that arrived together (one activation of the sink) are
+    /// written, before the sink's input can advance to a later epoch. A sink that writes
+    /// asynchronously makes its writes durable here, once for many batches.
+    fn flush(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
     /// Called once at EOF.
     fn close(&mut self) -> Result<(), ConnectorError> {
         Ok(())

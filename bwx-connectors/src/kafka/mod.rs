@@ -1,0 +1,58 @@
+//! Kafka: a partitioned, resumable source and a per-worker sink on rdkafka (bundled
+//! librdkafka), operators that split into `oks` and `errs`, and key/value serialization.
+//!
+//! - [`KafkaSource`]: one partition per topic-partition (`"{partition}-{topic}"`), no
+//!   consumer group, positions stored with recovery, `tail` or stop at the end. Partitions
+//!   are listed at start; new partitions are read after a restart.
+//! - [`KafkaSink`]: one producer per worker, per-message topic/key/headers/partition,
+//!   flushed after every batch; at-least-once.
+//! - [`input`] / [`output`] and [`deserialize_key`], [`deserialize_value`],
+//!   [`serialize_key`], [`serialize_value`], with [`serde`] formats (JSON; Avro and the
+//!   Confluent schema-registry wire format with the `avro` feature).
+//! - Any librdkafka setting passes through [`KafkaConfig`]; secret values are never printed.
+//! - [`ConsumerLag`] reports each partition's lag to an observer ([`KafkaSource::on_lag`]).
+//!
+//! A flow that reads a topic, counts messages per key and writes the counts
+//! (`examples/kafka_pipeline.rs` in the `bwx` crate is the runnable version):
+//!
+//! ```no_run
+//! use bwx_connectors::kafka::{self, KafkaConfig, KafkaSink, KafkaSinkMessage, KafkaSource};
+//! use bwx_runtime::prelude::*;
+//!
+//! let config = KafkaConfig::new("127.0.0.1:9092");
+//! let flow = Dataflow::new("counts");
+//! let msgs = kafka::input(&flow, "in", KafkaSource::new(config.clone(), ["events"]).tail(false));
+//! msgs.errs.map("why", |e| e.error).inspect("log", |_, e| eprintln!("{e}"));
+//! let counts = msgs
+//!     .oks
+//!     .map("key", |m| String::from_utf8_lossy(&m.key.unwrap_or_default()).into_owned())
+//!     .count_final("count", |k: &String| k.clone());
+//! let out = counts.map("msg", |(k, n): (String, u64)| {
+//!     KafkaSinkMessage::new(Some(k.into_bytes()), Some(n.to_string().into_bytes()))
+//! });
+//! kafka::output(&out, "out", KafkaSink::new(config, Some("counts")));
+//! bwx_runtime::run_main(&flow).unwrap();
+//! ```
+
+mod config;
+mod lag;
+mod message;
+mod ops;
+pub mod serde;
+mod sink;
+mod source;
+
+/// The rdkafka crate the connectors use, for admin tasks and anything the connectors do not
+/// cover (topic creation, offsets queries).
+pub use rdkafka;
+
+pub use config::{KafkaConfig, is_secret_setting};
+pub use lag::{ConsumerLag, LagObserver};
+pub use message::{Bytes, Headers, KafkaError, KafkaSinkMessage, KafkaSourceMessage};
+pub use ops::{
+    KafkaOut, SinkOut, SourceOut, deserialize_key, deserialize_value, input, output, serialize_key,
+    serialize_value,
+};
+pub use serde::{Deserializer, JsonDeserializer, JsonSerializer, SerdeError, Serializer};
+pub use sink::{KafkaSink, KafkaSinkPartition};
+pub use source::{Emit, ErrorMode, KafkaSource, KafkaSourcePartition, Raise, StartOffset};

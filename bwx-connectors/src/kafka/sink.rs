@@ -1,0 +1,209 @@
+//! [`KafkaSink`]: one producer per worker, flushed after every batch.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bwx_runtime::StepId;
+use bwx_runtime::inputs::ConnectorError;
+use bwx_runtime::outputs::{DynamicSink, StatelessSinkPartition};
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+
+use super::config::KafkaConfig;
+use super::message::KafkaSinkMessage;
+
+/// Writes [`KafkaSinkMessage`]s to Kafka: a dynamic sink with one producer per worker.
+///
+/// Each message goes to its own `topic` (or the sink's default), with its key, headers,
+/// partition and timestamp. Messages are handed to librdkafka as they come and the
+/// producer is **flushed after the batches of each activation** of the sink (all that
+/// arrived together; the more arrive while a flush waits for the broker, the larger the
+/// next one): when the sink returns, every message it took has been acknowledged, or the
+/// flow stops with the first delivery error (naming step, topic and partition). Since an
+/// epoch closes only after its batches are written, the sink is **at-least-once**: after a
+/// resume, the output of the epochs after the last snapshot is written again. There are no
+/// Kafka transactions.
+///
+/// Any librdkafka producer setting in the [`KafkaConfig`] is passed through (`acks`,
+/// `linger.ms`, `compression.type`, SASL/SSL, ...).
+///
+/// ```no_run
+/// use bwx_connectors::kafka::{KafkaConfig, KafkaSink, KafkaSinkMessage};
+/// use bwx_runtime::prelude::*;
+/// use bwx_runtime::testing::TestingSource;
+///
+/// let flow = Dataflow::new("write");
+/// flow.input("in", TestingSource::new(vec!["a", "b"]))
+///     .map("msg", |s: &str| KafkaSinkMessage::new(None, Some(s.as_bytes().to_vec())))
+///     .output("out", KafkaSink::new(KafkaConfig::new("127.0.0.1:9092"), Some("letters")));
+/// bwx_runtime::run_main(&flow).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct KafkaSink {
+    config: KafkaConfig,
+    topic: Option<String>,
+}
+
+impl KafkaSink {
+    /// A sink writing to `topic` unless a message names its own (`None`: every message must).
+    pub fn new(config: KafkaConfig, topic: Option<&str>) -> Self {
+        KafkaSink {
+            config,
+            topic: topic.map(str::to_string),
+        }
+    }
+}
+
+impl DynamicSink for KafkaSink {
+    type Item = KafkaSinkMessage;
+    type Partition = KafkaSinkPartition;
+
+    fn build(
+        &self,
+        step_id: &StepId,
+        _worker: usize,
+        _workers: usize,
+    ) -> Result<KafkaSinkPartition, ConnectorError> {
+        let producer: BaseProducer<SinkContext> = self
+            .config
+            .client_config(&[])
+            .create_with_context(SinkContext::default())
+            .map_err(|e| format!("cannot create a producer: {}", self.config.scrub(&e.to_string())))?;
+        Ok(KafkaSinkPartition {
+            producer,
+            topic: self.topic.clone(),
+            step: step_id.clone(),
+        })
+    }
+}
+
+/// Records the first failed delivery; librdkafka reports deliveries while polling.
+#[derive(Default)]
+pub(crate) struct SinkContext {
+    failed: Mutex<Option<String>>,
+}
+
+impl ClientContext for SinkContext {}
+
+impl ProducerContext for SinkContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, m)) = result
+            && let Ok(mut slot) = self.failed.lock()
+            && slot.is_none()
+        {
+            *slot = Some(format!(
+                "cannot deliver a message to partition {} of topic {:?}: {e}",
+                m.partition(),
+                m.topic()
+            ));
+        }
+    }
+}
+
+/// A worker's producer; see [`KafkaSink`].
+pub struct KafkaSinkPartition {
+    producer: BaseProducer<SinkContext>,
+    topic: Option<String>,
+    step: StepId,
+}
+
+impl KafkaSinkPartition {
+    fn send(&self, m: &KafkaSinkMessage) -> Result<(), ConnectorError> {
+        let topic = match (&m.topic, &self.topic) {
+            (Some(t), _) => &**t,
+            (None, Some(t)) => t.as_str(),
+            (None, None) => {
+                return Err(format!(
+                    "step {}: a message has no topic and the sink has no default topic",
+                    self.step
+                )
+                .into());
+            }
+        };
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic);
+        if let Some(k) = &m.key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(v) = &m.value {
+            record = record.payload(v.as_slice());
+        }
+        if let Some(p) = m.partition {
+            record = record.partition(p);
+        }
+        if let Some(ts) = m.timestamp {
+            record = record.timestamp(ts);
+        }
+        if !m.headers.is_empty() {
+            let headers = m.headers.iter().fold(
+                OwnedHeaders::new_with_capacity(m.headers.len()),
+                |hs, (key, value)| {
+                    hs.insert(Header {
+                        key,
+                        value: value.as_ref(),
+                    })
+                },
+            );
+            record = record.headers(headers);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                // The local queue is full: serve deliveries to make room, then retry.
+                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    self.producer.poll(Duration::from_millis(10));
+                    record = r;
+                }
+                Err((e, _)) => {
+                    return Err(format!("step {}: cannot produce to topic {topic:?}: {e}", self.step).into());
+                }
+            }
+        }
+    }
+
+    /// Waits until every message sent is acknowledged or failed, then reports a failure.
+    fn wait_for_deliveries(&self) -> Result<(), ConnectorError> {
+        // rdkafka's `flush(timeout)` serves events in 100 ms slices until the timeout ends,
+        // so one long flush costs at least 100 ms. Short flushes in a loop return within
+        // about 1 ms of the last acknowledgement; they end when every message is delivered
+        // or failed (after `message.timeout.ms`).
+        loop {
+            match self.producer.flush(Duration::from_millis(1)) {
+                Ok(()) => break,
+                Err(RdError::Flush(RDKafkaErrorCode::OperationTimedOut)) => {}
+                Err(e) => return Err(format!("step {}: cannot flush the producer: {e}", self.step).into()),
+            }
+        }
+        match self.producer.context().failed.lock() {
+            Ok(mut slot) => match slot.take() {
+                Some(why) => Err(format!("step {}: {why}", self.step).into()),
+                None => Ok(()),
+            },
+            Err(_) => Err(format!("step {}: the delivery report lock is poisoned", self.step).into()),
+        }
+    }
+}
+
+impl StatelessSinkPartition for KafkaSinkPartition {
+    type Item = KafkaSinkMessage;
+
+    fn write_batch(&mut self, items: &mut Vec<KafkaSinkMessage>) -> Result<(), ConnectorError> {
+        for m in items.iter() {
+            self.send(m)?;
+        }
+        items.clear();
+        self.producer.poll(Duration::ZERO);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ConnectorError> {
+        self.wait_for_deliveries()
+    }
+
+    fn close(&mut self) -> Result<(), ConnectorError> {
+        self.wait_for_deliveries()
+    }
+}
