@@ -58,9 +58,11 @@ fn child_process_entry() {
     let Ok(args) = std::env::var(ARGS) else { return };
     let scenario = std::env::var(SCENARIO).unwrap_or_default();
     let args = std::iter::once("flowbin".to_string()).chain(args.split(SEP).map(String::from));
-    let code = Runner::new(flow(&scenario))
-        .process_command(child_command)
-        .exit_code_from(args);
+    let mut runner = Runner::new(flow(&scenario));
+    if scenario == "no-recovery" {
+        runner = runner.without_recovery();
+    }
+    let code = runner.process_command(child_command).exit_code_from(args);
     std::process::exit(i32::from(code));
 }
 
@@ -251,12 +253,41 @@ fn bad_flags_exit_2_with_a_clear_message() {
 
 #[test]
 fn recovery_without_a_backend_is_a_clear_error() {
-    let output = cli(&["run", "-r", "/tmp/nowhere", "-s", "10", "-b", "1m"], &[]);
+    let no_recovery = [(SCENARIO, "no-recovery")];
+    let output = cli(
+        &["run", "-r", "/tmp/nowhere", "-s", "10", "-b", "1m"],
+        &no_recovery,
+    );
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stderr).contains("recovery is not available in this build"));
-    let output = cli(&["recovery", "init", "/tmp/nowhere", "2"], &[]);
+    let output = cli(&["recovery", "init", "/tmp/nowhere", "2"], &no_recovery);
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stderr).contains("recovery is not available in this build"));
+}
+
+#[test]
+fn the_default_sqlite_backend_inits_runs_and_refuses_an_uninitialised_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("recovery");
+    let dir_arg = dir.to_str().unwrap();
+    let output = cli(&["run", "-r", dir_arg, "-s", "1", "-b", "1m"], &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("no recovery partitions in") && stderr.contains(dir_arg),
+        "{stderr}"
+    );
+    let output = cli(&["recovery", "init", dir_arg, "3"], &[]);
+    assert_success(&output);
+    assert!(dir.join("part-2.sqlite3").exists());
+    let output = cli(&["run", "-w", "2", "-r", dir_arg, "-s", "1", "-b", "1m"], &[]);
+    assert_success(&output);
+    let mut sums: Vec<String> = text(&output.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("sum: ").map(String::from))
+        .collect();
+    sums.sort();
+    assert_eq!(sums, expected_sums());
 }
 
 #[test]

@@ -34,8 +34,9 @@
 //! }
 //! ```
 //!
-//! Recovery is provided by a [`RecoveryBackend`] registered with
-//! [`Runner::recovery_backend`]; without one, `-r` and `recovery init` fail with
+//! Recovery is provided by a [`RecoveryBackend`]: the SQLite store
+//! ([`crate::recovery::SqliteBackend`]) unless [`Runner::recovery_backend`] registers
+//! another; after [`Runner::without_recovery`], `-r` and `recovery init` fail with
 //! "recovery is not available in this build".
 
 mod args;
@@ -125,14 +126,21 @@ type ProcessCommand = dyn Fn(&[OsString]) -> Command;
 impl Runner {
     /// A runner for `flow`, without recovery.
     pub fn new(flow: Dataflow) -> Self {
+        let backend: Arc<dyn RecoveryBackend> = Arc::new(crate::recovery::SqliteBackend::new(&flow.id()));
         Runner {
             flow,
-            recovery: None,
+            recovery: Some(backend),
             command: None,
         }
     }
 
-    /// Enables `-r` and `recovery init` with this backend.
+    /// Turns `-r` and `recovery init` off (they then fail with a clear error).
+    pub fn without_recovery(mut self) -> Self {
+        self.recovery = None;
+        self
+    }
+
+    /// Enables `-r` and `recovery init` with this backend instead of the SQLite store.
     pub fn recovery_backend(mut self, backend: impl RecoveryBackend) -> Self {
         self.recovery = Some(Arc::new(backend));
         self
@@ -237,7 +245,10 @@ impl Runner {
     }
 
     fn run_here(&self, args: &RunArgs, placement: Placement) -> Result<(), CliError> {
-        let mut config = RunConfig::default().epoch_interval(args.epoch_interval());
+        // SIGINT / SIGTERM stop the inputs at the next epoch and write a final snapshot.
+        let mut config = RunConfig::default()
+            .epoch_interval(args.epoch_interval())
+            .stop_on_signals()?;
         if let (Some(recovery), Some(backend)) = (args.recovery(), &self.recovery) {
             config = config.recovery(backend.open(&recovery, &placement)?);
         }

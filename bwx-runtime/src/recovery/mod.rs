@@ -28,6 +28,7 @@
 //! every process of a cluster together: each computes the resume point from the files
 //! before any of them writes.
 
+mod backend;
 pub mod codec;
 mod error;
 mod init;
@@ -37,6 +38,7 @@ mod sqlite;
 mod store;
 mod writer;
 
+pub use backend::SqliteBackend;
 pub use error::RecoveryError;
 pub use init::init_dir;
 pub use inspect::inspect;
