@@ -1,6 +1,6 @@
 //! The command line of the workloads bench (WORKLOADS.md section 4.2).
 
-pub const USAGE: &str = "usage: cargo bench --bench workloads -- <a-wordcount|b-running-mean> \
+pub const USAGE: &str = "usage: cargo bench --bench workloads -- <a-wordcount|b-running-mean|c-tumbling|d-hot-items> \
     [--workers N] [--processes P] --data DIR [--events N] [--out FILE]";
 
 pub struct Args {

@@ -6,6 +6,7 @@
 //! indices first sorts the whole window into the four partitions and leaves the other
 //! three parts in a shared cache for their partitions to pick up.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bwx::StepId;
@@ -13,6 +14,8 @@ use bwx::inputs::{BatchStatus, ConnectorError, FixedPartitionedSource, StatefulS
 use rustc_hash::FxHashMap;
 
 pub const PARTS: u64 = 4;
+/// Event time zero of the generated workloads (ms since the Unix epoch).
+pub const BASE_MS: i64 = 1_700_000_000_000;
 /// Indices scanned per batch and partition (about 1000 events per partition).
 const SCAN: u64 = 4000;
 
@@ -46,6 +49,7 @@ pub struct GeneratedSource<G: Generator> {
     generator: G,
     events: u64,
     cache: ScanCache<G::Event>,
+    emitted: Arc<AtomicU64>,
 }
 
 impl<G: Generator> GeneratedSource<G> {
@@ -54,7 +58,13 @@ impl<G: Generator> GeneratedSource<G> {
             generator,
             events,
             cache: Arc::default(),
+            emitted: Arc::default(),
         }
+    }
+
+    /// A counter of the events this process's partitions emit.
+    pub fn counter(&self) -> Arc<AtomicU64> {
+        self.emitted.clone()
     }
 }
 
@@ -82,6 +92,7 @@ impl<G: Generator> FixedPartitionedSource for GeneratedSource<G> {
             next: resume.unwrap_or(0),
             end: self.events,
             cache: self.cache.clone(),
+            emitted: self.emitted.clone(),
         })
     }
 }
@@ -92,6 +103,7 @@ pub struct GeneratedPartition<G: Generator> {
     next: u64,
     end: u64,
     cache: ScanCache<G::Event>,
+    emitted: Arc<AtomicU64>,
 }
 
 impl<G: Generator> StatefulSourcePartition for GeneratedPartition<G> {
@@ -127,6 +139,7 @@ impl<G: Generator> StatefulSourcePartition for GeneratedPartition<G> {
             }
         }
         drop(cache);
+        self.emitted.fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.next = hi;
         Ok(if hi >= self.end {
             BatchStatus::Eof

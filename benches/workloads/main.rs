@@ -7,9 +7,11 @@
 mod args;
 mod cluster;
 mod events;
+mod hot_items;
 mod meter;
 mod running_mean;
 mod sinks;
+mod tumbling;
 mod wordcount;
 
 use std::process::ExitCode;
@@ -50,6 +52,8 @@ fn main() -> ExitCode {
     let run = match args.workload.as_str() {
         "a-wordcount" => wordcount::run,
         "b-running-mean" => running_mean::run,
+        "c-tumbling" => tumbling::run,
+        "d-hot-items" => hot_items::run,
         other => {
             eprintln!("workloads: unknown workload {other:?}\n{}", args::USAGE);
             return ExitCode::from(2);

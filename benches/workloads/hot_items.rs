@@ -1,0 +1,65 @@
+//! (d) d-hot-items: counts per auction over sliding 10 s / 2 s windows, then the auction
+//! with the most bids per window (Nexmark q5-like).
+
+use std::time::Duration;
+
+use bwx::prelude::*;
+use bwx::testing::TestingSink;
+use bwx::windowing::{EventClock, SlidingWindower};
+
+use crate::events::{BASE_MS, GeneratedSource, Generator, draw};
+use crate::{Outcome, args::Args};
+
+#[derive(Clone)]
+struct Bids;
+
+impl Generator for Bids {
+    /// (auction, timestamp ms)
+    type Event = (u32, i64);
+
+    #[inline]
+    fn key(&self, i: u64) -> u32 {
+        let d = draw(401, i);
+        let a = d >> 2;
+        (if d & 3 != 0 { a % 100 } else { 100 + a % 9900 }) as u32
+    }
+
+    #[inline]
+    fn event(&self, i: u64, auction: u32) -> (u32, i64) {
+        (auction, BASE_MS + (i / 5) as i64)
+    }
+}
+
+pub fn run(args: &Args) -> Result<Outcome, String> {
+    let total = args.events.unwrap_or(1_000_000);
+    let flow = Dataflow::new("hot_items");
+    let out = TestingSink::new();
+    let windows = SlidingWindower::new(Duration::from_secs(10), Duration::from_secs(2), BASE_MS)
+        .map_err(|e| e.to_string())?;
+    let source = GeneratedSource::new(Bids, total);
+    let emitted = source.counter();
+    flow.input("bids", source)
+        .count_window(
+            "counts",
+            EventClock::replay(|(_, ts): &(u32, i64)| *ts, Duration::ZERO),
+            windows,
+            |(auction, _): &(u32, i64)| *auction,
+        )
+        .down
+        // Re-key by window: the hottest auction of each window, ties to the larger id.
+        .map("by_window", |(auction, (window, count))| {
+            (window, (count, auction))
+        })
+        .max_final("hottest", |top: &(u64, u32)| *top)
+        .output("out", out.clone());
+    crate::execute(&flow, args)?;
+    let rows: Vec<(i64, (u64, u32))> = out.take();
+    let rows = rows
+        .into_iter()
+        .map(|(w, (count, auction))| format!("{w},a{auction:05},{count}"))
+        .collect();
+    Ok(Outcome {
+        events: emitted.load(std::sync::atomic::Ordering::Relaxed),
+        rows,
+    })
+}

@@ -1,0 +1,59 @@
+//! (c) c-tumbling: event-time 10 s tumbling windows, count and sum per key and window.
+
+use std::time::Duration;
+
+use bwx::prelude::*;
+use bwx::testing::TestingSink;
+use bwx::windowing::{EventClock, TumblingWindower};
+
+use crate::events::{BASE_MS, GeneratedSource, Generator, draw, value};
+use crate::{Outcome, args::Args};
+
+#[derive(Clone)]
+struct Events;
+
+impl Generator for Events {
+    /// (key index, (timestamp ms, value))
+    type Event = (u32, (i64, f64));
+
+    #[inline]
+    fn key(&self, i: u64) -> u32 {
+        (draw(301, 3 * i) % 1000) as u32
+    }
+
+    #[inline]
+    fn event(&self, i: u64, key: u32) -> Self::Event {
+        let ts = BASE_MS + (i / 5) as i64 - (draw(301, 3 * i + 2) % 2000) as i64;
+        (key, (ts, value(draw(301, 3 * i + 1))))
+    }
+}
+
+pub fn run(args: &Args) -> Result<Outcome, String> {
+    let total = args.events.unwrap_or(5_000_000);
+    let flow = Dataflow::new("tumbling");
+    let out = TestingSink::new();
+    let windows = TumblingWindower::new(Duration::from_secs(10), BASE_MS).map_err(|e| e.to_string())?;
+    let source = GeneratedSource::new(Events, total);
+    let emitted = source.counter();
+    flow.input("events", source)
+        .fold_window(
+            "count_sum",
+            // Historical data: the watermark follows the timestamps only (max seen - 5 s).
+            EventClock::replay(|(ts, _): &(i64, f64)| *ts, Duration::from_secs(5)),
+            windows,
+            || (0u64, 0.0f64),
+            |(n, sum), (_, v)| (n + 1, sum + v),
+            |(n1, s1), (n2, s2)| (n1 + n2, s1 + s2),
+            false,
+        )
+        .down
+        .output("out", out.clone());
+    crate::execute(&flow, args)?;
+    let rows: Vec<(u32, (i64, (u64, f64)))> = out.take();
+    let events = emitted.load(std::sync::atomic::Ordering::Relaxed);
+    let rows = rows
+        .into_iter()
+        .map(|(k, (w, (n, sum)))| format!("s{k:03},{w},{n},{sum:?}"))
+        .collect();
+    Ok(Outcome { events, rows })
+}
