@@ -53,7 +53,7 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
         .max_final("hottest", |top: &(u64, u32)| *top)
         .output("out", out.clone());
     crate::execute(&flow, args)?;
-    let rows: Vec<(i64, (u64, u32))> = out.take();
+    let rows = out.take();
     let rows = rows
         .into_iter()
         .map(|(w, (count, auction))| format!("{w},a{auction:05},{count}"))

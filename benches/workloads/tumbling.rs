@@ -49,7 +49,7 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
         .down
         .output("out", out.clone());
     crate::execute(&flow, args)?;
-    let rows: Vec<(u32, (i64, (u64, f64)))> = out.take();
+    let rows = out.take();
     let events = emitted.load(std::sync::atomic::Ordering::Relaxed);
     let rows = rows
         .into_iter()
