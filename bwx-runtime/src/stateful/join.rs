@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::FlowError;
 use crate::engine::stateful::stateful_batch;
-use crate::engine::{BuildCtx, stateless};
+use crate::engine::{BuildCtx, TStream, stateless};
 use crate::flow::{Dataflow, StepInfo, Stream};
 use crate::inputs::State;
 use crate::{ExchangeData, Key};
@@ -153,24 +154,8 @@ impl Dataflow {
             inputs,
             1,
             Arc::new(move |ctx: &mut BuildCtx<'_>, info: &StepInfo| {
-                let mut tagged = Vec::with_capacity(info.inputs.len());
-                for (side, id) in info.inputs.iter().enumerate() {
-                    let stream = ctx.get::<(K, V)>(info, *id)?;
-                    tagged.push(stateless::flat_map_batch(
-                        stream,
-                        info.id.as_str(),
-                        ctx.step_index,
-                        Arc::new(move |inp: &mut Vec<(K, V)>, out: &mut Vec<(K, (usize, V))>| {
-                            out.extend(inp.drain(..).map(|(k, v)| (k, (side, v))))
-                        }),
-                    ));
-                }
                 let n = info.inputs.len();
-                let merged = if tagged.is_empty() {
-                    timely::dataflow::operators::generic::operator::empty(ctx.scope)
-                } else {
-                    stateless::merge(tagged)
-                };
+                let merged = tagged_sides::<K, V>(ctx, info)?;
                 let joined = stateful_batch(
                     ctx,
                     info,
@@ -189,4 +174,28 @@ impl Dataflow {
         );
         self.stream(info.outputs[0])
     }
+}
+
+/// The sides of a join as one stream, each value tagged with its side's index.
+pub(crate) fn tagged_sides<'s, K: Key, V: ExchangeData>(
+    ctx: &BuildCtx<'s>,
+    info: &StepInfo,
+) -> Result<TStream<'s, (K, (usize, V))>, FlowError> {
+    let mut tagged = Vec::with_capacity(info.inputs.len());
+    for (side, id) in info.inputs.iter().enumerate() {
+        let stream = ctx.get::<(K, V)>(info, *id)?;
+        tagged.push(stateless::flat_map_batch(
+            stream,
+            info.id.as_str(),
+            ctx.step_index,
+            Arc::new(move |inp: &mut Vec<(K, V)>, out: &mut Vec<(K, (usize, V))>| {
+                out.extend(inp.drain(..).map(|(k, v)| (k, (side, v))))
+            }),
+        ));
+    }
+    Ok(if tagged.is_empty() {
+        timely::dataflow::operators::generic::operator::empty(ctx.scope)
+    } else {
+        stateless::merge(tagged)
+    })
 }

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::engine::{BuildCtx, stateless};
+use crate::engine::BuildCtx;
 use crate::flow::{Dataflow, StepInfo, Stream};
 use crate::inputs::State;
-use crate::stateful::join::cross_rows;
+use crate::stateful::join::{cross_rows, tagged_sides};
 use crate::stateful::{JoinEmitMode, JoinInsertMode};
 use crate::{ExchangeData, Key};
 
@@ -198,23 +198,7 @@ impl Dataflow {
             inputs,
             3,
             Arc::new(move |ctx: &mut BuildCtx<'_>, info: &StepInfo| {
-                let mut tagged = Vec::with_capacity(info.inputs.len());
-                for (side, id) in info.inputs.iter().enumerate() {
-                    let stream = ctx.get::<(K, V)>(info, *id)?;
-                    tagged.push(stateless::flat_map_batch(
-                        stream,
-                        info.id.as_str(),
-                        ctx.step_index,
-                        Arc::new(move |inp: &mut Vec<(K, V)>, out: &mut Vec<(K, (usize, V))>| {
-                            out.extend(inp.drain(..).map(|(k, v)| (k, (side, v))))
-                        }),
-                    ));
-                }
-                let merged = if tagged.is_empty() {
-                    timely::dataflow::operators::generic::operator::empty(ctx.scope)
-                } else {
-                    stateless::merge(tagged)
-                };
+                let merged = tagged_sides::<K, V>(ctx, info)?;
                 lower::<(K, (usize, V)), JoinOut<V>, _, _, JoinWindowLogic<V>, _>(ctx, info, merged, &shared)
             }),
         );
