@@ -176,11 +176,14 @@ impl Dataflow {
     }
 }
 
+/// A join's input: every side's `(key, value)` tagged with the side's index.
+type Tagged<'s, K, V> = TStream<'s, (K, (usize, V))>;
+
 /// The sides of a join as one stream, each value tagged with its side's index.
 pub(crate) fn tagged_sides<'s, K: Key, V: ExchangeData>(
     ctx: &BuildCtx<'s>,
     info: &StepInfo,
-) -> Result<TStream<'s, (K, (usize, V))>, FlowError> {
+) -> Result<Tagged<'s, K, V>, FlowError> {
     let mut tagged = Vec::with_capacity(info.inputs.len());
     for (side, id) in info.inputs.iter().enumerate() {
         let stream = ctx.get::<(K, V)>(info, *id)?;
