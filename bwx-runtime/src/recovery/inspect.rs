@@ -58,6 +58,19 @@ pub struct KeyState {
     pub state: serde_json::Value,
 }
 
+/// Every row of a query that selects three integer columns.
+fn three_ints(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    err: &impl Fn(rusqlite::Error) -> RecoveryError,
+) -> Result<Vec<(i64, i64, i64)>, RecoveryError> {
+    let mut stmt = conn.prepare(sql).map_err(err)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(err)?;
+    rows.collect::<Result<_, _>>().map_err(err)
+}
+
 /// Reads and checks a recovery directory: every file, the set, the resume calculation and
 /// every row's checksum, as a resume would.
 ///
@@ -76,16 +89,9 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
     let mut gc_epochs = Vec::new();
     for (conn, file) in set.conns.iter().zip(&set.files) {
         let err = sql_err(file);
-        let mut stmt = conn
-            .prepare("SELECT ex_num, worker_count, resume_epoch FROM exs")
-            .map_err(&err)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-            })
-            .map_err(&err)?;
-        for row in rows {
-            let (ex, workers, resume) = row.map_err(&err)?;
+        for (ex, workers, resume) in
+            three_ints(conn, "SELECT ex_num, worker_count, resume_epoch FROM exs", &err)?
+        {
             executions.entry(ex as u64).or_insert(ExecutionInfo {
                 execution: ex as u64,
                 worker_count: workers as usize,
@@ -93,16 +99,11 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
                 frontiers: vec![None; workers as usize],
             });
         }
-        let mut stmt = conn
-            .prepare("SELECT ex_num, worker_index, worker_frontier FROM fronts")
-            .map_err(&err)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-            })
-            .map_err(&err)?;
-        for row in rows {
-            let (ex, worker, frontier) = row.map_err(&err)?;
+        for (ex, worker, frontier) in three_ints(
+            conn,
+            "SELECT ex_num, worker_index, worker_frontier FROM fronts",
+            &err,
+        )? {
             if let Some(slot) = executions
                 .get_mut(&(ex as u64))
                 .and_then(|e| e.frontiers.get_mut(worker as usize))
