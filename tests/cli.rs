@@ -16,6 +16,18 @@ use common::PrintSink;
 
 const ARGS: &str = "BWX_TEST_CLI_ARGS";
 const SCENARIO: &str = "BWX_TEST_CLI_SCENARIO";
+/// Every environment variable the CLI reads.
+const BYTEWAX_VARS: [&str; 9] = [
+    "BYTEWAX_WORKERS_PER_PROCESS",
+    "BYTEWAX_PROCESS_ID",
+    "BYTEWAX_ADDRESSES",
+    "BYTEWAX_SNAPSHOT_INTERVAL",
+    "BYTEWAX_RECOVERY_DIRECTORY",
+    "BYTEWAX_RECOVERY_BACKUP_INTERVAL",
+    "BYTEWAX_POD_NAME",
+    "BYTEWAX_STATEFULSET_NAME",
+    "BYTEWAX_HOSTFILE_PATH",
+];
 /// Separates arguments in `ARGS` (arguments never contain it).
 const SEP: char = '\u{1f}';
 
@@ -86,17 +98,7 @@ fn child_command(args: &[OsString]) -> Command {
 fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
     let mut command = child_command(&args);
-    for var in [
-        "BYTEWAX_WORKERS_PER_PROCESS",
-        "BYTEWAX_PROCESS_ID",
-        "BYTEWAX_ADDRESSES",
-        "BYTEWAX_SNAPSHOT_INTERVAL",
-        "BYTEWAX_RECOVERY_DIRECTORY",
-        "BYTEWAX_RECOVERY_BACKUP_INTERVAL",
-        "BYTEWAX_POD_NAME",
-        "BYTEWAX_STATEFULSET_NAME",
-        "BYTEWAX_HOSTFILE_PATH",
-    ] {
+    for var in BYTEWAX_VARS {
         command.env_remove(var);
     }
     command.envs(env.iter().copied());
@@ -307,17 +309,11 @@ fn help_mentions_every_flag_and_variable() {
         "--pod-name <NAME>",
         "--statefulset-name <NAME>",
         "--hostfile-path <FILE>",
-        "BYTEWAX_WORKERS_PER_PROCESS",
-        "BYTEWAX_PROCESS_ID",
-        "BYTEWAX_ADDRESSES",
-        "BYTEWAX_SNAPSHOT_INTERVAL",
-        "BYTEWAX_RECOVERY_DIRECTORY",
-        "BYTEWAX_RECOVERY_BACKUP_INTERVAL",
-        "BYTEWAX_POD_NAME",
-        "BYTEWAX_STATEFULSET_NAME",
-        "BYTEWAX_HOSTFILE_PATH",
         "Usage: flowbin run",
-    ] {
+    ]
+    .into_iter()
+    .chain(BYTEWAX_VARS)
+    {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
     let top = cli(&["--help"], &[]);
