@@ -16,6 +16,8 @@ use common::PrintSink;
 
 const ARGS: &str = "BWX_TEST_CLI_ARGS";
 const SCENARIO: &str = "BWX_TEST_CLI_SCENARIO";
+/// Where each process of a `--processes` cluster writes a file named by its pid.
+const PID_DIR: &str = "BWX_TEST_CLI_PID_DIR";
 /// Every environment variable the CLI reads.
 const BYTEWAX_VARS: [&str; 9] = [
     "BYTEWAX_WORKERS_PER_PROCESS",
@@ -35,11 +37,16 @@ const SEP: char = '\u{1f}';
 fn flow(scenario: &str) -> Dataflow {
     let flow = Dataflow::new("cli");
     let cursed = scenario == "panic";
+    // About 5 s per worker: long enough to kill a supervisor while its cluster runs.
+    let slow = scenario == "slow";
     let sums = flow
         .input("inp", TestingSource::new(0..5_000u64).batch_size(50))
         .map("check", move |x| {
             if x == 2_500 && cursed {
                 panic!("item {x} is cursed")
+            }
+            if slow {
+                std::thread::sleep(Duration::from_millis(2));
             }
             x
         })
@@ -69,7 +76,13 @@ fn expected_sums() -> Vec<String> {
 fn child_process_entry() {
     let Ok(args) = std::env::var(ARGS) else { return };
     let scenario = std::env::var(SCENARIO).unwrap_or_default();
-    let args = std::iter::once("flowbin".to_string()).chain(args.split(SEP).map(String::from));
+    let args: Vec<String> = std::iter::once("flowbin".to_string())
+        .chain(args.split(SEP).map(String::from))
+        .collect();
+    let supervisor = args.iter().any(|a| a == "-p" || a == "--processes");
+    if let (Ok(dir), false) = (std::env::var(PID_DIR), supervisor) {
+        std::fs::write(format!("{dir}/{}", std::process::id()), "").unwrap();
+    }
     let mut runner = Runner::new(flow(&scenario));
     if scenario == "no-recovery" {
         runner = runner.without_recovery();
@@ -206,6 +219,59 @@ fn processes_flag_fails_when_a_process_fails() {
         stderr.contains("of 2 failed (exit code 1); stopped the other processes"),
         "{stderr}"
     );
+}
+
+/// Linux only: elsewhere there is no parent-death signal.
+#[cfg(target_os = "linux")]
+#[test]
+fn killing_the_processes_supervisor_stops_its_cluster() {
+    let pids = tempfile::tempdir().unwrap();
+    let args = [OsString::from("run"), "-p".into(), "2".into()];
+    let mut command = child_command(&args);
+    command
+        .env(SCENARIO, "slow")
+        .env(PID_DIR, pids.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut supervisor = command.spawn().unwrap();
+    let started = Instant::now();
+    let children: Vec<i32> = loop {
+        let found: Vec<i32> = std::fs::read_dir(pids.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+            .collect();
+        if found.len() == 2 {
+            break found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "children did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    supervisor.kill().unwrap();
+    supervisor.wait().unwrap();
+    let killed = Instant::now();
+    // The flow would run for seconds more; the children must be gone well before that.
+    while children.iter().any(|&pid| alive(pid)) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(3),
+            "processes {children:?} outlived their killed supervisor"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Running or stopped, but not a zombie waiting to be reaped.
+#[cfg(target_os = "linux")]
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => !stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 #[test]

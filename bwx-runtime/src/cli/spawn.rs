@@ -41,6 +41,7 @@ pub(crate) fn run_processes(
             ] {
                 c.env_remove(var);
             }
+            die_with_parent(&mut c);
             c.spawn()
         });
         match spawned {
@@ -78,6 +79,32 @@ pub(crate) fn run_processes(
         std::thread::sleep(POLL);
     }
 }
+
+/// Makes the child exit when this supervisor dies, even by SIGKILL, which no handler of
+/// ours can see: otherwise a killed `--processes` parent leaves its cluster running.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the hook runs in the forked child before exec and only makes the
+    // async-signal-safe calls prctl, getppid and _exit.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl; then no signal will come.
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Elsewhere the children outlive a killed parent; a graceful stop still stops them.
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_: &mut Command) {}
 
 fn kill_all(children: &mut [Option<Child>]) {
     for child in children.iter_mut().flatten() {
