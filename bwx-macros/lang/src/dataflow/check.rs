@@ -346,14 +346,44 @@ impl Checker<'_> {
                         format!("`{name}` needs {what}, found {}: `{name}(a, b)`", inputs.len()),
                     );
                 }
+                let missing: Vec<&str> = given
+                    .iter()
+                    .zip(settings)
+                    .filter(|(g, (_, default))| g.is_none() && default.is_none())
+                    .map(|(_, (s, _))| *s)
+                    .collect();
+                if !missing.is_empty() {
+                    let example = settings
+                        .iter()
+                        .filter(|(_, default)| default.is_none())
+                        .map(|(s, _)| format!("{s} = ..."))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    self.diag.error(
+                        span,
+                        format!(
+                            "`{name}` needs the setting{} {}: `{binding} = {name}(a, b, {example})`",
+                            if missing.len() == 1 { "" } else { "s" },
+                            list(missing.into_iter()),
+                            binding = id,
+                        ),
+                    );
+                }
                 let private = self.private;
                 given
                     .into_iter()
                     .zip(settings)
-                    .map(|(g, (_, default))| {
-                        g.unwrap_or_else(|| {
-                            let default: TokenStream = default.parse().unwrap_or_default();
-                            ops::respan(&quote!(#private::#default), span)
+                    .filter_map(|(g, (_, default))| {
+                        g.or_else(|| {
+                            // A path default names an item of the facade; a literal stays as is.
+                            let default: TokenStream = (*default)?.parse().unwrap_or_default();
+                            let is_path = default.to_string().contains("::");
+                            let default = if is_path {
+                                quote!(#private::#default)
+                            } else {
+                                default
+                            };
+                            Some(ops::respan(&default, span))
                         })
                     })
                     .collect()

@@ -13,8 +13,8 @@ pub(super) const DEF: OpDef = OpDef {
     args: Args::Streams {
         min: 2,
         settings: &[
-            ("insert", "JoinInsertMode::Last"),
-            ("emit", "JoinEmitMode::Complete"),
+            ("insert", Some("JoinInsertMode::Last")),
+            ("emit", Some("JoinEmitMode::Complete")),
         ],
     },
     output: Output::Stream,

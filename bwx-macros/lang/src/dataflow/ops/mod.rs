@@ -8,7 +8,9 @@
 
 mod branch;
 mod collect;
+mod collect_window;
 mod count_final;
+mod count_window;
 mod enrich_cached;
 mod filter;
 mod filter_map;
@@ -20,25 +22,31 @@ mod flat_map_value;
 mod flatten;
 mod fold_final;
 mod fold_final_with_merge;
+mod fold_window;
 mod input;
 mod inspect;
 mod inspect_debug;
 mod join;
+mod join_window;
 mod key_on;
 mod key_rm;
 mod map;
 mod map_value;
 mod max_final;
+mod max_window;
 mod merge;
 mod min_final;
+mod min_window;
 mod output;
 mod raises;
 mod redistribute;
 mod reduce_final;
+mod reduce_window;
 mod stateful;
 mod stateful_batch;
 mod stateful_flat_map;
 mod stateful_map;
+mod window;
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote_spanned;
@@ -61,8 +69,9 @@ pub enum Args {
     Streams {
         /// The fewest streams the operator accepts.
         min: usize,
-        /// `name = expr` settings it accepts, with the default each one takes.
-        settings: &'static [(&'static str, &'static str)],
+        /// `name = expr` settings it accepts, in the order the builder takes them, with the
+        /// default each one takes (`None`: the setting is required).
+        settings: &'static [(&'static str, Option<&'static str>)],
     },
 }
 
@@ -151,7 +160,18 @@ pub const ALL: &[&OpDef] = &[
     &stateful_map::DEF,
     &stateful_flat_map::DEF,
     &join::DEF,
+    &window::DEF,
+    &fold_window::DEF,
+    &reduce_window::DEF,
+    &count_window::DEF,
+    &collect_window::DEF,
+    &max_window::DEF,
+    &min_window::DEF,
+    &join_window::DEF,
 ];
+
+/// The ports of every windowing operator: results, late items, closed windows' metadata.
+pub const WINDOW_PORTS: &[&str] = &["down", "late", "meta"];
 
 /// The operator called `name` written in `form`.
 pub fn lookup(name: &str, form: Form) -> Option<&'static OpDef> {

@@ -1,0 +1,15 @@
+//! `max_window`: the value with the largest `by(value)` in each window.
+
+use super::{Args, Form, OpDef, Output, WINDOW_PORTS, stream_method};
+
+/// `win = stream.max_window(clock, windower, by)`, then `win.down`, `win.late` and `win.meta`. Stateful: the
+/// windows' state is stored under the binding's id.
+pub(super) const DEF: OpDef = OpDef {
+    name: "max_window",
+    form: Form::Method,
+    args: Args::Exact(3),
+    output: Output::Ports(WINDOW_PORTS),
+    stateful: true,
+    keyed: true,
+    emit: stream_method,
+};
