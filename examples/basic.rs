@@ -16,7 +16,7 @@ use bwx::prelude::*;
 use bwx::testing::TestingSource;
 
 /// What the sensors sent (a real flow would read them from a file, Kafka or stdin).
-const READINGS: &[&str] = &[
+pub const READINGS: &[&str] = &[
     "kitchen 21.5",
     "garage 35.2",
     "# sensors recalibrated",
@@ -27,35 +27,35 @@ const READINGS: &[&str] = &[
 ];
 
 /// Readings above this many °C raise an alert.
-const TOO_HOT: f64 = 30.0;
+pub const TOO_HOT: f64 = 30.0;
 
 /// `"room 21.5"` → `("room", 21.5)`; `None` for a line that is not a reading.
-fn parse(line: &str) -> Option<(String, f64)> {
+pub fn parse(line: &str) -> Option<(String, f64)> {
     let (room, celsius) = line.split_once(' ')?;
     Some((room.to_string(), celsius.parse().ok()?))
 }
 
 /// The flow, writing its lines to `output` (stdout when run, a `TestingSink` in tests).
+///
+/// Stateless steps may be chained in one statement: the chain's inner steps are named
+/// after the binding and their operator (`basic.readings_filter`,
+/// `basic.readings_filter_map`), the last one after the binding (`basic.readings`).
 pub fn build_flow<M>(output: impl IntoSink<String, M>) -> Dataflow {
-    let flow = Dataflow::new("basic");
-    let readings = flow
-        .input("lines", TestingSource::new(READINGS.iter().copied()))
-        .filter("skip_comments", |line: &&str| !line.starts_with('#'))
+    bwx::dataflow!(basic {
+        lines    = input(TestingSource::new(READINGS.iter().copied()));
         // `filter_map` parses and drops what does not parse, in one step.
-        .filter_map("parse", |line: &str| parse(line))
-        .map("fahrenheit", |(room, c)| (room, c, c * 9.0 / 5.0 + 32.0));
-
-    // One pass splits the stream; no item is copied to both sides.
-    let split = readings.branch("too_hot", |(_, c, _)| *c > TOO_HOT);
-    let alerts = split.trues.map("alert", |(room, c, f)| {
-        format!("ALERT {room}: {c:.1} °C ({f:.1} °F)")
-    });
-    let fine = split
-        .falses
-        .map("fine", |(room, c, _)| format!("ok {room}: {c:.1} °C"));
-
-    flow.merge("all", [&alerts, &fine]).output("out", output);
-    flow
+        readings = lines
+            .filter(|line: &&str| !line.starts_with('#'))
+            .filter_map(|line: &str| parse(line))
+            .map(|(room, c)| (room, c, c * 9.0 / 5.0 + 32.0));
+        // One pass splits the stream; no item is copied to both sides. The two sides are
+        // the ports `too_hot.trues` and `too_hot.falses`.
+        too_hot  = readings.branch(|(_, c, _)| *c > TOO_HOT);
+        alerts   = too_hot.trues.map(|(room, c, f)| format!("ALERT {room}: {c:.1} °C ({f:.1} °F)"));
+        fine     = too_hot.falses.map(|(room, c, _)| format!("ok {room}: {c:.1} °C"));
+        all      = merge(alerts, fine);
+        out      = all.output(output);
+    })
 }
 
 fn main() -> ExitCode {

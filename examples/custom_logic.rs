@@ -19,7 +19,7 @@ use bwx::testing::{TestingEvent, TestingSource};
 use serde::{Deserialize, Serialize};
 
 /// One user's session.
-struct Session {
+pub struct Session {
     actions: u32,
     /// When the session times out unless something happens first.
     deadline: SystemTime,
@@ -28,9 +28,27 @@ struct Session {
 
 /// What recovery stores for a session.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct SessionState {
+pub struct SessionState {
     actions: u32,
     deadline: SystemTime,
+}
+
+impl Session {
+    /// The session of a key: from its stored state on resume, a new one otherwise.
+    pub fn resume(state: Option<SessionState>, timeout: Duration) -> Session {
+        match state {
+            Some(s) => Session {
+                actions: s.actions,
+                deadline: s.deadline,
+                timeout,
+            },
+            None => Session {
+                actions: 0,
+                deadline: SystemTime::now() + timeout,
+                timeout,
+            },
+        }
+    }
 }
 
 impl StatefulLogic<String, String> for Session {
@@ -72,7 +90,7 @@ impl StatefulLogic<String, String> for Session {
 
 /// User activity, with a quiet spell of three timeouts in the middle (a scripted stand-in
 /// for a live feed).
-fn activity(timeout: Duration) -> Vec<TestingEvent<(String, String)>> {
+pub fn scripted_activity(timeout: Duration) -> Vec<TestingEvent<(String, String)>> {
     let act = |user: &str, action: &str| TestingEvent::Item((user.to_string(), action.to_string()));
     vec![
         act("alice", "login"),
@@ -88,24 +106,13 @@ fn activity(timeout: Duration) -> Vec<TestingEvent<(String, String)>> {
 
 /// The flow with sessions timing out after `timeout`, writing to `output`.
 pub fn build_flow<M>(timeout: Duration, output: impl IntoSink<String, M>) -> Dataflow {
-    let flow = Dataflow::new("sessions");
-    flow.input("activity", TestingSource::from_events(activity(timeout)))
+    bwx::dataflow!(sessions {
+        activity = input(TestingSource::from_events(scripted_activity(timeout)));
         // The builder gets the key's stored state on resume, `None` for a new key.
-        .stateful("session", move |resume: Option<SessionState>| match resume {
-            Some(s) => Session {
-                actions: s.actions,
-                deadline: s.deadline,
-                timeout,
-            },
-            None => Session {
-                actions: 0,
-                deadline: SystemTime::now() + timeout,
-                timeout,
-            },
-        })
-        .map("format", |(user, event)| format!("{user} {event}"))
-        .output("out", output);
-    flow
+        session  = activity.stateful(move |resume: Option<SessionState>| Session::resume(resume, timeout));
+        format   = session.map(|(user, event)| format!("{user} {event}"));
+        out      = format.output(output);
+    })
 }
 
 fn main() -> ExitCode {

@@ -20,36 +20,46 @@ use serde::{Deserialize, Serialize};
 
 /// One CSV row, deserialized by column name.
 #[derive(Clone, Debug, Deserialize)]
-struct Reading {
-    sensor: String,
-    celsius: f64,
+pub struct Reading {
+    /// The sensor's name.
+    pub sensor: String,
+    /// Its reading.
+    pub celsius: f64,
 }
 
 /// What a sensor's running mean needs to remember. It is serde so that recovery can store it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Mean {
+pub struct Mean {
     count: u64,
     sum: f64,
 }
 
-/// Reads `sensor,celsius` rows from `input` and writes `sensor mean` lines to `output`.
-pub fn build_flow<M>(input: &Path, output: impl IntoSink<String, M>) -> Dataflow {
-    let flow = Dataflow::new("running_mean");
-    flow.input("readings", CsvSource::<Reading>::new(input))
+impl Mean {
+    /// Adds a reading; returns the mean so far.
+    pub fn add(&mut self, celsius: f64) -> f64 {
+        self.count += 1;
+        self.sum += celsius;
+        self.sum / self.count as f64
+    }
+}
+
+/// Reads `sensor,celsius` rows from `path` and writes `sensor mean` lines to `output`.
+pub fn build_flow<M>(path: &Path, output: impl IntoSink<String, M>) -> Dataflow {
+    bwx::dataflow!(running_mean {
+        readings  = input(CsvSource::<Reading>::new(path));
         // A keyed stream is a stream of (key, value) pairs.
-        .key_on("by_sensor", |r: &Reading| r.sensor.clone())
-        .map_value("celsius", |r| r.celsius)
-        // The state starts as `None` for a new key; returning `Some` keeps it.
-        .stateful_map("mean", |state: Option<Mean>, celsius: f64| {
+        by_sensor = readings.key_on(|r: &Reading| r.sensor.clone());
+        celsius   = by_sensor.map_value(|r| r.celsius);
+        // The state starts as `None` for a new key; returning `Some` keeps it. The state
+        // is stored for recovery under this step's id, `running_mean.mean`.
+        mean      = celsius.stateful_map(|state: Option<Mean>, celsius: f64| {
             let mut mean = state.unwrap_or_default();
-            mean.count += 1;
-            mean.sum += celsius;
-            let now = mean.sum / mean.count as f64;
+            let now = mean.add(celsius);
             (Some(mean), now)
-        })
-        .map("format", |(sensor, mean)| format!("{sensor} {mean:.2}"))
-        .output("out", output);
-    flow
+        });
+        format    = mean.map(|(sensor, mean)| format!("{sensor} {mean:.2}"));
+        out       = format.output(output);
+    })
 }
 
 /// The file to read: `$BWX_INPUT`, or the bundled readings.

@@ -41,24 +41,23 @@ pub fn bids() -> Vec<Bid> {
 }
 
 /// The flow: one row per window with the auction of most bids (ties: the larger id).
-pub fn build(bids: Vec<Bid>, hot: TestingSink<Hot>) -> Dataflow {
-    let flow = Dataflow::new("hot_items");
-    flow.input("bids", TestingSource::new(bids))
-        .count_window(
-            "bids_per_auction",
+pub fn build(sample: Vec<Bid>, hot: TestingSink<Hot>) -> Dataflow {
+    bwx::dataflow!(hot_items {
+        bids      = input(TestingSource::new(sample));
+        // (clock, windower, key): bids per auction and window.
+        per_auction = bids.count_window(
             EventClock::replay(|b: &Bid| b.1, Duration::ZERO),
             SlidingWindower::new(Duration::from_secs(10), Duration::from_secs(2), START)
                 .expect("a 2 s slide fits a 10 s window"),
             |b: &Bid| b.0,
-        )
-        .down
-        .map("by_window", |(auction, (window, count)): (u32, (i64, u64))| {
+        );
+        by_window = per_auction.down.map(|(auction, (window, count)): (u32, (i64, u64))| {
             (window, (count, auction))
-        })
-        .reduce_final("hottest", |a, b| a.max(b))
-        .map("row", |(window, (count, auction))| (window, auction, count))
-        .output("out", hot);
-    flow
+        });
+        hottest   = by_window.reduce_final(|a, b| a.max(b));
+        row       = hottest.map(|(window, (count, auction))| (window, auction, count));
+        out       = row.output(hot);
+    })
 }
 
 fn main() -> ExitCode {

@@ -35,29 +35,33 @@ pub fn payments() -> Vec<Event> {
 }
 
 /// The flow: one row per order and window.
-pub fn build(orders: Vec<Event>, payments: Vec<Event>, matched: TestingSink<Matched>) -> Dataflow {
-    let flow = Dataflow::new("orders");
-    let orders = flow.input("orders", TestingSource::new(orders));
-    let payments = flow.input("payments", TestingSource::new(payments));
-    flow.join_window(
-        "paid",
-        // The two inputs are read independently, so a key's order and payment may arrive in
-        // either order: wait long enough (60 s) that neither is judged late.
-        EventClock::replay(|e: &(i64, u64)| e.0, Duration::from_secs(60)),
-        TumblingWindower::new(Duration::from_secs(60), 0).expect("one minute is a valid length"),
-        [&orders, &payments],
-        JoinInsertMode::Last,
-        JoinEmitMode::Final,
-        true,
-    )
-    .down
-    .filter_map("orders_only", |(id, (window, row)): (u32, (i64, Row))| {
-        let order = row.first().copied().flatten()?;
-        let paid = row.get(1).copied().flatten().map(|p| p.1);
-        Some((id, window, order.1, paid))
+///
+/// `join_window` is a free call like `join`: the sides, then the settings `clock` and
+/// `windower` (required), `insert`, `emit` and `ordered` (defaults `Last`, `Final`, `true`).
+pub fn build(
+    order_events: Vec<Event>,
+    payment_events: Vec<Event>,
+    matched: TestingSink<Matched>,
+) -> Dataflow {
+    bwx::dataflow!(orders {
+        orders      = input(TestingSource::new(order_events));
+        payments    = input(TestingSource::new(payment_events));
+        paid        = join_window(
+            orders,
+            payments,
+            // The two inputs are read independently, so a key's order and payment may
+            // arrive in either order: wait long enough (60 s) that neither is judged late.
+            clock = EventClock::replay(|e: &(i64, u64)| e.0, Duration::from_secs(60)),
+            windower = TumblingWindower::new(Duration::from_secs(60), 0).expect("one minute is a valid length"),
+            emit = JoinEmitMode::Final,
+        );
+        orders_only = paid.down.filter_map(|(id, (window, row)): (u32, (i64, Row))| {
+            let order = row.first().copied().flatten()?;
+            let paid = row.get(1).copied().flatten().map(|p| p.1);
+            Some((id, window, order.1, paid))
+        });
+        out         = orders_only.output(matched);
     })
-    .output("out", matched);
-    flow
 }
 
 fn main() -> ExitCode {

@@ -34,24 +34,23 @@ pub fn views() -> Vec<View> {
 }
 
 /// The flow: one row per closed session.
-pub fn build(views: Vec<View>, sessions: TestingSink<Session>) -> Dataflow {
-    let flow = Dataflow::new("sessions");
-    flow.input("views", TestingSource::new(views))
-        .key_on("user", |v: &View| v.0.clone())
-        .collect_window(
-            "session",
+pub fn build(sample: Vec<View>, sessions: TestingSink<Session>) -> Dataflow {
+    bwx::dataflow!(sessions {
+        views   = input(TestingSource::new(sample));
+        user    = views.key_on(|v: &View| v.0.clone());
+        // (clock, windower, ordered): each session's views, in time order.
+        session = user.collect_window(
             EventClock::replay(|v: &View| v.1, Duration::from_secs(60)),
             SessionWindower::new(Duration::from_secs(5 * 60)),
             true,
-        )
-        .down
-        .map("summary", |(user, (_, views)): (String, (i64, Vec<View>))| {
+        );
+        summary = session.down.map(|(user, (_, views)): (String, (i64, Vec<View>))| {
             let first = views.first().map_or(0, |v| v.1);
             let last = views.last().map_or(0, |v| v.1);
             (user, first, last, views.into_iter().map(|v| v.2).collect())
-        })
-        .output("out", sessions);
-    flow
+        });
+        out     = summary.output(sessions);
+    })
 }
 
 fn main() -> ExitCode {

@@ -47,13 +47,15 @@ pub fn readings() -> Vec<Reading> {
 }
 
 /// The flow: averages go to `averages`, late readings to `late`.
-pub fn build(readings: Vec<Reading>, averages: TestingSink<Average>, late: TestingSink<Reading>) -> Dataflow {
-    let flow = Dataflow::new("tumbling_average");
-    let windows = flow
-        .input("readings", TestingSource::new(readings))
-        .key_on("sensor", |r: &Reading| r.0.clone())
-        .fold_window(
-            "mean",
+///
+/// A window operator has three ports: `mean.down` (the results), `mean.late` (items behind
+/// the watermark) and `mean.meta` (each closed window's open and close times).
+pub fn build(sample: Vec<Reading>, averages: TestingSink<Average>, late: TestingSink<Reading>) -> Dataflow {
+    bwx::dataflow!(tumbling_average {
+        readings  = input(TestingSource::new(sample));
+        by_sensor = readings.key_on(|r: &Reading| r.0.clone());
+        // (clock, windower, init, folder, merger, ordered): count and sum per window.
+        mean      = by_sensor.fold_window(
             EventClock::replay(|r: &Reading| r.1, Duration::from_secs(5)),
             TumblingWindower::new(Duration::from_secs(10), START).expect("10 s is a valid window length"),
             || (0u32, 0.0f64),
@@ -61,20 +63,13 @@ pub fn build(readings: Vec<Reading>, averages: TestingSink<Average>, late: Testi
             |(n1, s1), (n2, s2)| (n1 + n2, s1 + s2),
             false,
         );
-    windows
-        .down
-        .map(
-            "average",
-            |(sensor, (id, (n, sum))): (String, (i64, (u32, f64)))| {
-                (sensor, START + id * 10_000, sum / f64::from(n))
-            },
-        )
-        .output("averages", averages);
-    windows
-        .late
-        .map("late_reading", |(_, (_, r))| r)
-        .output("late", late);
-    flow
+        average   = mean.down.map(|(sensor, (id, (n, sum))): (String, (i64, (u32, f64)))| {
+            (sensor, START + id * 10_000, sum / f64::from(n))
+        });
+        averages  = average.output(averages);
+        late_item = mean.late.map(|(_, (_, r))| r);
+        late      = late_item.output(late);
+    })
 }
 
 fn main() -> ExitCode {

@@ -18,24 +18,27 @@ use bwx::outputs::IntoSink;
 use bwx::prelude::*;
 
 /// The words of a line: runs of letters, lowercased.
-fn words(line: &str) -> Vec<String> {
+pub fn tokenize(line: &str) -> Vec<String> {
     line.split(|c: char| !c.is_alphabetic())
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
         .collect()
 }
 
-/// Reads `input` line by line and writes `word count` lines to `output`.
-pub fn build_flow<M>(input: &Path, output: impl IntoSink<String, M>) -> Dataflow {
-    let flow = Dataflow::new("wordcount");
-    flow.input("lines", FileSource::new(input))
-        .flat_map("words", |line: String| words(&line))
+/// Reads `path` line by line and writes `word count` lines to `output`.
+///
+/// Each binding names a step: `wordcount.lines`, `wordcount.words`, ... (the ids that
+/// errors, metrics and recovery use).
+pub fn build_flow<M>(path: &Path, output: impl IntoSink<String, M>) -> Dataflow {
+    bwx::dataflow!(wordcount {
+        lines  = input(FileSource::new(path));
+        words  = lines.flat_map(|line: String| tokenize(&line));
         // Counts per word; each worker counts its own words first and only the partial
         // counts cross to the worker that owns the word.
-        .count_final("count", |word: &String| word.clone())
-        .map("format", |(word, count)| format!("{word} {count}"))
-        .output("out", output);
-    flow
+        counts = words.count_final(|word: &String| word.clone());
+        format = counts.map(|(word, count)| format!("{word} {count}"));
+        out    = format.output(output);
+    })
 }
 
 /// The file to read: `$BWX_INPUT`, or the bundled text.

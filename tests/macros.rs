@@ -5,10 +5,6 @@ use bwx::prelude::*;
 use bwx::testing::{TestingSink, TestingSource};
 
 #[allow(dead_code)]
-#[path = "../examples/macro_wordcount.rs"]
-mod macro_wordcount;
-
-#[allow(dead_code)]
 #[path = "../examples/macro_overhead.rs"]
 mod macro_overhead;
 
@@ -34,56 +30,6 @@ fn macro_overhead_workloads_agree() {
 fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
     v.sort();
     v
-}
-
-#[test]
-fn macro_wordcount_equals_the_builder_form() {
-    let lines: Vec<String> = ["a b c", "b c", "c, C!", ""]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-
-    let macro_out = TestingSink::new();
-    let flow = macro_wordcount::wordcount(lines.clone(), macro_out.clone());
-    bwx::run_main(&flow).unwrap();
-
-    let builder_out = TestingSink::new();
-    let flow = Dataflow::new("wordcount");
-    flow.input("lines", TestingSource::new(lines))
-        .flat_map("words", |l: String| macro_wordcount::tokenize(&l))
-        .count_final("counts", |w: &String| w.clone())
-        .output("out", builder_out.clone());
-    bwx::run_main(&flow).unwrap();
-
-    // The same steps, in the same order, with the same operators and wiring: the macro
-    // adds nothing at run time.
-    let macro_flow = macro_wordcount::wordcount(Vec::new(), TestingSink::new());
-    let describe = |flow: &Dataflow| {
-        flow.steps()
-            .iter()
-            .map(|s| format!("{} {} {:?} {:?}", s.id, s.operator, s.inputs, s.outputs))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(describe(&macro_flow), describe(&flow));
-
-    let got = sorted(macro_out.take());
-    assert_eq!(got, vec![("a".into(), 1), ("b".into(), 2), ("c".into(), 4)]);
-    assert_eq!(got, sorted(builder_out.take()));
-}
-
-#[test]
-fn macro_wordcount_has_the_builders_step_ids() {
-    let flow = macro_wordcount::wordcount(Vec::new(), TestingSink::new());
-    let ids: Vec<String> = flow.steps().iter().map(|s| s.id.to_string()).collect();
-    assert_eq!(
-        ids,
-        [
-            "wordcount.lines",
-            "wordcount.words",
-            "wordcount.counts",
-            "wordcount.out"
-        ]
-    );
 }
 
 /// A sub-flow: an ordinary function over streams, naming its steps after its binding.
