@@ -1,7 +1,7 @@
 //! The command line of the workloads bench (WORKLOADS.md section 4.2).
 
 pub const USAGE: &str = "usage: cargo bench --bench workloads -- <a-wordcount|b-running-mean|c-tumbling|d-hot-items> \
-    [--workers N] [--processes P] --data DIR [--events N] [--out FILE]";
+    [--workers N] [--processes P] --data DIR [--events N] [--out FILE] [--macro]";
 
 pub struct Args {
     pub workload: String,
@@ -10,6 +10,8 @@ pub struct Args {
     pub data: String,
     pub events: Option<u64>,
     pub out: Option<String>,
+    /// Build the flow with `dataflow!` instead of the builder (the same steps).
+    pub macro_form: bool,
     /// Set in the child processes of a `--processes P` run.
     pub member: Option<Member>,
 }
@@ -30,6 +32,7 @@ impl Args {
             data: "target/bench-work/data".into(),
             events: None,
             out: None,
+            macro_form: false,
             member: None,
         };
         let (mut process_id, mut addresses, mut rows_file) = (None, None, None);
@@ -41,6 +44,7 @@ impl Args {
                 "--data" => args.data = value("--data")?,
                 "--events" => args.events = Some(number(&value("--events")?)? as u64),
                 "--out" => args.out = Some(value("--out")?),
+                "--macro" => args.macro_form = true,
                 "--bench" => {}
                 "--member-process-id" => process_id = Some(number(&value("--member-process-id")?)?),
                 "--member-addresses" => addresses = Some(value("--member-addresses")?),

@@ -30,14 +30,12 @@ impl Generator for Bids {
     }
 }
 
-pub fn run(args: &Args) -> Result<Outcome, String> {
-    let total = args.events.unwrap_or(1_000_000);
+/// One row per window: (window, (count, auction)).
+type Row = (i64, (u64, u32));
+
+/// The flow with the builder.
+fn builder_flow(source: GeneratedSource<Bids>, windows: SlidingWindower, out: TestingSink<Row>) -> Dataflow {
     let flow = Dataflow::new("hot_items");
-    let out = TestingSink::new();
-    let windows = SlidingWindower::new(Duration::from_secs(10), Duration::from_secs(2), BASE_MS)
-        .map_err(|e| e.to_string())?;
-    let source = GeneratedSource::new(Bids, total);
-    let emitted = source.counter();
     flow.input("bids", source)
         .count_window(
             "counts",
@@ -51,7 +49,34 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
             (window, (count, auction))
         })
         .max_final("hottest", |top: &(u64, u32)| *top)
-        .output("out", out.clone());
+        .output("out", out);
+    flow
+}
+
+/// The same flow with `dataflow!`.
+fn macro_flow(source: GeneratedSource<Bids>, windows: SlidingWindower, out: TestingSink<Row>) -> Dataflow {
+    bwx::dataflow!(hot_items {
+        bids      = input(source);
+        counts    = bids.count_window(
+            EventClock::replay(|(_, ts): &(u32, i64)| *ts, Duration::ZERO),
+            windows,
+            |(auction, _): &(u32, i64)| *auction,
+        );
+        by_window = counts.down.map(|(auction, (window, count))| (window, (count, auction)));
+        hottest   = by_window.max_final(|top: &(u64, u32)| *top);
+        out       = hottest.output(out);
+    })
+}
+
+pub fn run(args: &Args) -> Result<Outcome, String> {
+    let total = args.events.unwrap_or(1_000_000);
+    let out = TestingSink::new();
+    let windows = SlidingWindower::new(Duration::from_secs(10), Duration::from_secs(2), BASE_MS)
+        .map_err(|e| e.to_string())?;
+    let source = GeneratedSource::new(Bids, total);
+    let emitted = source.counter();
+    let build = if args.macro_form { macro_flow } else { builder_flow };
+    let flow = build(source, windows, out.clone());
     crate::execute(&flow, args)?;
     let rows = out.take();
     let rows = rows

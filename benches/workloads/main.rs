@@ -1,7 +1,9 @@
 //! The bench-kit workloads (../shared/bench/WORKLOADS.md) written with bwx's public API.
 //!
 //! `cargo bench --bench workloads -- <workload> --workers N [--processes P] --data DIR
-//! [--events N] [--out FILE]` prints one `BENCH` line. Not a timed test: compare.py runs it
+//! [--events N] [--out FILE] [--macro]` prints one `BENCH` line. Each workload is written
+//! twice, with the builder and (`--macro`) with `dataflow!`, to measure that the macro
+//! costs nothing at run time. Not a timed test: compare.py runs it
 //! beside hand-written timely and Bytewax.
 
 mod args;
@@ -114,7 +116,8 @@ fn finish(
         return ExitCode::from(1);
     }
     println!(
-        "BENCH system=bwx workload={} workers={} processes={} events={} secs={secs:.3} events_per_s={:.0} cpu_s={cpu:.3} rss_mb={:.1} digest={digest} rows={}",
+        "BENCH system={} workload={} workers={} processes={} events={} secs={secs:.3} events_per_s={:.0} cpu_s={cpu:.3} rss_mb={:.1} digest={digest} rows={}",
+        if args.macro_form { "bwx-macro" } else { "bwx" },
         args.workload,
         args.workers,
         args.processes,

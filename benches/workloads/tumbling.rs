@@ -28,13 +28,16 @@ impl Generator for Events {
     }
 }
 
-pub fn run(args: &Args) -> Result<Outcome, String> {
-    let total = args.events.unwrap_or(5_000_000);
+/// One row per key and window: (key, (window, (count, sum))).
+type Row = (u32, (i64, (u64, f64)));
+
+/// The flow with the builder.
+fn builder_flow(
+    source: GeneratedSource<Events>,
+    windows: TumblingWindower,
+    out: TestingSink<Row>,
+) -> Dataflow {
     let flow = Dataflow::new("tumbling");
-    let out = TestingSink::new();
-    let windows = TumblingWindower::new(Duration::from_secs(10), BASE_MS).map_err(|e| e.to_string())?;
-    let source = GeneratedSource::new(Events, total);
-    let emitted = source.counter();
     flow.input("events", source)
         .fold_window(
             "count_sum",
@@ -47,7 +50,34 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
             false,
         )
         .down
-        .output("out", out.clone());
+        .output("out", out);
+    flow
+}
+
+/// The same flow with `dataflow!`.
+fn macro_flow(source: GeneratedSource<Events>, windows: TumblingWindower, out: TestingSink<Row>) -> Dataflow {
+    bwx::dataflow!(tumbling {
+        events    = input(source);
+        count_sum = events.fold_window(
+            EventClock::replay(|(ts, _): &(i64, f64)| *ts, Duration::from_secs(5)),
+            windows,
+            || (0u64, 0.0f64),
+            |(n, sum), (_, v)| (n + 1, sum + v),
+            |(n1, s1), (n2, s2)| (n1 + n2, s1 + s2),
+            false,
+        );
+        out       = count_sum.down.output(out);
+    })
+}
+
+pub fn run(args: &Args) -> Result<Outcome, String> {
+    let total = args.events.unwrap_or(5_000_000);
+    let out = TestingSink::new();
+    let windows = TumblingWindower::new(Duration::from_secs(10), BASE_MS).map_err(|e| e.to_string())?;
+    let source = GeneratedSource::new(Events, total);
+    let emitted = source.counter();
+    let build = if args.macro_form { macro_flow } else { builder_flow };
+    let flow = build(source, windows, out.clone());
     crate::execute(&flow, args)?;
     let rows = out.take();
     let events = emitted.load(std::sync::atomic::Ordering::Relaxed);

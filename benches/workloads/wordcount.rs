@@ -67,42 +67,53 @@ impl StatefulSourcePartition for ShardPart {
     }
 }
 
-pub fn run(args: &Args) -> Result<Outcome, String> {
-    let flow = Dataflow::new("wordcount");
-    let out = TestingSink::new();
-    flow.input(
-        "lines",
-        Shards {
-            dir: args.data.clone(),
-        },
-    )
-    // Tokenise a batch of lines and count its words locally: one (word, n) per distinct
-    // word and batch crosses workers.
-    .flat_map_batch(
-        "words",
-        |lines: &mut Vec<String>, counts: &mut Vec<(String, u64)>| {
-            let mut local: FxHashMap<String, u64> = FxHashMap::default();
-            let mut word = String::with_capacity(32);
-            for line in lines.drain(..) {
-                for byte in line.bytes().chain(std::iter::once(b' ')) {
-                    if byte.is_ascii_alphabetic() {
-                        word.push(byte.to_ascii_lowercase() as char);
-                    } else if !word.is_empty() {
-                        match local.get_mut(word.as_str()) {
-                            Some(n) => *n += 1,
-                            None => {
-                                local.insert(word.clone(), 1);
-                            }
-                        }
-                        word.clear();
+/// Tokenises a batch of lines and counts its words locally: one (word, n) per distinct
+/// word and batch crosses workers.
+fn count_batch(lines: &mut Vec<String>, counts: &mut Vec<(String, u64)>) {
+    let mut local: FxHashMap<String, u64> = FxHashMap::default();
+    let mut word = String::with_capacity(32);
+    for line in lines.drain(..) {
+        for byte in line.bytes().chain(std::iter::once(b' ')) {
+            if byte.is_ascii_alphabetic() {
+                word.push(byte.to_ascii_lowercase() as char);
+            } else if !word.is_empty() {
+                match local.get_mut(word.as_str()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        local.insert(word.clone(), 1);
                     }
                 }
+                word.clear();
             }
-            counts.extend(local);
-        },
-    )
-    .reduce_final("count", |a, b| a + b)
-    .output("out", out.clone());
+        }
+    }
+    counts.extend(local);
+}
+
+/// The flow with the builder.
+fn builder_flow(dir: String, out: TestingSink<(String, u64)>) -> Dataflow {
+    let flow = Dataflow::new("wordcount");
+    flow.input("lines", Shards { dir })
+        .flat_map_batch("words", count_batch)
+        .reduce_final("count", |a, b| a + b)
+        .output("out", out);
+    flow
+}
+
+/// The same flow with `dataflow!`.
+fn macro_flow(dir: String, out: TestingSink<(String, u64)>) -> Dataflow {
+    bwx::dataflow!(wordcount {
+        lines = input(Shards { dir });
+        words = lines.flat_map_batch(count_batch);
+        count = words.reduce_final(|a, b| a + b);
+        out   = count.output(out);
+    })
+}
+
+pub fn run(args: &Args) -> Result<Outcome, String> {
+    let out = TestingSink::new();
+    let build = if args.macro_form { macro_flow } else { builder_flow };
+    let flow = build(args.data.clone(), out.clone());
     crate::execute(&flow, args)?;
     let counts = out.take();
     let events = counts.iter().map(|(_, n)| n).sum();
