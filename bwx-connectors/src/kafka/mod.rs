@@ -5,7 +5,7 @@
 //!   consumer group, positions stored with recovery, `tail` or stop at the end. Partitions
 //!   are listed at start; new partitions are read after a restart.
 //! - [`KafkaSink`]: one producer per worker, per-message topic/key/headers/partition,
-//!   flushed after every batch; at-least-once.
+//!   flushed once per epoch before the epoch's snapshots are committed; at-least-once.
 //! - [`input`] / [`output`] and [`deserialize_key`], [`deserialize_value`],
 //!   [`serialize_key`], [`serialize_value`], with [`serde`] formats (JSON; Avro and the
 //!   Confluent schema-registry wire format with the `avro` feature).

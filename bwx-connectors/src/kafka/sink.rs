@@ -1,4 +1,4 @@
-//! [`KafkaSink`]: one producer per worker, flushed after every batch.
+//! [`KafkaSink`]: one producer per worker, flushed once per epoch.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -17,14 +17,13 @@ use super::message::KafkaSinkMessage;
 /// Writes [`KafkaSinkMessage`]s to Kafka: a dynamic sink with one producer per worker.
 ///
 /// Each message goes to its own `topic` (or the sink's default), with its key, headers,
-/// partition and timestamp. Messages are handed to librdkafka as they come and the
-/// producer is **flushed after the batches of each activation** of the sink (all that
-/// arrived together; the more arrive while a flush waits for the broker, the larger the
-/// next one): when the sink returns, every message it took has been acknowledged, or the
-/// flow stops with the first delivery error (naming step, topic and partition). Since an
-/// epoch closes only after its batches are written, the sink is **at-least-once**: after a
-/// resume, the output of the epochs after the last snapshot is written again. There are no
-/// Kafka transactions.
+/// partition and timestamp. Messages are handed to librdkafka as they come (it batches and
+/// sends them in the background) and the producer is **flushed once per epoch**, when the
+/// epoch closes: every message of the epoch is then acknowledged, or the flow stops with
+/// the first delivery error (naming step, topic and partition). With recovery on, the
+/// epoch's snapshots are committed only after that flush, so the sink is
+/// **at-least-once**: after a resume, the output of the epochs after the last snapshot is
+/// written again. There are no Kafka transactions.
 ///
 /// Any librdkafka producer setting in the [`KafkaConfig`] is passed through (`acks`,
 /// `linger.ms`, `compression.type`, SASL/SSL, ...).

@@ -18,6 +18,13 @@ use super::failure::enter_step;
 use super::{BuildCtx, TStream};
 
 /// Writes a stream through one per-worker partition of a dynamic sink.
+///
+/// The partition is flushed once per epoch, when the sink's input frontier passes it (and
+/// once more before closing): a sink that writes asynchronously batches a whole epoch per
+/// flush. With recovery on, the operator holds a capability on an output that joins the
+/// snapshot streams and downgrades it only after that flush returned, so the recovery hook
+/// never commits an epoch's snapshots before the sink's writes of the epoch are durable
+/// (at-least-once across a resume).
 pub(crate) fn dynamic<'s, S: DynamicSink>(
     ctx: &mut BuildCtx<'s>,
     step: &StepInfo,
@@ -37,37 +44,77 @@ pub(crate) fn dynamic<'s, S: DynamicSink>(
         sink.build(&step.id, me, ctx.worker_count())
             .map_err(|e| fail(format!("cannot build the worker's partition: {e}")))?,
     );
+    let start_epoch = ctx.config.start_epoch;
+    let mut builder = OperatorBuilder::new(step.id.to_string(), ctx.scope);
+    let mut input = builder.new_input(stream, Pipeline);
+    // Carries nothing: only its capability matters, as the hold on the snapshot commits.
+    let hold = ctx
+        .snapshots_enabled()
+        .then(|| builder.new_output::<Vec<Snapshot>>().1);
     let failure = ctx.failure.clone();
-    stream.sink(Pipeline, step.id.as_str(), move |(input, frontier)| {
-        enter_step(step_index);
-        let Some(writer) = part.as_mut() else { return };
-        let mut error = None;
-        let mut wrote = false;
-        input.for_each(|_cap, data| {
-            wrote = true;
-            if error.is_none()
-                && let Err(e) = writer.write_batch(data)
-            {
-                error = Some(fail(e.to_string()));
-            }
-        });
-        if error.is_none()
-            && wrote
-            && let Err(e) = writer.flush()
-        {
-            error = Some(fail(e.to_string()));
+    builder.build(move |mut caps| {
+        let mut hold_cap = caps.pop();
+        if let Some(c) = hold_cap.as_mut() {
+            c.downgrade(&start_epoch);
         }
-        if error.is_none() && frontier.is_empty() {
-            if let Err(e) = writer.close() {
-                error = Some(fail(format!("cannot close: {e}")));
+        // The input frontier at the last flush, and whether anything was written since.
+        let mut flushed_at = Some(start_epoch);
+        let mut dirty = false;
+        move |frontiers| {
+            enter_step(step_index);
+            let Some(writer) = part.as_mut() else {
+                // Closed or failed: a failed sink keeps its hold, so nothing after it commits.
+                input.for_each(|_cap, data| data.clear());
+                return;
+            };
+            let mut error = None;
+            input.for_each(|_cap, data| {
+                if error.is_none() && !data.is_empty() {
+                    dirty = true;
+                    if let Err(e) = writer.write_batch(data) {
+                        error = Some(fail(e.to_string()));
+                    }
+                }
+                data.clear();
+            });
+            let frontier = frontiers[0].frontier().first().copied();
+            if error.is_none() && frontier != flushed_at {
+                // An epoch closed: everything written so far (it, and perhaps some of the
+                // next) becomes durable before the hold moves past it.
+                if dirty && let Err(e) = writer.flush() {
+                    error = Some(fail(e.to_string()));
+                }
+                dirty = false;
+                flushed_at = frontier;
             }
-            part = None;
-        }
-        if let Some(err) = error {
-            failure.fail(err);
-            part = None;
+            if error.is_none() {
+                match frontier {
+                    Some(f) => {
+                        // Before progress reaches it, a resumed flow's input frontier still
+                        // reads 0, below the hold's start epoch.
+                        if let Some(c) = hold_cap.as_mut().filter(|c| *c.time() < f) {
+                            c.downgrade(&f);
+                        }
+                    }
+                    None => {
+                        if let Err(e) = writer.close() {
+                            error = Some(fail(format!("cannot close: {e}")));
+                        } else {
+                            hold_cap = None;
+                        }
+                        part = None;
+                    }
+                }
+            }
+            if let Some(err) = error {
+                failure.fail(err);
+                part = None;
+            }
         }
     });
+    if let Some(s) = hold {
+        ctx.add_snapshots(s);
+    }
     Ok(())
 }
 
@@ -349,4 +396,152 @@ pub(crate) fn attach_snapshots<'s>(
             failure.fail(err);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::errors::FlowError;
+    use crate::flow::{Dataflow, StepId};
+    use crate::inputs::ConnectorError;
+    use crate::testing::{TestingEvent, TestingSource};
+    use crate::{RunConfig, run_workers};
+
+    /// What the sink made durable, and what the hook found missing at a commit.
+    #[derive(Default)]
+    struct Shared {
+        durable: HashSet<u64>,
+        flushes: usize,
+        /// (epoch, source position, items of the position not yet durable).
+        violations: Vec<(u64, usize, Vec<u64>)>,
+        /// Commits whose source position covered at least one item.
+        checked: usize,
+    }
+
+    /// A dynamic sink whose writes become durable only when a slow flush returns.
+    struct SlowFlushSink(Arc<Mutex<Shared>>);
+
+    struct SlowFlushPart {
+        shared: Arc<Mutex<Shared>>,
+        pending: Vec<u64>,
+        flush_time: Duration,
+    }
+
+    impl DynamicSink for SlowFlushSink {
+        type Item = u64;
+        type Partition = SlowFlushPart;
+        fn build(&self, _: &StepId, worker: usize, _: usize) -> Result<SlowFlushPart, ConnectorError> {
+            Ok(SlowFlushPart {
+                shared: self.0.clone(),
+                pending: Vec::new(),
+                // Worker 1 flushes slowly: without the hold, worker 0 (whose source holds
+                // the positions) would commit an epoch while worker 1 is still flushing it.
+                flush_time: Duration::from_millis(if worker == 1 { 50 } else { 0 }),
+            })
+        }
+    }
+
+    impl StatelessSinkPartition for SlowFlushPart {
+        type Item = u64;
+        fn write_batch(&mut self, items: &mut Vec<u64>) -> Result<(), ConnectorError> {
+            self.pending.append(items);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), ConnectorError> {
+            std::thread::sleep(self.flush_time);
+            let mut shared = self.shared.lock().unwrap();
+            shared.durable.extend(self.pending.drain(..));
+            shared.flushes += 1;
+            Ok(())
+        }
+    }
+
+    /// Checks at every commit that the items before the committed source position are durable.
+    struct CheckingHook {
+        shared: Arc<Mutex<Shared>>,
+        /// Event index → the items before it.
+        items_before: Vec<Vec<u64>>,
+    }
+
+    impl RecoveryHook for CheckingHook {
+        fn resume_epoch(&self) -> u64 {
+            0
+        }
+        fn resume_states(&self, _: &StepId) -> Result<HashMap<Vec<u8>, Vec<u8>>, FlowError> {
+            Ok(HashMap::new())
+        }
+        fn epoch_closed(&self, _: usize, epoch: u64, snapshots: Vec<Snapshot>) -> Result<(), FlowError> {
+            let mut shared = self.shared.lock().unwrap();
+            for snap in snapshots.iter().filter(|s| s.step_id.as_str() == "f.inp") {
+                let position: usize = codec::decode(snap.state.as_deref().unwrap()).unwrap();
+                let expected = &self.items_before[position];
+                let missing: Vec<u64> = expected
+                    .iter()
+                    .copied()
+                    .filter(|i| !shared.durable.contains(i))
+                    .collect();
+                if !expected.is_empty() {
+                    shared.checked += 1;
+                }
+                if !missing.is_empty() {
+                    shared.violations.push((epoch, position, missing));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_dynamic_sink_flushes_each_epoch_before_its_snapshots_are_committed() {
+        // Groups of items, each group well inside one 20 ms epoch, with pauses between
+        // them; spread over two workers so the flush on one races the commit on the other.
+        let mut events = Vec::new();
+        for group in 0..6u64 {
+            events.extend((0..10).map(|i| TestingEvent::Item(group * 10 + i)));
+            events.push(TestingEvent::Pause(Duration::from_millis(70)));
+        }
+        let items_before = (0..=events.len())
+            .map(|n| {
+                events[..n]
+                    .iter()
+                    .filter_map(|e| match e {
+                        TestingEvent::Item(i) => Some(*i),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let flow = Dataflow::new("f");
+        flow.input("inp", TestingSource::from_events(events))
+            .redistribute("spread")
+            .output("out", SlowFlushSink(shared.clone()));
+        let hook = Arc::new(CheckingHook {
+            shared: shared.clone(),
+            items_before,
+        });
+        let config = RunConfig::default()
+            .epoch_interval(Duration::from_millis(20))
+            .recovery(hook);
+        run_workers(&flow, 2, config).unwrap();
+
+        let shared = shared.lock().unwrap();
+        assert_eq!(shared.violations, Vec::new(), "committed before the sink's flush");
+        assert!(
+            shared.checked >= 5,
+            "only {} commits covered items",
+            shared.checked
+        );
+        assert_eq!(shared.durable.len(), 60);
+        // Once per epoch and worker, not once per batch of one item.
+        assert!(
+            shared.flushes <= 30,
+            "{} flushes for 60 one-item batches",
+            shared.flushes
+        );
+    }
 }

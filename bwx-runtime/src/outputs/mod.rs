@@ -83,9 +83,10 @@ pub trait StatelessSinkPartition: 'static {
     /// Writes a batch of items (it may drain `items`).
     fn write_batch(&mut self, items: &mut Vec<Self::Item>) -> Result<(), ConnectorError>;
 
-    /// Called after the batches that arrived together (one activation of the sink) are
-    /// written, before the sink's input can advance to a later epoch. A sink that writes
-    /// asynchronously makes its writes durable here, once for many batches.
+    /// Called once per epoch, when it closes, after its batches are written (and once
+    /// before [`close`](Self::close)). A sink that writes asynchronously makes its writes
+    /// durable here, once for the whole epoch; with recovery on, the epoch's snapshots are
+    /// committed only after this returns, so such a sink is at-least-once.
     fn flush(&mut self) -> Result<(), ConnectorError> {
         Ok(())
     }
