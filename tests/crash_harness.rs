@@ -1,7 +1,13 @@
 //! The crash harness: a keyed flow with a replayable source and a file sink runs as a
-//! cluster of processes with recovery; processes are killed with SIGKILL at seeded random
-//! times, the whole cluster is restarted (rescaling 2 → 1 → 3 processes across restarts),
-//! and the final files are compared with a fault-free run.
+//! cluster of processes with recovery; processes are killed with SIGKILL, the whole cluster
+//! is restarted (rescaling 2 → 1 → 3 processes across restarts), and the final files are
+//! compared with a fault-free run.
+//!
+//! Half of the kills (rounded up) are at the recovery code's named crash points
+//! (`BWX_FAILPOINT`, see `bwx-runtime/src/recovery/failpoint.rs`), in turn: during the
+//! first epoch of an execution, between the snapshot rows and the frontier row, during
+//! garbage collection and during resume; the process kills itself there and the harness
+//! checks that it died of SIGKILL. The other kills are at seeded random times.
 //!
 //! CI runs one seed with 22 kills (about 30 s). A long soak (10 kills per seed, or
 //! `BWX_HARNESS_KILLS` per seed):
@@ -18,6 +24,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -193,21 +200,27 @@ struct Cluster {
     ready: mpsc::Receiver<usize>,
 }
 
-fn start(dir: &Path, out: &Path, processes: usize) -> Cluster {
+/// Starts a cluster of `processes`; `failpoint` arms `BWX_FAILPOINT` in one process.
+fn start(dir: &Path, out: &Path, processes: usize, failpoint: Option<(usize, &str)>) -> Cluster {
     let addrs = free_ports(processes).join(",");
     let (tx, ready) = mpsc::channel();
     let children = (0..processes)
         .map(|p| {
-            let mut child = Command::new(std::env::current_exe().unwrap())
-                .args(["harness_process", "--exact", "--nocapture", "--test-threads", "1"])
+            let mut cmd = Command::new(std::env::current_exe().unwrap());
+            cmd.args(["harness_process", "--exact", "--nocapture", "--test-threads", "1"])
                 .env("BWX_HARNESS_DIR", dir)
                 .env("BWX_HARNESS_OUT", out)
                 .env("BWX_HARNESS_ADDRS", &addrs)
                 .env("BWX_HARNESS_PROC", p.to_string())
+                .env_remove("BWX_FAILPOINT")
                 .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+                .stderr(Stdio::null());
+            if let Some((victim, spec)) = failpoint
+                && victim == p
+            {
+                cmd.env("BWX_FAILPOINT", spec);
+            }
+            let mut child = cmd.spawn().unwrap();
             let stdout = child.stdout.take().unwrap();
             let tx = tx.clone();
             std::thread::spawn(move || {
@@ -284,7 +297,17 @@ struct Summary {
     lost: usize,
     duplicates: usize,
     recovery_ms: Vec<u128>,
+    /// Per crash point: how many runs armed it, and how many processes died of SIGKILL there.
+    failpoints: [(usize, usize); FAILPOINTS.len()],
 }
+
+/// The recovery code's crash points, with the largest pass count the harness arms each at.
+const FAILPOINTS: [(&str, u64); 4] = [
+    ("first-epoch", 1),
+    ("after-snapshot-write", 10),
+    ("during-gc", 10),
+    ("during-resume", 4),
+];
 
 fn fresh(base: &Path, name: &str) -> (PathBuf, PathBuf) {
     let dir = base.join(format!("{name}-db"));
@@ -304,7 +327,15 @@ fn run_seed(seed: u64, kills: usize, base: &Path, expected: &BTreeMap<String, us
     let mut seed_kills = 0;
     loop {
         let processes = schedule[run % schedule.len()];
-        let mut cluster = start(&dir, &out, processes);
+        // The first kills of a seed (half, rounded up) are at the crash points in turn.
+        let armed =
+            (seed_kills < kills && seed_kills < kills.div_ceil(2)).then_some(seed_kills % FAILPOINTS.len());
+        let victim = armed.map(|_| rng.below(processes as u64) as usize);
+        let spec = armed.map(|fp| format!("{}:{}", FAILPOINTS[fp].0, 1 + rng.below(FAILPOINTS[fp].1)));
+        if let Some(fp) = armed {
+            s.failpoints[fp].0 += 1;
+        }
+        let mut cluster = start(&dir, &out, processes, victim.zip(spec.as_deref()));
         s.runs += 1;
         if run > 0 {
             s.restarts += 1;
@@ -315,7 +346,44 @@ fn run_seed(seed: u64, kills: usize, base: &Path, expected: &BTreeMap<String, us
         // Kill times spread over start-up (resume), the first epochs and the run.
         let kill_after = Duration::from_millis(rng.below(600));
         let mut killed = false;
-        loop {
+        if let Some(fp) = armed {
+            // The armed process kills itself at the crash point; anything else is a failure.
+            let victim = victim.unwrap_or(0);
+            let status = loop {
+                while cluster.ready.try_recv().is_ok() {
+                    ready += 1;
+                    if ready == processes && killed_at.take().is_some() {
+                        s.recovery_ms.push(started.elapsed().as_millis());
+                    }
+                }
+                if let Some(st) = cluster.children[victim].try_wait().unwrap() {
+                    break st;
+                }
+                let other = cluster
+                    .children
+                    .iter_mut()
+                    .enumerate()
+                    .any(|(i, c)| i != victim && c.try_wait().ok().flatten().is_some());
+                assert!(
+                    !other,
+                    "seed {seed} run {run}: a process exited before the one armed with {} did",
+                    FAILPOINTS[fp].0
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            };
+            assert_eq!(
+                status.signal(),
+                Some(libc::SIGKILL),
+                "seed {seed} run {run}: the process armed with {} ended with {status} instead of dying there",
+                FAILPOINTS[fp].0
+            );
+            s.failpoints[fp].1 += 1;
+            killed = true;
+            killed_at = Some(Instant::now());
+            s.kills += 1;
+            seed_kills += 1;
+        }
+        while !killed {
             while let Ok(_p) = cluster.ready.try_recv() {
                 ready += 1;
                 if ready == processes && killed_at.take().is_some() {
@@ -388,7 +456,7 @@ fn kills_restarts_and_rescaling_lose_nothing() {
     let base = tempfile::tempdir().unwrap();
     // The fault-free run, as 2 processes.
     let (dir, out) = fresh(base.path(), "clean");
-    let mut clean = start(&dir, &out, 2);
+    let mut clean = start(&dir, &out, 2, None);
     assert!(
         wait_all(&mut clean.children, Duration::from_secs(60))
             .iter()
@@ -408,10 +476,16 @@ fn kills_restarts_and_rescaling_lose_nothing() {
     rec.sort_unstable();
     let median = rec.get(rec.len() / 2).copied().unwrap_or(0);
     let max = rec.last().copied().unwrap_or(0);
+    let at_points: Vec<String> = FAILPOINTS
+        .iter()
+        .zip(&summary.failpoints)
+        .map(|((name, _), (_, fired))| format!("{name}:{fired}"))
+        .collect();
     println!(
-        "crash harness: seeds={seeds} runs={} kills={} restarts={} mismatches={} lost={} duplicates={} recovery_median_ms={median} recovery_max_ms={max} elapsed_s={}",
+        "crash harness: seeds={seeds} runs={} kills={} (at crash points {}) restarts={} mismatches={} lost={} duplicates={} recovery_median_ms={median} recovery_max_ms={max} elapsed_s={}",
         summary.runs,
         summary.kills,
+        at_points.join(","),
         summary.restarts,
         summary.mismatches,
         summary.lost,
@@ -419,5 +493,13 @@ fn kills_restarts_and_rescaling_lose_nothing() {
         started.elapsed().as_secs()
     );
     assert!(summary.kills >= 20, "only {} kills", summary.kills);
+    for ((name, _), (armed, fired)) in FAILPOINTS.iter().zip(&summary.failpoints) {
+        // With at least 8 kills per seed every crash point is armed at least once.
+        assert!(*fired >= 1 || kills_per_seed < 8, "no kill at crash point {name}");
+        assert_eq!(
+            armed, fired,
+            "crash point {name}: armed {armed} times, fired {fired}"
+        );
+    }
     assert_eq!((summary.mismatches, summary.lost, summary.duplicates), (0, 0, 0));
 }

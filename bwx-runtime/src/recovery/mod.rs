@@ -27,10 +27,16 @@
 //! storage that every process reaches with working POSIX locks, as in Bytewax. Restart
 //! every process of a cluster together: each computes the resume point from the files
 //! before any of them writes.
+//!
+//! # Crash testing
+//! `BWX_FAILPOINT=NAME[:N]` makes a process kill itself with SIGKILL the `N`-th time it
+//! reaches a named point of the recovery code (`first-epoch`, `after-snapshot-write`,
+//! `during-gc`, `during-resume`); the crash harness uses it. It is for tests only.
 
 mod backend;
 pub mod codec;
 mod error;
+mod failpoint;
 mod init;
 pub mod inspect;
 mod resume;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 
 use super::RecoveryError;
+use super::failpoint::{self, Point};
 use super::store::{self, PartIdentity, checksum, sql_err};
 use crate::flow::StepId;
 
@@ -190,6 +191,7 @@ pub(crate) fn load(set: &OpenSet, resume_epoch: u64) -> Result<ResumeState, Reco
             }
             previous = Some((step, key));
         }
+        failpoint::hit(Point::DuringResume);
     }
     Ok(out)
 }

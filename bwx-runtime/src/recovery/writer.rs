@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::RecoveryError;
+use super::failpoint::{self, Point};
 use super::store::{self, checksum, partition_of, sql_err};
 use super::{Snapshot, resume::ResumePlan};
 
@@ -130,8 +131,12 @@ impl WorkerWriter {
             // random pages: several times faster for large snapshots.
             rows.sort_unstable_by(|a, b| (a.step_id.as_str(), &a.key).cmp(&(b.step_id.as_str(), &b.key)));
             self.write_part(shared, workers, part, register, &rows)?;
+            if register && part == 0 {
+                failpoint::hit(Point::FirstEpoch);
+            }
         }
         self.registered = true;
+        failpoint::hit(Point::AfterSnapshotWrite);
         let frontier = boundary + 1;
         let home = self.worker % parts;
         let worker = self.worker;
@@ -302,6 +307,7 @@ impl WorkerWriter {
             )
             .map_err(&err)?;
             tx.commit().map_err(&err)?;
+            failpoint::hit(Point::DuringGc);
             self.gc_done[part] = Some(point);
         }
         Ok(())
