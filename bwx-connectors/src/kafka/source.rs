@@ -2,13 +2,15 @@
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use bwx_runtime::Data;
 use bwx_runtime::StepId;
 use bwx_runtime::inputs::{BatchStatus, ConnectorError, FixedPartitionedSource, StatefulSourcePartition};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::message::{BorrowedMessage, Headers as _, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -85,7 +87,8 @@ impl ErrorMode for Emit {
 }
 
 /// Reads Kafka topics: one partition of the source per topic-partition, named
-/// `"{partition}-{topic}"`, each read by one worker from its own consumer.
+/// `"{partition}-{topic}"`, each read by one worker. The partitions a worker reads share
+/// one consumer (one set of broker connections and fetches), each with its own queue.
 ///
 /// - **No consumer group.** Partitions are assigned, never subscribed: `group.id` is
 ///   replaced (except for [`StartOffset::Stored`]), auto commit and offset store are off.
@@ -98,7 +101,9 @@ impl ErrorMode for Emit {
 /// - Any librdkafka setting in the [`KafkaConfig`] is passed to every consumer
 ///   (SASL, SSL, fetch sizes, ...); secret values are never printed.
 /// - Consumer errors stop the flow with a message naming step, topic and partition;
-///   [`crate::kafka::input`] emits them on an `errs` stream instead.
+///   [`crate::kafka::input`] emits them on an `errs` stream instead. Client errors that
+///   librdkafka recovers from by itself (a broker disconnecting or restarting) are not
+///   errors of the flow: reading resumes when the broker is back. Fatal client errors are.
 ///
 /// ```no_run
 /// use bwx_connectors::kafka::{KafkaConfig, KafkaSource, StartOffset};
@@ -123,6 +128,9 @@ pub struct KafkaSource<M = Raise> {
     /// Why listing a topic failed, by the placeholder partition name listed instead, so that
     /// opening it fails the flow with the reason (listing itself cannot return an error).
     list_errors: Mutex<Vec<(String, String)>>,
+    /// The consumer each worker's partitions share, by worker thread (the engine builds a
+    /// worker's partitions on its thread) and group id; gone when its partitions are.
+    consumers: Mutex<Vec<(ThreadId, String, Weak<BaseConsumer>)>>,
     _mode: PhantomData<fn() -> M>,
 }
 
@@ -146,6 +154,7 @@ impl KafkaSource<Raise> {
             timeout: Duration::from_secs(10),
             lag: None,
             list_errors: Mutex::new(Vec::new()),
+            consumers: Mutex::new(Vec::new()),
             _mode: PhantomData,
         }
     }
@@ -161,6 +170,7 @@ impl KafkaSource<Raise> {
             timeout: self.timeout,
             lag: self.lag,
             list_errors: self.list_errors,
+            consumers: self.consumers,
             _mode: PhantomData,
         }
     }
@@ -219,6 +229,37 @@ impl<M: ErrorMode> KafkaSource<M> {
             .iter()
             .map(|p| format!("{}-{topic}", p.id()))
             .collect())
+    }
+
+    /// The consumer this worker's partitions with `group` share, created on first use.
+    fn worker_consumer(&self, group: &str) -> Result<Arc<BaseConsumer>, String> {
+        let me = std::thread::current().id();
+        let mut cache = self
+            .consumers
+            .lock()
+            .map_err(|_| "the shared consumer lock is poisoned".to_string())?;
+        cache.retain(|(_, _, c)| c.strong_count() > 0);
+        if let Some(c) = cache
+            .iter()
+            .find(|(t, g, _)| *t == me && g == group)
+            .and_then(|(_, _, c)| c.upgrade())
+        {
+            return Ok(c);
+        }
+        let forced = [
+            ("group.id", group),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", if self.tail { "false" } else { "true" }),
+        ];
+        let consumer: Arc<BaseConsumer> = Arc::new(
+            self.config
+                .client_config(&forced)
+                .create()
+                .map_err(|e| format!("cannot create a consumer: {}", self.config.scrub(&e.to_string())))?,
+        );
+        cache.push((me, group.to_string(), Arc::downgrade(&consumer)));
+        Ok(consumer)
     }
 
     fn listing_error(&self, for_part: &str) -> Option<String> {
@@ -292,17 +333,7 @@ impl<M: ErrorMode> FixedPartitionedSource for KafkaSource<M> {
                 .ok_or("StartOffset::Stored reads a consumer group's committed offsets: set `group.id`")?,
             _ => IGNORED_GROUP,
         };
-        let forced = [
-            ("group.id", group),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("enable.partition.eof", if self.tail { "false" } else { "true" }),
-        ];
-        let consumer: BaseConsumer = self
-            .config
-            .client_config(&forced)
-            .create()
-            .map_err(|e| format!("cannot create a consumer: {}", self.config.scrub(&e.to_string())))?;
+        let consumer = self.worker_consumer(group)?;
         let start = match start {
             StartOffset::End => {
                 let (_, high) = consumer
@@ -312,9 +343,15 @@ impl<M: ErrorMode> FixedPartitionedSource for KafkaSource<M> {
             }
             other => other,
         };
+        // The queue is split off before the partition is assigned, so that none of its
+        // messages lands on the shared queue; assignments add up (a plain `assign` would
+        // replace the worker's other partitions and undo their split queues).
+        let queue = consumer
+            .split_partition_queue(topic, partition)
+            .ok_or_else(|| format!("cannot make a queue for partition {partition} of topic {topic:?}"))?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, partition, start.to_rd())
-            .and_then(|()| consumer.assign(&tpl))
+            .and_then(|()| consumer.incremental_assign(&tpl))
             .map_err(|e| format!("cannot assign partition {partition} of topic {topic:?}: {e}"))?;
         let next = Arc::new(AtomicI64::new(match start {
             StartOffset::Offset(o) => o,
@@ -335,6 +372,7 @@ impl<M: ErrorMode> FixedPartitionedSource for KafkaSource<M> {
             None => None,
         };
         Ok(KafkaSourcePartition {
+            queue,
             consumer,
             next_shared: next,
             _lag_watch: lag_watch,
@@ -351,7 +389,10 @@ impl<M: ErrorMode> FixedPartitionedSource for KafkaSource<M> {
 
 /// One topic-partition being read; see [`KafkaSource`].
 pub struct KafkaSourcePartition<M> {
-    consumer: BaseConsumer,
+    /// This partition's messages and errors.
+    queue: PartitionQueue<DefaultConsumerContext>,
+    /// The worker's shared consumer, polled for client-level events.
+    consumer: Arc<BaseConsumer>,
     /// The next offset, for the lag thread; updated once per batch.
     next_shared: Arc<AtomicI64>,
     _lag_watch: Option<LagWatch>,
@@ -416,7 +457,7 @@ impl<M: ErrorMode> StatefulSourcePartition for KafkaSourcePartition<M> {
         // librdkafka prefetches into a local queue; polling with no wait drains it, and an
         // empty poll lets the engine cool down for 1 ms instead of blocking the worker.
         while batch.len() < self.batch_size {
-            match self.consumer.poll(Duration::ZERO) {
+            match self.queue.poll(Duration::ZERO) {
                 None => break,
                 Some(Ok(m)) => {
                     self.next = StartOffset::Offset(m.offset() + 1);
@@ -434,6 +475,25 @@ impl<M: ErrorMode> StatefulSourcePartition for KafkaSourcePartition<M> {
                 }
             }
         }
+        // The shared queue carries client-level events only (every partition has its own).
+        match self.consumer.poll(Duration::ZERO) {
+            None => {}
+            Some(Err(e @ RdError::MessageConsumptionFatal(_))) => {
+                let err = self.error(&e);
+                batch.push(M::err(err)?);
+            }
+            // librdkafka reconnects and refetches by itself; the error is informational.
+            Some(Err(_)) => {}
+            Some(Ok(m)) => {
+                return Err(format!(
+                    "step {}: a message of partition {} of topic {:?} arrived on the worker's shared queue instead of its own",
+                    self.step,
+                    m.partition(),
+                    m.topic()
+                )
+                .into());
+            }
+        }
         if let StartOffset::Offset(o) = self.next {
             self.next_shared.store(o, Ordering::Relaxed);
         }
@@ -442,5 +502,42 @@ impl<M: ErrorMode> StatefulSourcePartition for KafkaSourcePartition<M> {
 
     fn snapshot(&self) -> StartOffset {
         self.next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::mocking::MockCluster;
+    use serde::de::value::Error as ValueError;
+    use serde::de::{Deserialize, IntoDeserializer};
+
+    use super::*;
+
+    #[test]
+    fn a_workers_partitions_share_one_consumer_and_workers_do_not() {
+        let mock = MockCluster::new(1).unwrap();
+        mock.create_topic("t", 3, 1).unwrap();
+        let source = KafkaSource::new(KafkaConfig::new(mock.bootstrap_servers()), ["t"]);
+        let step = StepId::deserialize(IntoDeserializer::<ValueError>::into_deserializer("f.in")).unwrap();
+        let (a, b) = (
+            source.build_part(&step, "0-t", None).unwrap(),
+            source.build_part(&step, "1-t", None).unwrap(),
+        );
+        assert!(Arc::ptr_eq(&a.consumer, &b.consumer));
+        let other = std::thread::scope(|s| {
+            s.spawn(|| source.build_part(&step, "2-t", None).map(|p| p.consumer))
+                .join()
+                .unwrap()
+                .unwrap()
+        });
+        assert!(!Arc::ptr_eq(&a.consumer, &other));
+        // Once this thread's partitions are gone, a new one gets a new consumer and the
+        // cache forgets the old one (the other thread's is still alive).
+        let old = Arc::downgrade(&a.consumer);
+        drop((a, b));
+        let again = source.build_part(&step, "0-t", None).unwrap();
+        assert!(old.upgrade().is_none());
+        assert_eq!(source.consumers.lock().unwrap().len(), 2);
+        drop((again, other));
     }
 }
