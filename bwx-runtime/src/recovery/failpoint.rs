@@ -4,9 +4,9 @@
 //!
 //! | name | where |
 //! |---|---|
-//! | `first-epoch` | an execution's first snapshot write: after the first partition's transaction (which registers the execution) committed, before the others |
+//! | `first-epoch` | an execution's first snapshot write: after partition 0's transaction (which registers the execution there) committed, before the worker's frontier |
 //! | `after-snapshot-write` | every snapshot write: after the snapshot rows of all partitions committed, before the worker's frontier row |
-//! | `during-gc` | garbage collection: after each committed GC transaction |
+//! | `during-gc` | garbage collection: after each committed chunk of a pass, before the pass is complete |
 //! | `during-resume` | loading the stored state (opening the store, or `inspect`): after each partition |
 //!
 //! The variable is read once per process; without it a point costs one atomic load. It is

@@ -82,7 +82,7 @@ fn three_ints(
 /// ```
 pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
     let dir = dir.as_ref();
-    let set = resume::open_set(dir, None)?;
+    let mut set = resume::open_set(dir, None)?;
     let plan = resume::plan(&set)?;
     let mut executions: BTreeMap<u64, ExecutionInfo> = BTreeMap::new();
     let mut flow_id = None;
@@ -123,7 +123,7 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
                 .ok();
         }
     }
-    let state = resume::load(&set, plan.resume_epoch)?;
+    let state = resume::load(&mut set, plan.resume_epoch)?;
     let mut steps: Vec<StepSummary> = state
         .iter()
         .map(|(step, keys)| StepSummary {
@@ -146,9 +146,9 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
 /// without quotes), as a resume would load it; `None` if the key has no state.
 pub fn key_state(dir: impl AsRef<Path>, step: &str, key: &str) -> Result<Option<KeyState>, RecoveryError> {
     let dir = dir.as_ref();
-    let set = resume::open_set(dir, None)?;
+    let mut set = resume::open_set(dir, None)?;
     let plan = resume::plan(&set)?;
-    let state = resume::load(&set, plan.resume_epoch)?;
+    let state = resume::load(&mut set, plan.resume_epoch)?;
     let Some(keys) = state
         .into_iter()
         .find(|(s, _)| s.as_str() == step)

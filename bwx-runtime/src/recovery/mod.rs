@@ -37,6 +37,7 @@ mod backend;
 pub mod codec;
 mod error;
 mod failpoint;
+mod gc;
 mod init;
 pub mod inspect;
 mod resume;

@@ -34,11 +34,16 @@ pub(crate) fn open_set(dir: &Path, flow_id: Option<&str>) -> Result<OpenSet, Rec
             dir: dir.to_path_buf(),
         });
     }
-    let mut opened: Vec<(PathBuf, Connection, PartIdentity)> = Vec::with_capacity(listed.len());
-    for (_, path) in listed {
-        let (conn, identity) = store::open_partition(&path)?;
-        store::quick_check(&conn, &path)?;
-        opened.push((path, conn, identity));
+    // The structural check reads every page: partitions are checked in parallel.
+    let paths: Vec<PathBuf> = listed.into_iter().map(|(_, path)| path).collect();
+    let mut opened: Vec<(PathBuf, Connection, PartIdentity)> = Vec::with_capacity(paths.len());
+    for (path, result) in paths.iter().zip(in_parallel(&paths, |path: &PathBuf| {
+        let (conn, identity) = store::open_partition(path)?;
+        store::quick_check(&conn, path)?;
+        Ok((conn, identity))
+    })) {
+        let (conn, identity) = result?;
+        opened.push((path.clone(), conn, identity));
     }
     let ids: Vec<(PathBuf, PartIdentity)> = opened.iter().map(|(p, _, i)| (p.clone(), i.clone())).collect();
     store::check_set(dir, &ids, flow_id)?;
@@ -155,44 +160,121 @@ pub(crate) fn plan(set: &OpenSet) -> Result<ResumePlan, RecoveryError> {
 
 /// Loads the state current at `resume_epoch`: per (step, key), the latest snapshot of an
 /// earlier epoch, unless it is a discard. Every row read is checked against its checksum.
-pub(crate) fn load(set: &OpenSet, resume_epoch: u64) -> Result<ResumeState, RecoveryError> {
+/// Partitions are read in parallel (their keys are disjoint).
+pub(crate) fn load(set: &mut OpenSet, resume_epoch: u64) -> Result<ResumeState, RecoveryError> {
+    let files = set.files.clone();
+    let work: Vec<(&mut Connection, &PathBuf)> = set.conns.iter_mut().zip(&files).collect();
+    let loaded = in_parallel_owned(work, &files, |(conn, file)| load_part(conn, file, resume_epoch));
     let mut out: ResumeState = HashMap::new();
-    for (conn, file) in set.conns.iter().zip(&set.files) {
-        let mut stmt = conn
-            .prepare(
-                "SELECT step_id, state_key, snap_epoch, ser_change, checksum FROM snaps \
-                 WHERE snap_epoch < ?1 ORDER BY step_id, state_key, snap_epoch DESC",
-            )
-            .map_err(sql_err(file))?;
-        let mut rows = stmt.query([resume_epoch as i64]).map_err(sql_err(file))?;
-        let mut previous: Option<(String, Vec<u8>)> = None;
-        while let Some(row) = rows.next().map_err(sql_err(file))? {
-            let step: String = row.get(0).map_err(sql_err(file))?;
-            let key: Vec<u8> = row.get(1).map_err(sql_err(file))?;
-            let epoch = row.get::<_, i64>(2).map_err(sql_err(file))? as u64;
-            let state: Option<Vec<u8>> = row.get(3).map_err(sql_err(file))?;
-            let sum: i64 = row.get(4).map_err(sql_err(file))?;
-            if checksum(&step, &key, epoch, state.as_deref()) != sum {
-                return Err(RecoveryError::Checksum {
-                    file: file.clone(),
-                    step,
-                    key: hex(&key),
-                    epoch,
-                });
+    for part in loaded {
+        for (step, keys) in part? {
+            let into = out.entry(step).or_default();
+            if into.is_empty() {
+                *into = keys;
+            } else {
+                into.extend(keys);
             }
-            if previous.as_ref().is_some_and(|(s, k)| *s == step && *k == key) {
-                // An older snapshot of the same key: superseded.
-                continue;
-            }
-            if let Some(state) = state {
-                out.entry(StepId::new(step.clone()))
-                    .or_default()
-                    .insert(key.clone(), state);
-            }
-            previous = Some((step, key));
         }
-        failpoint::hit(Point::DuringResume);
     }
+    Ok(out)
+}
+
+/// A key's latest snapshot so far while reading a partition: step, key, state.
+type Row = (String, Vec<u8>, Option<Vec<u8>>);
+
+/// Adds a key's state at the resume epoch to `out` (nothing for a discard).
+fn keep(row: Option<Row>, out: &mut ResumeState) {
+    if let Some((step, key, Some(state))) = row {
+        let step = StepId::new(step);
+        match out.get_mut(&step) {
+            Some(keys) => {
+                keys.insert(key, state);
+            }
+            None => {
+                out.insert(step, HashMap::from([(key, state)]));
+            }
+        }
+    }
+}
+
+/// Runs `f` on every item on a thread each; results in item order. A thread that cannot
+/// be started or panics is an error naming the item's file.
+fn in_parallel_owned<I: Send, T: Send>(
+    items: Vec<I>,
+    files: &[PathBuf],
+    f: impl Fn(I) -> Result<T, RecoveryError> + Sync,
+) -> Vec<Result<T, RecoveryError>> {
+    let f = &f;
+    std::thread::scope(|scope| {
+        let spawned: Vec<_> = items
+            .into_iter()
+            .map(|item| {
+                std::thread::Builder::new()
+                    .name("bwx-recovery-load".into())
+                    .spawn_scoped(scope, move || f(item))
+            })
+            .collect();
+        spawned
+            .into_iter()
+            .zip(files)
+            .map(|(handle, file)| {
+                let failed = |why: String| RecoveryError::Io {
+                    file: file.clone(),
+                    why,
+                };
+                handle
+                    .map_err(|e| failed(format!("cannot start a thread to read this partition: {e}")))?
+                    .join()
+                    .unwrap_or_else(|_| Err(failed("the thread reading this partition panicked".into())))
+            })
+            .collect()
+    })
+}
+
+/// [`in_parallel_owned`] over borrowed paths.
+fn in_parallel<T: Send>(
+    paths: &[PathBuf],
+    f: impl Fn(&PathBuf) -> Result<T, RecoveryError> + Sync,
+) -> Vec<Result<T, RecoveryError>> {
+    in_parallel_owned(paths.iter().collect(), paths, f)
+}
+
+/// [`load`] for one partition.
+fn load_part(conn: &mut Connection, file: &Path, resume_epoch: u64) -> Result<ResumeState, RecoveryError> {
+    let err = sql_err(file);
+    let mut out: ResumeState = HashMap::new();
+    // In primary-key order (no sort): a key's rows are adjacent, oldest first, so the last
+    // one seen before the key changes is its state at the resume epoch.
+    let mut stmt = conn
+        .prepare(
+            "SELECT step_id, state_key, snap_epoch, ser_change, checksum FROM snaps \
+             WHERE snap_epoch < ?1 ORDER BY step_id, state_key, snap_epoch",
+        )
+        .map_err(&err)?;
+    let mut rows = stmt.query([resume_epoch as i64]).map_err(&err)?;
+    let mut latest: Option<Row> = None;
+    while let Some(row) = rows.next().map_err(&err)? {
+        let step: String = row.get(0).map_err(&err)?;
+        let key: Vec<u8> = row.get(1).map_err(&err)?;
+        let epoch = row.get::<_, i64>(2).map_err(&err)? as u64;
+        let state: Option<Vec<u8>> = row.get(3).map_err(&err)?;
+        let sum: i64 = row.get(4).map_err(&err)?;
+        if checksum(&step, &key, epoch, state.as_deref()) != sum {
+            return Err(RecoveryError::Checksum {
+                file: file.to_path_buf(),
+                step,
+                key: hex(&key),
+                epoch,
+            });
+        }
+        // A newer snapshot of the same key supersedes the one held.
+        if !latest.as_ref().is_some_and(|(s, k, _)| *s == step && *k == key) {
+            keep(latest.take(), &mut out);
+        }
+        latest = Some((step, key, state));
+    }
+    keep(latest.take(), &mut out);
+    failpoint::hit(Point::DuringResume);
     Ok(out)
 }
 

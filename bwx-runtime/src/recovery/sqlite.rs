@@ -84,9 +84,9 @@ impl SqliteRecovery {
         flow_id: &str,
     ) -> Result<SqliteRecovery, RecoveryError> {
         let dir = dir.as_ref();
-        let set = resume::open_set(dir, Some(flow_id))?;
+        let mut set = resume::open_set(dir, Some(flow_id))?;
         let plan = resume::plan(&set)?;
-        let state = resume::load(&set, plan.resume_epoch)?;
+        let state = resume::load(&mut set, plan.resume_epoch)?;
         Ok(SqliteRecovery {
             shared: Shared {
                 files: set.files.clone(),

@@ -1,17 +1,19 @@
 //! One worker's writes: snapshots grouped into snapshot epochs, one transaction per
-//! partition per snapshot epoch, then the worker's frontier, then garbage collection.
+//! partition per snapshot epoch (the partitions in parallel for large epochs), then the
+//! worker's frontier; garbage collection follows on a thread of its own ([`super::gc`]).
 //!
 //! Order matters for crashes: a worker's frontier is written only after every snapshot of
 //! the epochs below it is committed, so a frontier never claims state that is not stored.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::RecoveryError;
 use super::failpoint::{self, Point};
+use super::gc::{Collector, GcConfig};
 use super::store::{self, checksum, partition_of, sql_err};
 use super::{Snapshot, resume::ResumePlan};
 
@@ -36,11 +38,12 @@ pub(crate) struct WorkerWriter {
     closed_through: Option<u64>,
     /// The frontier last written (first epoch not durable).
     frontier: u64,
-    /// Cluster frontiers seen, with when, to find the GC point a backup interval ago.
-    history: VecDeque<(Instant, u64)>,
-    /// Per partition, the GC point already applied (read from the file on first use).
-    gc_done: Vec<Option<u64>>,
+    /// The GC thread for the partitions this worker looks after, once it has written.
+    collector: Option<Collector>,
 }
+
+/// From this many rows in one snapshot epoch on, the partitions are written in parallel.
+const PARALLEL_ROWS: usize = 20_000;
 
 impl WorkerWriter {
     pub(crate) fn new(worker: usize, shared: &Shared) -> Self {
@@ -51,8 +54,7 @@ impl WorkerWriter {
             buffer: BTreeMap::new(),
             closed_through: None,
             frontier: shared.plan.resume_epoch,
-            history: VecDeque::new(),
-            gc_done: vec![None; shared.files.len()],
+            collector: None,
         }
     }
 
@@ -123,16 +125,56 @@ impl WorkerWriter {
             }
         }
         let register = !self.registered;
-        for (part, mut rows) in by_part.into_iter().enumerate() {
-            if rows.is_empty() && !register {
-                continue;
+        // A registering write touches every partition, so that each records the execution.
+        let mut jobs: Vec<(usize, Vec<Snapshot>)> = by_part
+            .into_iter()
+            .enumerate()
+            .filter(|(_, rows)| register || !rows.is_empty())
+            .collect();
+        for (part, _) in &jobs {
+            self.conn(shared, *part)?;
+        }
+        let rows: usize = jobs.iter().map(|(_, r)| r.len()).sum();
+        let mut work: Vec<(usize, &mut Connection, Vec<Snapshot>)> = Vec::with_capacity(jobs.len());
+        for (part, conn) in self.conns.iter_mut().enumerate() {
+            if let Some(at) = jobs.iter().position(|(p, _)| *p == part) {
+                let (_, snaps) = jobs.swap_remove(at);
+                let conn = conn
+                    .as_mut()
+                    .ok_or_else(|| RecoveryError::Usage("partition connection vanished".into()))?;
+                work.push((part, conn, snaps));
             }
-            // In primary-key order, inserts append to the B-tree instead of touching
-            // random pages: several times faster for large snapshots.
-            rows.sort_unstable_by(|a, b| (a.step_id.as_str(), &a.key).cmp(&(b.step_id.as_str(), &b.key)));
-            self.write_part(shared, workers, part, register, &rows)?;
-            if register && part == 0 {
-                failpoint::hit(Point::FirstEpoch);
+        }
+        if rows >= PARALLEL_ROWS && work.len() > 1 {
+            // One thread per partition: SQLite writes to different files do not contend.
+            let results: Vec<Result<(), RecoveryError>> = std::thread::scope(|scope| {
+                let spawned: Vec<_> = work
+                    .into_iter()
+                    .map(|(part, conn, snaps)| {
+                        std::thread::Builder::new()
+                            .name("bwx-recovery-write".into())
+                            .spawn_scoped(scope, move || {
+                                write_part(conn, shared, workers, part, register, snaps)
+                            })
+                            .map_err(|e| RecoveryError::Io {
+                                file: shared.files[part].clone(),
+                                why: format!("cannot start a thread to write this partition: {e}"),
+                            })
+                    })
+                    .collect();
+                spawned
+                    .into_iter()
+                    .map(|handle| {
+                        handle?.join().unwrap_or_else(|_| {
+                            Err(RecoveryError::Usage("a partition writer thread panicked".into()))
+                        })
+                    })
+                    .collect()
+            });
+            results.into_iter().collect::<Result<(), _>>()?;
+        } else {
+            for (part, conn, snaps) in work {
+                write_part(conn, shared, workers, part, register, snaps)?;
             }
         }
         self.registered = true;
@@ -152,164 +194,94 @@ impl WorkerWriter {
         self.collect_garbage(shared, workers)
     }
 
-    fn write_part(
-        &mut self,
-        shared: &Shared,
-        workers: usize,
-        part: usize,
-        register: bool,
-        rows: &[Snapshot],
-    ) -> Result<(), RecoveryError> {
-        let file = &shared.files[part];
-        let err = sql_err(file);
-        let plan = &shared.plan;
-        let conn = self.conn(shared, part)?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&err)?;
-        if register {
-            // The first writer of an execution in this partition drops what the crashed
-            // execution wrote past the resume epoch: that state was never part of a
-            // complete snapshot, and a later resume must not mistake it for one.
-            let new = tx
-                .execute(
-                    "INSERT OR IGNORE INTO exs(ex_num, worker_count, resume_epoch) VALUES (?1, ?2, ?3)",
-                    params![plan.ex_num as i64, workers as i64, plan.resume_epoch as i64],
-                )
-                .map_err(&err)?;
-            if new == 1 {
-                tx.execute(
-                    "DELETE FROM snaps WHERE snap_epoch >= ?1",
-                    [plan.resume_epoch as i64],
-                )
-                .map_err(&err)?;
-                tx.execute("DELETE FROM fronts WHERE ex_num >= ?1", [plan.ex_num as i64])
-                    .map_err(&err)?;
-            }
-            tx.execute(
-                "INSERT OR IGNORE INTO meta(name, value) VALUES ('flow_id', ?1)",
-                [&shared.flow_id],
-            )
-            .map_err(&err)?;
-        }
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO snaps(step_id, state_key, snap_epoch, ser_change, checksum) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(&err)?;
-            for snap in rows {
-                let step = snap.step_id.as_str();
-                let sum = checksum(step, &snap.key, snap.epoch, snap.state.as_deref());
-                insert
-                    .execute(params![step, snap.key, snap.epoch as i64, snap.state, sum])
-                    .map_err(&err)?;
-            }
-        }
-        tx.commit().map_err(&err)
-    }
-
-    /// The cluster frontier: the smallest frontier of this execution's workers.
-    fn cluster_frontier(&mut self, shared: &Shared, workers: usize) -> Result<u64, RecoveryError> {
-        let ex = shared.plan.ex_num as i64;
-        let mut fronts: Vec<Option<u64>> = vec![None; workers];
-        for part in 0..shared.files.len() {
-            let file = &shared.files[part];
-            let conn = self.conn(shared, part)?;
-            let mut stmt = conn
-                .prepare_cached("SELECT worker_index, worker_frontier FROM fronts WHERE ex_num = ?1")
-                .map_err(sql_err(file))?;
-            let rows = stmt
-                .query_map([ex], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-                .map_err(sql_err(file))?;
-            for row in rows {
-                let (w, f) = row.map_err(sql_err(file))?;
-                if let Some(slot) = fronts.get_mut(w as usize) {
-                    *slot = Some(f as u64);
-                }
-            }
-        }
-        Ok(fronts
-            .into_iter()
-            .map(|f| f.unwrap_or(shared.plan.resume_epoch))
-            .min()
-            .unwrap_or(shared.plan.resume_epoch))
-    }
-
-    /// Deletes snapshots superseded before the cluster frontier of a backup interval ago,
-    /// in the partitions this worker looks after (partition `p` by worker `p % workers`).
+    /// Hands garbage collection of the partitions this worker looks after (partition `p`
+    /// by worker `p % workers`) to its GC thread.
     fn collect_garbage(&mut self, shared: &Shared, workers: usize) -> Result<(), RecoveryError> {
-        let owned: Vec<usize> = (0..shared.files.len())
-            .filter(|p| p % workers.max(1) == self.worker)
-            .collect();
-        if owned.is_empty() {
-            return Ok(());
-        }
-        let now = Instant::now();
-        let frontier = self.cluster_frontier(shared, workers)?;
-        self.history.push_back((now, frontier));
-        // The GC point: the newest cluster frontier at least a backup interval old. A
-        // backup of any partition taken since then resumes at or after it.
-        let mut oldest_enough = None;
-        while let Some(&(at, f)) = self.history.front() {
-            if now.duration_since(at) < shared.backup_interval {
-                break;
+        if self.collector.is_none() {
+            let owned: Vec<usize> = (0..shared.files.len())
+                .filter(|p| p % workers.max(1) == self.worker)
+                .collect();
+            if owned.is_empty() {
+                return Ok(());
             }
-            oldest_enough = Some((at, f));
-            self.history.pop_front();
+            self.collector = Some(Collector::spawn(GcConfig {
+                files: shared.files.clone(),
+                owned,
+                ex_num: shared.plan.ex_num,
+                resume_epoch: shared.plan.resume_epoch,
+                workers,
+                backup_interval: shared.backup_interval,
+            })?);
         }
-        let Some((at, point)) = oldest_enough else {
-            return Ok(());
-        };
-        // Keep the point for the next round: it stays the newest one old enough.
-        self.history.push_front((at, point));
-        for part in owned {
-            let file = &shared.files[part];
-            let err = sql_err(file);
-            let applied = self.gc_done[part];
-            let conn = self.conn(shared, part)?;
-            let done = match applied {
-                Some(d) => d,
-                None => conn
-                    .query_row("SELECT COALESCE(MAX(commit_epoch), 0) FROM commits", [], |r| {
-                        r.get::<_, i64>(0)
-                    })
-                    .map_err(&err)? as u64,
-            };
-            if point <= done {
-                self.gc_done[part] = Some(done);
-                continue;
-            }
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(&err)?;
-            // A snapshot is superseded once a newer one of its key is below the point; only
-            // keys written since the last GC point can have become superseded.
-            tx.execute(
-                "DELETE FROM snaps WHERE snap_epoch < ?2 \
-                 AND (step_id, state_key) IN (SELECT step_id, state_key FROM snaps WHERE snap_epoch >= ?1 AND snap_epoch < ?2) \
-                 AND EXISTS (SELECT 1 FROM snaps AS n WHERE n.step_id = snaps.step_id AND n.state_key = snaps.state_key \
-                             AND n.snap_epoch > snaps.snap_epoch AND n.snap_epoch < ?2)",
-                params![done as i64, point as i64],
-            )
-            .map_err(&err)?;
-            // A discard that is its key's latest snapshot below the point means "no state",
-            // as an absent key does.
-            tx.execute(
-                "DELETE FROM snaps WHERE ser_change IS NULL AND snap_epoch >= ?1 AND snap_epoch < ?2",
-                params![done as i64, point as i64],
-            )
-            .map_err(&err)?;
-            tx.execute(
-                "INSERT OR REPLACE INTO commits(part_index, commit_epoch) VALUES (?1, ?2)",
-                params![part as i64, point as i64],
-            )
-            .map_err(&err)?;
-            tx.commit().map_err(&err)?;
-            failpoint::hit(Point::DuringGc);
-            self.gc_done[part] = Some(point);
+        match &mut self.collector {
+            Some(collector) => collector.frontier_written(),
+            None => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// Writes one partition's rows of a snapshot epoch in one transaction; a registering write
+/// also records the execution.
+fn write_part(
+    conn: &mut Connection,
+    shared: &Shared,
+    workers: usize,
+    part: usize,
+    register: bool,
+    mut rows: Vec<Snapshot>,
+) -> Result<(), RecoveryError> {
+    // In primary-key order, inserts append to the B-tree instead of touching random
+    // pages: several times faster for large snapshots.
+    rows.sort_unstable_by(|a, b| (a.step_id.as_str(), &a.key).cmp(&(b.step_id.as_str(), &b.key)));
+    let file = &shared.files[part];
+    let err = sql_err(file);
+    let plan = &shared.plan;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&err)?;
+    if register {
+        // The first writer of an execution in this partition drops what the crashed
+        // execution wrote past the resume epoch: that state was never part of a
+        // complete snapshot, and a later resume must not mistake it for one.
+        let new = tx
+            .execute(
+                "INSERT OR IGNORE INTO exs(ex_num, worker_count, resume_epoch) VALUES (?1, ?2, ?3)",
+                params![plan.ex_num as i64, workers as i64, plan.resume_epoch as i64],
+            )
+            .map_err(&err)?;
+        if new == 1 {
+            tx.execute(
+                "DELETE FROM snaps WHERE snap_epoch >= ?1",
+                [plan.resume_epoch as i64],
+            )
+            .map_err(&err)?;
+            tx.execute("DELETE FROM fronts WHERE ex_num >= ?1", [plan.ex_num as i64])
+                .map_err(&err)?;
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO meta(name, value) VALUES ('flow_id', ?1)",
+            [&shared.flow_id],
+        )
+        .map_err(&err)?;
+    }
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO snaps(step_id, state_key, snap_epoch, ser_change, checksum) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(&err)?;
+        for snap in &rows {
+            let step = snap.step_id.as_str();
+            let sum = checksum(step, &snap.key, snap.epoch, snap.state.as_deref());
+            insert
+                .execute(params![step, snap.key, snap.epoch as i64, snap.state, sum])
+                .map_err(&err)?;
+        }
+    }
+    tx.commit().map_err(&err)?;
+    if register && part == 0 {
+        failpoint::hit(Point::FirstEpoch);
+    }
+    Ok(())
 }
