@@ -19,7 +19,8 @@ use bwx::connectors::kafka::rdkafka::admin::{AdminClient, AdminOptions, NewTopic
 use bwx::connectors::kafka::rdkafka::client::DefaultClientContext;
 use bwx::connectors::kafka::rdkafka::types::RDKafkaErrorCode;
 use bwx::connectors::kafka::{
-    self, JsonDeserializer, JsonSerializer, KafkaConfig, KafkaSink, KafkaSinkMessage, KafkaSource,
+    self, Bytes, JsonDeserializer, JsonSerializer, KafkaConfig, KafkaSink, KafkaSinkMessage, KafkaSource,
+    KafkaSourceMessage, SinkOut, SourceOut,
 };
 use bwx::prelude::*;
 use bwx::testing::{TestingSink, TestingSource};
@@ -27,24 +28,34 @@ use serde::{Deserialize, Serialize};
 
 const READINGS: &str = "bwx-readings";
 const STATS: &str = "bwx-stats";
-const SENSORS: u64 = 10;
+/// How many sensors the seeded readings come from.
+pub const SENSORS: u64 = 10;
 
+/// One reading, as JSON in the input topic.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct Reading {
-    sensor: String,
-    value: f64,
+pub struct Reading {
+    /// The sensor's name, `sensor-N`.
+    pub sensor: String,
+    /// What it measured.
+    pub value: f64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Stats {
-    count: u64,
-    sum: f64,
-    min: f64,
-    max: f64,
+/// A sensor's summary, as JSON in the output topic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Number of readings.
+    pub count: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
 }
 
 impl Stats {
-    fn new() -> Self {
+    /// No readings yet.
+    pub fn empty() -> Self {
         Stats {
             count: 0,
             sum: 0.0,
@@ -53,7 +64,8 @@ impl Stats {
         }
     }
 
-    fn add(mut self, v: f64) -> Self {
+    /// Adds a reading.
+    pub fn with_reading(mut self, v: f64) -> Self {
         self.count += 1;
         self.sum += v;
         self.min = self.min.min(v);
@@ -83,6 +95,88 @@ fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<(
     Ok(())
 }
 
+/// The seeded reading `i`: JSON for a sensor, or (one in 1000) not JSON at all, to show the
+/// `errs` stream.
+pub fn seed_message(i: u64, topic: &str) -> KafkaSinkMessage {
+    let sensor = format!("sensor-{}", i % SENSORS);
+    let value = if i % 1000 == 999 {
+        b"{broken".to_vec()
+    } else {
+        format!(r#"{{"sensor":"{sensor}","value":{}}}"#, (i % 97) as f64 / 10.0).into_bytes()
+    };
+    KafkaSinkMessage::new(Some(sensor.into_bytes()), Some(value)).topic(topic)
+}
+
+/// Writes `n` readings to `topic`.
+pub fn seed_flow(config: &KafkaConfig, topic: &str, n: u64) -> Dataflow {
+    let topic = topic.to_string();
+    bwx::dataflow!(seed {
+        nums = input(TestingSource::new(0..n).batch_size(1000));
+        msg  = nums.map(move |i: u64| seed_message(i, &topic));
+        out  = msg.output(KafkaSink::new(config.clone(), None));
+    })
+}
+
+// `dataflow!` calls a sub-flow as `f(&flow, "binding", args...)` with streams by reference
+// (as `kafka::input` is written); the Kafka codec steps take their stream first, so these
+// put the flow first.
+
+fn decode_readings(
+    _flow: &Dataflow,
+    step: &str,
+    msgs: &Stream<KafkaSourceMessage>,
+) -> SourceOut<Bytes, Option<Reading>, Bytes, Bytes> {
+    kafka::deserialize_value(msgs, step, JsonDeserializer::new())
+}
+
+fn decode_stats(
+    _flow: &Dataflow,
+    step: &str,
+    msgs: &Stream<KafkaSourceMessage>,
+) -> SourceOut<Bytes, Option<Stats>, Bytes, Bytes> {
+    kafka::deserialize_value(msgs, step, JsonDeserializer::new())
+}
+
+fn encode(
+    _flow: &Dataflow,
+    step: &str,
+    msgs: &Stream<KafkaSinkMessage<Bytes, Stats>>,
+) -> SinkOut<Bytes, Bytes, Bytes, Stats> {
+    kafka::serialize_value(msgs, step, JsonSerializer)
+}
+
+/// The pipeline: Kafka in, decode, aggregate per sensor, encode, Kafka out. The `oks` and
+/// `errs` of the Kafka steps are ports of their bindings.
+pub fn stats_flow(config: &KafkaConfig, readings_topic: &str, stats_topic: &str) -> Dataflow {
+    bwx::dataflow!(sensor_stats {
+        readings   = kafka::input(KafkaSource::new(config.clone(), [readings_topic]).tail(false));
+        _consumer_errors = readings.errs.inspect(|_, e| eprintln!("consumer error: {}", e.error));
+        decoded    = decode_readings(readings.oks);
+        _bad_readings = decoded.errs.inspect(|_, e| eprintln!("skipped: {}", e.error));
+        by_sensor  = decoded.oks.filter_map(|m| m.value).map(|r: Reading| (r.sensor, r.value));
+        stats      = by_sensor.fold_final(Stats::empty, Stats::with_reading);
+        msg        = stats.map(|(sensor, s): (String, Stats)| KafkaSinkMessage::new(Some(sensor.into_bytes()), s));
+        encoded    = encode(msg);
+        _unencodable = encoded.errs.inspect(|_, e| eprintln!("cannot encode: {}", e.error));
+        out        = encoded.oks.output(KafkaSink::new(config.clone(), Some(stats_topic)));
+    })
+}
+
+/// Reads the summaries back into `got` as (sensor, stats).
+pub fn check_flow(
+    config: &KafkaConfig,
+    stats_topic: &str,
+    got: TestingSink<(String, Option<Stats>)>,
+) -> Dataflow {
+    bwx::dataflow!(check {
+        msgs    = kafka::input(KafkaSource::new(config.clone(), [stats_topic]).tail(false));
+        _errs   = msgs.errs.inspect(|_, e| eprintln!("consumer error: {}", e.error));
+        decoded = decode_stats(msgs.oks);
+        pair    = decoded.oks.map(|m| (String::from_utf8_lossy(&m.key.unwrap_or_default()).into_owned(), m.value));
+        out     = pair.output(got);
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let brokers = args.next().unwrap_or_else(|| "127.0.0.1:19092".into());
@@ -93,77 +187,21 @@ fn main() -> anyhow::Result<()> {
     create_topic(&brokers, &readings_topic, 3)?;
     create_topic(&brokers, &stats_topic, 1)?;
 
-    // 1. Seed the input topic; one reading in 1000 is not JSON, to show the errs stream.
-    let seed = Dataflow::new("seed");
-    let topic = readings_topic.clone();
-    seed.input("gen", TestingSource::new(0..n).batch_size(1000))
-        .map("msg", move |i: u64| {
-            let sensor = format!("sensor-{}", i % SENSORS);
-            let value = if i % 1000 == 999 {
-                b"{broken".to_vec()
-            } else {
-                format!(r#"{{"sensor":"{sensor}","value":{}}}"#, (i % 97) as f64 / 10.0).into_bytes()
-            };
-            KafkaSinkMessage::new(Some(sensor.into_bytes()), Some(value)).topic(&topic)
-        })
-        .output("out", KafkaSink::new(config.clone(), None));
-    bwx::run_main(&seed)?;
+    // 1. Seed the input topic.
+    bwx::run_main(&seed_flow(&config, &readings_topic, n))?;
 
-    // 2. The pipeline: Kafka in, decode, aggregate per sensor, encode, Kafka out.
+    // 2. The pipeline, on 2 workers.
     let started = Instant::now();
-    let flow = Dataflow::new("sensor_stats");
-    let input = kafka::input(
-        &flow,
-        "in",
-        KafkaSource::new(config.clone(), [readings_topic.as_str()]).tail(false),
-    );
-    input
-        .errs
-        .inspect("consumer_errors", |_, e| eprintln!("consumer error: {}", e.error));
-    let decoded = kafka::deserialize_value(&input.oks, "decode", JsonDeserializer::<Reading>::new());
-    decoded
-        .errs
-        .inspect("bad_readings", |_, e| eprintln!("skipped: {}", e.error));
-    let stats = decoded
-        .oks
-        .filter_map("reading", |m| m.value)
-        .map("key", |r: Reading| (r.sensor, r.value))
-        .fold_final("stats", Stats::new, Stats::add);
-    let out = stats.map("msg", |(sensor, s): (String, Stats)| {
-        KafkaSinkMessage::new(Some(sensor.into_bytes()), s)
-    });
-    let encoded = kafka::serialize_value(&out, "encode", JsonSerializer);
-    encoded
-        .errs
-        .inspect("unencodable", |_, e| eprintln!("cannot encode: {}", e.error));
-    kafka::output(
-        &encoded.oks,
-        "out",
-        KafkaSink::new(config.clone(), Some(&stats_topic)),
-    );
-    bwx::run_workers(&flow, 2, RunConfig::default())?;
+    bwx::run_workers(
+        &stats_flow(&config, &readings_topic, &stats_topic),
+        2,
+        RunConfig::default(),
+    )?;
     println!("aggregated {n} readings in {:.2?}", started.elapsed());
 
     // 3. Read the summaries back.
-    let check = Dataflow::new("check");
     let got = TestingSink::new();
-    let msgs = kafka::input(
-        &check,
-        "in",
-        KafkaSource::new(config, [stats_topic.as_str()]).tail(false),
-    );
-    msgs.errs
-        .inspect("errs", |_, e| eprintln!("consumer error: {}", e.error));
-    kafka::deserialize_value(&msgs.oks, "decode", JsonDeserializer::<Stats>::new())
-        .oks
-        .map("pair", |m| {
-            (
-                String::from_utf8_lossy(&m.key.unwrap_or_default()).into_owned(),
-                m.value,
-            )
-        })
-        .output("out", got.clone());
-    bwx::run_main(&check)?;
+    bwx::run_main(&check_flow(&config, &stats_topic, got.clone()))?;
     let mut rows = got.take();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     for (sensor, s) in rows.into_iter().filter_map(|(k, s)| Some((k, s?))) {

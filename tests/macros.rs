@@ -4,29 +4,6 @@
 use bwx::prelude::*;
 use bwx::testing::{TestingSink, TestingSource};
 
-#[allow(dead_code)]
-#[path = "../examples/macro_overhead.rs"]
-mod macro_overhead;
-
-#[test]
-fn macro_overhead_workloads_agree() {
-    let (a, b) = (TestingSink::new(), TestingSink::new());
-    let builder = macro_overhead::builder_flow(20_000, a.clone());
-    let macros = macro_overhead::macro_flow(20_000, b.clone());
-    let ids = |f: &Dataflow| {
-        f.steps()
-            .iter()
-            .map(|s| (s.id.to_string(), s.operator))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(ids(&builder), ids(&macros));
-    bwx::run_main(&builder).unwrap();
-    bwx::run_main(&macros).unwrap();
-    let (a, b) = (sorted(a.take()), sorted(b.take()));
-    assert_eq!(a.len(), 1000);
-    assert_eq!(a, b);
-}
-
 fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
     v.sort();
     v
