@@ -56,9 +56,10 @@ pub use bwx_macros::dataflow;
 
 /// Generates a fixed-partitioned source from a partition struct and its impl block; put
 /// it on both. `#[state]` fields form the resume state (`<Part>State`, serde), stored
-/// with recovery; `snapshot()` and `resume()` are generated. The connector value `S` is
-/// the type of `open`'s first parameter; without `list_parts` there is one partition,
-/// `"singleton"`.
+/// with recovery and set again on resume (or passed to `open` as a third parameter,
+/// `Option<<Part>State>`, to seek). The connector value `S` is the type of `open`'s first
+/// parameter; without `list_parts` there is one partition, `"singleton"`. Methods may
+/// return any error that converts into `ConnectorError`. See `examples/custom_source.rs`.
 ///
 /// ```
 /// use bwx::prelude::*;
@@ -107,27 +108,8 @@ pub use bwx_macros::sink;
 /// What the macros' expansions name; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use bwx_runtime::inputs::{
-        BatchStatus, ConnectorError, DynamicSource, FixedPartitionedSource, Polled, SimplePoller,
-        StatefulSourcePartition, StatelessSourcePartition,
-    };
-    pub use bwx_runtime::outputs::{
-        DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition,
-    };
+    // What `#[source]` / `#[sink]` name lives in the runtime, so bwx's own crates use it too.
+    pub use bwx_runtime::__private::*;
     pub use bwx_runtime::stateful::{JoinEmitMode, JoinInsertMode};
     pub use bwx_runtime::{Dataflow, StepId, Stream};
-    pub use serde;
-
-    /// What a `#[state]` field of a `#[source]`/`#[sink]` partition must be; checked per
-    /// field so the error points at the field's type.
-    #[diagnostic::on_unimplemented(
-        message = "`#[state]` field of type `{Self}` is stored with recovery, so it must be serde and `Clone`",
-        label = "not serde",
-        note = "derive them: `#[derive(Clone, serde::Serialize, serde::Deserialize)]`"
-    )]
-    pub trait StateField: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static {}
-    impl<T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static> StateField for T {}
-
-    /// Fails to compile, at the caller's span, unless `T` is a [`StateField`].
-    pub const fn assert_state_field<T: StateField>() {}
 }

@@ -19,6 +19,8 @@
 //! assert_eq!(counts, vec![("a".to_string(), 1), ("b".to_string(), 2)]);
 //! ```
 
+#[doc(hidden)]
+pub mod __private;
 pub mod cli;
 mod engine;
 mod errors;

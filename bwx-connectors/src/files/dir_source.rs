@@ -6,7 +6,7 @@ use bwx_runtime::StepId;
 use bwx_runtime::inputs::{ConnectorError, FixedPartitionedSource};
 use glob::{MatchOptions, Pattern};
 
-use super::{DEFAULT_BATCH_SIZE, FileError, LinePartition};
+use super::{DEFAULT_BATCH_SIZE, FileError, LinePartition, LinePartitionState};
 
 /// Reads the lines of the files under a directory whose relative paths match a glob
 /// pattern, one partition per file, each resumable by byte offset.
@@ -119,7 +119,7 @@ fn slash_path(rel: &Path) -> String {
 
 impl FixedPartitionedSource for DirSource {
     type Item = String;
-    type State = u64;
+    type State = LinePartitionState;
     type Partition = LinePartition;
 
     fn list_parts(&self) -> Vec<String> {
@@ -130,11 +130,11 @@ impl FixedPartitionedSource for DirSource {
         &self,
         _step_id: &StepId,
         for_part: &str,
-        resume_state: Option<u64>,
+        resume_state: Option<LinePartitionState>,
     ) -> Result<LinePartition, ConnectorError> {
-        Ok(LinePartition::open(
+        Ok(LinePartition::open_file(
             &self.dir.join(for_part),
-            resume_state,
+            resume_state.map(|r| r.offset),
             self.batch_size,
         )?)
     }

@@ -4,15 +4,18 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use bwx_runtime::inputs::{BatchStatus, ConnectorError, StatefulSourcePartition};
-
 use super::FileError;
 
 /// One file read as lines; its state is the byte offset of the next unread byte.
+///
+/// Written with `#[source]`: the impl that makes it [`super::FileSource`]'s partition is
+/// beside `FileSource`; [`super::DirSource`] opens it with a hand-written impl.
+#[bwx_macros::source(crate = bwx_runtime)]
 pub struct LinePartition {
     path: PathBuf,
     reader: BufReader<File>,
     /// Offset of the next unread byte.
+    #[state]
     offset: u64,
     batch_size: usize,
     /// Reused for every line, so reading allocates only the emitted `String`s.
@@ -21,7 +24,7 @@ pub struct LinePartition {
 
 impl LinePartition {
     /// Opens `path` and positions it at `resume` (a byte offset; 0 when `None`).
-    pub fn open(path: &Path, resume: Option<u64>, batch_size: usize) -> Result<Self, FileError> {
+    pub fn open_file(path: &Path, resume: Option<u64>, batch_size: usize) -> Result<Self, FileError> {
         let mut file = File::open(path).map_err(FileError::io("open", path))?;
         let offset = resume.unwrap_or(0);
         if offset > 0 {
@@ -46,7 +49,7 @@ impl LinePartition {
     }
 
     /// Reads up to `batch_size` lines into `batch`; `Ok(false)` once the file is exhausted.
-    fn read_lines(&mut self, batch: &mut Vec<String>) -> Result<bool, FileError> {
+    pub(super) fn read_lines(&mut self, batch: &mut Vec<String>) -> Result<bool, FileError> {
         for _ in 0..self.batch_size {
             self.line.clear();
             let n = self
@@ -79,32 +82,17 @@ pub(crate) fn strip_newline(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-impl StatefulSourcePartition for LinePartition {
-    type Item = String;
-    type State = u64;
-
-    fn next_batch(&mut self, batch: &mut Vec<String>) -> Result<BatchStatus, ConnectorError> {
-        match self.read_lines(batch)? {
-            true => Ok(BatchStatus::Active),
-            false => Ok(BatchStatus::Eof),
-        }
-    }
-
-    fn snapshot(&self) -> u64 {
-        self.offset
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bwx_runtime::inputs::{BatchStatus, ConnectorError, StatefulSourcePartition};
 
     fn read_all(
         path: &Path,
         resume: Option<u64>,
         batch_size: usize,
     ) -> Result<Vec<Vec<String>>, ConnectorError> {
-        let mut part = LinePartition::open(path, resume, batch_size)?;
+        let mut part = LinePartition::open_file(path, resume, batch_size)?;
         let mut batches = Vec::new();
         loop {
             let mut batch = Vec::new();
@@ -130,10 +118,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.txt");
         std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
-        let mut part = LinePartition::open(&path, None, 1).unwrap();
+        let mut part = LinePartition::open_file(&path, None, 1).unwrap();
         let mut batch = Vec::new();
         part.next_batch(&mut batch).unwrap();
-        assert_eq!((batch, part.snapshot()), (vec!["one".to_string()], 4));
+        assert_eq!((batch, part.snapshot().offset), (vec!["one".to_string()], 4));
         assert_eq!(read_all(&path, Some(4), 10).unwrap(), vec![vec!["two", "three"]]);
         // Resuming at the end gives nothing more.
         assert_eq!(read_all(&path, Some(14), 10).unwrap(), vec![Vec::<String>::new()]);
@@ -153,7 +141,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("short.txt");
         std::fs::write(&path, "abc\n").unwrap();
-        let err = LinePartition::open(&path, Some(10), 1).err().unwrap().to_string();
+        let err = LinePartition::open_file(&path, Some(10), 1)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             err.contains("is 4 bytes long, shorter than the stored position 10"),
             "{err}"
@@ -162,10 +153,20 @@ mod tests {
 
     #[test]
     fn a_missing_file_names_the_path() {
-        let err = LinePartition::open(Path::new("/nonexistent/x.txt"), None, 1)
+        let err = LinePartition::open_file(Path::new("/nonexistent/x.txt"), None, 1)
             .err()
             .unwrap()
             .to_string();
         assert!(err.starts_with("cannot open /nonexistent/x.txt:"), "{err}");
+    }
+
+    #[test]
+    fn the_stored_state_is_the_bare_offset() {
+        use bwx_runtime::recovery::codec::{decode, encode};
+        // Before `#[source]`, the state was a plain `u64`: stored snapshots stay readable.
+        let state = LinePartitionState { offset: 4 };
+        assert_eq!(encode(&state).unwrap(), encode(&4u64).unwrap());
+        let back: LinePartitionState = decode(&encode(&4u64).unwrap()).unwrap();
+        assert_eq!(back.offset, 4);
     }
 }

@@ -21,9 +21,9 @@ mod source;
 pub use csv_source::{CsvPartition, CsvPosition, CsvSource};
 pub use dir_source::DirSource;
 pub use error::FileError;
-pub use lines::LinePartition;
 pub(crate) use lines::strip_newline;
-pub use sink::{DirSink, FileAssigner, FileSink, FileSinkPartition, HashAssign};
+pub use lines::{LinePartition, LinePartitionState};
+pub use sink::{DirSink, FileAssigner, FileSink, FileSinkPartition, FileSinkPartitionState, HashAssign};
 pub use source::FileSource;
 
 /// Lines a source emits per batch unless told otherwise (as in Bytewax).

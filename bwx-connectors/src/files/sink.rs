@@ -15,7 +15,7 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use bwx_runtime::inputs::ConnectorError;
-use bwx_runtime::outputs::{FixedPartitionedSink, StatefulSinkPartition};
+use bwx_runtime::outputs::FixedPartitionedSink;
 use bwx_runtime::{ExchangeData, Key, StepId};
 
 use super::FileError;
@@ -68,26 +68,6 @@ impl<K, V> FileSink<K, V> {
             path: path.into(),
             _kv: PhantomData,
         }
-    }
-}
-
-impl<K: Key, V: ExchangeData + Display> FixedPartitionedSink for FileSink<K, V> {
-    type Key = K;
-    type Value = V;
-    type State = u64;
-    type Partition = FileSinkPartition<V>;
-
-    fn list_parts(&self) -> Vec<String> {
-        vec![self.path.to_string_lossy().into_owned()]
-    }
-
-    fn build_part(
-        &self,
-        _step_id: &StepId,
-        _for_part: &str,
-        resume_state: Option<u64>,
-    ) -> Result<FileSinkPartition<V>, ConnectorError> {
-        Ok(FileSinkPartition::open(&self.path, resume_state)?)
     }
 }
 
@@ -196,7 +176,7 @@ impl<K, V, A> DirSink<K, V, A> {
 impl<K: Key, V: ExchangeData + Display, A: FileAssigner<K>> FixedPartitionedSink for DirSink<K, V, A> {
     type Key = K;
     type Value = V;
-    type State = u64;
+    type State = FileSinkPartitionState;
     type Partition = FileSinkPartition<V>;
 
     fn list_parts(&self) -> Vec<String> {
@@ -211,17 +191,25 @@ impl<K: Key, V: ExchangeData + Display, A: FileAssigner<K>> FixedPartitionedSink
         &self,
         _step_id: &StepId,
         for_part: &str,
-        resume_state: Option<u64>,
+        resume_state: Option<FileSinkPartitionState>,
     ) -> Result<FileSinkPartition<V>, ConnectorError> {
         std::fs::create_dir_all(&self.dir).map_err(FileError::io("create directory", &self.dir))?;
-        Ok(FileSinkPartition::open(&self.dir.join(for_part), resume_state)?)
+        Ok(FileSinkPartition::open_file(
+            &self.dir.join(for_part),
+            resume_state.map(|r| r.offset),
+        )?)
     }
 }
 
 /// One file written by a [`FileSink`] or [`DirSink`]; its state is the byte offset written.
+///
+/// Written with `#[sink]`, which makes it [`FileSink`]'s partition; [`DirSink`] opens it
+/// with a hand-written impl.
+#[bwx_macros::sink(crate = bwx_runtime)]
 pub struct FileSinkPartition<V> {
     path: PathBuf,
     file: File,
+    #[state]
     offset: u64,
     /// Reused for every batch.
     buf: Vec<u8>,
@@ -236,7 +224,7 @@ impl<V> FileSinkPartition<V> {
     ///
     /// A resume position past the end of the file is an error: lines the stored position
     /// counts were lost, so truncating would not restore them.
-    pub fn open(path: &Path, resume: Option<u64>) -> Result<Self, FileError> {
+    pub fn open_file(path: &Path, resume: Option<u64>) -> Result<Self, FileError> {
         let mut file = OpenOptions::new()
             .create(true)
             .write(true)
@@ -277,11 +265,24 @@ impl<V> FileSinkPartition<V> {
     }
 }
 
-impl<V: Display + 'static> StatefulSinkPartition for FileSinkPartition<V> {
-    type Value = V;
-    type State = u64;
+/// `FileSink`'s partition, by `#[sink]`: one partition named by the path, truncated to
+/// the stored byte offset when opened. The key type is the sink's, `K`, a parameter of
+/// `open` (the partition does not have it).
+#[bwx_macros::sink(crate = bwx_runtime, key = K)]
+impl<V: ExchangeData + Display> FileSinkPartition<V> {
+    fn list_parts<K>(sink: &FileSink<K, V>) -> Vec<String> {
+        vec![sink.path.to_string_lossy().into_owned()]
+    }
 
-    fn write_batch(&mut self, values: &mut Vec<V>) -> Result<(), ConnectorError> {
+    fn open<K: Key>(
+        sink: &FileSink<K, V>,
+        _part: &str,
+        resume: Option<FileSinkPartitionState>,
+    ) -> Result<Self, FileError> {
+        FileSinkPartition::open_file(&sink.path, resume.map(|r| r.offset))
+    }
+
+    fn write_batch(&mut self, values: &mut Vec<V>) -> Result<(), FileError> {
         self.check_sync()?;
         self.buf.clear();
         for value in values.drain(..) {
@@ -298,18 +299,17 @@ impl<V: Display + 'static> StatefulSinkPartition for FileSinkPartition<V> {
         Ok(())
     }
 
-    fn snapshot(&self) -> u64 {
+    fn snapshot(&self) -> FileSinkPartitionState {
         // Recovery stores this position next: make the bytes before it durable first.
         if let Err(e) = self.file.sync_data() {
             self.sync_error.set(Some(e));
         }
-        self.offset
+        FileSinkPartitionState { offset: self.offset }
     }
 
-    fn close(&mut self) -> Result<(), ConnectorError> {
+    fn close(&mut self) -> Result<(), FileError> {
         self.check_sync()?;
-        self.file.sync_all().map_err(FileError::io("fsync", &self.path))?;
-        Ok(())
+        self.file.sync_all().map_err(FileError::io("fsync", &self.path))
     }
 }
 
@@ -327,16 +327,16 @@ mod tests {
     fn writes_lines_and_truncates_to_the_resume_position() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.txt");
-        let mut part = FileSinkPartition::open(&path, None).unwrap();
+        let mut part = FileSinkPartition::open_file(&path, None).unwrap();
         write(&mut part, &["a", "bb"]);
-        let position = part.snapshot();
+        let position = part.snapshot().offset;
         assert_eq!(position, 5);
         // Written after the snapshot, then the process died.
         write(&mut part, &["lost"]);
         drop(part);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\nbb\nlost\n");
 
-        let mut resumed = FileSinkPartition::open(&path, Some(position)).unwrap();
+        let mut resumed = FileSinkPartition::open_file(&path, Some(position)).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\nbb\n");
         write(&mut resumed, &["c"]);
         resumed.close().unwrap();
@@ -348,10 +348,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.txt");
         std::fs::write(&path, "old\n").unwrap();
-        let mut part = FileSinkPartition::<String>::open(&path, None).unwrap();
+        let mut part = FileSinkPartition::<String>::open_file(&path, None).unwrap();
         part.close().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
-        let err = FileSinkPartition::<String>::open(&path, Some(3))
+        let err = FileSinkPartition::<String>::open_file(&path, Some(3))
             .err()
             .unwrap()
             .to_string();
@@ -370,5 +370,15 @@ mod tests {
         let mut sorted = names.clone();
         sorted.sort();
         assert_eq!(sorted, names);
+    }
+
+    #[test]
+    fn the_stored_state_is_the_bare_offset() {
+        use bwx_runtime::recovery::codec::{decode, encode};
+        // Before `#[sink]`, the state was a plain `u64`: stored snapshots stay readable.
+        let state = FileSinkPartitionState { offset: 5 };
+        assert_eq!(encode(&state).unwrap(), encode(&5u64).unwrap());
+        let back: FileSinkPartitionState = decode(&encode(&5u64).unwrap()).unwrap();
+        assert_eq!(back.offset, 5);
     }
 }

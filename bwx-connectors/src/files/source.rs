@@ -2,10 +2,9 @@
 
 use std::path::PathBuf;
 
-use bwx_runtime::StepId;
-use bwx_runtime::inputs::{ConnectorError, FixedPartitionedSource};
+use bwx_runtime::inputs::BatchStatus;
 
-use super::{DEFAULT_BATCH_SIZE, LinePartition};
+use super::{DEFAULT_BATCH_SIZE, FileError, LinePartition, LinePartitionState};
 
 /// Reads the lines of one file, as a single partition named by the path, resumable by
 /// byte offset.
@@ -51,21 +50,22 @@ impl FileSource {
     }
 }
 
-impl FixedPartitionedSource for FileSource {
-    type Item = String;
-    type State = u64;
-    type Partition = LinePartition;
-
-    fn list_parts(&self) -> Vec<String> {
-        vec![self.path.to_string_lossy().into_owned()]
+/// `FileSource`'s partition, by `#[source]`: one partition named by the path, opened at the
+/// stored byte offset.
+#[bwx_macros::source(crate = bwx_runtime)]
+impl LinePartition {
+    fn list_parts(source: &FileSource) -> Vec<String> {
+        vec![source.path.to_string_lossy().into_owned()]
     }
 
-    fn build_part(
-        &self,
-        _step_id: &StepId,
-        _for_part: &str,
-        resume_state: Option<u64>,
-    ) -> Result<LinePartition, ConnectorError> {
-        Ok(LinePartition::open(&self.path, resume_state, self.batch_size)?)
+    fn open(source: &FileSource, _part: &str, resume: Option<LinePartitionState>) -> Result<Self, FileError> {
+        LinePartition::open_file(&source.path, resume.map(|r| r.offset), source.batch_size)
+    }
+
+    fn next_batch(&mut self, batch: &mut Vec<String>) -> Result<BatchStatus, FileError> {
+        Ok(match self.read_lines(batch)? {
+            true => BatchStatus::Active,
+            false => BatchStatus::Eof,
+        })
     }
 }

@@ -56,7 +56,7 @@ fn bad_impls_report_every_problem() {
         quote! {
             impl P {
                 fn opn(source: &S, part: &str) -> Result<Self, E> { x() }
-                fn snapshot(&self) -> u32 { 0 }
+                fn resume(&mut self, s: PState) {}
             }
         },
     )
@@ -64,7 +64,7 @@ fn bad_impls_report_every_problem() {
     for needle in [
         "unknown option of `#[source]`",
         "unknown method `opn` for `#[source]`; did you mean `open`?",
-        "`snapshot` is generated from the `#[state]` fields",
+        "`resume` is generated from the `#[state]` fields",
         "impl is missing `fn open",
         "impl is missing `fn next_batch",
     ] {
@@ -72,4 +72,131 @@ fn bad_impls_report_every_problem() {
     }
     // The user's impl is kept, so its methods still type-check and nothing cascades.
     assert!(out.contains("impl P"), "{out}");
+}
+
+#[test]
+fn open_may_take_the_resume_state() {
+    let imp = expand(
+        Kind::Source,
+        quote!(),
+        quote! {
+            impl FilePart {
+                fn open(source: &Files, part: &str, resume: Option<FilePartState>) -> Result<Self, FileError> { todo() }
+                fn next_batch(&mut self, batch: &mut Vec<String>) -> Result<BatchStatus, FileError> { todo() }
+            }
+        },
+    )
+    .to_string();
+    // The state goes to `open`; nothing is set after it.
+    assert!(
+        imp.contains("< FilePart > :: open (self , for_part , resume_state)"),
+        "{imp}"
+    );
+    assert!(!imp.contains("resume_state (& mut part"), "{imp}");
+    // Errors of any type convert into `ConnectorError`.
+    assert!(
+        imp.contains("map_err (:: bwx :: __private :: connector_error)"),
+        "{imp}"
+    );
+
+    let without = expand(
+        Kind::Source,
+        quote!(),
+        quote! {
+            impl FilePart {
+                fn open(source: &Files, part: &str) -> Result<Self, FileError> { todo() }
+                fn next_batch(&mut self, batch: &mut Vec<String>) -> Result<BatchStatus, FileError> { todo() }
+            }
+        },
+    )
+    .to_string();
+    assert!(
+        without.contains("< FilePart > :: open (self , for_part)"),
+        "{without}"
+    );
+    assert!(
+        without.contains("PartitionState > :: resume_state (& mut part , state)"),
+        "{without}"
+    );
+}
+
+#[test]
+fn generic_partitions_and_open_parameters_become_impl_parameters() {
+    let imp = expand(
+        Kind::Sink,
+        quote!(key = K),
+        quote! {
+            impl<V: Display + 'static> LinesPart<V> where V: Clone {
+                fn open<K: Key>(sink: &Lines<K, V>, part: &str, resume: Option<LinesPartState>) -> Result<Self, E> { todo() }
+                fn write_batch(&mut self, batch: &mut Vec<V>) -> Result<(), E> { Ok(()) }
+                fn snapshot(&self) -> LinesPartState { self.sync(); todo() }
+            }
+        },
+    )
+    .to_string();
+    let connector = "impl < V : Display + 'static , K : Key > :: bwx :: __private :: FixedPartitionedSink for Lines < K , V > where V : Clone , for < '__bwx > LinesPartState : :: bwx :: __private :: StateField";
+    assert!(imp.contains(connector), "{imp}");
+    let part = "impl < V : Display + 'static > :: bwx :: __private :: StatefulSinkPartition for LinesPart < V > where V : Clone , for < '__bwx > LinesPartState : :: bwx :: __private :: StateField";
+    assert!(imp.contains(part), "{imp}");
+    assert!(imp.contains("type Key = K"), "{imp}");
+    // The user's `snapshot` replaces the generated one.
+    assert!(
+        imp.contains("fn snapshot (& self) -> LinesPartState { < LinesPart < V > > :: snapshot (self) }"),
+        "{imp}"
+    );
+}
+
+#[test]
+fn state_fields_are_checked_one_by_one_and_one_field_is_transparent() {
+    let one = expand(
+        Kind::Source,
+        quote!(crate = crate),
+        quote! { struct P<T> { #[state] next: usize, items: Vec<T> } },
+    )
+    .to_string();
+    assert!(one.contains("serde (transparent)"), "{one}");
+    assert!(one.contains("crate = \"crate::__private::serde\""), "{one}");
+    assert!(one.contains("require_state_field :: < usize , _ >"), "{one}");
+    assert!(
+        one.contains("impl < T > crate :: __private :: PartitionState for P < T >"),
+        "{one}"
+    );
+
+    let two = expand(
+        Kind::Source,
+        quote!(),
+        quote! { struct P { #[state] a: u64, #[state] b: String } },
+    )
+    .to_string();
+    assert!(!two.contains("transparent"), "{two}");
+    assert_eq!(two.matches("require_state_field").count(), 2, "{two}");
+}
+
+#[test]
+fn a_generic_state_field_and_extra_open_parameters_are_errors() {
+    let out = expand(
+        Kind::Source,
+        quote!(),
+        quote! { struct P<T> { #[state] pending: Vec<T> } },
+    )
+    .to_string();
+    assert!(
+        out.contains("`#[state]` field `pending` uses the partition's parameter `T`"),
+        "{out}"
+    );
+    let out = expand(
+        Kind::Source,
+        quote!(),
+        quote! {
+            impl P {
+                fn open(source: &S, part: &str, resume: Option<PState>, extra: u32) -> Result<Self, E> { x() }
+                fn next_batch(&mut self, batch: &mut Vec<u8>) -> Result<BatchStatus, E> { x() }
+            }
+        },
+    )
+    .to_string();
+    assert!(
+        out.contains("`open` takes the connector, the partition name and optionally the resume state"),
+        "{out}"
+    );
 }

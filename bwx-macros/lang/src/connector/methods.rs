@@ -3,7 +3,10 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{FnArg, GenericArgument, ImplItem, ImplItemFn, ItemImpl, PathArguments, Type};
+use syn::{
+    FnArg, GenericArgument, GenericParam, Generics, ImplItem, ImplItemFn, ItemImpl, PathArguments, Type,
+    WherePredicate, parse_quote,
+};
 
 use super::{Kind, Options};
 use crate::diag::{Diagnostics, closest, did_you_mean};
@@ -38,6 +41,11 @@ const SOURCE: &[Known] = &[
         signature: "fn next_awake(&self) -> Option<SystemTime>",
     },
     Known {
+        name: "snapshot",
+        required: false,
+        signature: "fn snapshot(&self) -> PartState",
+    },
+    Known {
         name: "close",
         required: false,
         signature: "fn close(&mut self) -> Result<(), ConnectorError>",
@@ -46,11 +54,18 @@ const SOURCE: &[Known] = &[
 
 /// A single-partition polling source: the partition is a `SimplePoller`, polled on a
 /// schedule by `SimplePollingSource::new(|| part, interval)`.
-const POLLER: &[Known] = &[Known {
-    name: "next_item",
-    required: true,
-    signature: "fn next_item(&mut self) -> Result<Polled<Item>, ConnectorError>",
-}];
+const POLLER: &[Known] = &[
+    Known {
+        name: "next_item",
+        required: true,
+        signature: "fn next_item(&mut self) -> Result<Polled<Item>, ConnectorError>",
+    },
+    Known {
+        name: "snapshot",
+        required: false,
+        signature: "fn snapshot(&self) -> PartState",
+    },
+];
 
 const SINK: &[Known] = &[
     Known {
@@ -72,6 +87,11 @@ const SINK: &[Known] = &[
         name: "write_batch",
         required: true,
         signature: "fn write_batch(&mut self, batch: &mut Vec<Value>) -> Result<(), ConnectorError>",
+    },
+    Known {
+        name: "snapshot",
+        required: false,
+        signature: "fn snapshot(&self) -> PartState",
     },
     Known {
         name: "close",
@@ -113,12 +133,10 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
         .collect();
     for m in &methods {
         let name = m.sig.ident.to_string();
-        if name == "snapshot" || name == "resume" {
+        if name == "resume" {
             diag.error(
                 m.sig.ident.span(),
-                format!(
-                    "`{name}` is generated from the `#[state]` fields of the partition struct; remove it"
-                ),
+                "`resume` is generated from the `#[state]` fields of the partition struct; to resume differently, take the state in `open`: `fn open(source: &S, part: &str, resume: Option<PartState>)`",
             );
         } else if !known.iter().any(|k| k.name == name) {
             diag.error(
@@ -133,8 +151,13 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
         }
     }
     let find = |name: &str| methods.iter().copied().find(|m| m.sig.ident == name);
+    let part = &item.self_ty;
+    let Some(state) = state_ident(part) else {
+        diag.error(part.span(), "the partition type must be a plain struct name");
+        return quote!(#item);
+    };
     if polling {
-        return poller(&item, find("next_item"), options, diag);
+        return poller(&item, &state, find("next_item"), find("snapshot"), options, diag);
     }
     for k in known.iter().filter(|k| k.required) {
         if find(k.name).is_none() {
@@ -144,7 +167,9 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
             );
         }
     }
-    let connector = find("open").and_then(|open| first_param_ref(open, diag));
+    let open = find("open");
+    let connector = open.and_then(|open| first_param_ref(open, diag));
+    let resume_param = open.and_then(|open| resume_param(open, diag));
     let batch_method = match kind {
         Kind::Source => "next_batch",
         Kind::Sink => "write_batch",
@@ -153,31 +178,52 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
     if diag.messages().len() != errors_before {
         return quote!(#item);
     }
-    let (Some(connector), Some(item_ty)) = (connector, item_ty) else {
+    let (Some(open), Some(connector), Some(resume_param), Some(item_ty)) =
+        (open, connector, resume_param, item_ty)
+    else {
         return quote!(#item);
-    };
-    let part = &item.self_ty;
-    let state = match state_ident(part) {
-        Some(s) => s,
-        None => {
-            diag.error(part.span(), "the partition type must be a plain struct name");
-            return quote!(#item);
-        }
     };
     let private = &options.private;
     let has = |name: &str| find(name).is_some();
+    // The generated impls hold only when the state struct is a state type: when a
+    // `#[state]` field is not serde, its own check is then the only error.
+    let state_bound: WherePredicate = parse_quote!(for<'__bwx> #state: #private::StateField);
+    let part_generics = with_predicate(&item.generics, &state_bound);
+    let connector_generics = merged(&part_generics, &open.sig.generics);
+    let (part_impl, _, part_where) = part_generics.split_for_impl();
+    let (connector_impl, _, connector_where) = connector_generics.split_for_impl();
     let list_parts = if has("list_parts") {
-        quote!(#part::list_parts(self))
+        quote!(<#part>::list_parts(self))
     } else {
         quote!(::std::vec![::std::string::String::from("singleton")])
     };
     let close = has("close").then(|| {
         quote! {
             fn close(&mut self) -> ::core::result::Result<(), #private::ConnectorError> {
-                #part::close(self)
+                <#part>::close(self).map_err(#private::connector_error)
             }
         }
     });
+    let snapshot = if has("snapshot") {
+        quote!(<#part>::snapshot(self))
+    } else {
+        quote!(<#part as #private::PartitionState>::snapshot_state(self))
+    };
+    let open_call = match resume_param {
+        ResumeParam::Taken(span) => quote_spanned! {span=>
+            <#part>::open(self, for_part, resume_state).map_err(#private::connector_error)
+        },
+        ResumeParam::None => quote! {
+            <#part>::open(self, for_part)
+                .map(|mut part| {
+                    if let ::core::option::Option::Some(state) = resume_state {
+                        <#part as #private::PartitionState>::resume_state(&mut part, state);
+                    }
+                    part
+                })
+                .map_err(#private::connector_error)
+        },
+    };
     let build_part = quote! {
         fn build_part(
             &self,
@@ -185,11 +231,7 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
             for_part: &str,
             resume_state: ::core::option::Option<#state>,
         ) -> ::core::result::Result<#part, #private::ConnectorError> {
-            let mut part = #part::open(self, for_part)?;
-            if let ::core::option::Option::Some(state) = resume_state {
-                part.resume(state);
-            }
-            ::core::result::Result::Ok(part)
+            #open_call
         }
     };
     let span = item.self_ty.span();
@@ -198,12 +240,12 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
             let next_awake = has("next_awake").then(|| {
                 quote! {
                     fn next_awake(&self) -> ::core::option::Option<::std::time::SystemTime> {
-                        #part::next_awake(self)
+                        <#part>::next_awake(self)
                     }
                 }
             });
             quote_spanned! {span=>
-                impl #private::FixedPartitionedSource for #connector {
+                impl #connector_impl #private::FixedPartitionedSource for #connector #connector_where {
                     type Item = #item_ty;
                     type State = #state;
                     type Partition = #part;
@@ -213,18 +255,19 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
                     #build_part
                 }
 
-                impl #private::StatefulSourcePartition for #part {
+                impl #part_impl #private::StatefulSourcePartition for #part #part_where {
                     type Item = #item_ty;
                     type State = #state;
+                    #[inline]
                     fn next_batch(
                         &mut self,
                         batch: &mut ::std::vec::Vec<#item_ty>,
                     ) -> ::core::result::Result<#private::BatchStatus, #private::ConnectorError> {
-                        #part::next_batch(self, batch)
+                        <#part>::next_batch(self, batch).map_err(#private::connector_error)
                     }
                     #next_awake
                     fn snapshot(&self) -> #state {
-                        #part::snapshot(self)
+                        #snapshot
                     }
                     #close
                 }
@@ -242,12 +285,12 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
             let part_fn = has("part_fn").then(|| {
                 quote! {
                     fn part_fn(&self, key: &#key_ty) -> u64 {
-                        #part::part_fn(self, key)
+                        <#part>::part_fn(self, key)
                     }
                 }
             });
             quote_spanned! {span=>
-                impl #private::FixedPartitionedSink for #connector {
+                impl #connector_impl #private::FixedPartitionedSink for #connector #connector_where {
                     type Key = #key_ty;
                     type Value = #item_ty;
                     type State = #state;
@@ -259,17 +302,18 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
                     #build_part
                 }
 
-                impl #private::StatefulSinkPartition for #part {
+                impl #part_impl #private::StatefulSinkPartition for #part #part_where {
                     type Value = #item_ty;
                     type State = #state;
+                    #[inline]
                     fn write_batch(
                         &mut self,
                         batch: &mut ::std::vec::Vec<#item_ty>,
                     ) -> ::core::result::Result<(), #private::ConnectorError> {
-                        #part::write_batch(self, batch)
+                        <#part>::write_batch(self, batch).map_err(#private::connector_error)
                     }
                     fn snapshot(&self) -> #state {
-                        #part::snapshot(self)
+                        #snapshot
                     }
                     #close
                 }
@@ -285,7 +329,9 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
 /// `impl SimplePoller for Part`: the item type is the `T` of `Result<Polled<T>, _>`.
 fn poller(
     item: &ItemImpl,
+    state: &syn::Ident,
     next_item: Option<&ImplItemFn>,
+    snapshot: Option<&ImplItemFn>,
     options: &Options,
     diag: &mut Diagnostics,
 ) -> TokenStream {
@@ -301,34 +347,91 @@ fn poller(
     let Some(item_ty) = item_ty else {
         diag.error(
             next_item.sig.ident.span(),
-            "`next_item` returns `Result<Polled<Item>, ConnectorError>`",
+            "`next_item` returns `Result<Polled<Item>, E>`",
         );
         return quote!(#item);
     };
     let part = &item.self_ty;
-    let Some(state) = state_ident(part) else {
-        diag.error(part.span(), "the partition type must be a plain struct name");
-        return quote!(#item);
-    };
     let private = &options.private;
+    let state_bound: WherePredicate = parse_quote!(for<'__bwx> #state: #private::StateField);
+    let generics = with_predicate(&item.generics, &state_bound);
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let snapshot = match snapshot {
+        Some(_) => quote!(<#part>::snapshot(self)),
+        None => quote!(<#part as #private::PartitionState>::snapshot_state(self)),
+    };
     let span = part.span();
     quote_spanned! {span=>
         #item
 
-        impl #private::SimplePoller for #part {
+        impl #impl_generics #private::SimplePoller for #part #where_clause {
             type Item = #item_ty;
             type State = #state;
             fn next_item(
                 &mut self,
             ) -> ::core::result::Result<#private::Polled<#item_ty>, #private::ConnectorError> {
-                #part::next_item(self)
+                <#part>::next_item(self).map_err(#private::connector_error)
             }
             fn snapshot(&self) -> #state {
-                #part::snapshot(self)
+                #snapshot
             }
             fn resume(&mut self, state: #state) {
-                #part::resume(self, state)
+                <#part as #private::PartitionState>::resume_state(self, state)
             }
+        }
+    }
+}
+
+/// `generics` with one more where-predicate.
+fn with_predicate(generics: &Generics, predicate: &WherePredicate) -> Generics {
+    let mut out = generics.clone();
+    out.make_where_clause().predicates.push(predicate.clone());
+    out
+}
+
+/// The partition impl's generics plus `open`'s own (such as a sink's key type, which the
+/// connector has and the partition does not), lifetimes first as Rust requires.
+fn merged(part: &Generics, open: &Generics) -> Generics {
+    let mut out = part.clone();
+    let params: Vec<GenericParam> = part.params.iter().chain(&open.params).cloned().collect();
+    let (lifetimes, others): (Vec<_>, Vec<_>) = params
+        .into_iter()
+        .partition(|p| matches!(p, GenericParam::Lifetime(_)));
+    out.params = lifetimes.into_iter().chain(others).collect();
+    if let Some(w) = &open.where_clause {
+        out.make_where_clause()
+            .predicates
+            .extend(w.predicates.iter().cloned());
+    }
+    if !out.params.is_empty() {
+        out.lt_token.get_or_insert_with(Default::default);
+        out.gt_token.get_or_insert_with(Default::default);
+    }
+    out
+}
+
+/// Whether `open` takes the resume state (a third parameter), and where.
+enum ResumeParam {
+    Taken(proc_macro2::Span),
+    None,
+}
+
+/// `open`'s optional third parameter, the resume state; more parameters are an error.
+fn resume_param(open: &ImplItemFn, diag: &mut Diagnostics) -> Option<ResumeParam> {
+    let inputs = &open.sig.inputs;
+    match inputs.len() {
+        0..=2 => Some(ResumeParam::None),
+        3 => match inputs.iter().nth(2) {
+            Some(FnArg::Typed(arg)) => Some(ResumeParam::Taken(arg.ty.span())),
+            _ => Some(ResumeParam::None),
+        },
+        _ => {
+            let extra = inputs.iter().nth(3).map_or(open.sig.ident.span(), |a| a.span());
+            diag.error(
+                extra,
+                "`open` takes the connector, the partition name and optionally the resume state: `fn open(source: &S, part: &str, resume: Option<PartState>)`",
+            );
+            None
         }
     }
 }

@@ -1,20 +1,30 @@
 //! `#[source]` and `#[sink]`: connector boilerplate from a partition struct and an impl.
 //!
 //! On the partition struct, the attribute strips the `#[state]` markers and generates a
-//! serde resume-state struct `<Name>State` with those fields, `snapshot()` and `resume()`.
+//! serde resume-state struct `<Name>State` with those fields (one field is stored as its
+//! bare value, so a hand-written connector whose state was that value keeps reading its
+//! snapshots) and the `PartitionState` impl that snapshots and resumes them. A field
+//! whose type is not serde gets one error, on its type. The state struct is not generic.
 //! On the partition's impl block, it checks the methods and generates the connector
 //! traits:
 //!
 //! | attribute | methods (`?` = optional) | generated |
 //! |---|---|---|
-//! | `#[source]` | `list_parts(&S)?`, `open(&S, part)`, `next_batch(&mut self, &mut Vec<T>)`, `next_awake(&self)?`, `close(&mut self)?` | `FixedPartitionedSource for S`, `StatefulSourcePartition for Part` |
-//! | `#[source]` (polling) | `next_item(&mut self) -> Result<Polled<T>, _>` | `SimplePoller for Part`, for `SimplePollingSource::new(\|\| part, interval)` (one partition) |
-//! | `#[sink]` | `list_parts(&S)?`, `part_fn(&S, &K)?`, `open(&S, part)`, `write_batch(&mut self, &mut Vec<V>)`, `close(&mut self)?` | `FixedPartitionedSink for S`, `StatefulSinkPartition for Part` |
+//! | `#[source]` | `list_parts(&S)?`, `open(&S, part, resume?)`, `next_batch(&mut self, &mut Vec<T>)`, `next_awake(&self)?`, `snapshot(&self)?`, `close(&mut self)?` | `FixedPartitionedSource for S`, `StatefulSourcePartition for Part` |
+//! | `#[source]` (polling) | `next_item(&mut self) -> Result<Polled<T>, E>`, `snapshot(&self)?` | `SimplePoller for Part`, for `SimplePollingSource::new(\|\| part, interval)` (one partition) |
+//! | `#[sink]` | `list_parts(&S)?`, `part_fn(&S, &K)?`, `open(&S, part, resume?)`, `write_batch(&mut self, &mut Vec<V>)`, `snapshot(&self)?`, `close(&mut self)?` | `FixedPartitionedSink for S`, `StatefulSinkPartition for Part` |
 //!
 //! `S`, the source or sink value given to `input`/`output`, is the type of the first
-//! parameter of `open`. Without `list_parts` the connector has one partition,
-//! `"singleton"`. A sink's key type is `part_fn`'s, or `key = Type` in the attribute
-//! (default `String`). `crate = path` names a re-export of bwx.
+//! parameter of `open`. `open` may take the resume state as a third parameter,
+//! `Option<<Name>State>` (to seek a file, say); without it the stored `#[state]` fields
+//! are set on the opened partition. Methods may return any error type that converts into
+//! `ConnectorError`. The impl block may be generic; `open` may have parameters of its own
+//! (a sink's key type, which the partition does not mention), which become parameters of
+//! the connector's impl. `snapshot` replaces the generated one (to flush before the state
+//! is stored, say). Without `list_parts` the connector has one partition, `"singleton"`.
+//! A sink's key type is `part_fn`'s, or `key = Type` in the attribute (default `String`).
+//! `crate = path` names the crate whose `__private` module the code uses: a re-export of
+//! bwx, or `bwx_runtime` / `crate` inside bwx's own crates.
 
 mod methods;
 mod state;

@@ -1,0 +1,29 @@
+use bwx::inputs::{BatchStatus, ConnectorError};
+
+pub struct Numbers;
+
+#[bwx::source]
+pub struct NumbersPart {
+    #[state]
+    next: u32,
+}
+
+#[bwx::source]
+impl NumbersPart {
+    fn open(
+        _source: &Numbers,
+        _part: &str,
+        resume: Option<NumbersPartState>,
+        start: u32,
+    ) -> Result<Self, ConnectorError> {
+        Ok(NumbersPart { next: resume.map_or(start, |r| r.next) })
+    }
+
+    fn next_batch(&mut self, batch: &mut Vec<u32>) -> Result<BatchStatus, ConnectorError> {
+        batch.push(self.next);
+        self.next += 1;
+        Ok(BatchStatus::Active)
+    }
+}
+
+fn main() {}
