@@ -42,11 +42,14 @@ pub use bwx_connectors as connectors;
 /// - Each statement is one builder call; its step id is the binding (`double.doubled`).
 ///   In a chain, inner steps are named `binding_operator` (`doubled_map`), numbered
 ///   `binding_operator_2`, ... when an operator repeats.
-/// - Stateful steps (`input`, `output`, `*_final`, `stateful*`, `collect`, `join`) and
-///   steps with ports (`branch`) end their statement, so recovery ids are your own names.
-/// - Ports are fields: `split = nums.branch(|x| x % 2 == 0);` then `split.trues`.
-/// - `merge(a, b, ...)` and `join(a, b, ..., insert = .., emit = ..)` are free calls; any
-///   other free call `x = path(a, ...)` calls a sub-flow function
+/// - Stateful steps (`input`, `output`, `*_final`, `stateful*`, `collect`, `join`,
+///   `*_window`) and steps with ports (`branch`) end their statement, so recovery ids are
+///   your own names.
+/// - Ports are fields: `split = nums.branch(|x| x % 2 == 0);` then `split.trues`; a window
+///   step's are `down`, `late` and `meta`.
+/// - `merge(a, b, ...)`, `join(a, b, ..., insert = .., emit = ..)` and
+///   `join_window(a, b, ..., clock = .., windower = .., insert = .., emit = .., ordered = ..)`
+///   are free calls; any other free call `x = path(a, ...)` calls a sub-flow function
 ///   `fn path(flow: &Dataflow, id: &str, a: &Stream<T>, ...) -> R`.
 /// - Every stream must be used (name it `_x` to allow it not to be); the flow needs an
 ///   `input` and an `output`. All errors are reported together, at your tokens.

@@ -124,7 +124,7 @@ fn window_ports_are_checked_and_windows_end_their_statement() {
         e,
         vec![
             // Syntax errors come first, then the checks of the statements that parsed.
-            "`.down` is not a call: ports are reached from a binding (`split.down`), so end the statement with the operator that has ports and start a new one",
+            "`.down` is not a call: ports are reached from a binding, so end this statement after the operator that has ports and continue from `z.down` in a new one",
             "unknown port `dwn` of `w` (a `fold_window`); its ports are `down`, `late`, `meta`; did you mean `down`?",
             "`w` is a `fold_window` with ports `down`, `late`, `meta`: use one of them, e.g. `w.down`",
         ]

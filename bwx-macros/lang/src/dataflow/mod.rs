@@ -11,8 +11,9 @@
 //! Step ids are the bindings (`wordcount.counts`). In a chain, every step but the last is
 //! named `binding_operator` (`words_flat_map`), numbered `binding_operator_2`, ... when an
 //! operator repeats; the last is named after the binding. Stateful steps (`input`,
-//! `output`, `*_final`, `stateful*`, `collect`, `join`) and steps with ports (`branch`)
-//! must end their statement, so their recovery ids are the user's own names.
+//! `output`, `*_final`, `stateful*`, `collect`, `join`, `*_window`, `join_window`) and
+//! steps with ports (`branch`; windows have `down`, `late`, `meta`) must end their
+//! statement, so their recovery ids are the user's own names.
 //! A free call of any other path, `x = my_sub(a, 3);`, calls a sub-flow: an ordinary
 //! function `fn my_sub(flow: &Dataflow, id: &str, a: &Stream<T>, ...) -> R`; arguments
 //! naming bindings are passed by reference, others as written.

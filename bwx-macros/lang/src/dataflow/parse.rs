@@ -217,7 +217,7 @@ fn parse_statement(input: ParseStream<'_>) -> syn::Result<Statement> {
             return Err(syn::Error::new(
                 name.span(),
                 format!(
-                    "`.{name}` is not a call: ports are reached from a binding (`split.{name}`), so end the statement with the operator that has ports and start a new one"
+                    "`.{name}` is not a call: ports are reached from a binding, so end this statement after the operator that has ports and continue from `{binding}.{name}` in a new one"
                 ),
             ));
         }
