@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::resume::{self, ResumePlan, ResumeState};
-use super::writer::{Shared, WriterThread};
+use super::writer::{Shared, WorkerWriter};
 use super::{RecoveryError, RecoveryHook, Snapshot};
 use crate::errors::FlowError;
 use crate::flow::StepId;
@@ -43,10 +43,10 @@ use crate::flow::StepId;
 /// assert_eq!(run(vec![("a".into(), 1), ("a".into(), 2), ("a".into(), 10)]), vec![("a".to_string(), 13)]);
 /// ```
 pub struct SqliteRecovery {
-    shared: Arc<Shared>,
+    shared: Shared,
     resume: Mutex<Option<ResumeState>>,
     workers: AtomicUsize,
-    writers: Mutex<HashMap<usize, Arc<WriterThread>>>,
+    writers: Mutex<HashMap<usize, Arc<Mutex<WorkerWriter>>>>,
     orphans: Mutex<Vec<String>>,
 }
 
@@ -88,13 +88,13 @@ impl SqliteRecovery {
         let plan = resume::plan(&set)?;
         let state = resume::load(&mut set, plan.resume_epoch)?;
         Ok(SqliteRecovery {
-            shared: Arc::new(Shared {
+            shared: Shared {
                 files: set.files.clone(),
                 flow_id: flow_id.to_string(),
                 plan,
                 backup_interval,
                 snapshot_every: snapshot_every.max(1),
-            }),
+            },
             resume: Mutex::new(Some(state)),
             workers: AtomicUsize::new(0),
             writers: Mutex::new(HashMap::new()),
@@ -141,14 +141,11 @@ impl SqliteRecovery {
         &self.shared.plan
     }
 
-    fn writer(&self, worker: usize) -> Result<Arc<WriterThread>, RecoveryError> {
-        let mut writers = lock(&self.writers);
-        if let Some(w) = writers.get(&worker) {
-            return Ok(w.clone());
-        }
-        let w = Arc::new(WriterThread::spawn(worker, self.shared.clone())?);
-        writers.insert(worker, w.clone());
-        Ok(w)
+    fn writer(&self, worker: usize) -> Arc<Mutex<WorkerWriter>> {
+        lock(&self.writers)
+            .entry(worker)
+            .or_insert_with(|| Arc::new(Mutex::new(WorkerWriter::new(worker, &self.shared))))
+            .clone()
     }
 
     fn worker_count(&self) -> Result<usize, FlowError> {
@@ -201,11 +198,15 @@ impl RecoveryHook for SqliteRecovery {
         // Every step has taken its resume state by the time an epoch closes.
         lock(&self.resume).take();
         let workers = self.worker_count()?;
-        Ok(self.writer(worker)?.epoch_closed(workers, epoch, snapshots)?)
+        let writer = self.writer(worker);
+        let mut writer = lock(&writer);
+        Ok(writer.epoch_closed(&self.shared, workers, epoch, snapshots)?)
     }
 
     fn finished(&self, worker: usize) -> Result<(), FlowError> {
         let workers = self.worker_count()?;
-        Ok(self.writer(worker)?.finish(workers)?)
+        let writer = self.writer(worker);
+        let mut writer = lock(&writer);
+        Ok(writer.finish(&self.shared, workers)?)
     }
 }

@@ -1,7 +1,6 @@
-//! One worker's writes, on a thread of its own ([`WriterThread`]): snapshots grouped into
-//! snapshot epochs, one transaction per partition per snapshot epoch (the partitions in
-//! parallel for large epochs), then the worker's frontier; garbage collection follows on
-//! another thread ([`super::gc`]).
+//! One worker's writes: snapshots grouped into snapshot epochs, one transaction per
+//! partition per snapshot epoch (the partitions in parallel for large epochs), then the
+//! worker's frontier; garbage collection follows on a thread of its own ([`super::gc`]).
 //!
 //! Order matters for crashes: a worker's frontier is written only after every snapshot of
 //! the epochs below it is committed, so a frontier never claims state that is not stored.
@@ -9,8 +8,6 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior, params};
@@ -298,125 +295,4 @@ fn write_part(
         failpoint::hit(Point::FirstEpoch);
     }
     Ok(())
-}
-
-/// Work for a worker's writer thread.
-enum Job {
-    /// An epoch closed with these snapshots.
-    Epoch {
-        workers: usize,
-        epoch: u64,
-        snapshots: Vec<Snapshot>,
-    },
-    /// The worker finished: write what is buffered, then answer.
-    Finish {
-        workers: usize,
-        done: mpsc::Sender<Result<(), RecoveryError>>,
-    },
-}
-
-/// How many closed epochs may wait for a worker's writer thread before the worker waits:
-/// the bound on the snapshots held in memory.
-const QUEUED_EPOCHS: usize = 2;
-
-/// A worker's [`WorkerWriter`] on a thread of its own, so that the worker goes on with
-/// the next epoch while SQLite commits and syncs the last one. The order of writes (the
-/// snapshots, then the frontier) is the writer's, so a frontier never claims state that
-/// is not stored. Dropping it waits for the queued writes.
-pub(crate) struct WriterThread {
-    jobs: Option<mpsc::SyncSender<Job>>,
-    thread: Option<JoinHandle<()>>,
-    failed: Arc<Mutex<Option<RecoveryError>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl WriterThread {
-    pub(crate) fn spawn(worker: usize, shared: Arc<Shared>) -> Result<Self, RecoveryError> {
-        let (jobs, rx) = mpsc::sync_channel(QUEUED_EPOCHS);
-        let failed = Arc::new(Mutex::new(None));
-        let report = failed.clone();
-        let first = shared.files.first().cloned().unwrap_or_default();
-        let thread = std::thread::Builder::new()
-            .name(format!("bwx-recovery-w{worker}"))
-            .spawn(move || {
-                let mut writer = WorkerWriter::new(worker, &shared);
-                for job in rx {
-                    match job {
-                        Job::Epoch {
-                            workers,
-                            epoch,
-                            snapshots,
-                        } => {
-                            if let Err(e) = writer.epoch_closed(&shared, workers, epoch, snapshots) {
-                                *lock(&report) = Some(e);
-                                return;
-                            }
-                        }
-                        Job::Finish { workers, done } => {
-                            // The worker waits for the answer; it cannot be gone.
-                            let _ = done.send(writer.finish(&shared, workers));
-                        }
-                    }
-                }
-            })
-            .map_err(|e| RecoveryError::Io {
-                file: first,
-                why: format!("cannot start the snapshot writer thread of worker {worker}: {e}"),
-            })?;
-        Ok(WriterThread {
-            jobs: Some(jobs),
-            thread: Some(thread),
-            failed,
-        })
-    }
-
-    /// The error that stopped the thread (a send fails only once it stopped).
-    fn stopped(&self) -> RecoveryError {
-        lock(&self.failed)
-            .clone()
-            .unwrap_or_else(|| RecoveryError::Usage("the snapshot writer thread stopped".into()))
-    }
-
-    /// Queues a closed epoch; waits only while [`QUEUED_EPOCHS`] are queued. Returns the
-    /// error of an earlier write, if one failed.
-    pub(crate) fn epoch_closed(
-        &self,
-        workers: usize,
-        epoch: u64,
-        snapshots: Vec<Snapshot>,
-    ) -> Result<(), RecoveryError> {
-        if let Some(e) = lock(&self.failed).clone() {
-            return Err(e);
-        }
-        let jobs = self.jobs.as_ref().ok_or_else(|| self.stopped())?;
-        jobs.send(Job::Epoch {
-            workers,
-            epoch,
-            snapshots,
-        })
-        .map_err(|_| self.stopped())
-    }
-
-    /// Writes everything queued and buffered, and waits until it is durable.
-    pub(crate) fn finish(&self, workers: usize) -> Result<(), RecoveryError> {
-        let jobs = self.jobs.as_ref().ok_or_else(|| self.stopped())?;
-        let (done, answer) = mpsc::channel();
-        jobs.send(Job::Finish { workers, done })
-            .map_err(|_| self.stopped())?;
-        answer.recv().map_err(|_| self.stopped())?
-    }
-}
-
-impl Drop for WriterThread {
-    fn drop(&mut self) {
-        self.jobs = None;
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("recovery: a snapshot writer thread panicked");
-        }
-    }
 }
