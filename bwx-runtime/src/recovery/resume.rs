@@ -165,36 +165,26 @@ pub(crate) fn load(set: &mut OpenSet, resume_epoch: u64) -> Result<ResumeState, 
     let files = set.files.clone();
     let work: Vec<(&mut Connection, &PathBuf)> = set.conns.iter_mut().zip(&files).collect();
     let loaded = in_parallel_owned(work, &files, |(conn, file)| load_part(conn, file, resume_epoch));
+    let parts: Vec<ResumeState> = loaded.into_iter().collect::<Result<_, _>>()?;
     let mut out: ResumeState = HashMap::new();
-    for part in loaded {
-        for (step, keys) in part? {
-            let into = out.entry(step).or_default();
-            if into.is_empty() {
-                *into = keys;
-            } else {
-                into.extend(keys);
+    for part in parts {
+        for (step, mut keys) in part {
+            match out.get_mut(&step) {
+                None => {
+                    out.insert(step, keys);
+                }
+                Some(into) => {
+                    // Move the smaller map into the larger one.
+                    if into.len() < keys.len() {
+                        std::mem::swap(into, &mut keys);
+                    }
+                    into.reserve(keys.len());
+                    into.extend(keys);
+                }
             }
         }
     }
     Ok(out)
-}
-
-/// A key's latest snapshot so far while reading a partition: step, key, state.
-type Row = (String, Vec<u8>, Option<Vec<u8>>);
-
-/// Adds a key's state at the resume epoch to `out` (nothing for a discard).
-fn keep(row: Option<Row>, out: &mut ResumeState) {
-    if let Some((step, key, Some(state))) = row {
-        let step = StepId::new(step);
-        match out.get_mut(&step) {
-            Some(keys) => {
-                keys.insert(key, state);
-            }
-            None => {
-                out.insert(step, HashMap::from([(key, state)]));
-            }
-        }
-    }
 }
 
 /// Runs `f` on every item on a thread each; results in item order. A thread that cannot
@@ -252,28 +242,55 @@ fn load_part(conn: &mut Connection, file: &Path, resume_epoch: u64) -> Result<Re
         )
         .map_err(&err)?;
     let mut rows = stmt.query([resume_epoch as i64]).map_err(&err)?;
-    let mut latest: Option<Row> = None;
+    let not_text = |e: rusqlite::types::FromSqlError| RecoveryError::Corrupt {
+        file: file.to_path_buf(),
+        why: format!("a snapshot row has a malformed step id or key: {e}"),
+    };
+    // Rows come grouped by step: the step being read, its keys so far, and the latest row
+    // of the key being read (key, state).
+    let mut step = String::new();
+    let mut keys: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut latest: Option<(Vec<u8>, Option<Vec<u8>>)> = None;
     while let Some(row) = rows.next().map_err(&err)? {
-        let step: String = row.get(0).map_err(&err)?;
-        let key: Vec<u8> = row.get(1).map_err(&err)?;
+        let row_step = row.get_ref(0).map_err(&err)?.as_str().map_err(not_text)?;
+        let key = row.get_ref(1).map_err(&err)?.as_blob().map_err(not_text)?;
         let epoch = row.get::<_, i64>(2).map_err(&err)? as u64;
         let state: Option<Vec<u8>> = row.get(3).map_err(&err)?;
         let sum: i64 = row.get(4).map_err(&err)?;
-        if checksum(&step, &key, epoch, state.as_deref()) != sum {
+        if checksum(row_step, key, epoch, state.as_deref()) != sum {
             return Err(RecoveryError::Checksum {
                 file: file.to_path_buf(),
-                step,
-                key: hex(&key),
+                step: row_step.to_string(),
+                key: hex(key),
                 epoch,
             });
         }
+        let same_step = row_step == step;
         // A newer snapshot of the same key supersedes the one held.
-        if !latest.as_ref().is_some_and(|(s, k, _)| *s == step && *k == key) {
-            keep(latest.take(), &mut out);
+        if let Some((k, held)) = &mut latest
+            && same_step
+            && k.as_slice() == key
+        {
+            *held = state;
+            continue;
         }
-        latest = Some((step, key, state));
+        if let Some((k, Some(held))) = latest.take() {
+            keys.insert(k, held);
+        }
+        if !same_step {
+            if !keys.is_empty() {
+                out.insert(StepId::new(std::mem::take(&mut step)), std::mem::take(&mut keys));
+            }
+            step = row_step.to_string();
+        }
+        latest = Some((key.to_vec(), state));
     }
-    keep(latest.take(), &mut out);
+    if let Some((k, Some(held))) = latest.take() {
+        keys.insert(k, held);
+    }
+    if !keys.is_empty() {
+        out.insert(StepId::new(step), keys);
+    }
     failpoint::hit(Point::DuringResume);
     Ok(out)
 }

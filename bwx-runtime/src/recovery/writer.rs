@@ -5,6 +5,7 @@
 //! Order matters for crashes: a worker's frontier is written only after every snapshot of
 //! the epochs below it is committed, so a frontier never claims state that is not stored.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -228,11 +229,21 @@ fn write_part(
     workers: usize,
     part: usize,
     register: bool,
-    mut rows: Vec<Snapshot>,
+    rows: Vec<Snapshot>,
 ) -> Result<(), RecoveryError> {
     // In primary-key order, inserts append to the B-tree instead of touching random
-    // pages: several times faster for large snapshots.
-    rows.sort_unstable_by(|a, b| (a.step_id.as_str(), &a.key).cmp(&(b.step_id.as_str(), &b.key)));
+    // pages: several times faster for large snapshots. References sort faster than rows.
+    let mut sorted: Vec<&Snapshot> = rows.iter().collect();
+    sorted.sort_unstable_by(|a, b| {
+        let (sa, sb) = (a.step_id.as_str(), b.step_id.as_str());
+        // The rows of a step share one id: no string comparison needed.
+        let step = if std::ptr::eq(sa, sb) {
+            Ordering::Equal
+        } else {
+            sa.cmp(sb)
+        };
+        step.then_with(|| a.key.cmp(&b.key))
+    });
     let file = &shared.files[part];
     let err = sql_err(file);
     let plan = &shared.plan;
@@ -271,7 +282,7 @@ fn write_part(
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(&err)?;
-        for snap in &rows {
+        for snap in sorted {
             let step = snap.step_id.as_str();
             let sum = checksum(step, &snap.key, snap.epoch, snap.state.as_deref());
             insert
