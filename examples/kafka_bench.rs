@@ -2,14 +2,15 @@
 //! same way in the same run against the same broker.
 //!
 //! Seeds `N` messages of 100 bytes into a 4-partition topic, then copies the topic to a
-//! new topic with (a) one thread of raw rdkafka (one consumer assigned all partitions,
-//! one producer), flushing once at the end or whenever the consumer's local queue is
-//! drained, and (b) a bwx flow `kafka::input` → `kafka::output` on 1 and 2 workers (which
-//! flushes after each activation of the sink, for at-least-once). Each copy ends when every message is
-//! read (tail off) and acknowledged by the broker.
+//! new topic, `ROUNDS` times (default 3) with each of: (a) one thread of raw rdkafka (one
+//! consumer assigned all partitions, one producer, one flush at the end), (b) a bwx flow
+//! `kafka::input` → `kafka::output` on 1 and 2 workers with the default 10 s epochs (the
+//! sink flushes once per epoch and at the end), and (c) the same on 1 worker with 100 ms
+//! epochs, to show the cost of frequent flushes. Each copy ends when every message is read
+//! (tail off) and acknowledged by the broker. Prints each round and the medians.
 //!
 //! ```sh
-//! cargo run --release --example kafka_bench --features kafka -- 127.0.0.1:29092 500000
+//! cargo run --release --example kafka_bench --features kafka -- 127.0.0.1:29092 500000 3
 //! ```
 
 use std::time::{Duration, Instant};
@@ -86,10 +87,9 @@ fn flush(p: &BaseProducer) -> anyhow::Result<()> {
     }
 }
 
-/// One thread: consume every partition to its end and produce each message to `to`;
-/// with `flush_every_poll`, flush whenever the consumer's local queue is drained (the
-/// sink's at-least-once discipline), otherwise once at the end.
-fn raw_copy(brokers: &str, from: &str, to: &str, n: u64, flush_every_poll: bool) -> anyhow::Result<Duration> {
+/// One thread: consume every partition to its end, produce each message to `to`, and
+/// flush once at the end (as bwx's sink does when the copy fits in one epoch).
+fn raw_copy(brokers: &str, from: &str, to: &str, n: u64) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -118,7 +118,6 @@ fn raw_copy(brokers: &str, from: &str, to: &str, n: u64, flush_every_poll: bool)
                 copied += 1;
             }
             Some(Err(e)) => return Err(e.into()),
-            None if flush_every_poll => flush(&p)?,
             None => {}
         }
     }
@@ -126,21 +125,58 @@ fn raw_copy(brokers: &str, from: &str, to: &str, n: u64, flush_every_poll: bool)
     Ok(started.elapsed())
 }
 
-fn bwx_copy(brokers: &str, from: &str, to: &str, workers: usize) -> anyhow::Result<Duration> {
+fn bwx_copy(
+    brokers: &str,
+    from: &str,
+    to: &str,
+    workers: usize,
+    epoch: Duration,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let config = KafkaConfig::new(brokers);
     let flow = Dataflow::new("copy");
     let msgs = kafka::input(&flow, "in", KafkaSource::new(config.clone(), [from]).tail(false));
     msgs.errs.map("why", |e| e.error).raises("consumer_error");
     kafka::output(&msgs.oks, "out", KafkaSink::new(config, Some(to)));
-    bwx::run_workers(&flow, workers, RunConfig::default())?;
+    bwx::run_workers(&flow, workers, RunConfig::default().epoch_interval(epoch))?;
     Ok(started.elapsed())
+}
+
+/// The 1-minute load average, to print next to the rates.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn median(rates: &mut [f64]) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
+/// What one round copies the topic with.
+#[derive(Clone, Copy)]
+enum Copier {
+    Raw,
+    Bwx { workers: usize, epoch: Duration },
+}
+
+impl std::fmt::Display for Copier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so that the caller's width lines the rates up.
+        match self {
+            Copier::Raw => f.pad("raw rdkafka consume+produce, 1 thread"),
+            Copier::Bwx { workers, epoch } => f.pad(&format!("bwx, {workers} worker(s), {epoch:?} epochs")),
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let brokers = args.next().unwrap_or_else(|| "127.0.0.1:29092".into());
     let n: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(500_000);
+    let rounds: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(3).max(1);
     let id = std::process::id();
     let source = format!("bench-in-{id}");
     create_topic(&brokers, &source)?;
@@ -148,34 +184,49 @@ fn main() -> anyhow::Result<()> {
     seed(&brokers, &source, n)?;
     let seeded = t.elapsed();
     println!(
-        "broker {brokers}, {n} messages of 100 B, {PARTITIONS} partitions; seeding (produce only): {:.0} msg/s",
-        n as f64 / seeded.as_secs_f64()
+        "broker {brokers}, {n} messages of 100 B, {PARTITIONS} partitions, {rounds} rounds; seeding (produce only): {:.0} msg/s; load {}",
+        n as f64 / seeded.as_secs_f64(),
+        load()
     );
-    let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    for round in 0..2 {
-        let out = format!("bench-raw-{id}-{round}");
-        create_topic(&brokers, &out)?;
-        let d = raw_copy(&brokers, &source, &out, n, false)?;
-        println!(
-            "raw rdkafka consume+produce, 1 thread, one flush:       {:>9.0} msg/s ({d:.2?})",
-            rate(d)
-        );
-        let out = format!("bench-rawf-{id}-{round}");
-        create_topic(&brokers, &out)?;
-        let d = raw_copy(&brokers, &source, &out, n, true)?;
-        println!(
-            "raw rdkafka consume+produce, 1 thread, flush per poll:  {:>9.0} msg/s ({d:.2?})",
-            rate(d)
-        );
-        for workers in [1, 2] {
-            let out = format!("bench-bwx-{id}-{round}-{workers}");
+    let ten_s = bwx::execution::DEFAULT_EPOCH_INTERVAL;
+    let copiers = [
+        Copier::Raw,
+        Copier::Bwx {
+            workers: 1,
+            epoch: ten_s,
+        },
+        Copier::Bwx {
+            workers: 2,
+            epoch: ten_s,
+        },
+        Copier::Bwx {
+            workers: 1,
+            epoch: Duration::from_millis(100),
+        },
+    ];
+    let mut rates = vec![Vec::new(); copiers.len()];
+    for round in 0..rounds {
+        // Interleaved, so that a change of load hits every copier alike.
+        for (i, copier) in copiers.iter().enumerate() {
+            let out = format!("bench-out-{id}-{round}-{i}");
             create_topic(&brokers, &out)?;
-            let d = bwx_copy(&brokers, &source, &out, workers)?;
+            let d = match *copier {
+                Copier::Raw => raw_copy(&brokers, &source, &out, n)?,
+                Copier::Bwx { workers, epoch } => bwx_copy(&brokers, &source, &out, workers, epoch)?,
+            };
+            let rate = n as f64 / d.as_secs_f64();
+            rates[i].push(rate);
             println!(
-                "bwx Kafka -> Kafka, {workers} worker(s), flush per activation: {:>9.0} msg/s ({d:.2?})",
-                rate(d)
+                "round {round}: {copier:<42} {rate:>9.0} msg/s ({d:.2?}), load {}",
+                load()
             );
         }
+    }
+    let raw = median(&mut rates[0].clone());
+    println!("medians over {rounds} rounds:");
+    for (copier, r) in copiers.iter().zip(&mut rates) {
+        let m = median(r);
+        println!("  {copier:<42} {m:>9.0} msg/s ({:.0} % of raw)", 100.0 * m / raw);
     }
     Ok(())
 }

