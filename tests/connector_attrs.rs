@@ -197,3 +197,28 @@ fn polling_source_from_the_attribute() {
     bwx::inputs::SimplePoller::resume(&mut t, TickerState { ticks: 4 });
     assert_eq!(bwx::inputs::SimplePoller::snapshot(&t).ticks, 4);
 }
+
+/// A partition whose state gained a field: `#[serde(default)]` on it moves to the state
+/// struct, so states stored before the field existed still load.
+#[bwx::source]
+#[allow(dead_code)]
+struct EvolvedPart {
+    /// Lines read.
+    #[state]
+    lines: u64,
+    /// Bytes read; added later.
+    #[state]
+    #[serde(default)]
+    bytes: u64,
+}
+
+#[test]
+fn serde_attributes_of_state_fields_apply_to_the_stored_state() {
+    #[derive(serde::Serialize)]
+    struct Before {
+        lines: u64,
+    }
+    let stored = bwx::recovery::codec::encode(&Before { lines: 7 }).unwrap();
+    let state: EvolvedPartState = bwx::recovery::codec::decode(&stored).unwrap();
+    assert_eq!((state.lines, state.bytes), (7, 0));
+}

@@ -200,3 +200,39 @@ fn a_generic_state_field_and_extra_open_parameters_are_errors() {
         "{out}"
     );
 }
+
+#[test]
+fn docs_and_serde_attributes_of_state_fields_go_to_the_state_struct() {
+    let out = expand(
+        Kind::Source,
+        quote!(),
+        quote! {
+            struct P {
+                /// Next byte.
+                #[state]
+                offset: u64,
+                #[state]
+                #[serde(default)]
+                line: u64,
+                reader: R,
+            }
+        },
+    )
+    .to_string();
+    let (partition, rest) = out.split_once("const _").unwrap();
+    // The partition keeps its docs and loses `#[state]` and `#[serde]`.
+    assert!(partition.contains("Next byte."), "{partition}");
+    assert!(
+        !partition.contains("serde") && !partition.contains("state"),
+        "{partition}"
+    );
+    let state = &rest[rest.find("struct PState").unwrap()..];
+    assert!(
+        state.contains("# [doc = r\" Next byte.\"] # [allow (missing_docs)] pub offset : u64"),
+        "{state}"
+    );
+    assert!(
+        state.contains("# [serde (default)] # [allow (missing_docs)] pub line : u64"),
+        "{state}"
+    );
+}

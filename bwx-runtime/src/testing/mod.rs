@@ -7,4 +7,4 @@ mod source;
 
 pub use cluster::{ClusterMember, LocalCluster, ProcessOutcome};
 pub use sink::TestingSink;
-pub use source::{TestingEvent, TestingSource};
+pub use source::{TestingEvent, TestingPartition, TestingPartitionState, TestingSource};

@@ -5,8 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crate::Data;
-use crate::flow::StepId;
-use crate::inputs::{BatchStatus, ConnectorError, FixedPartitionedSource, StatefulSourcePartition};
+use crate::inputs::{BatchStatus, ConnectorError};
 
 /// One scripted step of a [`TestingSource`].
 #[derive(Clone, Debug, PartialEq)]
@@ -64,43 +63,33 @@ impl<T: Data + Sync> TestingSource<T> {
     }
 }
 
-impl<T: Data + Sync> FixedPartitionedSource for TestingSource<T> {
-    type Item = T;
-    type State = usize;
-    type Partition = TestingPartition<T>;
-
-    fn list_parts(&self) -> Vec<String> {
-        vec!["iterable".to_string()]
-    }
-
-    fn build_part(
-        &self,
-        _step: &StepId,
-        _part: &str,
-        resume: Option<usize>,
-    ) -> Result<TestingPartition<T>, ConnectorError> {
-        Ok(TestingPartition {
-            events: self.events.clone(),
-            next: resume.unwrap_or(0),
-            batch_size: self.batch_size,
-            aborted: self.aborted.clone(),
-            awake: None,
-        })
-    }
-}
-
-/// The partition of a [`TestingSource`].
+/// The partition of a [`TestingSource`], written with `#[source]`: its resume state is
+/// the index of the next event.
+#[bwx_macros::source(crate = crate)]
 pub struct TestingPartition<T> {
     events: Arc<Vec<TestingEvent<T>>>,
+    #[state]
     next: usize,
     batch_size: usize,
     aborted: Arc<AtomicBool>,
     awake: Option<SystemTime>,
 }
 
-impl<T: Clone + 'static> StatefulSourcePartition for TestingPartition<T> {
-    type Item = T;
-    type State = usize;
+#[bwx_macros::source(crate = crate)]
+impl<T: Data + Sync> TestingPartition<T> {
+    fn list_parts(_source: &TestingSource<T>) -> Vec<String> {
+        vec!["iterable".to_string()]
+    }
+
+    fn open(source: &TestingSource<T>, _part: &str) -> Result<Self, ConnectorError> {
+        Ok(TestingPartition {
+            events: source.events.clone(),
+            next: 0,
+            batch_size: source.batch_size,
+            aborted: source.aborted.clone(),
+            awake: None,
+        })
+    }
 
     fn next_batch(&mut self, batch: &mut Vec<T>) -> Result<BatchStatus, ConnectorError> {
         self.awake = None;
@@ -133,8 +122,19 @@ impl<T: Clone + 'static> StatefulSourcePartition for TestingPartition<T> {
     fn next_awake(&self) -> Option<SystemTime> {
         self.awake
     }
+}
 
-    fn snapshot(&self) -> usize {
-        self.next
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recovery::codec::{decode, encode};
+
+    #[test]
+    fn the_stored_state_is_the_bare_index() {
+        // Before `#[source]`, the state was a plain `usize`: stored snapshots stay readable.
+        let state = TestingPartitionState { next: 3 };
+        assert_eq!(encode(&state).unwrap(), encode(&3usize).unwrap());
+        let back: TestingPartitionState = decode(&encode(&3usize).unwrap()).unwrap();
+        assert_eq!(back.next, 3);
     }
 }

@@ -204,10 +204,9 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
             }
         }
     });
-    let snapshot = if has("snapshot") {
-        quote!(<#part>::snapshot(self))
-    } else {
-        quote!(<#part as #private::PartitionState>::snapshot_state(self))
+    let snapshot = match find("snapshot") {
+        Some(m) => user_snapshot(part, m),
+        None => quote!(<#part as #private::PartitionState>::snapshot_state(self)),
     };
     let open_call = match resume_param {
         ResumeParam::Taken(span) => quote_spanned! {span=>
@@ -357,7 +356,7 @@ fn poller(
     let generics = with_predicate(&item.generics, &state_bound);
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     let snapshot = match snapshot {
-        Some(_) => quote!(<#part>::snapshot(self)),
+        Some(m) => user_snapshot(part, m),
         None => quote!(<#part as #private::PartitionState>::snapshot_state(self)),
     };
     let span = part.span();
@@ -380,6 +379,16 @@ fn poller(
             }
         }
     }
+}
+
+/// The call of the user's `snapshot`, spanned on its return type, so a type that is not
+/// the state struct is reported there.
+fn user_snapshot(part: &Type, snapshot: &ImplItemFn) -> TokenStream {
+    let span = match &snapshot.sig.output {
+        syn::ReturnType::Type(_, ty) => ty.span(),
+        syn::ReturnType::Default => snapshot.sig.ident.span(),
+    };
+    quote_spanned!(span=> <#part>::snapshot(self))
 }
 
 /// `generics` with one more where-predicate.

@@ -5,6 +5,8 @@
 //! bare value, so a hand-written connector whose state was that value keeps reading its
 //! snapshots) and the `PartitionState` impl that snapshots and resumes them. A field
 //! whose type is not serde gets one error, on its type. The state struct is not generic.
+//! A `#[state]` field's docs are copied to it and its `#[serde(..)]` attributes move to it
+//! (`#[serde(default)]` lets a new field read states stored before it existed).
 //! On the partition's impl block, it checks the methods and generates the connector
 //! traits:
 //!

@@ -20,7 +20,13 @@ pub fn expand(mut item: ItemStruct, options: &Options, diag: &mut Diagnostics) -
                 if field.attrs.len() != before
                     && let Some(ident) = &field.ident
                 {
-                    state_fields.push((ident.clone(), field.ty.clone()));
+                    // Docs are copied to the state struct's field; `#[serde(..)]` (such as
+                    // `default`, to read states stored before the field existed) moves there.
+                    let docs = field.attrs.iter().filter(|a| a.path().is_ident("doc"));
+                    let serde = field.attrs.iter().filter(|a| a.path().is_ident("serde"));
+                    let carried = quote!(#(#docs)* #(#serde)*);
+                    field.attrs.retain(|a| !a.path().is_ident("serde"));
+                    state_fields.push((ident.clone(), field.ty.clone(), carried));
                 }
             }
         }
@@ -47,7 +53,7 @@ pub fn expand(mut item: ItemStruct, options: &Options, diag: &mut Diagnostics) -
         })
         .collect();
     let mut generic_state = false;
-    for (ident, ty) in &state_fields {
+    for (ident, ty, _) in &state_fields {
         if let Some(param) = uses_param(ty, &params) {
             generic_state = true;
             diag.error(
@@ -66,8 +72,9 @@ pub fn expand(mut item: ItemStruct, options: &Options, diag: &mut Diagnostics) -
     let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();
     let private = &options.private;
     let vis = &item.vis;
-    let idents: Vec<_> = state_fields.iter().map(|(ident, _)| ident).collect();
-    let types: Vec<_> = state_fields.iter().map(|(_, ty)| ty).collect();
+    let idents: Vec<_> = state_fields.iter().map(|(ident, _, _)| ident).collect();
+    let types: Vec<_> = state_fields.iter().map(|(_, ty, _)| ty).collect();
+    let carried: Vec<_> = state_fields.iter().map(|(_, _, attrs)| attrs).collect();
     // One specific error per field whose type is not a state type, on the field's type.
     let checks = types.iter().map(|ty| {
         quote_spanned! {ty.span()=>
@@ -106,7 +113,7 @@ pub fn expand(mut item: ItemStruct, options: &Options, diag: &mut Diagnostics) -
         #[serde(crate = #serde_path, bound = #bound_str)]
         #transparent
         #vis struct #state {
-            #(#[allow(missing_docs)] pub #idents: #types,)*
+            #(#carried #[allow(missing_docs)] pub #idents: #types,)*
         }
 
         impl ::core::clone::Clone for #state where #bound {
