@@ -1,0 +1,172 @@
+//! Memory per key of a windowing step while its windows are open (issue 5 asks for it to be
+//! reported): 100,000 keys with 1 tumbling window, 2 and 5 sliding windows, and 10
+//! tumbling windows open per key, measured with a counting global allocator.
+//!
+//! The source emits every key's items, waits a few polls so that the windowing step has
+//! taken them in (one worker: the step runs between the source's polls), then reads the
+//! allocator's live bytes. The clock waits an hour, so no window closes before EOF; at EOF
+//! every window closes and the results are counted, which proves the windows were open.
+//! The bounds are about 1.5x what was measured, to catch a regression in the per-key state.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bwx::inputs::{BatchStatus, ConnectorError, DynamicSource, StatelessSourcePartition};
+use bwx::prelude::*;
+use bwx::testing::TestingSink;
+use bwx::windowing::{EventClock, SlidingWindower, TumblingWindower, Windower};
+
+/// Live heap bytes of the process.
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+struct Counting;
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only a counter is kept.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const KEYS: u32 = 100_000;
+const BATCH: u32 = 5_000;
+/// Polls without items after the last batch before measuring.
+const SETTLE_POLLS: u32 = 3;
+
+/// Emits `(key, ts)` for every key and every timestamp in `times`, measuring live bytes
+/// before the first item and once the windowing step has taken in the last.
+#[derive(Clone)]
+struct KeysSource {
+    times: Vec<i64>,
+    measured: Arc<Mutex<Option<(isize, isize)>>>,
+}
+
+impl DynamicSource for KeysSource {
+    type Item = (u32, i64);
+    type Partition = KeysPartition;
+
+    fn build(
+        &self,
+        _step: &StepId,
+        _worker: usize,
+        _workers: usize,
+    ) -> Result<KeysPartition, ConnectorError> {
+        Ok(KeysPartition {
+            source: self.clone(),
+            next_key: 0,
+            before: None,
+            idle: 0,
+        })
+    }
+}
+
+struct KeysPartition {
+    source: KeysSource,
+    next_key: u32,
+    before: Option<isize>,
+    idle: u32,
+}
+
+impl StatelessSourcePartition for KeysPartition {
+    type Item = (u32, i64);
+
+    fn next_batch(&mut self, batch: &mut Vec<(u32, i64)>) -> Result<BatchStatus, ConnectorError> {
+        if self.before.is_none() {
+            self.before = Some(LIVE.load(Ordering::SeqCst));
+        }
+        if self.next_key < KEYS {
+            let end = (self.next_key + BATCH).min(KEYS);
+            for key in self.next_key..end {
+                batch.extend(self.source.times.iter().map(|&ts| (key, ts)));
+            }
+            self.next_key = end;
+            return Ok(BatchStatus::Active);
+        }
+        self.idle += 1;
+        if self.idle < SETTLE_POLLS {
+            return Ok(BatchStatus::Active);
+        }
+        let after = LIVE.load(Ordering::SeqCst);
+        *self.source.measured.lock().unwrap() = self.before.map(|before| (before, after));
+        Ok(BatchStatus::Eof)
+    }
+}
+
+/// Bytes per key with every key's items at `times` open in `windower`, and the number of
+/// window results at EOF.
+fn bytes_per_key(windower: impl Windower, times: Vec<i64>) -> (f64, usize) {
+    let measured = Arc::new(Mutex::new(None));
+    let source = KeysSource {
+        times,
+        measured: measured.clone(),
+    };
+    let out = TestingSink::new();
+    let flow = Dataflow::new("memory");
+    flow.input("keys", source)
+        .fold_window(
+            "count_sum",
+            EventClock::replay(|ts: &i64| *ts, Duration::from_secs(3600)),
+            windower,
+            || (0u64, 0i64),
+            |(n, sum), ts| (n + 1, sum + ts),
+            |(n1, s1), (n2, s2)| (n1 + n2, s1 + s2),
+            false,
+        )
+        .down
+        .output("out", out.clone());
+    bwx::run_main(&flow).unwrap();
+    let (before, after) = measured.lock().unwrap().expect("the source measured");
+    ((after - before) as f64 / f64::from(KEYS), out.take().len())
+}
+
+#[test]
+fn bytes_per_key_with_open_windows() {
+    let second = 1000i64;
+    let tumbling = || TumblingWindower::new(Duration::from_secs(10), 0).unwrap();
+    let sliding =
+        |offset| SlidingWindower::new(Duration::from_secs(10), Duration::from_secs(offset), 0).unwrap();
+    // (what, bytes per key, windows per key, bound)
+    let mut report = Vec::new();
+    let (bytes, results) = bytes_per_key(tumbling(), vec![5 * second]);
+    report.push(("1 tumbling window", bytes, results, 1, 500.0));
+    let (bytes, results) = bytes_per_key(sliding(5), vec![7 * second]);
+    report.push(("2 sliding windows (10 s / 5 s)", bytes, results, 2, 560.0));
+    let (bytes, results) = bytes_per_key(sliding(2), vec![9 * second]);
+    report.push(("5 sliding windows (10 s / 2 s)", bytes, results, 5, 840.0));
+    let times = (0..10).map(|w| w * 10 * second + 1).collect();
+    let (bytes, results) = bytes_per_key(tumbling(), times);
+    report.push(("10 tumbling windows", bytes, results, 10, 1170.0));
+    for (what, bytes, _, _, _) in &report {
+        eprintln!("windowing memory: {what}: {bytes:.0} bytes per key");
+    }
+    for (what, bytes, results, windows, bound) in report {
+        assert_eq!(results, KEYS as usize * windows, "{what}: windows per key");
+        assert!(bytes > 0.0, "{what}: nothing measured ({bytes} bytes per key)");
+        assert!(
+            bytes < bound,
+            "{what}: {bytes:.0} bytes per key, over the bound of {bound}"
+        );
+    }
+}
