@@ -150,14 +150,14 @@ fn bytes_per_key_with_open_windows() {
     // (what, bytes per key, windows per key, bound)
     let mut report = Vec::new();
     let (bytes, results) = bytes_per_key(tumbling(), vec![5 * second]);
-    report.push(("1 tumbling window", bytes, results, 1, 500.0));
+    report.push(("1 tumbling window", bytes, results, 1, 420.0));
     let (bytes, results) = bytes_per_key(sliding(5), vec![7 * second]);
-    report.push(("2 sliding windows (10 s / 5 s)", bytes, results, 2, 560.0));
+    report.push(("2 sliding windows (10 s / 5 s)", bytes, results, 2, 490.0));
     let (bytes, results) = bytes_per_key(sliding(2), vec![9 * second]);
-    report.push(("5 sliding windows (10 s / 2 s)", bytes, results, 5, 840.0));
+    report.push(("5 sliding windows (10 s / 2 s)", bytes, results, 5, 760.0));
     let times = (0..10).map(|w| w * 10 * second + 1).collect();
     let (bytes, results) = bytes_per_key(tumbling(), times);
-    report.push(("10 tumbling windows", bytes, results, 10, 1170.0));
+    report.push(("10 tumbling windows", bytes, results, 10, 1100.0));
     for (what, bytes, _, _, _) in &report {
         eprintln!("windowing memory: {what}: {bytes:.0} bytes per key");
     }

@@ -165,10 +165,16 @@ enum Mode {
 /// assert_eq!(late.take(), vec![(1, (0, ('e', 3)))]);
 /// ```
 pub struct EventClock<V, F> {
-    getter: Arc<F>,
+    config: Arc<EventClockConfig<F>>,
+    _value: PhantomData<fn(&V)>,
+}
+
+/// What all keys of an [`EventClock`] share: one pointer per key instead of three fields
+/// keeps the per-key state small (it decides how many keys stay in cache).
+struct EventClockConfig<F> {
+    getter: F,
     wait: i64,
     mode: Mode,
-    _value: PhantomData<fn(&V)>,
 }
 
 impl<V, F> EventClock<V, F>
@@ -185,9 +191,11 @@ where
     /// test's controllable clock.
     pub fn with_now(ts_getter: F, wait: Duration, now: fn() -> i64) -> Self {
         EventClock {
-            getter: Arc::new(ts_getter),
-            wait: duration_ms(wait),
-            mode: Mode::Live(now),
+            config: Arc::new(EventClockConfig {
+                getter: ts_getter,
+                wait: duration_ms(wait),
+                mode: Mode::Live(now),
+            }),
             _value: PhantomData,
         }
     }
@@ -196,9 +204,11 @@ where
     /// does not move with system time (deterministic; no timer wake-ups).
     pub fn replay(ts_getter: F, wait: Duration) -> Self {
         EventClock {
-            getter: Arc::new(ts_getter),
-            wait: duration_ms(wait),
-            mode: Mode::Replay,
+            config: Arc::new(EventClockConfig {
+                getter: ts_getter,
+                wait: duration_ms(wait),
+                mode: Mode::Replay,
+            }),
             _value: PhantomData,
         }
     }
@@ -215,9 +225,7 @@ pub struct EventClockState {
 
 /// The per-key logic of [`EventClock`].
 pub struct EventClockLogic<V, F> {
-    getter: Arc<F>,
-    wait: i64,
-    mode: Mode,
+    config: Arc<EventClockConfig<F>>,
     state: EventClockState,
     /// System time read by `before_batch` (live mode only).
     now: i64,
@@ -232,9 +240,7 @@ where
 
     fn build(&self, resume: Option<EventClockState>) -> Self::Logic {
         EventClockLogic {
-            getter: self.getter.clone(),
-            wait: self.wait,
-            mode: self.mode,
+            config: self.config.clone(),
             state: resume.unwrap_or(EventClockState {
                 watermark: i64::MIN,
                 seen_at: 0,
@@ -248,7 +254,7 @@ where
 impl<V, F> EventClockLogic<V, F> {
     #[inline]
     fn current(&self) -> i64 {
-        match self.mode {
+        match self.config.mode {
             Mode::Replay => self.state.watermark,
             Mode::Live(_) if self.state.watermark == i64::MIN => i64::MIN,
             Mode::Live(_) => self
@@ -267,15 +273,15 @@ where
 
     #[inline]
     fn before_batch(&mut self) {
-        if let Mode::Live(now) = self.mode {
+        if let Mode::Live(now) = self.config.mode {
             self.now = now();
         }
     }
 
     #[inline]
     fn on_item(&mut self, value: &V) -> (i64, i64) {
-        let ts = (self.getter)(value);
-        let candidate = ts.saturating_sub(self.wait);
+        let ts = (self.config.getter)(value);
+        let candidate = ts.saturating_sub(self.config.wait);
         let current = self.current();
         if candidate > current {
             self.state.watermark = candidate;
@@ -292,7 +298,7 @@ where
     }
 
     fn to_system(&self, watermark: i64) -> Option<SystemTime> {
-        match self.mode {
+        match self.config.mode {
             Mode::Replay => None,
             Mode::Live(_) if self.state.watermark == i64::MIN => None,
             Mode::Live(_) => {

@@ -90,7 +90,9 @@ where
     clock: C::Logic,
     windower: D::Logic,
     windows: Vec<(WindowId, L)>,
-    queue: VecDeque<(i64, V)>,
+    /// Ordered mode only; boxed so that unordered keys carry one pointer, not a deque.
+    #[allow(clippy::box_collection)]
+    queue: Option<Box<VecDeque<(i64, V)>>>,
     _out: PhantomData<fn() -> R>,
 }
 
@@ -116,7 +118,7 @@ where
                 clock: shared.clock.build(None),
                 windower: shared.windower.build(None),
                 windows: Vec::new(),
-                queue: VecDeque::new(),
+                queue: None,
                 _out: PhantomData,
                 shared,
             },
@@ -128,7 +130,7 @@ where
                     .into_iter()
                     .map(|(id, l)| (id, (shared.builder)(Some(l))))
                     .collect(),
-                queue: s.queue.into(),
+                queue: (!s.queue.is_empty()).then(|| Box::new(s.queue.into())),
                 _out: PhantomData,
                 shared,
             },
@@ -193,21 +195,35 @@ where
 
     /// Queues an on-time item (ordered mode), after items with the same timestamp.
     fn enqueue(&mut self, ts: i64, value: V) {
-        if self.queue.back().is_none_or(|(last, _)| *last <= ts) {
-            self.queue.push_back((ts, value));
+        let queue = self.queue.get_or_insert_default();
+        if queue.back().is_none_or(|(last, _)| *last <= ts) {
+            queue.push_back((ts, value));
         } else {
-            let at = self.queue.partition_point(|(t, _)| *t <= ts);
-            self.queue.insert(at, (ts, value));
+            let at = queue.partition_point(|(t, _)| *t <= ts);
+            queue.insert(at, (ts, value));
         }
+    }
+
+    /// The first queued item if the watermark has reached it.
+    #[inline]
+    fn pop_due(&mut self, watermark: i64) -> Option<(i64, V)> {
+        let queue = self.queue.as_mut()?;
+        if queue.front().is_some_and(|(ts, _)| *ts <= watermark) {
+            queue.pop_front()
+        } else {
+            None
+        }
+    }
+
+    fn queue_is_empty(&self) -> bool {
+        self.queue.as_ref().is_none_or(|q| q.is_empty())
     }
 
     /// Applies the queued items the watermark has reached, then closes windows.
     #[inline]
     fn advance(&mut self, watermark: i64, out: &mut Vec<WinEvent<V, R>>) {
-        while self.queue.front().is_some_and(|(ts, _)| *ts <= watermark) {
-            if let Some((ts, value)) = self.queue.pop_front() {
-                self.apply(ts, value, out);
-            }
+        while let Some((ts, value)) = self.pop_due(watermark) {
+            self.apply(ts, value, out);
         }
         if self.windower.next_close().is_some_and(|at| at <= watermark) {
             let windows = &mut self.windows;
@@ -222,7 +238,7 @@ where
     }
 
     fn action(&self) -> StateAction {
-        if self.windower.is_empty() && self.windows.is_empty() && self.queue.is_empty() {
+        if self.windower.is_empty() && self.windows.is_empty() && self.queue_is_empty() {
             StateAction::Discard
         } else {
             StateAction::Retain
@@ -272,7 +288,7 @@ where
 
     fn notify_at(&self) -> Option<SystemTime> {
         let close = self.windower.next_close();
-        let queued = self.queue.front().map(|(ts, _)| *ts);
+        let queued = self.queue.as_ref().and_then(|q| q.front()).map(|(ts, _)| *ts);
         let at = match (close, queued) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b)?,
@@ -285,7 +301,7 @@ where
             clock: self.clock.snapshot(),
             windower: self.windower.snapshot(),
             windows: self.windows.iter().map(|(id, l)| (*id, l.snapshot())).collect(),
-            queue: self.queue.iter().cloned().collect(),
+            queue: self.queue.iter().flat_map(|q| q.iter()).cloned().collect(),
         }
     }
 }
