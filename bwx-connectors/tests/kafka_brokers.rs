@@ -323,20 +323,8 @@ impl Drop for OwnBroker {
 /// Reads `topic` from the beginning until every value in `0..n` was seen or `within` passed;
 /// returns the values seen (duplicates collapse).
 fn values_in(brokers: &str, topic: &str, partitions: i32, n: u64, within: Duration) -> BTreeSet<u64> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Message;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "bwx-test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("create a consumer");
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    let consumer = kafka_common::reader_from_beginning(brokers, topic, partitions);
     let mut seen = BTreeSet::new();
     let deadline = std::time::Instant::now() + within;
     while (seen.len() as u64) < n && std::time::Instant::now() < deadline {

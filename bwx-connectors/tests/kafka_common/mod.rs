@@ -103,10 +103,8 @@ pub type Read = (
     i64,
 );
 
-/// Reads every partition of `topic` from the beginning until `expected` messages came, or
-/// 60 s passed.
-pub fn read_all(brokers: &str, topic: &str, partitions: i32, expected: usize) -> Vec<Read> {
-    use rdkafka::message::Headers as _;
+/// A plain consumer assigned every partition of `topic` from the beginning.
+pub fn reader_from_beginning(brokers: &str, topic: &str, partitions: i32) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "bwx-test-reader")
@@ -118,6 +116,14 @@ pub fn read_all(brokers: &str, topic: &str, partitions: i32, expected: usize) ->
         tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
     }
     consumer.assign(&tpl).unwrap();
+    consumer
+}
+
+/// Reads every partition of `topic` from the beginning until `expected` messages came, or
+/// 60 s passed.
+pub fn read_all(brokers: &str, topic: &str, partitions: i32, expected: usize) -> Vec<Read> {
+    use rdkafka::message::Headers as _;
+    let consumer = reader_from_beginning(brokers, topic, partitions);
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while out.len() < expected && Instant::now() < deadline {
