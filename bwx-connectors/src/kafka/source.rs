@@ -482,8 +482,12 @@ impl<M: ErrorMode> StatefulSourcePartition for KafkaSourcePartition<M> {
                 let err = self.error(&e);
                 batch.push(M::err(err)?);
             }
-            // librdkafka reconnects and refetches by itself; the error is informational.
-            Some(Err(_)) => {}
+            // librdkafka reconnects and refetches by itself (e.g. after "all brokers down"),
+            // so the flow goes on; the operator still hears of it.
+            Some(Err(e)) => tracing::warn!(
+                "step {}: the Kafka client reports (it retries by itself): {e}",
+                self.step
+            ),
             Some(Ok(m)) => {
                 return Err(format!(
                     "step {}: a message of partition {} of topic {:?} arrived on the worker's shared queue instead of its own",
