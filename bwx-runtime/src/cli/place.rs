@@ -64,18 +64,6 @@ pub fn read_hostfile(path: &Path) -> Result<Vec<String>, String> {
     Ok(addresses)
 }
 
-/// `n` distinct loopback addresses whose ports were free a moment ago (all bound at once,
-/// so no two are the same, then released for the processes to bind).
-pub(crate) fn free_loopback_addresses(n: usize) -> std::io::Result<Vec<String>> {
-    let listeners = (0..n)
-        .map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.to_string()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,14 +114,5 @@ mod tests {
                 .contains("cannot read")
         );
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn free_addresses_are_distinct() {
-        let mut got = free_loopback_addresses(3).unwrap();
-        got.sort();
-        got.dedup();
-        assert_eq!(got.len(), 3);
-        assert!(got.iter().all(|a| a.starts_with("127.0.0.1:")));
     }
 }

@@ -5,7 +5,7 @@ use std::process::{Child, Command, ExitStatus};
 use std::time::Duration;
 
 use super::args::RunArgs;
-use super::place::free_loopback_addresses;
+use crate::execution::reserved_ports::ReservedPorts;
 
 /// The default way to start a process: this executable again.
 pub(crate) fn current_exe_command(args: &[OsString]) -> std::io::Result<Command> {
@@ -25,8 +25,10 @@ pub(crate) fn run_processes(
     processes: usize,
     command: &dyn Fn(&[OsString]) -> std::io::Result<Command>,
 ) -> Result<(), String> {
-    let addresses = free_loopback_addresses(processes)
-        .map_err(|e| format!("cannot find {processes} free loopback ports: {e}"))?;
+    let ports = ReservedPorts::bind(processes)
+        .and_then(|ports| Ok((ports.addresses()?, ports)))
+        .map_err(|e| format!("cannot reserve {processes} loopback ports: {e}"));
+    let (addresses, ports) = ports?;
     let mut children: Vec<Option<Child>> = Vec::with_capacity(processes);
     for id in 0..processes {
         let child_args = args.child_args(id, &addresses);
@@ -42,6 +44,7 @@ pub(crate) fn run_processes(
                 c.env_remove(var);
             }
             die_with_parent(&mut c);
+            ports.hand_to(id, &mut c);
             c.spawn()
         });
         match spawned {
@@ -52,6 +55,8 @@ pub(crate) fn run_processes(
             }
         }
     }
+    // Every child holds its own socket now.
+    drop(ports);
     loop {
         let mut running = 0;
         for (id, slot) in children.iter_mut().enumerate() {

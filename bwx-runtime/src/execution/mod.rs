@@ -5,6 +5,7 @@
 //! and the error names the step and the worker.
 
 mod network;
+pub(crate) mod reserved_ports;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;

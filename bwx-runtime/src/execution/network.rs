@@ -90,12 +90,15 @@ pub(crate) fn connect(
     threads: usize,
     shape: Shape,
 ) -> Result<(Vec<AllocatorBuilder>, CommsGuard), FlowError> {
-    let listener = TcpListener::bind(addresses[process].as_str()).map_err(|e| {
-        FlowError::Setup(format!(
-            "process {process} cannot listen on {}: {e}",
-            addresses[process]
-        ))
-    })?;
+    let listener = match super::reserved_ports::take_inherited(&addresses[process]) {
+        Some(listener) => listener,
+        None => TcpListener::bind(addresses[process].as_str()).map_err(|e| {
+            FlowError::Setup(format!(
+                "process {process} cannot listen on {}: {e}",
+                addresses[process]
+            ))
+        })?,
+    };
     let (lower, higher) = std::thread::scope(|s| {
         let lower = s.spawn(|| connect_lower(addresses, process, shape));
         let higher = s.spawn(|| accept_higher(&listener, addresses.len(), process, shape));

@@ -6,8 +6,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::cli::place::free_loopback_addresses;
 use crate::errors::FlowError;
+use crate::execution::reserved_ports::ReservedPorts;
 use crate::execution::{RunConfig, cluster_main};
 use crate::flow::Dataflow;
 
@@ -144,7 +144,8 @@ impl LocalCluster {
     /// timeout). Returns one outcome per process, in process-id order.
     pub fn run(&self) -> std::io::Result<Vec<ProcessOutcome>> {
         let exe = std::env::current_exe()?;
-        let addresses = free_loopback_addresses(self.processes)?.join(";");
+        let ports = ReservedPorts::bind(self.processes)?;
+        let addresses = ports.addresses()?.join(";");
         let started = Instant::now();
         let mut running = Vec::with_capacity(self.processes);
         for id in 0..self.processes {
@@ -166,6 +167,7 @@ impl LocalCluster {
             for (key, value) in &self.env {
                 command.env(key, value);
             }
+            ports.hand_to(id, &mut command);
             match Running::start(command) {
                 Ok(child) => running.push(child),
                 Err(e) => {
@@ -176,6 +178,8 @@ impl LocalCluster {
                 }
             }
         }
+        // Every child holds its own socket now.
+        drop(ports);
         let deadline = started + self.timeout;
         let mut finished: Vec<Option<(ExitStatus, Duration)>> = vec![None; self.processes];
         while finished.iter().any(Option::is_none) && Instant::now() < deadline {
