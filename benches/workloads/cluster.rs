@@ -10,7 +10,7 @@ use crate::args::{Args, Member};
 
 /// Run by a member after its timed region: one MEMBER line and its rows in a file.
 pub fn report(member: &Member, outcome: Outcome, secs: f64, cpu: f64) -> ExitCode {
-    let mut text = outcome.rows.join("\n");
+    let mut text = (outcome.rows)().join("\n");
     text.push('\n');
     if let Err(e) = std::fs::write(&member.rows_file, text) {
         eprintln!("workloads: cannot write {}: {e}", member.rows_file);

@@ -79,12 +79,12 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
     let flow = build(source, windows, out.clone());
     crate::execute(&flow, args)?;
     let rows = out.take();
-    let rows = rows
-        .into_iter()
-        .map(|(w, (count, auction))| format!("{w},a{auction:05},{count}"))
-        .collect();
-    Ok(Outcome {
-        events: emitted.load(std::sync::atomic::Ordering::Relaxed),
-        rows,
-    })
+    Ok(Outcome::new(
+        emitted.load(std::sync::atomic::Ordering::Relaxed),
+        move || {
+            rows.into_iter()
+                .map(|(w, (count, auction))| format!("{w},a{auction:05},{count}"))
+                .collect()
+        },
+    ))
 }

@@ -27,7 +27,19 @@ use sha2::{Digest, Sha256};
 /// What a workload hands back: input events and output rows (formatted after timing).
 pub struct Outcome {
     events: u64,
-    rows: Vec<String>,
+    /// Formats the output rows; called after the timed region, which the contract ends
+    /// when the last row has reached the sink (as the timely runner does).
+    rows: Box<dyn FnOnce() -> Vec<String>>,
+}
+
+impl Outcome {
+    /// The events a run processed and how to format its rows.
+    pub fn new(events: u64, rows: impl FnOnce() -> Vec<String> + 'static) -> Self {
+        Outcome {
+            events,
+            rows: Box::new(rows),
+        }
+    }
 }
 
 /// Runs a flow on this process's workers, or as this process's part of a cluster.
@@ -92,7 +104,7 @@ fn main() -> ExitCode {
     finish(
         &args,
         outcome.events,
-        outcome.rows,
+        (outcome.rows)(),
         secs,
         cpu,
         meter::peak_rss_mb(),

@@ -37,8 +37,8 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
             "{late} late items: a partition ran more than the clock's wait ahead of another"
         ));
     }
-    Ok(Outcome {
-        events: emitted.load(Ordering::Relaxed),
-        rows: rows.take().iter().map(ToString::to_string).collect(),
-    })
+    let rows = rows.take();
+    Ok(Outcome::new(emitted.load(Ordering::Relaxed), move || {
+        rows.iter().map(ToString::to_string).collect()
+    }))
 }

@@ -56,13 +56,10 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
     let flow = build(total, last.clone());
     crate::execute(&flow, args)?;
     let (written, last) = last.take();
-    let rows = last
-        .into_iter()
-        .map(|(k, mean)| format!("k{k:04},{mean:?}"))
-        .collect();
     // One mean per event: the means this process wrote are the events it processed.
-    Ok(Outcome {
-        events: written,
-        rows,
-    })
+    Ok(Outcome::new(written, move || {
+        last.into_iter()
+            .map(|(k, mean)| format!("k{k:04},{mean:?}"))
+            .collect()
+    }))
 }

@@ -81,9 +81,9 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
     crate::execute(&flow, args)?;
     let rows = out.take();
     let events = emitted.load(std::sync::atomic::Ordering::Relaxed);
-    let rows = rows
-        .into_iter()
-        .map(|(k, (w, (n, sum)))| format!("s{k:03},{w},{n},{sum:?}"))
-        .collect();
-    Ok(Outcome { events, rows })
+    Ok(Outcome::new(events, move || {
+        rows.into_iter()
+            .map(|(k, (w, (n, sum)))| format!("s{k:03},{w},{n},{sum:?}"))
+            .collect()
+    }))
 }

@@ -117,8 +117,7 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
     crate::execute(&flow, args)?;
     let counts = out.take();
     let events = counts.iter().map(|(_, n)| n).sum();
-    Ok(Outcome {
-        events,
-        rows: counts.into_iter().map(|(w, n)| format!("{w},{n}")).collect(),
-    })
+    Ok(Outcome::new(events, move || {
+        counts.into_iter().map(|(w, n)| format!("{w},{n}")).collect()
+    }))
 }
