@@ -37,12 +37,17 @@ impl<K: Key> Timers<K> {
         }
     }
 
-    #[inline]
+    /// Sets (`Some`) or clears (`None`) the key's wake-up. Called per item: the common
+    /// case, no wake-up asked and none set, is inlined; the rest is not.
+    #[inline(always)]
     fn set(&mut self, key: &K, at: Option<SystemTime>) {
-        // Most logic never asks for a wake-up: skip the lookup then.
-        if at.is_none() && self.by_key.is_empty() {
-            return;
+        if at.is_some() || !self.by_key.is_empty() {
+            self.change(key, at);
         }
+    }
+
+    #[inline(never)]
+    fn change(&mut self, key: &K, at: Option<SystemTime>) {
         let old = self.by_key.get(key).copied();
         if old == at {
             return;

@@ -89,6 +89,7 @@ where
     shared: Arc<Shared<C, D, B>>,
     clock: C::Logic,
     windower: D::Logic,
+    /// The open windows' logic, sorted by id.
     windows: Vec<(WindowId, L)>,
     /// Ordered mode only; boxed so that unordered keys carry one pointer, not a deque.
     #[allow(clippy::box_collection)]
@@ -125,11 +126,15 @@ where
             Some(s) => KeyWindows {
                 clock: shared.clock.build(Some(s.clock)),
                 windower: shared.windower.build(Some(s.windower)),
-                windows: s
-                    .windows
-                    .into_iter()
-                    .map(|(id, l)| (id, (shared.builder)(Some(l))))
-                    .collect(),
+                windows: {
+                    let mut windows: Vec<_> = s
+                        .windows
+                        .into_iter()
+                        .map(|(id, l)| (id, (shared.builder)(Some(l))))
+                        .collect();
+                    windows.sort_by_key(|(id, _)| *id);
+                    windows
+                },
                 queue: (!s.queue.is_empty()).then(|| Box::new(s.queue.into())),
                 _out: PhantomData,
                 shared,
@@ -138,46 +143,59 @@ where
     }
 
     /// Puts an on-time item into its windows.
-    #[inline]
+    #[inline(always)]
     fn apply(&mut self, ts: i64, value: V, out: &mut Vec<WinEvent<V, R>>) {
         let windows = &mut self.windows;
         let mut ids = self.windower.open_for(ts, &mut |from, into| {
             let Some(pos) = windows.iter().position(|(id, _)| *id == from) else {
                 return;
             };
-            let (_, gone) = windows.swap_remove(pos);
-            match windows.iter_mut().find(|(id, _)| *id == into) {
-                Some((_, logic)) => logic.on_merge(gone, &mut Emit { out, id: into }),
-                None => windows.push((into, gone)),
+            let (_, gone) = windows.remove(pos);
+            match windows.binary_search_by_key(&into, |(id, _)| *id) {
+                Ok(at) => windows[at].1.on_merge(gone, &mut Emit { out, id: into }),
+                Err(at) => windows.insert(at, (into, gone)),
             }
         });
         let Some(mut id) = ids.next() else {
             return;
         };
+        // An item's windows are mostly the newest ones, in order (the windower's ids
+        // ascend): guess where the first is and that each next one follows it.
+        let mut pos = self.windows.len().saturating_sub(1 + ids.size_hint().0);
         // Clone the value for all windows but the last, which gets it.
         for next in ids {
-            self.window(id).on_value(value.clone(), &mut Emit { out, id });
+            pos = self.window(id, pos);
+            self.windows[pos].1.on_value(value.clone(), &mut Emit { out, id });
+            pos += 1;
             id = next;
         }
-        self.window(id).on_value(value, &mut Emit { out, id });
+        pos = self.window(id, pos);
+        self.windows[pos].1.on_value(value, &mut Emit { out, id });
     }
 
-    /// The logic of window `id`, built if the window is new.
-    #[inline]
-    fn window(&mut self, id: WindowId) -> &mut L {
-        // Few windows are open per key, and the newest is the likeliest.
-        let pos = match self.windows.iter().rposition(|(w, _)| *w == id) {
-            Some(pos) => pos,
-            None => {
+    /// The position of window `id`, checked first at `guess`; the window is built if new.
+    #[inline(always)]
+    fn window(&mut self, id: WindowId, guess: usize) -> usize {
+        match self.windows.get(guess) {
+            Some((w, _)) if *w == id => guess,
+            _ => self.find_or_open(id),
+        }
+    }
+
+    /// The position of window `id` in the open windows (sorted by id), built if new.
+    #[inline(never)]
+    fn find_or_open(&mut self, id: WindowId) -> usize {
+        match self.windows.binary_search_by_key(&id, |(w, _)| *w) {
+            Ok(pos) => pos,
+            Err(pos) => {
                 // Most keys have one or two windows open: keep the allocation small, since
                 // per-key memory decides how many keys stay in cache.
                 self.windows
                     .reserve_exact(if self.windows.is_empty() { 2 } else { 1 });
-                self.windows.push((id, (self.shared.builder)(None)));
-                self.windows.len() - 1
+                self.windows.insert(pos, (id, (self.shared.builder)(None)));
+                pos
             }
-        };
-        &mut self.windows[pos].1
+        }
     }
 
     /// Emits a late item once per window it would have fallen into.
@@ -220,21 +238,28 @@ where
     }
 
     /// Applies the queued items the watermark has reached, then closes windows.
-    #[inline]
+    #[inline(always)]
     fn advance(&mut self, watermark: i64, out: &mut Vec<WinEvent<V, R>>) {
         while let Some((ts, value)) = self.pop_due(watermark) {
             self.apply(ts, value, out);
         }
         if self.windower.next_close().is_some_and(|at| at <= watermark) {
-            let windows = &mut self.windows;
-            self.windower.close_for(watermark, &mut |id, meta| {
-                if let Some(pos) = windows.iter().position(|(w, _)| *w == id) {
-                    let (_, logic) = windows.swap_remove(pos);
-                    logic.on_close(&mut Emit { out, id });
-                }
-                out.push(WinEvent::Meta(id, meta));
-            });
+            self.close(watermark, out);
         }
+    }
+
+    /// Closes the windows the watermark has passed. Out of line: it runs once per window,
+    /// [`advance`](Self::advance) once per item.
+    #[inline(never)]
+    fn close(&mut self, watermark: i64, out: &mut Vec<WinEvent<V, R>>) {
+        let windows = &mut self.windows;
+        self.windower.close_for(watermark, &mut |id, meta| {
+            if let Ok(pos) = windows.binary_search_by_key(&id, |(w, _)| *w) {
+                let (_, logic) = windows.remove(pos);
+                logic.on_close(&mut Emit { out, id });
+            }
+            out.push(WinEvent::Meta(id, meta));
+        });
     }
 
     fn action(&self) -> StateAction {

@@ -78,7 +78,7 @@ impl Windower for SlidingWindower {
 
 impl SlidingLogic {
     /// The first and last window holding `ts`.
-    #[inline]
+    #[inline(always)]
     fn range(&self, ts: i64) -> (WindowId, WindowId) {
         let c = &self.cfg;
         let last = floor_div(ts, c.align_to, c.offset);
@@ -92,6 +92,19 @@ impl SlidingLogic {
         (first, last)
     }
 
+    /// Opens the windows `first..=last` that are not open yet; `start` is where `first`
+    /// belongs in the open list.
+    #[inline(never)]
+    fn open(&mut self, start: usize, first: WindowId, last: WindowId) {
+        // The item's windows are consecutive ids: walk them alongside the sorted open list.
+        for (at, id) in (start..).zip(first..=last) {
+            if self.open.get(at).is_none_or(|(w, _)| *w != id) {
+                let close = self.open_time(id).saturating_add(self.cfg.length);
+                self.open.insert(at, (id, close));
+            }
+        }
+    }
+
     fn open_time(&self, id: WindowId) -> i64 {
         start_of(self.cfg.align_to, id, self.cfg.offset)
     }
@@ -101,16 +114,20 @@ impl WindowerLogic for SlidingLogic {
     type State = Vec<(WindowId, i64)>;
     type Ids = std::ops::RangeInclusive<WindowId>;
 
-    #[inline]
+    /// Called per item, so inlined; opening windows (once per window) is not.
+    #[inline(always)]
     fn open_for(&mut self, ts: i64, _merged: &mut impl FnMut(WindowId, WindowId)) -> Self::Ids {
         let (first, last) = self.range(ts);
-        // The item's windows are consecutive ids: walk them alongside the sorted open list.
+        // Ids and close times increase together, so the item's windows are all open when
+        // its first and last are, and the open ids between them are consecutive.
         let start = self.open.partition_point(|(w, _)| *w < first);
-        for (at, id) in (start..).zip(first..=last) {
-            if self.open.get(at).is_none_or(|(w, _)| *w != id) {
-                let close = self.open_time(id).saturating_add(self.cfg.length);
-                self.open.insert(at, (id, close));
-            }
+        let all_open = self.open.get(start).is_some_and(|(w, _)| *w == first)
+            && self
+                .open
+                .get(start + (last - first) as usize)
+                .is_some_and(|(w, _)| *w == last);
+        if !all_open {
+            self.open(start, first, last);
         }
         first..=last
     }

@@ -66,22 +66,28 @@ impl TumblingLogic {
     fn id_of(&self, ts: i64) -> WindowId {
         floor_div(ts, self.align_to, self.length)
     }
+
+    #[inline(never)]
+    fn open(&mut self, id: WindowId) {
+        let close = start_of(self.align_to, id.saturating_add(1), self.length);
+        let at = self.open.partition_point(|(w, _)| *w < id);
+        // One or two windows are open per key at a time; keep the allocation small.
+        self.open.reserve_exact(if self.open.is_empty() { 2 } else { 1 });
+        self.open.insert(at, (id, close));
+    }
 }
 
 impl WindowerLogic for TumblingLogic {
     type State = Vec<(WindowId, i64)>;
     type Ids = std::iter::Once<WindowId>;
 
-    #[inline]
+    /// Called per item, so inlined; opening a window (once per window) is not.
+    #[inline(always)]
     fn open_for(&mut self, ts: i64, _merged: &mut impl FnMut(WindowId, WindowId)) -> Self::Ids {
         let id = self.id_of(ts);
         // Mostly the newest window: search from the back.
         if !self.open.iter().rev().any(|(w, _)| *w == id) {
-            let close = start_of(self.align_to, id.saturating_add(1), self.length);
-            let at = self.open.partition_point(|(w, _)| *w < id);
-            // One or two windows are open per key at a time; keep the allocation small.
-            self.open.reserve_exact(if self.open.is_empty() { 2 } else { 1 });
-            self.open.insert(at, (id, close));
+            self.open(id);
         }
         std::iter::once(id)
     }
