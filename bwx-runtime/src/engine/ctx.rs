@@ -51,6 +51,8 @@ pub(crate) type Assignments = HashMap<StepId, Vec<(String, usize)>>;
 pub(crate) struct BuildCtx<'s> {
     pub(crate) scope: Scope<'s, u64>,
     slots: Vec<Option<Box<dyn ErasedStream<'s> + 's>>>,
+    /// Per stream: whether any step reads it.
+    read: Vec<bool>,
     pub(crate) config: Arc<ExecConfig>,
     pub(crate) failure: Arc<Failure>,
     pub(crate) assignments: Arc<Assignments>,
@@ -61,14 +63,22 @@ pub(crate) struct BuildCtx<'s> {
 impl<'s> BuildCtx<'s> {
     pub(crate) fn new(
         scope: Scope<'s, u64>,
+        steps: &[StepInfo],
         streams: usize,
         config: Arc<ExecConfig>,
         failure: Arc<Failure>,
         assignments: Arc<Assignments>,
     ) -> Self {
+        let mut read = vec![false; streams];
+        for id in steps.iter().flat_map(|s| &s.inputs) {
+            if let Some(r) = read.get_mut(id.0) {
+                *r = true;
+            }
+        }
         BuildCtx {
             scope,
             slots: (0..streams).map(|_| None).collect(),
+            read,
             config,
             failure,
             assignments,
@@ -113,6 +123,12 @@ impl<'s> BuildCtx<'s> {
     }
 
     /// Records the timely stream made for a bwx stream.
+    /// Whether any step of the flow reads stream `id`, so that a step can skip making
+    /// items nobody reads.
+    pub(crate) fn is_read(&self, id: StreamId) -> bool {
+        self.read.get(id.0).copied().unwrap_or(true)
+    }
+
     pub(crate) fn put<T: 'static>(&mut self, id: StreamId, stream: TStream<'s, T>) {
         self.slots[id.0] = Some(Box::new(Typed(stream)));
     }

@@ -68,6 +68,7 @@ pub(crate) fn run_worker(
     let built: Result<(), FlowError> = worker.dataflow_named::<u64, _, _>(flow.id().as_str(), |scope| {
         let mut ctx = BuildCtx::new(
             scope,
+            &steps,
             streams,
             config.clone(),
             failure.clone(),

@@ -70,6 +70,13 @@ pub(crate) struct Shared<C, D, B> {
     pub(crate) ordered: bool,
 }
 
+/// A windowing step as one worker runs it.
+pub(crate) struct Lowered<C, D, B> {
+    pub(crate) shared: Arc<Shared<C, D, B>>,
+    /// Whether any step reads the metadata stream; if none does, no metadata is made.
+    pub(crate) emit_meta: bool,
+}
+
 /// A key's windowing state as recovery stores it.
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct KeyWindowsState<CS, WS, LS, V> {
@@ -86,7 +93,7 @@ where
     C: Clock<V>,
     D: Windower,
 {
-    shared: Arc<Shared<C, D, B>>,
+    step: Arc<Lowered<C, D, B>>,
     clock: C::Logic,
     windower: D::Logic,
     /// The open windows' logic, sorted by id.
@@ -113,7 +120,8 @@ where
     B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
 {
     /// A key's state, fresh or resumed.
-    pub(crate) fn build(shared: Arc<Shared<C, D, B>>, resume: Option<StateOf<V, C, D, L::State>>) -> Self {
+    pub(crate) fn build(step: Arc<Lowered<C, D, B>>, resume: Option<StateOf<V, C, D, L::State>>) -> Self {
+        let shared = &step.shared;
         match resume {
             None => KeyWindows {
                 clock: shared.clock.build(None),
@@ -121,7 +129,7 @@ where
                 windows: Vec::new(),
                 queue: None,
                 _out: PhantomData,
-                shared,
+                step,
             },
             Some(s) => KeyWindows {
                 clock: shared.clock.build(Some(s.clock)),
@@ -137,7 +145,7 @@ where
                 },
                 queue: (!s.queue.is_empty()).then(|| Box::new(s.queue.into())),
                 _out: PhantomData,
-                shared,
+                step,
             },
         }
     }
@@ -192,7 +200,7 @@ where
                 // per-key memory decides how many keys stay in cache.
                 self.windows
                     .reserve_exact(if self.windows.is_empty() { 2 } else { 1 });
-                self.windows.insert(pos, (id, (self.shared.builder)(None)));
+                self.windows.insert(pos, (id, (self.step.shared.builder)(None)));
                 pos
             }
         }
@@ -253,12 +261,15 @@ where
     #[inline(never)]
     fn close(&mut self, watermark: i64, out: &mut Vec<WinEvent<V, R>>) {
         let windows = &mut self.windows;
+        let emit_meta = self.step.emit_meta;
         self.windower.close_for(watermark, &mut |id, meta| {
             if let Ok(pos) = windows.binary_search_by_key(&id, |(w, _)| *w) {
                 let (_, logic) = windows.remove(pos);
                 logic.on_close(&mut Emit { out, id });
             }
-            out.push(WinEvent::Meta(id, meta));
+            if emit_meta {
+                out.push(WinEvent::Meta(id, meta));
+            }
         });
     }
 
@@ -285,7 +296,7 @@ where
     #[inline]
     fn on_batch(&mut self, values: std::vec::Drain<'_, V>, out: &mut Vec<WinEvent<V, R>>) -> StateAction {
         self.clock.before_batch();
-        let ordered = self.shared.ordered;
+        let ordered = self.step.shared.ordered;
         for value in values {
             let (ts, watermark) = self.clock.on_item(&value);
             if ts < watermark {
@@ -362,12 +373,16 @@ mod tests {
     type Build = fn(Option<Vec<i64>>) -> Collect;
     type Keyed = KeyWindows<i64, Vec<i64>, Clk, SessionWindower, Collect, Build>;
 
-    fn shared() -> Arc<Shared<Clk, SessionWindower, Build>> {
-        Arc::new(Shared {
+    fn shared() -> Arc<Lowered<Clk, SessionWindower, Build>> {
+        let shared = Arc::new(Shared {
             clock: EventClock::replay((|ts: &i64| *ts) as fn(&i64) -> i64, Duration::from_millis(10)),
             windower: SessionWindower::new(Duration::from_millis(2)),
             builder: (|r: Option<Vec<i64>>| Collect(r.unwrap_or_default())) as Build,
             ordered: true,
+        });
+        Arc::new(Lowered {
+            shared,
+            emit_meta: true,
         })
     }
 

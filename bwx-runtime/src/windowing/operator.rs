@@ -13,7 +13,7 @@ use crate::operators::KeyedItem;
 use crate::{Data, ExchangeData};
 
 use super::clock::Clock;
-use super::logic::{KeyWindows, Shared, WinEvent, WindowLogic};
+use super::logic::{KeyWindows, Lowered, Shared, WinEvent, WindowLogic};
 use super::windower::Windower;
 use super::{WindowId, WindowMetadata, WindowOut};
 
@@ -34,12 +34,15 @@ where
     L: WindowLogic<T::V, R>,
     B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
 {
-    let shared = shared.clone();
+    let step = Arc::new(Lowered {
+        shared: shared.clone(),
+        emit_meta: ctx.is_read(info.outputs[2]),
+    });
     let events = stateful_batch::<T, WinEvent<T::V, R>, KeyWindows<T::V, R, C, D, L, B>, _>(
         ctx,
         info,
         input,
-        Arc::new(move |resume| KeyWindows::build(shared.clone(), resume)),
+        Arc::new(move |resume| KeyWindows::build(step.clone(), resume)),
     )?;
     let (down, late, meta) = split3(
         events,
