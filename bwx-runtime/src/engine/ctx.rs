@@ -122,13 +122,13 @@ impl<'s> BuildCtx<'s> {
         }
     }
 
-    /// Records the timely stream made for a bwx stream.
     /// Whether any step of the flow reads stream `id`, so that a step can skip making
     /// items nobody reads.
     pub(crate) fn is_read(&self, id: StreamId) -> bool {
         self.read.get(id.0).copied().unwrap_or(true)
     }
 
+    /// Records the timely stream made for a bwx stream.
     pub(crate) fn put<T: 'static>(&mut self, id: StreamId, stream: TStream<'s, T>) {
         self.slots[id.0] = Some(Box::new(Typed(stream)));
     }

@@ -121,11 +121,12 @@ impl WindowerLogic for SlidingLogic {
         // Ids and close times increase together, so the item's windows are all open when
         // its first and last are, and the open ids between them are consecutive.
         let start = self.open.partition_point(|(w, _)| *w < first);
+        let last_at = last
+            .checked_sub(first)
+            .and_then(|span| usize::try_from(span).ok())
+            .and_then(|span| start.checked_add(span));
         let all_open = self.open.get(start).is_some_and(|(w, _)| *w == first)
-            && self
-                .open
-                .get(start + (last - first) as usize)
-                .is_some_and(|(w, _)| *w == last);
+            && last_at.is_some_and(|at| self.open.get(at).is_some_and(|(w, _)| *w == last));
         if !all_open {
             self.open(start, first, last);
         }
@@ -189,6 +190,26 @@ mod tests {
             vec![(-4, -8, 2), (-3, -6, 4), (-2, -4, 6), (-1, -2, 8), (0, 0, 10)]
         );
         assert_eq!(logic.next_close(), Some(12));
+    }
+
+    #[test]
+    fn overlapping_and_out_of_order_items_open_each_window_once() {
+        let w = SlidingWindower::new(Duration::from_millis(10), Duration::from_millis(2), 0).unwrap();
+        let mut logic = w.build(None);
+        // In order, one slot further (one new window), a gap (new windows after a hole),
+        // then back into the hole (windows between open ones) and into open ones only.
+        for ts in [0, 2, 30, 16, 17, 1] {
+            logic.open_for(ts, &mut |_, _| {});
+        }
+        let ids: Vec<_> = logic.snapshot().into_iter().map(|(id, _)| id).collect();
+        let expected: Vec<_> = (-4..=1).chain(4..=8).chain(11..=15).collect();
+        assert_eq!(ids, expected);
+        let mut closed = Vec::new();
+        logic.close_for(i64::MAX, &mut |id, m| {
+            closed.push((id, m.close_time - m.open_time))
+        });
+        assert_eq!(closed.len(), expected.len());
+        assert!(closed.iter().all(|&(_, len)| len == 10), "{closed:?}");
     }
 
     #[test]
