@@ -9,10 +9,14 @@ use bwx::recovery::{RecoveryHook, Snapshot, codec};
 use bwx::testing::{TestingEvent, TestingSink, TestingSource};
 
 fn keyed_sums(workers: usize) -> Vec<(u32, u64)> {
+    keyed_sums_over(workers, 97)
+}
+
+fn keyed_sums_over(workers: usize, keys: u64) -> Vec<(u32, u64)> {
     let flow = Dataflow::new("sums");
     let out = TestingSink::new();
     flow.input("inp", TestingSource::new(0..10_000u64).batch_size(100))
-        .key_on("key", |x| (*x % 97) as u32)
+        .key_on("key", move |x| (*x % keys) as u32)
         .reduce_final("sum", |a, b| a + b)
         .output("out", out.clone());
     bwx::run_workers(&flow, workers, RunConfig::default()).unwrap();
@@ -30,6 +34,18 @@ fn one_and_many_workers_agree() {
         (0..10_000u64).sum::<u64>()
     );
     assert_eq!(keyed_sums(3), one);
+}
+
+#[test]
+fn every_key_is_closed_at_eof_however_many_there_are() {
+    // More keys than the engine closes per activation at the end of the input.
+    let one = keyed_sums_over(1, 9_000);
+    assert_eq!(one.len(), 9_000);
+    assert!(
+        one.iter()
+            .all(|&(k, s)| s == u64::from(k) + if k < 1_000 { u64::from(k) + 9_000 } else { 0 })
+    );
+    assert_eq!(keyed_sums_over(2, 9_000), one);
 }
 
 #[test]

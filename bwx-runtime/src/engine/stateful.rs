@@ -157,6 +157,10 @@ where
         let mut snaps: Vec<Snapshot> = Vec::new();
         let mut values: Vec<T::V> = Vec::new();
         let mut emitted: Vec<W> = Vec::new();
+        // At the end of the input: the keys still to close, last first. A chunk is closed
+        // per activation so that the steps downstream take each chunk's results before the
+        // next; closing every key at once queued all of them (a peak of memory).
+        let mut at_eof: Option<Vec<T::K>> = None;
         move |frontiers| {
             enter_step(step_index);
             if failure.should_stop() {
@@ -237,7 +241,8 @@ where
             });
 
             let now = SystemTime::now();
-            {
+            // Wake-ups stop at the end of the input: every key is closed then.
+            if at_eof.is_none() {
                 let mut session = out.session_with_builder(&*cap);
                 let epoch = *cap.time();
                 let mut set = snapshots_on.then(|| touched.entry(epoch).or_default());
@@ -264,12 +269,20 @@ where
             }
 
             // A graceful stop is not the end of the input: state is kept for the resume.
-            if frontier.is_none() && !stop.load(Ordering::Relaxed) {
+            if frontier.is_none() && (at_eof.is_some() || !stop.load(Ordering::Relaxed)) {
+                let pending = at_eof.get_or_insert_with(|| {
+                    let mut pending: Vec<T::K> = keys.logics.keys().cloned().collect();
+                    pending.reverse();
+                    pending
+                });
                 let mut session = out.session_with_builder(&*cap);
-                let mut gone = Vec::new();
                 let epoch = *cap.time();
                 let mut set = snapshots_on.then(|| touched.entry(epoch).or_default());
-                for (key, live) in keys.logics.iter_mut() {
+                for _ in 0..EOF_CHUNK {
+                    let Some(key) = pending.pop() else { break };
+                    let Some(live) = keys.logics.get_mut(&key) else {
+                        continue;
+                    };
                     let action = live.logic.on_eof(keys.emitted);
                     // A key whose EOF neither emits nor discards is taken as unchanged, so
                     // that a resumed flow reaching EOF does not rewrite every key's state.
@@ -277,20 +290,16 @@ where
                     for w in keys.emitted.drain(..) {
                         session.give((key.clone(), w));
                     }
+                    let first = changed && live.touch(epoch);
                     if action == StateAction::Discard {
-                        gone.push(key.clone());
+                        keys.logics.remove(&key);
                     }
-                    if changed
-                        && live.touch(epoch)
-                        && let Some(set) = set.as_mut()
-                    {
-                        set.push(key.clone());
+                    if first && let Some(set) = set.as_mut() {
+                        set.push(key);
                     }
-                }
-                for key in gone {
-                    keys.logics.remove(&key);
                 }
             }
+            let closing = at_eof.as_ref().is_some_and(|pending| !pending.is_empty());
 
             if let (Some(snap), Some(sc)) = (snap_out.as_mut(), snap_cap.as_ref()) {
                 let limit = frontier.unwrap_or(u64::MAX);
@@ -325,6 +334,7 @@ where
                         activator.activate_after(at.duration_since(SystemTime::now()).unwrap_or_default());
                     }
                 }
+                None if closing => activator.activate(),
                 None => {
                     held = None;
                     snap_cap = None;
@@ -337,6 +347,9 @@ where
     }
     Ok(out_stream)
 }
+
+/// Keys closed per activation at the end of the input.
+const EOF_CHUNK: usize = 4096;
 
 /// Batches with fewer items say too little about whether combining pays.
 const BYPASS_SAMPLE: usize = 64;
