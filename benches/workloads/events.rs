@@ -85,7 +85,9 @@ impl<G: Generator> FixedPartitionedSource for GeneratedSource<G> {
     ) -> Result<Self::Partition, ConnectorError> {
         let part: u64 = part
             .parse()
-            .map_err(|_| format!("{step}: unknown partition {part:?}"))?;
+            .ok()
+            .filter(|p| *p < PARTS)
+            .ok_or_else(|| format!("{step}: unknown partition {part:?}"))?;
         Ok(GeneratedPartition {
             generator: self.generator.clone(),
             part,
