@@ -7,6 +7,7 @@
 mod control;
 mod ctx;
 pub(crate) mod failure;
+mod per_key;
 pub(crate) mod run;
 pub(crate) mod sink;
 pub(crate) mod source;
