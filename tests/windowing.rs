@@ -1,5 +1,5 @@
 //! Windowing through the engine: system-time wake-ups, live event clocks, state freed
-//! after sessions close, and the three outputs.
+//! after sessions close, the three outputs, and per-worker clocks.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,7 +8,9 @@ use std::time::Duration;
 use bwx::prelude::*;
 use bwx::recovery::{RecoveryHook, Snapshot, codec};
 use bwx::testing::{TestingEvent, TestingSink, TestingSource};
-use bwx::windowing::{EventClock, SessionWindower, SystemClock, TumblingWindower};
+use bwx::windowing::{
+    EventClock, PerWorker, SessionWindower, SlidingWindower, SystemClock, TumblingWindower,
+};
 
 #[derive(Default)]
 struct MemoryHook {
@@ -147,4 +149,104 @@ fn late_items_and_metadata_have_their_own_streams() {
         .map(|(k, (id, m))| (k, id, m.open_time, m.close_time))
         .collect();
     assert_eq!(meta, vec![(1, 0, 0, 10), (1, 2, 20, 30)]);
+}
+
+#[test]
+fn a_per_worker_clock_closes_windows_at_a_wake_up_without_more_input() {
+    let flow = Dataflow::new("pw");
+    let out = TestingSink::new();
+    let events = vec![
+        TestingEvent::Item(("a".to_string(), 1u32)),
+        TestingEvent::Item(("b".to_string(), 2)),
+        TestingEvent::Pause(Duration::from_millis(250)),
+        TestingEvent::Item(("a".to_string(), 3)),
+    ];
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    flow.input("inp", TestingSource::from_events(events))
+        .inspect("arrive", move |_, (k, x)| {
+            seen2.lock().unwrap().push(format!("item {k}{x}"))
+        })
+        .fold_window(
+            "count",
+            PerWorker(SystemClock),
+            TumblingWindower::new(Duration::from_millis(50), 0).unwrap(),
+            || 0u32,
+            |n, _| n + 1,
+            |a, b| a + b,
+            false,
+        )
+        .down
+        .inspect("closed", {
+            let seen = seen.clone();
+            move |_, (k, (_, n))| seen.lock().unwrap().push(format!("{k} closed with {n}"))
+        })
+        .output("out", out.clone());
+    bwx::run_main(&flow).unwrap();
+    assert_eq!(out.take().len(), 3);
+    // Both keys' first window closed at one wake-up during the pause.
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[..2], ["item a1", "item b2"]);
+    let mut closed = seen[2..4].to_vec();
+    closed.sort();
+    assert_eq!(closed, ["a closed with 1", "b closed with 1"]);
+    assert_eq!(seen[4..], ["item a3", "a closed with 1"]);
+}
+
+#[test]
+fn per_worker_sliding_windows_report_metadata_for_every_key() {
+    let flow = Dataflow::new("pws");
+    let (down, meta) = (TestingSink::new(), TestingSink::new());
+    // Length 10, a new window every 5: 7 is in windows 0 and 1, 12 in 1 and 2.
+    let items = vec![(1u8, 7i64), (2, 12)];
+    let w = flow.input("inp", TestingSource::new(items)).collect_window(
+        "win",
+        PerWorker(EventClock::replay(|ts: &i64| *ts, Duration::ZERO)),
+        SlidingWindower::new(Duration::from_millis(10), Duration::from_millis(5), 0).unwrap(),
+        true,
+    );
+    w.down.output("down", down.clone());
+    w.meta.output("meta", meta.clone());
+    bwx::run_main(&flow).unwrap();
+    let mut got = down.take();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (1, (0, vec![7])),
+            (1, (1, vec![7])),
+            (2, (1, vec![12])),
+            (2, (2, vec![12]))
+        ]
+    );
+    let mut meta: Vec<_> = meta
+        .take()
+        .into_iter()
+        .map(|(k, (id, m))| (k, id, m.open_time, m.close_time))
+        .collect();
+    meta.sort();
+    assert_eq!(
+        meta,
+        vec![(1, 0, 0, 10), (1, 1, 5, 15), (2, 1, 5, 15), (2, 2, 10, 20)]
+    );
+}
+
+#[test]
+fn a_per_worker_clock_with_session_windows_fails_to_build_naming_the_step() {
+    let flow = Dataflow::new("pwsess");
+    flow.input("inp", TestingSource::new(vec![(1u8, 1i64)]))
+        .collect_window(
+            "sessions",
+            PerWorker(EventClock::replay(|ts: &i64| *ts, Duration::ZERO)),
+            SessionWindower::new(Duration::from_millis(10)),
+            true,
+        )
+        .down
+        .output("out", TestingSink::new());
+    let err = bwx::run_main(&flow).unwrap_err().to_string();
+    assert!(err.contains("pwsess.sessions"), "{err}");
+    assert!(
+        err.contains("PerWorker clock needs windows that are the same for every key"),
+        "{err}"
+    );
 }

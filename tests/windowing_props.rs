@@ -5,6 +5,9 @@
 //! or on the late stream with those windows, never both and never neither; sessions are
 //! the gap-separated runs of on-time items; results agree for 1 and 2 workers and for
 //! ordered and unordered mode (ordered mode lists each window in timestamp order).
+//!
+//! The same holds under a `PerWorker` clock (tumbling and sliding windows), where the
+//! watermark is taken over all items a worker receives instead of per key.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +16,8 @@ use std::time::Duration;
 use bwx::prelude::*;
 use bwx::testing::{TestingSink, TestingSource};
 use bwx::windowing::{
-    EventClock, LATE_SESSION_ID, SessionWindower, SlidingWindower, TumblingWindower, WindowId,
+    Clock, EventClock, LATE_SESSION_ID, PerWorker, SessionWindower, SlidingWindower, TumblingWindower,
+    WindowId, WindowOut,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
@@ -68,13 +72,15 @@ struct Outcome {
     late: Vec<(Key, WindowId, u32)>,
 }
 
-fn model(case: &Case) -> Outcome {
-    let mut max: BTreeMap<Key, i64> = BTreeMap::new();
+/// `scope` names whose watermark an item's key moves: the key's own (per-key clock) or
+/// its worker's (`PerWorker`; a worker sees its keys' items in input order).
+fn model(case: &Case, scope: impl Fn(Key) -> usize) -> Outcome {
+    let mut max: BTreeMap<usize, i64> = BTreeMap::new();
     let mut windows: BTreeMap<(Key, WindowId), Vec<u32>> = BTreeMap::new();
     let mut on_time: BTreeMap<Key, Vec<Item>> = BTreeMap::new();
     let mut late = Vec::new();
     for &(k, (idx, ts)) in &case.items {
-        let m = max.entry(k).or_insert(i64::MIN);
+        let m = max.entry(scope(k)).or_insert(i64::MIN);
         *m = (*m).max(ts);
         if ts < *m - case.wait {
             for id in model_ids(case.win, ts) {
@@ -114,15 +120,14 @@ struct Run {
     merges: usize,
 }
 
-fn run(case: &Case, ordered: bool, workers: usize) -> Run {
-    let flow = Dataflow::new("props");
-    let (down, late, meta) = (TestingSink::new(), TestingSink::new(), TestingSink::new());
-    let clock = EventClock::replay(|(_, ts): &Item| *ts, Duration::from_millis(case.wait as u64));
-    let inp = flow.input(
-        "inp",
-        TestingSource::new(case.items.clone()).batch_size(case.batch),
-    );
-    let out = match case.win {
+/// The windows of `inp` under `clock`.
+fn windows<C: Clock<Item>>(
+    inp: &Stream<(Key, Item)>,
+    clock: C,
+    win: Win,
+    ordered: bool,
+) -> WindowOut<Key, Item, Vec<Item>> {
+    match win {
         Win::Tumbling { length, align } => {
             let w = TumblingWindower::new(Duration::from_millis(length as u64), align).unwrap();
             inp.collect_window("win", clock, w, ordered)
@@ -144,6 +149,21 @@ fn run(case: &Case, ordered: bool, workers: usize) -> Run {
             let w = SessionWindower::new(Duration::from_millis(gap as u64));
             inp.collect_window("win", clock, w, ordered)
         }
+    }
+}
+
+fn run(case: &Case, ordered: bool, workers: usize, per_worker: bool) -> Run {
+    let flow = Dataflow::new("props");
+    let (down, late, meta) = (TestingSink::new(), TestingSink::new(), TestingSink::new());
+    let clock = EventClock::replay(|(_, ts): &Item| *ts, Duration::from_millis(case.wait as u64));
+    let inp = flow.input(
+        "inp",
+        TestingSource::new(case.items.clone()).batch_size(case.batch),
+    );
+    let out = if per_worker {
+        windows(&inp, PerWorker(clock), case.win, ordered)
+    } else {
+        windows(&inp, clock, case.win, ordered)
     };
     out.down.output("down", down.clone());
     out.late.output("late", late.clone());
@@ -243,13 +263,13 @@ fn windows_match_the_reference_model() {
     let (lates, merges, eof_windows) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
     let mut runner = TestRunner::new(config);
     let result = runner.run(&case_strategy(), |case| {
-        let expected = model(&case);
-        let unordered = run(&case, false, 1);
+        let expected = model(&case, usize::from);
+        let unordered = run(&case, false, 1, false);
         prop_assert_eq!(&unordered.outcome, &expected, "unordered, 1 worker");
-        let ordered = run(&case, true, 1);
+        let ordered = run(&case, true, 1, false);
         prop_assert_eq!(&ordered.outcome, &expected, "ordered, 1 worker");
         prop_assert!(ordered.ts_sorted, "ordered windows list items in timestamp order");
-        let two = run(&case, true, 2);
+        let two = run(&case, true, 2, false);
         prop_assert_eq!(&two.outcome, &expected, "ordered, 2 workers");
         lates.fetch_add(expected.late.len(), Ordering::Relaxed);
         merges.fetch_add(unordered.merges, Ordering::Relaxed);
@@ -267,4 +287,38 @@ fn windows_match_the_reference_model() {
         eof_windows.load(Ordering::Relaxed) > 0,
         "no windows closed at EOF"
     );
+}
+
+#[test]
+fn per_worker_windows_match_the_reference_model() {
+    let config = Config {
+        cases: 120,
+        rng_seed: RngSeed::Fixed(0x5eed_0006),
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let (lates, windows) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let mut runner = TestRunner::new(config);
+    let grids = case_strategy().prop_filter("a per-worker clock needs a grid", |case| {
+        !matches!(case.win, Win::Session { .. })
+    });
+    let result = runner.run(&grids, |case| {
+        let one = model(&case, |_| 0);
+        let unordered = run(&case, false, 1, true);
+        prop_assert_eq!(&unordered.outcome, &one, "unordered, 1 worker");
+        let ordered = run(&case, true, 1, true);
+        prop_assert_eq!(&ordered.outcome, &one, "ordered, 1 worker");
+        prop_assert!(ordered.ts_sorted, "ordered windows list items in timestamp order");
+        let two = model(&case, |k| bwx::worker_for_key(&k, 2));
+        prop_assert_eq!(&run(&case, true, 2, true).outcome, &two, "ordered, 2 workers");
+        prop_assert_eq!(&run(&case, false, 2, true).outcome, &two, "unordered, 2 workers");
+        lates.fetch_add(one.late.len(), Ordering::Relaxed);
+        windows.fetch_add(one.windows.len(), Ordering::Relaxed);
+        Ok::<(), TestCaseError>(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    assert!(lates.load(Ordering::Relaxed) > 0, "no late items generated");
+    assert!(windows.load(Ordering::Relaxed) > 0, "no windows generated");
 }

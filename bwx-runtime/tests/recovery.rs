@@ -544,3 +544,94 @@ fn a_join_resumes_its_sides_after_a_stop() {
         .collect();
     assert_eq!(got, expected);
 }
+
+#[test]
+fn per_worker_windows_resume_with_their_watermark_and_queue_after_a_stop() {
+    use bwx_runtime::windowing::{EventClock, PerWorker, TumblingWindower};
+    use bwx_runtime::worker_for_key;
+
+    type Down = TestingSink<(String, (i64, Vec<i64>))>;
+    type Late = TestingSink<(String, (i64, i64))>;
+    // Before the stop, k0's item at 25 moves the watermark to 20: every window 0 closes,
+    // 12 is late, and 25 waits in the ordered queue. After it, 5 must still be late,
+    // which only a restored watermark knows. Key `other` is on the other worker of two
+    // than k0, the only key with stored state.
+    let k0 = "k0".to_string();
+    let other = (1..)
+        .map(|i| format!("k{i}"))
+        .find(|k| worker_for_key(k, 2) != worker_for_key(&k0, 2))
+        .unwrap();
+    let build = |pause: bool| {
+        let flow = Dataflow::new("wins");
+        let (down, late): (Down, Late) = (TestingSink::new(), TestingSink::new());
+        let mut evs: Vec<_> = [
+            ("k0", 1),
+            (other.as_str(), 2),
+            ("k7", 3),
+            ("k8", 4),
+            ("k0", 25),
+            (other.as_str(), 12),
+        ]
+        .into_iter()
+        .map(|(k, ts)| TestingEvent::Item((k.to_string(), ts)))
+        .collect();
+        if pause {
+            evs.push(TestingEvent::Pause(Duration::from_secs(30)));
+        }
+        evs.extend(
+            [(other.as_str(), 5), ("k7", 27), ("k8", 40)]
+                .into_iter()
+                .map(|(k, ts)| TestingEvent::Item((k.to_string(), ts))),
+        );
+        let clock = PerWorker(EventClock::replay(|ts: &i64| *ts, Duration::from_millis(5)));
+        let win = TumblingWindower::new(Duration::from_millis(10), 0).unwrap();
+        let w = flow
+            .input("inp", TestingSource::from_events(evs))
+            .collect_window("win", clock, win, true);
+        w.down.output("down", down.clone());
+        w.late.output("late", late.clone());
+        (flow, down, late)
+    };
+    fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+        v.sort();
+        v
+    }
+
+    // The reference: one worker, no stop.
+    let (flow, down, late) = build(false);
+    bwx_runtime::run_main(&flow).unwrap();
+    let (want_down, want_late) = (sorted(down.take()), sorted(late.take()));
+    assert!(want_late.contains(&(other.clone(), (0, 5))), "{want_late:?}");
+
+    // Stopped during the pause on one worker, resumed on two.
+    let dir = tempfile::tempdir().unwrap();
+    init_dir(dir.path(), 2).unwrap();
+    let (flow, down, late) = build(true);
+    let stop = Arc::new(AtomicBool::new(false));
+    let trigger = stop.clone();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        trigger.store(true, Ordering::SeqCst);
+    });
+    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, 1, "wins").unwrap();
+    let config = RunConfig::default()
+        .epoch_interval(Duration::from_millis(10))
+        .recovery(hook)
+        .stop_flag(stop);
+    bwx_runtime::run_workers(&flow, 1, config).unwrap();
+    stopper.join().unwrap();
+    let (mut got_down, mut got_late) = (down.take(), late.take());
+    assert_eq!(
+        got_down.len(),
+        4,
+        "every window 0 closed before the stop: {got_down:?}"
+    );
+
+    let (flow, down, late) = build(true);
+    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, 1, "wins").unwrap();
+    bwx_runtime::run_workers(&flow, 2, RunConfig::default().recovery(hook)).unwrap();
+    got_down.extend(down.take());
+    got_late.extend(late.take());
+    assert_eq!(sorted(got_down), want_down);
+    assert_eq!(sorted(got_late), want_late);
+}

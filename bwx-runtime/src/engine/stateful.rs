@@ -40,6 +40,16 @@ pub(crate) trait KeyedStore<K, V, W>: 'static {
     /// Puts back a key's stored state when a flow resumes.
     fn resume(&mut self, key: K, state: Self::State);
 
+    /// Whether [`resume_other`](Self::resume_other) wants the stored states of the keys
+    /// other workers own (they are decoded only then).
+    const SEES_OTHER_KEYS: bool = false;
+
+    /// Sees the stored state of a key another worker owns, e.g. to restore a watermark
+    /// that all keys share.
+    fn resume_other(&mut self, state: Self::State) {
+        let _ = state;
+    }
+
     /// Runs a batch of items, emitting outputs and recording the keys it changed.
     fn apply<T: KeyedItem<K = K, V = V>>(
         &mut self,
@@ -108,11 +118,16 @@ where
                 message: format!("cannot decode a stored {what}: {e}"),
             };
             let key: T::K = codec::decode_key(&key).map_err(|e| bad("key", e))?;
-            if worker_for_key(&key, peers) != me {
+            let mine = worker_for_key(&key, peers) == me;
+            if !mine && !S::SEES_OTHER_KEYS {
                 continue;
             }
             let state: S::State = codec::decode(&state).map_err(|e| bad("state", e))?;
-            store.resume(key, state);
+            if mine {
+                store.resume(key, state);
+            } else {
+                store.resume_other(state);
+            }
         }
     }
 

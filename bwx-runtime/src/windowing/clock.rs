@@ -1,6 +1,7 @@
 //! Clocks: where an item's timestamp and the watermark come from.
 //!
-//! A clock is instantiated per key (as in Bytewax), so the watermark is per key. Times are
+//! A clock is instantiated per key (as in Bytewax), so the watermark is per key, unless it
+//! is wrapped in [`PerWorker`]: then one clock serves every key of a worker. Times are
 //! `i64` milliseconds since the Unix epoch (UTC): see the [module docs](super) for why.
 
 use std::marker::PhantomData;
@@ -18,8 +19,68 @@ pub trait Clock<V>: Send + Sync + 'static {
     /// The per-key logic.
     type Logic: ClockLogic<V>;
 
-    /// Builds the logic of one key.
+    /// Whether one logic serves all keys of a worker ([`PerWorker`]) instead of one per key.
+    const PER_WORKER: bool = false;
+
+    /// Builds the logic of one key (of one worker if [`PER_WORKER`](Self::PER_WORKER)).
     fn build(&self, resume: Option<<Self::Logic as ClockLogic<V>>::State>) -> Self::Logic;
+}
+
+/// One clock, and so one watermark, for all keys of a worker, as in Flink, instead of one
+/// per key as in Bytewax.
+///
+/// With a per-key watermark a key's windows close only when that key's own later items
+/// (or EOF) pass them: a quiet key holds its windows open. With `PerWorker` the watermark
+/// is the clock's over every item the worker sees (e.g. for [`EventClock`], the largest
+/// timestamp of any key minus `wait`), and all keys' windows close together. That also
+/// lets the worker keep each window's keys together, which is faster and smaller than
+/// per-key windows. It needs windows that are the same for every key, a
+/// [`Grid`](super::Grid) (tumbling or sliding); a flow with session windows and a
+/// `PerWorker` clock fails to build with an error naming the step.
+///
+/// Trade-offs to know:
+/// - `wait` must cover the disorder of the whole stream a worker receives, not of one key.
+/// - With several workers, which items are late can depend on how items from different
+///   upstream workers interleave; the windows of items that are on time do not.
+/// - Recovery stores the watermark with each key that has open windows or queued items;
+///   every worker of a resumed flow starts from the latest one stored (with any key), so
+///   items that were late stay late after a resume or a rescale.
+///
+/// ```
+/// use std::time::Duration;
+/// use bwx_runtime::prelude::*;
+/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx_runtime::windowing::{EventClock, PerWorker, TumblingWindower};
+///
+/// let flow = Dataflow::new("f");
+/// let (out, late) = (TestingSink::new(), TestingSink::new());
+/// // Key 'b' is quiet after its item at 1, but 'a' moves the worker's watermark to 25:
+/// // window 0 of both keys closes, and b's item at 4 is late. (With a per-key clock,
+/// // b's watermark would still be -4 and its item at 4 on time.)
+/// let items = vec![('a', 1i64), ('b', 1), ('a', 30), ('b', 4), ('a', 31)];
+/// let clock = PerWorker(EventClock::replay(|ts: &i64| *ts, Duration::from_millis(5)));
+/// let win = TumblingWindower::new(Duration::from_millis(10), 0).unwrap();
+/// let w = flow
+///     .input("inp", TestingSource::new(items))
+///     .fold_window("count", clock, win, || 0u64, |n, _| n + 1, |a, b| a + b, false);
+/// w.down.output("out", out.clone());
+/// w.late.output("late", late.clone());
+/// bwx_runtime::run_main(&flow).unwrap();
+/// let mut counts = out.take();
+/// counts.sort();
+/// assert_eq!(counts, vec![('a', (0, 1)), ('a', (3, 2)), ('b', (0, 1))]);
+/// assert_eq!(late.take(), vec![('b', (0, 4))]);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct PerWorker<C>(pub C);
+
+impl<V, C: Clock<V>> Clock<V> for PerWorker<C> {
+    type Logic = C::Logic;
+    const PER_WORKER: bool = true;
+
+    fn build(&self, resume: Option<<Self::Logic as ClockLogic<V>>::State>) -> Self::Logic {
+        self.0.build(resume)
+    }
 }
 
 /// A key's clock: assigns timestamps to items and tracks the watermark, the time before

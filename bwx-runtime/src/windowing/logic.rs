@@ -30,7 +30,13 @@ pub struct Emit<'a, V, R> {
     id: WindowId,
 }
 
-impl<V, R> Emit<'_, V, R> {
+impl<'a, V, R> Emit<'a, V, R> {
+    /// Where the logic of window `id` emits.
+    #[inline(always)]
+    pub(crate) fn new(out: &'a mut Vec<WinEvent<V, R>>, id: WindowId) -> Self {
+        Emit { out, id }
+    }
+
     /// Emits a result of this window.
     #[inline]
     pub fn emit(&mut self, result: R) {

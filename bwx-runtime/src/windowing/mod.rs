@@ -25,7 +25,9 @@
 //!
 //! # State
 //!
-//! Clock and windower state are per key, so the watermark is per key (as in Bytewax).
+//! Clock and windower state are per key, so the watermark is per key (as in Bytewax);
+//! wrap the clock in [`PerWorker`] for one watermark per worker (as in Flink), with each
+//! window's keys kept together (tumbling and sliding windows).
 //! Items are applied in timestamp order once the watermark passes them (ordered mode), or
 //! in arrival order (unordered, cheaper; for order-insensitive logic). Everything a key
 //! holds (clock, windower, open windows, queued items) is its snapshot for recovery. When a
@@ -40,14 +42,16 @@ mod derived;
 mod join;
 mod logic;
 mod operator;
+mod per_worker;
 mod windower;
 
 pub use clock::{
-    Clock, ClockLogic, EventClock, EventClockLogic, EventClockState, SystemClock, SystemClockLogic, now_ms,
+    Clock, ClockLogic, EventClock, EventClockLogic, EventClockState, PerWorker, SystemClock,
+    SystemClockLogic, now_ms,
 };
 pub use logic::{Emit, WindowLogic};
 pub use windower::{
-    LATE_SESSION_ID, SessionLogic, SessionState, SessionWindower, SlidingLogic, SlidingWindower,
+    Grid, LATE_SESSION_ID, SessionLogic, SessionState, SessionWindower, SlidingLogic, SlidingWindower,
     TumblingLogic, TumblingWindower, Windower, WindowerError, WindowerLogic,
 };
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::engine::stateful::stateful_batch;
+use crate::engine::stateful::{keyed_operator, stateful_batch};
 use crate::engine::stateless::{Split3, split3};
 use crate::engine::{BuildCtx, TStream};
 use crate::errors::FlowError;
@@ -14,6 +14,7 @@ use crate::{Data, ExchangeData};
 
 use super::clock::Clock;
 use super::logic::{KeyWindows, Lowered, Shared, WinEvent, WindowLogic};
+use super::per_worker::PerWorkerWindows;
 use super::windower::Windower;
 use super::{WindowId, WindowMetadata, WindowOut};
 
@@ -38,12 +39,24 @@ where
         shared: shared.clone(),
         emit_meta: ctx.is_read(info.outputs[2]),
     });
-    let events = stateful_batch::<T, WinEvent<T::V, R>, KeyWindows<T::V, R, C, D, L, B>, _>(
-        ctx,
-        info,
-        input,
-        Arc::new(move |resume| KeyWindows::build(step.clone(), resume)),
-    )?;
+    let events = if C::PER_WORKER {
+        let Some(grid) = shared.windower.grid() else {
+            return Err(FlowError::Setup(format!(
+                "step '{}': a PerWorker clock needs windows that are the same for every key \
+                 (tumbling or sliding); use a per-key clock for session windows",
+                info.id
+            )));
+        };
+        let store = PerWorkerWindows::<T::K, T::V, R, C, D, L, B>::new(step, grid);
+        keyed_operator::<T, WinEvent<T::V, R>, _>(ctx, info, input, store)?
+    } else {
+        stateful_batch::<T, WinEvent<T::V, R>, KeyWindows<T::V, R, C, D, L, B>, _>(
+            ctx,
+            info,
+            input,
+            Arc::new(move |resume| KeyWindows::build(step.clone(), resume)),
+        )?
+    };
     let (down, late, meta) = split3(
         events,
         info.id.as_str(),

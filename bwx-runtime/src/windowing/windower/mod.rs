@@ -1,9 +1,11 @@
 //! Windowers: which windows an item belongs to, and when windows close.
 
+mod grid;
 mod session;
 mod sliding;
 mod tumbling;
 
+pub use grid::Grid;
 pub use session::{LATE_SESSION_ID, SessionLogic, SessionState, SessionWindower};
 pub use sliding::{SlidingLogic, SlidingWindower};
 pub use tumbling::{TumblingLogic, TumblingWindower};
@@ -19,6 +21,13 @@ pub trait Windower: Send + Sync + 'static {
 
     /// Builds the logic of one key.
     fn build(&self, resume: Option<<Self::Logic as WindowerLogic>::State>) -> Self::Logic;
+
+    /// The windows as a [`Grid`] if they are the same for every key (tumbling and sliding
+    /// windows); a [`PerWorker`](super::PerWorker) clock needs that. `None` (the default)
+    /// for windows that depend on a key's items, like sessions.
+    fn grid(&self) -> Option<Grid> {
+        None
+    }
 }
 
 /// A key's windows: assignment of items, merging, and closing.

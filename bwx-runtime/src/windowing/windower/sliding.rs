@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::super::{WindowId, WindowMetadata, duration_ms};
-use super::{Windower, WindowerError, WindowerLogic, clamp_i64, floor_div, start_of};
+use super::{Grid, Windower, WindowerError, WindowerLogic};
 
 /// Sliding windows of `length`, one starting every `offset`, aligned so that window 0
 /// starts at `align_to` (ms since the epoch). Window `w` covers
@@ -30,6 +30,10 @@ pub struct SlidingWindower {
 }
 
 impl SlidingWindower {
+    fn as_grid(&self) -> Grid {
+        Grid::new(self.length, self.offset, self.align_to)
+    }
+
     /// Windows of `length` starting every `offset` (both at least 1 ms,
     /// `offset <= length`), one of them at `align_to`.
     pub fn new(length: Duration, offset: Duration, align_to: i64) -> Result<Self, WindowerError> {
@@ -60,7 +64,7 @@ impl SlidingWindower {
 /// The per-key logic of [`SlidingWindower`].
 #[derive(Debug)]
 pub struct SlidingLogic {
-    cfg: SlidingWindower,
+    grid: Grid,
     /// Open windows and their close times, by id.
     open: Vec<(WindowId, i64)>,
 }
@@ -68,9 +72,13 @@ pub struct SlidingLogic {
 impl Windower for SlidingWindower {
     type Logic = SlidingLogic;
 
+    fn grid(&self) -> Option<Grid> {
+        Some(self.as_grid())
+    }
+
     fn build(&self, resume: Option<Vec<(WindowId, i64)>>) -> SlidingLogic {
         SlidingLogic {
-            cfg: *self,
+            grid: self.as_grid(),
             open: resume.unwrap_or_default(),
         }
     }
@@ -80,16 +88,8 @@ impl SlidingLogic {
     /// The first and last window holding `ts`.
     #[inline(always)]
     fn range(&self, ts: i64) -> (WindowId, WindowId) {
-        let c = &self.cfg;
-        let last = floor_div(ts, c.align_to, c.offset);
-        let first = match ts.checked_sub(c.align_to).and_then(|d| d.checked_sub(c.length)) {
-            Some(d) => d.div_euclid(c.offset),
-            None => {
-                clamp_i64((ts as i128 - c.align_to as i128 - c.length as i128).div_euclid(c.offset as i128))
-            }
-        }
-        .saturating_add(1);
-        (first, last)
+        let ids = self.grid.ids(ts);
+        (*ids.start(), *ids.end())
     }
 
     /// Opens the windows `first..=last` that are not open yet; `start` is where `first`
@@ -99,14 +99,9 @@ impl SlidingLogic {
         // The item's windows are consecutive ids: walk them alongside the sorted open list.
         for (at, id) in (start..).zip(first..=last) {
             if self.open.get(at).is_none_or(|(w, _)| *w != id) {
-                let close = self.open_time(id).saturating_add(self.cfg.length);
-                self.open.insert(at, (id, close));
+                self.open.insert(at, (id, self.grid.close_time(id)));
             }
         }
-    }
-
-    fn open_time(&self, id: WindowId) -> i64 {
-        start_of(self.cfg.align_to, id, self.cfg.offset)
     }
 }
 
@@ -150,7 +145,7 @@ impl WindowerLogic for SlidingLogic {
             closed(
                 id,
                 WindowMetadata {
-                    open_time: self.open_time(id),
+                    open_time: self.grid.open_time(id),
                     close_time: close,
                     merged_ids: BTreeSet::new(),
                 },

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::super::{WindowId, WindowMetadata, duration_ms};
-use super::{Windower, WindowerError, WindowerLogic, floor_div, start_of};
+use super::{Grid, Windower, WindowerError, WindowerLogic, floor_div, start_of};
 
 /// Tumbling windows of a fixed length, aligned so that a window starts at `align_to`
 /// (ms since the epoch). Each item falls in exactly one window,
@@ -51,6 +51,10 @@ pub struct TumblingLogic {
 
 impl Windower for TumblingWindower {
     type Logic = TumblingLogic;
+
+    fn grid(&self) -> Option<Grid> {
+        Some(Grid::new(self.length, self.length, self.align_to))
+    }
 
     fn build(&self, resume: Option<Vec<(WindowId, i64)>>) -> TumblingLogic {
         TumblingLogic {

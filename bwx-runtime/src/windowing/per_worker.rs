@@ -1,0 +1,347 @@
+//! Windows under a [`PerWorker`](super::PerWorker) clock: one watermark for all keys of a
+//! worker, and each window's keys kept together, as a hand-written timely operator would.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
+
+use crate::Key;
+use crate::engine::stateful::{KeyedStore, Touched};
+use crate::inputs::State;
+use crate::operators::KeyedItem;
+
+use super::clock::{Clock, ClockLogic};
+use super::logic::{Emit, Lowered, WinEvent, WindowLogic};
+use super::windower::{Grid, Windower};
+use super::{WindowId, WindowMetadata};
+
+/// A key's part of a worker's windows, as recovery stores it.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct KeyPart<CS, LS, V> {
+    /// The worker's clock when the key was stored.
+    clock: CS,
+    windows: Vec<(WindowId, LS)>,
+    /// Items waiting for the watermark (ordered mode), by timestamp.
+    queue: Vec<(i64, V)>,
+}
+
+/// All windows of one windowing step on one worker, under one clock.
+pub(crate) struct PerWorkerWindows<K, V, R, C: Clock<V>, D, L, B> {
+    step: Arc<Lowered<C, D, B>>,
+    grid: Grid,
+    clock: C::Logic,
+    /// The open windows, by id (ids and close times increase together), each with the
+    /// logic of every key that has items in it.
+    windows: Vec<(WindowId, FxHashMap<K, L>)>,
+    /// The emptied map of the last closed window: the next window reuses its allocation
+    /// instead of growing a new map key by key.
+    spare: Option<FxHashMap<K, L>>,
+    /// Ordered mode: on-time items waiting for the watermark, by timestamp.
+    queue: BTreeMap<i64, Vec<(K, V)>>,
+    /// What a window's logic emitted, before it is paired with the key.
+    emitted: Vec<WinEvent<V, R>>,
+    /// The keys recorded as touched in `touched_epoch` (recovery on only).
+    touched: FxHashSet<K>,
+    touched_epoch: u64,
+}
+
+type StateOf<V, R, C, L> =
+    KeyPart<<<C as Clock<V>>::Logic as ClockLogic<V>>::State, <L as WindowLogic<V, R>>::State, V>;
+
+impl<K, V, R, C, D, L, B> PerWorkerWindows<K, V, R, C, D, L, B>
+where
+    K: Key,
+    V: State,
+    R: 'static,
+    C: Clock<V>,
+    D: Windower,
+    L: WindowLogic<V, R>,
+    B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
+{
+    pub(crate) fn new(step: Arc<Lowered<C, D, B>>, grid: Grid) -> Self {
+        PerWorkerWindows {
+            clock: step.shared.clock.build(None),
+            grid,
+            step,
+            windows: Vec::new(),
+            spare: None,
+            queue: BTreeMap::new(),
+            emitted: Vec::new(),
+            touched: FxHashSet::default(),
+            touched_epoch: u64::MAX,
+        }
+    }
+
+    /// Records `key` as changed in the current epoch (once per epoch).
+    #[inline]
+    fn touch(&mut self, key: &K, touched: &mut Touched<'_, K>) {
+        let Some((epoch, keys)) = touched.as_mut() else {
+            return;
+        };
+        if self.touched_epoch != *epoch {
+            self.touched_epoch = *epoch;
+            self.touched.clear();
+        }
+        if !self.touched.contains(key) {
+            self.touched.insert(key.clone());
+            keys.push(key.clone());
+        }
+    }
+
+    /// Pairs what a logic emitted with its key.
+    #[inline(always)]
+    fn flush(&mut self, key: &K, emit: &mut impl FnMut(K, WinEvent<V, R>)) {
+        for e in self.emitted.drain(..) {
+            emit(key.clone(), e);
+        }
+    }
+
+    /// The position of window `id` in the open windows, opened if new. Items mostly go to
+    /// the newest windows, so the search starts at the back.
+    #[inline(always)]
+    fn window(&mut self, id: WindowId) -> usize {
+        match self.windows.iter().rposition(|(w, _)| *w <= id) {
+            Some(at) if self.windows[at].0 == id => at,
+            at => self.open(at.map_or(0, |at| at + 1), id),
+        }
+    }
+
+    #[inline(never)]
+    fn open(&mut self, at: usize, id: WindowId) -> usize {
+        self.windows
+            .insert(at, (id, self.spare.take().unwrap_or_default()));
+        at
+    }
+
+    /// Puts an on-time item into its windows.
+    #[inline(always)]
+    fn apply(&mut self, key: K, ts: i64, value: V, emit: &mut impl FnMut(K, WinEvent<V, R>)) {
+        let ids = self.grid.ids(ts);
+        let (first, last) = (*ids.start(), *ids.end());
+        let mut at = self.window(first);
+        let mut id = first;
+        loop {
+            if self.windows.get(at).is_none_or(|(w, _)| *w != id) {
+                at = self.window(id);
+            }
+            let builder = &self.step.shared.builder;
+            let keys = &mut self.windows[at].1;
+            let logic = match keys.get_mut(&key) {
+                Some(logic) => logic,
+                None => keys.entry(key.clone()).or_insert_with(|| builder(None)),
+            };
+            let out = &mut Emit::new(&mut self.emitted, id);
+            if id == last {
+                logic.on_value(value, out);
+                break;
+            }
+            logic.on_value(value.clone(), out);
+            id += 1;
+            at += 1;
+        }
+        if !self.emitted.is_empty() {
+            self.flush(&key, emit);
+        }
+    }
+
+    /// Emits a late item once per window it would have fallen into.
+    fn late(&mut self, key: K, ts: i64, value: V, emit: &mut impl FnMut(K, WinEvent<V, R>)) {
+        let ids = self.grid.ids(ts);
+        let last = *ids.end();
+        for id in ids {
+            if id == last {
+                emit(key, WinEvent::Late(id, value));
+                return;
+            }
+            emit(key.clone(), WinEvent::Late(id, value.clone()));
+        }
+    }
+
+    /// Applies the queued items the watermark has reached, then closes the windows it
+    /// has passed.
+    fn advance(
+        &mut self,
+        watermark: i64,
+        emit: &mut impl FnMut(K, WinEvent<V, R>),
+        touched: &mut Touched<'_, K>,
+    ) {
+        while let Some(entry) = self.queue.first_entry() {
+            if *entry.key() > watermark {
+                break;
+            }
+            let ts = *entry.key();
+            for (key, value) in entry.remove() {
+                self.apply(key, ts, value, emit);
+            }
+        }
+        while self
+            .windows
+            .first()
+            .is_some_and(|(id, _)| self.grid.close_time(*id) <= watermark)
+        {
+            self.close_first(emit, touched);
+        }
+    }
+
+    /// Closes the oldest open window for all its keys.
+    fn close_first(&mut self, emit: &mut impl FnMut(K, WinEvent<V, R>), touched: &mut Touched<'_, K>) {
+        let (id, mut keys) = self.windows.remove(0);
+        let meta = self.step.emit_meta.then(|| WindowMetadata {
+            open_time: self.grid.open_time(id),
+            close_time: self.grid.close_time(id),
+            merged_ids: Default::default(),
+        });
+        for (key, logic) in keys.drain() {
+            logic.on_close(&mut Emit::new(&mut self.emitted, id));
+            self.flush(&key, emit);
+            if let Some(meta) = &meta {
+                emit(key.clone(), WinEvent::Meta(id, meta.clone()));
+            }
+            self.touch(&key, touched);
+        }
+        self.spare = Some(keys);
+    }
+
+    /// When the next window closes or the next queued item is due, in event time.
+    fn next_due(&self) -> Option<i64> {
+        let close = self.windows.first().map(|(id, _)| self.grid.close_time(*id));
+        let queued = self.queue.first_key_value().map(|(ts, _)| *ts);
+        match (close, queued) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl<K, V, R, C, D, L, B> KeyedStore<K, V, WinEvent<V, R>> for PerWorkerWindows<K, V, R, C, D, L, B>
+where
+    K: Key,
+    V: State,
+    R: 'static,
+    C: Clock<V>,
+    D: Windower,
+    L: WindowLogic<V, R>,
+    B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
+{
+    type State = StateOf<V, R, C, L>;
+
+    fn resume(&mut self, key: K, state: Self::State) {
+        self.resume_other(KeyPart {
+            clock: state.clock,
+            windows: Vec::new(),
+            queue: Vec::new(),
+        });
+        for (id, logic) in state.windows {
+            let at = self.window(id);
+            self.windows[at]
+                .1
+                .insert(key.clone(), (self.step.shared.builder)(Some(logic)));
+        }
+        for (ts, value) in state.queue {
+            self.queue.entry(ts).or_default().push((key.clone(), value));
+        }
+    }
+
+    /// Every worker resumes from the latest watermark stored with any key, its own or
+    /// not: an older one would let items that were late reopen windows already closed.
+    const SEES_OTHER_KEYS: bool = true;
+
+    fn resume_other(&mut self, state: Self::State) {
+        let mut clock = self.step.shared.clock.build(Some(state.clock));
+        if clock.on_notify() > self.clock.on_notify() {
+            self.clock = clock;
+        }
+    }
+
+    #[inline]
+    fn apply<T: KeyedItem<K = K, V = V>>(
+        &mut self,
+        items: impl Iterator<Item = T>,
+        emit: &mut impl FnMut(K, WinEvent<V, R>),
+        mut touched: Touched<'_, K>,
+    ) {
+        self.clock.before_batch();
+        let ordered = self.step.shared.ordered;
+        let mut watermark = i64::MIN;
+        for item in items {
+            let (key, value) = item.into_parts();
+            let (ts, wm) = self.clock.on_item(&value);
+            watermark = wm;
+            if touched.is_some() {
+                self.touch(&key, &mut touched);
+            }
+            if ts < wm {
+                self.late(key, ts, value, emit);
+            } else if ordered {
+                self.queue.entry(ts).or_default().push((key, value));
+            } else {
+                self.apply(key, ts, value, emit);
+            }
+        }
+        // Closing after the batch is as exact as after each item: an on-time item is never
+        // older than the watermark, so it never belongs to a window the watermark passed.
+        if self.next_due().is_some_and(|due| due <= watermark) {
+            self.advance(watermark, emit, &mut touched);
+        }
+    }
+
+    fn wake(
+        &mut self,
+        now: SystemTime,
+        emit: &mut impl FnMut(K, WinEvent<V, R>),
+        mut touched: Touched<'_, K>,
+    ) {
+        if self.next_wake().is_some_and(|at| at <= now) {
+            let watermark = self.clock.on_notify();
+            self.advance(watermark, emit, &mut touched);
+        }
+    }
+
+    fn next_wake(&self) -> Option<SystemTime> {
+        self.clock.to_system(self.next_due()?)
+    }
+
+    fn close_at_eof(
+        &mut self,
+        emit: &mut impl FnMut(K, WinEvent<V, R>),
+        mut touched: Touched<'_, K>,
+    ) -> bool {
+        // Queued items first, into their windows; then one window per activation, so that
+        // the steps downstream take each window's results before the next.
+        while let Some((ts, items)) = self.queue.pop_first() {
+            for (key, value) in items {
+                self.apply(key, ts, value, emit);
+            }
+        }
+        if !self.windows.is_empty() {
+            self.close_first(emit, &mut touched);
+        }
+        !self.windows.is_empty()
+    }
+
+    fn snapshot_keys(&self, keys: Vec<K>, each: &mut impl FnMut(K, Option<Self::State>)) {
+        let mut queued: FxHashMap<&K, Vec<(i64, V)>> = FxHashMap::default();
+        for (ts, items) in &self.queue {
+            for (key, value) in items {
+                queued.entry(key).or_default().push((*ts, value.clone()));
+            }
+        }
+        for key in keys {
+            let windows: Vec<_> = self
+                .windows
+                .iter()
+                .filter_map(|(id, keys)| Some((*id, keys.get(&key)?.snapshot())))
+                .collect();
+            let queue = queued.remove(&key).unwrap_or_default();
+            let state = (!windows.is_empty() || !queue.is_empty()).then(|| KeyPart {
+                clock: self.clock.snapshot(),
+                windows,
+                queue,
+            });
+            each(key, state);
+        }
+    }
+}
