@@ -2,7 +2,7 @@
 
 pub const USAGE: &str = "usage: cargo bench --bench workloads -- \
     <a-wordcount|b-running-mean|c-tumbling|d-hot-items|nexmark-<q0|q5|q7|q8|q11>-<r10m|r10k>> \
-    [--workers N] [--processes P] --data DIR [--events N] [--out FILE] [--macro]";
+    [--workers N] [--processes P] --data DIR [--events N] [--out FILE] [--macro] [--per-key-clock]";
 
 pub struct Args {
     pub workload: String,
@@ -13,6 +13,8 @@ pub struct Args {
     pub out: Option<String>,
     /// Build the flow with `dataflow!` instead of the builder (the same steps).
     pub macro_form: bool,
+    /// (c) and (d): one event clock per key (Bytewax's semantics) instead of per worker.
+    pub per_key_clock: bool,
     /// Set in the child processes of a `--processes P` run.
     pub member: Option<Member>,
 }
@@ -34,6 +36,7 @@ impl Args {
             events: None,
             out: None,
             macro_form: false,
+            per_key_clock: false,
             member: None,
         };
         let (mut process_id, mut addresses, mut rows_file) = (None, None, None);
@@ -46,6 +49,7 @@ impl Args {
                 "--events" => args.events = Some(number(&value("--events")?)? as u64),
                 "--out" => args.out = Some(value("--out")?),
                 "--macro" => args.macro_form = true,
+                "--per-key-clock" => args.per_key_clock = true,
                 "--bench" => {}
                 "--member-process-id" => process_id = Some(number(&value("--member-process-id")?)?),
                 "--member-addresses" => addresses = Some(value("--member-addresses")?),

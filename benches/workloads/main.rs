@@ -1,10 +1,11 @@
 //! The bench-kit workloads (../shared/bench/WORKLOADS.md) written with bwx's public API.
 //!
 //! `cargo bench --bench workloads -- <workload> --workers N [--processes P] --data DIR
-//! [--events N] [--out FILE] [--macro]` prints one `BENCH` line. Each workload is written
-//! twice, with the builder and (`--macro`) with `dataflow!`, to measure that the macro
-//! costs nothing at run time. Not a timed test: compare.py runs it
-//! beside hand-written timely and Bytewax.
+//! [--events N] [--out FILE] [--macro] [--per-key-clock]` prints one `BENCH` line. Each
+//! workload is written twice, with the builder and (`--macro`) with `dataflow!`, to measure
+//! that the macro costs nothing at run time. (c) and (d) use a `PerWorker` event clock;
+//! `--per-key-clock` runs them with one clock per key, as in Bytewax. Not a timed test:
+//! compare.py runs it beside hand-written timely and Bytewax.
 
 mod args;
 mod cluster;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bwx::prelude::*;
 use bwx::testing::TestingSink;
-use bwx::windowing::{EventClock, TumblingWindower};
+use bwx::windowing::{Clock, EventClock, PerWorker, TumblingWindower};
 
 use crate::events::{BASE_MS, GeneratedSource, Generator, draw, value};
 use crate::{Outcome, args::Args};
@@ -31,9 +31,15 @@ impl Generator for Events {
 /// One row per key and window: (key, (window, (count, sum))).
 type Row = (u32, (i64, (u64, f64)));
 
+/// The timestamp of an event.
+fn ts(event: &(i64, f64)) -> i64 {
+    event.0
+}
+
 /// The flow with the builder.
-fn builder_flow(
+fn builder_flow<C: Clock<(i64, f64)>>(
     source: GeneratedSource<Events>,
+    clock: C,
     windows: TumblingWindower,
     out: TestingSink<Row>,
 ) -> Dataflow {
@@ -41,8 +47,7 @@ fn builder_flow(
     flow.input("events", source)
         .fold_window(
             "count_sum",
-            // Historical data: the watermark follows the timestamps only (max seen - 5 s).
-            EventClock::replay(|(ts, _): &(i64, f64)| *ts, Duration::from_secs(5)),
+            clock,
             windows,
             || (0u64, 0.0f64),
             |(n, sum), (_, v)| (n + 1, sum + v),
@@ -55,11 +60,16 @@ fn builder_flow(
 }
 
 /// The same flow with `dataflow!`.
-fn macro_flow(source: GeneratedSource<Events>, windows: TumblingWindower, out: TestingSink<Row>) -> Dataflow {
+fn macro_flow<C: Clock<(i64, f64)>>(
+    source: GeneratedSource<Events>,
+    clock: C,
+    windows: TumblingWindower,
+    out: TestingSink<Row>,
+) -> Dataflow {
     bwx::dataflow!(tumbling {
         events    = input(source);
         count_sum = events.fold_window(
-            EventClock::replay(|(ts, _): &(i64, f64)| *ts, Duration::from_secs(5)),
+            clock,
             windows,
             || (0u64, 0.0f64),
             |(n, sum), (_, v)| (n + 1, sum + v),
@@ -70,14 +80,15 @@ fn macro_flow(source: GeneratedSource<Events>, windows: TumblingWindower, out: T
     })
 }
 
-pub fn run(args: &Args) -> Result<Outcome, String> {
+/// Builds the flow with `clock` and runs it.
+fn run_with<C: Clock<(i64, f64)>>(args: &Args, clock: C) -> Result<Outcome, String> {
     let total = args.events.unwrap_or(5_000_000);
     let out = TestingSink::new();
     let windows = TumblingWindower::new(Duration::from_secs(10), BASE_MS).map_err(|e| e.to_string())?;
     let source = GeneratedSource::new(Events, total);
     let emitted = source.counter();
     let build = if args.macro_form { macro_flow } else { builder_flow };
-    let flow = build(source, windows, out.clone());
+    let flow = build(source, clock, windows, out.clone());
     crate::execute(&flow, args)?;
     let rows = out.take();
     let events = emitted.load(std::sync::atomic::Ordering::Relaxed);
@@ -86,4 +97,15 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
             .map(|(k, (w, (n, sum)))| format!("s{k:03},{w},{n},{sum:?}"))
             .collect()
     }))
+}
+
+pub fn run(args: &Args) -> Result<Outcome, String> {
+    // Historical data: the watermark follows the timestamps only (max seen - 5 s), per
+    // worker by default, per key (as in Bytewax) with --per-key-clock.
+    let clock = EventClock::replay(ts as fn(&(i64, f64)) -> i64, Duration::from_secs(5));
+    if args.per_key_clock {
+        run_with(args, clock)
+    } else {
+        run_with(args, PerWorker(clock))
+    }
 }
