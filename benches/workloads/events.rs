@@ -118,8 +118,7 @@ impl<G: Generator> StatefulSourcePartition for GeneratedPartition<G> {
         let mut cache = self.cache.lock().map_err(|_| "scan cache poisoned")?;
         match cache.get_mut(&self.next) {
             Some(parts) => {
-                batch.append(parts[me].as_mut().ok_or("window scanned twice")?);
-                parts[me] = None;
+                take_part(&mut parts[me], batch)?;
                 if parts.iter().all(Option::is_none) {
                     cache.remove(&self.next);
                 }
@@ -135,8 +134,7 @@ impl<G: Generator> StatefulSourcePartition for GeneratedPartition<G> {
                         events.push(self.generator.event(i, key));
                     }
                 }
-                batch.append(parts[me].as_mut().ok_or("window scanned twice")?);
-                parts[me] = None;
+                take_part(&mut parts[me], batch)?;
                 cache.insert(self.next, parts);
             }
         }
@@ -153,6 +151,18 @@ impl<G: Generator> StatefulSourcePartition for GeneratedPartition<G> {
     fn snapshot(&self) -> u64 {
         self.next
     }
+}
+
+/// Moves a scanned part into the batch: by swapping the vectors if the batch is empty (it
+/// is, as the engine hands the source an empty one), else by copying.
+fn take_part<E>(part: &mut Option<Vec<E>>, batch: &mut Vec<E>) -> Result<(), ConnectorError> {
+    let mut events = part.take().ok_or("window scanned twice")?;
+    if batch.is_empty() {
+        std::mem::swap(batch, &mut events);
+    } else {
+        batch.append(&mut events);
+    }
+    Ok(())
 }
 
 /// Checks the generator against the test vectors of WORKLOADS.md before any run.

@@ -32,6 +32,9 @@ pub(crate) struct KeyPart<CS, LS, V> {
 pub(crate) struct PerWorkerWindows<K, V, R, C: Clock<V>, D, L, B> {
     step: Arc<Lowered<C, D, B>>,
     grid: Grid,
+    /// The ids of the last item's windows and the times `[lo, hi)` that have the same:
+    /// most items fall into the same windows as the one before.
+    recent: (i64, i64, WindowId, WindowId),
     clock: C::Logic,
     /// The open windows, by id (ids and close times increase together), each with the
     /// logic of every key that has items in it.
@@ -65,6 +68,7 @@ where
         PerWorkerWindows {
             clock: step.shared.clock.build(None),
             grid,
+            recent: (0, 0, 0, 0),
             step,
             windows: Vec::new(),
             spare: None,
@@ -116,11 +120,27 @@ where
         at
     }
 
+    /// The first and last window of an item at `ts`.
+    #[inline(always)]
+    fn ids(&mut self, ts: i64) -> (WindowId, WindowId) {
+        let (lo, hi, first, last) = self.recent;
+        if lo <= ts && ts < hi {
+            return (first, last);
+        }
+        self.respan(ts)
+    }
+
+    #[inline(never)]
+    fn respan(&mut self, ts: i64) -> (WindowId, WindowId) {
+        let (ids, lo, hi) = self.grid.span(ts);
+        self.recent = (lo, hi, *ids.start(), *ids.end());
+        (*ids.start(), *ids.end())
+    }
+
     /// Puts an on-time item into its windows.
     #[inline(always)]
     fn apply(&mut self, key: K, ts: i64, value: V, emit: &mut impl FnMut(K, WinEvent<V, R>)) {
-        let ids = self.grid.ids(ts);
-        let (first, last) = (*ids.start(), *ids.end());
+        let (first, last) = self.ids(ts);
         let mut at = self.window(first);
         let mut id = first;
         loop {
