@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
+use bwx::inputs::{BatchStatus, ConnectorError, FixedPartitionedSource, StatefulSourcePartition};
 use bwx::prelude::*;
 use bwx::recovery::{RecoveryHook, Snapshot, codec};
 use bwx::testing::{TestingEvent, TestingSink, TestingSource};
@@ -249,4 +250,89 @@ fn a_per_worker_clock_with_session_windows_fails_to_build_naming_the_step() {
         err.contains("PerWorker clock needs windows that are the same for every key"),
         "{err}"
     );
+}
+
+/// Two partitions with the same timestamps, 0 to 199 ms; "slow" starts 300 ms after "fast".
+struct FastAndSlow;
+
+struct FastOrSlow {
+    name: String,
+    next: i64,
+    starts: Instant,
+}
+
+impl FixedPartitionedSource for FastAndSlow {
+    type Item = (String, i64);
+    type State = i64;
+    type Partition = FastOrSlow;
+
+    fn list_parts(&self) -> Vec<String> {
+        vec!["fast".into(), "slow".into()]
+    }
+
+    fn build_part(&self, _: &StepId, part: &str, resume: Option<i64>) -> Result<FastOrSlow, ConnectorError> {
+        let delay = if part == "slow" { 300 } else { 0 };
+        Ok(FastOrSlow {
+            name: part.to_string(),
+            next: resume.unwrap_or(0),
+            starts: Instant::now() + Duration::from_millis(delay),
+        })
+    }
+}
+
+impl StatefulSourcePartition for FastOrSlow {
+    type Item = (String, i64);
+    type State = i64;
+
+    fn next_batch(&mut self, batch: &mut Vec<(String, i64)>) -> Result<BatchStatus, ConnectorError> {
+        if Instant::now() < self.starts {
+            return Ok(BatchStatus::Active);
+        }
+        for ts in self.next..self.next + 20 {
+            batch.push((format!("{}{}", self.name, ts % 3), ts));
+        }
+        self.next += 20;
+        Ok(if self.next >= 200 {
+            BatchStatus::Eof
+        } else {
+            BatchStatus::Active
+        })
+    }
+
+    fn next_awake(&self) -> Option<SystemTime> {
+        let wait = self.starts.saturating_duration_since(Instant::now());
+        (!wait.is_zero()).then(|| SystemTime::now() + wait)
+    }
+
+    fn snapshot(&self) -> i64 {
+        self.next
+    }
+}
+
+#[test]
+fn per_worker_windows_wait_for_the_slowest_worker() {
+    // On 2 workers each reads one partition. The fast one is through its input before the
+    // slow one starts, yet none of the slow one's items is late: windows close at the
+    // least of the workers' watermarks, as Flink's operators take the least of their
+    // input channels'.
+    let flow = Dataflow::new("skew");
+    let (down, late) = (TestingSink::new(), TestingSink::new());
+    let w = flow.input("inp", FastAndSlow).fold_window(
+        "count",
+        PerWorker(EventClock::replay(|ts: &i64| *ts, Duration::from_millis(5))),
+        TumblingWindower::new(Duration::from_millis(50), 0).unwrap(),
+        || 0u32,
+        |n, _| n + 1,
+        |a, b| a + b,
+        false,
+    );
+    w.down.output("down", down.clone());
+    w.late.output("late", late.clone());
+    bwx::run_workers(&flow, 2, RunConfig::default()).unwrap();
+    assert_eq!(late.take(), vec![]);
+    let mut got = down.take();
+    got.sort();
+    // Keys fast0..fast2 and slow0..slow2, windows 0..3 of 50 ms: 16 or 17 items each.
+    assert_eq!(got.len(), 24, "{got:?}");
+    assert_eq!(got.iter().map(|(_, (_, n))| n).sum::<u32>(), 400);
 }

@@ -5,9 +5,9 @@ use std::time::SystemTime;
 
 use rustc_hash::FxHashMap;
 
-use crate::Key;
 use crate::operators::KeyedItem;
 use crate::stateful::{StateAction, StatefulBatchLogic};
+use crate::{Key, route_hash};
 
 use super::stateful::{KeyedStore, Touched};
 
@@ -144,12 +144,19 @@ where
     }
 }
 
-impl<K: Key, V: 'static, W: 'static, L, B> KeyedStore<K, V, W> for PerKey<K, V, W, L, B>
+impl<T, K: Key, V: 'static, W: 'static, L, B> KeyedStore<T, W> for PerKey<K, V, W, L, B>
 where
+    T: KeyedItem<K = K, V = V>,
     L: StatefulBatchLogic<V, W>,
     B: Fn(Option<L::State>) -> L + 'static,
 {
+    type Key = K;
     type State = L::State;
+
+    #[inline]
+    fn route(item: &T) -> u64 {
+        route_hash(item.key())
+    }
 
     fn resume(&mut self, key: K, state: L::State) {
         let logic = (self.builder)(Some(state));
@@ -165,7 +172,7 @@ where
 
     /// Runs consecutive items of one key as one batch.
     #[inline]
-    fn apply<T: KeyedItem<K = K, V = V>>(
+    fn apply(
         &mut self,
         data: impl Iterator<Item = T>,
         emit: &mut impl FnMut(K, W),

@@ -19,7 +19,7 @@ use crate::inputs::State;
 use crate::operators::KeyedItem;
 use crate::recovery::{Snapshot, codec};
 use crate::stateful::StatefulBatchLogic;
-use crate::{Data, ExchangeData, Key, route_hash, worker_for_key};
+use crate::{Data, ExchangeData, Key, worker_for_key};
 
 use super::failure::enter_step;
 use super::per_key::PerKey;
@@ -33,16 +33,23 @@ pub(crate) type Touched<'a, K> = Option<(u64, &'a mut Vec<K>)>;
 /// it. The operator owns routing, epochs, snapshots, wake-up scheduling and the end of the
 /// input; the store owns the keys' state. Most steps keep one logic per key
 /// ([`PerKey`]); a store may also lay state out across keys (per-worker windows).
-pub(crate) trait KeyedStore<K, V, W>: 'static {
+pub(crate) trait KeyedStore<T, W>: 'static {
+    /// The key of the state (and of every output).
+    type Key: Key;
+
     /// A key's state as recovery stores it.
     type State: State;
-
-    /// Puts back a key's stored state when a flow resumes.
-    fn resume(&mut self, key: K, state: Self::State);
 
     /// Whether [`resume_other`](Self::resume_other) wants the stored states of the keys
     /// other workers own (they are decoded only then).
     const SEES_OTHER_KEYS: bool = false;
+
+    /// The routing hash of an item: of `n` workers, worker `hash % n` gets it (as
+    /// [`worker_for_key`] for a key's [`route_hash`]).
+    fn route(item: &T) -> u64;
+
+    /// Puts back a key's stored state when a flow resumes.
+    fn resume(&mut self, key: Self::Key, state: Self::State);
 
     /// Sees the stored state of a key another worker owns, e.g. to restore a watermark
     /// that all keys share.
@@ -51,25 +58,25 @@ pub(crate) trait KeyedStore<K, V, W>: 'static {
     }
 
     /// Runs a batch of items, emitting outputs and recording the keys it changed.
-    fn apply<T: KeyedItem<K = K, V = V>>(
+    fn apply(
         &mut self,
         items: impl Iterator<Item = T>,
-        emit: &mut impl FnMut(K, W),
-        touched: Touched<'_, K>,
+        emit: &mut impl FnMut(Self::Key, W),
+        touched: Touched<'_, Self::Key>,
     );
 
     /// Runs the wake-ups due at `now`.
-    fn wake(&mut self, now: SystemTime, emit: &mut impl FnMut(K, W), touched: Touched<'_, K>);
+    fn wake(&mut self, now: SystemTime, emit: &mut impl FnMut(Self::Key, W), touched: Touched<'_, Self::Key>);
 
     /// When the next wake-up is due.
     fn next_wake(&self) -> Option<SystemTime>;
 
     /// At the end of the input, closes a share of the state (so that the steps downstream
     /// take each share's results before the next); true while some is left.
-    fn close_at_eof(&mut self, emit: &mut impl FnMut(K, W), touched: Touched<'_, K>) -> bool;
+    fn close_at_eof(&mut self, emit: &mut impl FnMut(Self::Key, W), touched: Touched<'_, Self::Key>) -> bool;
 
     /// The current state of each of `keys` (`None` for a key that has none left).
-    fn snapshot_keys(&self, keys: Vec<K>, each: &mut impl FnMut(K, Option<Self::State>));
+    fn snapshot_keys(&self, keys: Vec<Self::Key>, each: &mut impl FnMut(Self::Key, Option<Self::State>));
 }
 
 /// Builds the keyed stateful operator with one [`StatefulBatchLogic`] per key, made by
@@ -86,22 +93,23 @@ where
     L: StatefulBatchLogic<T::V, W>,
     B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
 {
-    let store = PerKey::new(move |resume| builder(resume));
+    let store = PerKey::<T::K, T::V, W, L, _>::new(move |resume| builder(resume));
     keyed_operator::<T, W, _>(ctx, step, stream, store)
 }
 
-/// Builds the keyed stateful operator: items are exchanged by the key's routing hash and
-/// each key's state lives in `store` on the worker that owns the key.
+/// Builds the keyed stateful operator: items are exchanged by the store's routing hash
+/// (for keyed items, the key's) and each key's state lives in `store` on the worker that
+/// owns the key.
 pub(crate) fn keyed_operator<'s, T, W, S>(
     ctx: &mut BuildCtx<'s>,
     step: &StepInfo,
     stream: TStream<'s, T>,
     mut store: S,
-) -> Result<TStream<'s, (T::K, W)>, FlowError>
+) -> Result<TStream<'s, (S::Key, W)>, FlowError>
 where
-    T: KeyedItem + ExchangeData,
+    T: ExchangeData,
     W: Data,
-    S: KeyedStore<T::K, T::V, W>,
+    S: KeyedStore<T, W>,
 {
     let me = ctx.worker_index();
     let peers = ctx.worker_count();
@@ -117,7 +125,7 @@ where
                 part: "-".into(),
                 message: format!("cannot decode a stored {what}: {e}"),
             };
-            let key: T::K = codec::decode_key(&key).map_err(|e| bad("key", e))?;
+            let key: S::Key = codec::decode_key(&key).map_err(|e| bad("key", e))?;
             let mine = worker_for_key(&key, peers) == me;
             if !mine && !S::SEES_OTHER_KEYS {
                 continue;
@@ -133,9 +141,9 @@ where
 
     let mut op = OperatorBuilder::new(step.id.to_string(), ctx.scope);
     let activator = ctx.scope.activator_for(op.operator_info().address.clone());
-    let mut input = op.new_input(stream, Exchange::new(|item: &T| route_hash(item.key())));
-    let (output, out_stream) = op.new_output::<Vec<(T::K, W)>>();
-    let mut output = OutputBuilder::<_, CapacityContainerBuilder<Vec<(T::K, W)>>>::from(output);
+    let mut input = op.new_input(stream, Exchange::new(S::route));
+    let (output, out_stream) = op.new_output::<Vec<(S::Key, W)>>();
+    let mut output = OutputBuilder::<_, CapacityContainerBuilder<Vec<(S::Key, W)>>>::from(output);
     let snap = snapshots_on.then(|| op.new_output::<Vec<Snapshot>>());
     let (mut snap_out, snap_stream) = match snap {
         Some((o, s)) => (
@@ -157,7 +165,7 @@ where
             c.downgrade(&start);
         }
         // Keys touched per open epoch, each once; only tracked with recovery on.
-        let mut touched: BTreeMap<u64, Vec<T::K>> = BTreeMap::new();
+        let mut touched: BTreeMap<u64, Vec<S::Key>> = BTreeMap::new();
         // With recovery on, items of epochs after the oldest open one wait here, so that
         // each epoch's snapshot holds exactly the state at its end.
         let mut stash: BTreeMap<u64, Vec<T>> = BTreeMap::new();
@@ -308,8 +316,8 @@ const BYPASS_BATCHES: u32 = 32;
 
 /// Snapshots the keys touched in every epoch before `limit`, with their current state
 /// (`None` for keys whose state is gone).
-fn take_snapshots<K: Key, V, W, S: KeyedStore<K, V, W>>(
-    touched: &mut BTreeMap<u64, Vec<K>>,
+fn take_snapshots<T, W, S: KeyedStore<T, W>>(
+    touched: &mut BTreeMap<u64, Vec<S::Key>>,
     limit: u64,
     store: &S,
     step_id: &crate::flow::StepId,

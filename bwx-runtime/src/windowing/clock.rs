@@ -26,25 +26,30 @@ pub trait Clock<V>: Send + Sync + 'static {
     fn build(&self, resume: Option<<Self::Logic as ClockLogic<V>>::State>) -> Self::Logic;
 }
 
-/// One clock, and so one watermark, for all keys of a worker, as in Flink, instead of one
-/// per key as in Bytewax.
+/// One clock per worker instead of one per key (as in Bytewax): the watermark of a
+/// windowing step is then the least of its workers' watermarks, as in Flink, where an
+/// operator takes the least watermark of its input channels.
 ///
 /// With a per-key watermark a key's windows close only when that key's own later items
-/// (or EOF) pass them: a quiet key holds its windows open. With `PerWorker` the watermark
-/// is the clock's over every item the worker sees (e.g. for [`EventClock`], the largest
-/// timestamp of any key minus `wait`), and all keys' windows close together. That also
-/// lets the worker keep each window's keys together, which is faster and smaller than
-/// per-key windows. It needs windows that are the same for every key, a
-/// [`Grid`](super::Grid) (tumbling or sliding); a flow with session windows and a
-/// `PerWorker` clock fails to build with an error naming the step.
+/// (or EOF) pass them: a quiet key holds its windows open. With `PerWorker`, each worker's
+/// clock sees the items that worker reads (for [`EventClock`], its watermark is the largest
+/// timestamp it has read minus `wait`) and decides which of them are late. Each worker
+/// sends its watermark to all workers along with its items, and every key's windows
+/// close once the least of the workers' watermarks passes them. The windows' keys are kept
+/// together, which is faster and smaller than per-key windows. It needs windows that are
+/// the same for every key, a [`Grid`](super::Grid) (tumbling or sliding); a flow with
+/// session windows and a `PerWorker` clock fails to build with an error naming the step.
 ///
 /// Trade-offs to know:
-/// - `wait` must cover the disorder of the whole stream a worker receives, not of one key.
-/// - With several workers, which items are late can depend on how items from different
-///   upstream workers interleave; the windows of items that are on time do not.
+/// - `wait` must cover the disorder of what one worker reads: its source partitions,
+///   interleaved a batch at a time, not only one key's items.
+/// - Which items are late depends on the order in which their worker reads them, so results
+///   are deterministic when that order is (one worker, or one partition per worker).
+/// - A worker that reads nothing holds all windows back (as a Flink source without
+///   idleness does): with a replay clock they then close at the end of the input.
 /// - Recovery stores the watermark with each key that has open windows or queued items;
-///   every worker of a resumed flow starts from the latest one stored (with any key), so
-///   items that were late stay late after a resume or a rescale.
+///   after a resume or a rescale, items before the latest one stored are late, whatever
+///   the restarted clocks say, so no window that closed opens again.
 ///
 /// ```
 /// use std::time::Duration;

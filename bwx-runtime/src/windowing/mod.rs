@@ -43,6 +43,7 @@ mod join;
 mod logic;
 mod operator;
 mod per_worker;
+mod stamp;
 mod windower;
 
 pub use clock::{

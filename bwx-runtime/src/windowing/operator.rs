@@ -14,7 +14,8 @@ use crate::{Data, ExchangeData};
 
 use super::clock::Clock;
 use super::logic::{KeyWindows, Lowered, Shared, WinEvent, WindowLogic};
-use super::per_worker::PerWorkerWindows;
+use super::per_worker::{PerWorkerWindows, SelfStamped};
+use super::stamp::{Stamped, stamp};
 use super::windower::Windower;
 use super::{WindowId, WindowMetadata, WindowOut};
 
@@ -47,8 +48,16 @@ where
                 info.id
             )));
         };
-        let store = PerWorkerWindows::<T::K, T::V, R, C, D, L, B>::new(step, grid);
-        keyed_operator::<T, WinEvent<T::V, R>, _>(ctx, info, input, store)?
+        let workers = ctx.worker_count();
+        if workers == 1 {
+            let windows = PerWorkerWindows::<T::K, T::V, R, C, D, L, B>::new(step, grid, 1);
+            let store = SelfStamped::new(windows, shared.clock.build(None));
+            keyed_operator::<T, WinEvent<T::V, R>, _>(ctx, info, input, store)?
+        } else {
+            let stamped = stamp(ctx, info.id.as_str(), input, shared.clock.build(None), grid);
+            let store = PerWorkerWindows::<T::K, T::V, R, C, D, L, B>::new(step, grid, workers);
+            keyed_operator::<Stamped<T::K, T::V>, WinEvent<T::V, R>, _>(ctx, info, stamped, store)?
+        }
     } else {
         stateful_batch::<T, WinEvent<T::V, R>, KeyWindows<T::V, R, C, D, L, B>, _>(
             ctx,

@@ -1,5 +1,6 @@
-//! Windows under a [`PerWorker`](super::PerWorker) clock: one watermark for all keys of a
-//! worker, and each window's keys kept together, as a hand-written timely operator would.
+//! The second half of a window step under a [`PerWorker`](super::PerWorker) clock: each
+//! window's keys kept together, as a hand-written timely operator would, and closed when
+//! the watermarks of all workers ([`stamp`](super::stamp)) have passed it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,34 +9,42 @@ use std::time::SystemTime;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
-use crate::Key;
 use crate::engine::stateful::{KeyedStore, Touched};
 use crate::inputs::State;
 use crate::operators::KeyedItem;
+use crate::{Key, route_hash};
 
 use super::clock::{Clock, ClockLogic};
 use super::logic::{Emit, Lowered, WinEvent, WindowLogic};
-use super::windower::{Grid, Windower};
+use super::stamp::Stamped;
+use super::windower::Grid;
 use super::{WindowId, WindowMetadata};
 
 /// A key's part of a worker's windows, as recovery stores it.
 #[derive(Clone, Serialize, Deserialize)]
-pub(crate) struct KeyPart<CS, LS, V> {
-    /// The worker's clock when the key was stored.
-    clock: CS,
+pub(crate) struct KeyPart<LS, V> {
+    /// The watermark when the key was stored.
+    watermark: i64,
     windows: Vec<(WindowId, LS)>,
     /// Items waiting for the watermark (ordered mode), by timestamp.
     queue: Vec<(i64, V)>,
 }
 
-/// All windows of one windowing step on one worker, under one clock.
-pub(crate) struct PerWorkerWindows<K, V, R, C: Clock<V>, D, L, B> {
+/// All windows of one windowing step on one worker.
+pub(crate) struct PerWorkerWindows<K, V, R, C, D, L, B> {
     step: Arc<Lowered<C, D, B>>,
     grid: Grid,
     /// The ids of the last item's windows and the times `[lo, hi)` that have the same:
     /// most items fall into the same windows as the one before.
     recent: (i64, i64, WindowId, WindowId),
-    clock: C::Logic,
+    /// The last watermark each worker sent.
+    upstream: Vec<i64>,
+    /// The latest watermark stored with any key when the flow resumed: items before it
+    /// are late whatever the (restarted) clocks say, so that no closed window reopens.
+    floor: i64,
+    /// What the windows are closed up to: the least of the workers' watermarks, or the
+    /// floor.
+    watermark: i64,
     /// The open windows, by id (ids and close times increase together), each with the
     /// logic of every key that has items in it.
     windows: Vec<(WindowId, FxHashMap<K, L>)>,
@@ -51,22 +60,22 @@ pub(crate) struct PerWorkerWindows<K, V, R, C: Clock<V>, D, L, B> {
     touched_epoch: u64,
 }
 
-type StateOf<V, R, C, L> =
-    KeyPart<<<C as Clock<V>>::Logic as ClockLogic<V>>::State, <L as WindowLogic<V, R>>::State, V>;
-
 impl<K, V, R, C, D, L, B> PerWorkerWindows<K, V, R, C, D, L, B>
 where
     K: Key,
     V: State,
     R: 'static,
-    C: Clock<V>,
-    D: Windower,
+    C: 'static,
+    D: 'static,
     L: WindowLogic<V, R>,
     B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
 {
-    pub(crate) fn new(step: Arc<Lowered<C, D, B>>, grid: Grid) -> Self {
+    /// The windows of a step on `grid`, fed by `workers` stamping workers.
+    pub(crate) fn new(step: Arc<Lowered<C, D, B>>, grid: Grid, workers: usize) -> Self {
         PerWorkerWindows {
-            clock: step.shared.clock.build(None),
+            upstream: vec![i64::MIN; workers],
+            floor: i64::MIN,
+            watermark: i64::MIN,
             grid,
             recent: (0, 0, 0, 0),
             step,
@@ -234,26 +243,49 @@ where
             (a, b) => a.or(b),
         }
     }
-}
 
-impl<K, V, R, C, D, L, B> KeyedStore<K, V, WinEvent<V, R>> for PerWorkerWindows<K, V, R, C, D, L, B>
-where
-    K: Key,
-    V: State,
-    R: 'static,
-    C: Clock<V>,
-    D: Windower,
-    L: WindowLogic<V, R>,
-    B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
-{
-    type State = StateOf<V, R, C, L>;
+    /// Takes an item its worker's clock found on time (`ordered`: the step's mode, read
+    /// once per batch by the caller).
+    #[inline(always)]
+    fn on_time(
+        &mut self,
+        (key, ts, value): (K, i64, V),
+        ordered: bool,
+        emit: &mut impl FnMut(K, WinEvent<V, R>),
+        touched: &mut Touched<'_, K>,
+    ) {
+        if touched.is_some() {
+            self.touch(&key, touched);
+        }
+        if ordered {
+            self.queue.entry(ts).or_default().push((key, value));
+        } else {
+            self.apply(key, ts, value, emit);
+        }
+    }
 
-    fn resume(&mut self, key: K, state: Self::State) {
-        self.resume_other(KeyPart {
-            clock: state.clock,
-            windows: Vec::new(),
-            queue: Vec::new(),
-        });
+    /// Moves the watermark to `watermark` (if later) and closes what it passed.
+    #[inline]
+    fn close_up_to(
+        &mut self,
+        watermark: i64,
+        emit: &mut impl FnMut(K, WinEvent<V, R>),
+        touched: &mut Touched<'_, K>,
+    ) {
+        self.watermark = self.watermark.max(watermark);
+        if self.next_due().is_some_and(|due| due <= self.watermark) {
+            self.advance(self.watermark, emit, touched);
+        }
+    }
+
+    /// Raises the floor to a watermark stored at a snapshot.
+    fn raise_floor(&mut self, stored: i64) {
+        self.floor = self.floor.max(stored);
+        self.watermark = self.watermark.max(self.floor);
+    }
+
+    fn resume_key(&mut self, key: K, state: KeyPart<L::State, V>) {
+        self.raise_floor(state.watermark);
         for (id, logic) in state.windows {
             let at = self.window(id);
             self.windows[at]
@@ -265,72 +297,14 @@ where
         }
     }
 
-    /// Every worker resumes from the latest watermark stored with any key, its own or
-    /// not: an older one would let items that were late reopen windows already closed.
-    const SEES_OTHER_KEYS: bool = true;
-
-    fn resume_other(&mut self, state: Self::State) {
-        let mut clock = self.step.shared.clock.build(Some(state.clock));
-        if clock.on_notify() > self.clock.on_notify() {
-            self.clock = clock;
-        }
-    }
-
-    #[inline]
-    fn apply<T: KeyedItem<K = K, V = V>>(
-        &mut self,
-        items: impl Iterator<Item = T>,
-        emit: &mut impl FnMut(K, WinEvent<V, R>),
-        mut touched: Touched<'_, K>,
-    ) {
-        self.clock.before_batch();
-        let ordered = self.step.shared.ordered;
-        let mut watermark = i64::MIN;
-        for item in items {
-            let (key, value) = item.into_parts();
-            let (ts, wm) = self.clock.on_item(&value);
-            watermark = wm;
-            if touched.is_some() {
-                self.touch(&key, &mut touched);
-            }
-            if ts < wm {
-                self.late(key, ts, value, emit);
-            } else if ordered {
-                self.queue.entry(ts).or_default().push((key, value));
-            } else {
-                self.apply(key, ts, value, emit);
-            }
-        }
-        // Closing after the batch is as exact as after each item: an on-time item is never
-        // older than the watermark, so it never belongs to a window the watermark passed.
-        if self.next_due().is_some_and(|due| due <= watermark) {
-            self.advance(watermark, emit, &mut touched);
-        }
-    }
-
-    fn wake(
-        &mut self,
-        now: SystemTime,
-        emit: &mut impl FnMut(K, WinEvent<V, R>),
-        mut touched: Touched<'_, K>,
-    ) {
-        if self.next_wake().is_some_and(|at| at <= now) {
-            let watermark = self.clock.on_notify();
-            self.advance(watermark, emit, &mut touched);
-        }
-    }
-
-    fn next_wake(&self) -> Option<SystemTime> {
-        self.clock.to_system(self.next_due()?)
-    }
-
-    fn close_at_eof(
+    /// At the end of the input: the queued items into their windows, then one window
+    /// closed per call, so that the steps downstream take each window's results before
+    /// the next; true while windows are left.
+    fn close_at_end(
         &mut self,
         emit: &mut impl FnMut(K, WinEvent<V, R>),
         mut touched: Touched<'_, K>,
     ) -> bool {
-        // Queued items first, into their windows; then one window per activation, so that
-        // the steps downstream take each window's results before the next.
         while let Some((ts, items)) = self.queue.pop_first() {
             for (key, value) in items {
                 self.apply(key, ts, value, emit);
@@ -342,7 +316,7 @@ where
         !self.windows.is_empty()
     }
 
-    fn snapshot_keys(&self, keys: Vec<K>, each: &mut impl FnMut(K, Option<Self::State>)) {
+    fn key_parts(&self, keys: Vec<K>, each: &mut impl FnMut(K, Option<KeyPart<L::State, V>>)) {
         let mut queued: FxHashMap<&K, Vec<(i64, V)>> = FxHashMap::default();
         for (ts, items) in &self.queue {
             for (key, value) in items {
@@ -357,11 +331,202 @@ where
                 .collect();
             let queue = queued.remove(&key).unwrap_or_default();
             let state = (!windows.is_empty() || !queue.is_empty()).then(|| KeyPart {
-                clock: self.clock.snapshot(),
+                watermark: self.watermark,
                 windows,
                 queue,
             });
             each(key, state);
         }
+    }
+}
+
+/// Many workers: items come stamped by the clock of the worker that read them, with each
+/// worker's watermark in the same channels.
+impl<K, V, R, C, D, L, B> KeyedStore<Stamped<K, V>, WinEvent<V, R>> for PerWorkerWindows<K, V, R, C, D, L, B>
+where
+    K: Key,
+    V: State,
+    R: 'static,
+    C: 'static,
+    D: 'static,
+    L: WindowLogic<V, R>,
+    B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
+{
+    type Key = K;
+    type State = KeyPart<L::State, V>;
+
+    /// Every worker resumes from the latest watermark stored with any key, its own or
+    /// not: an older one would let items that were late reopen windows already closed.
+    const SEES_OTHER_KEYS: bool = true;
+
+    #[inline]
+    fn route(item: &Stamped<K, V>) -> u64 {
+        item.route()
+    }
+
+    fn resume(&mut self, key: K, state: Self::State) {
+        self.resume_key(key, state);
+    }
+
+    fn resume_other(&mut self, state: Self::State) {
+        self.raise_floor(state.watermark);
+    }
+
+    #[inline]
+    fn apply(
+        &mut self,
+        items: impl Iterator<Item = Stamped<K, V>>,
+        emit: &mut impl FnMut(K, WinEvent<V, R>),
+        mut touched: Touched<'_, K>,
+    ) {
+        let ordered = self.step.shared.ordered;
+        let mut moved = false;
+        for item in items {
+            match item {
+                // On time for its worker's clock is on time here: the watermark is the
+                // least of all workers' and never passes what the item's worker sent
+                // after it. (Only a restarted or processing-time clock can fall behind.)
+                Stamped::OnTime(key, ts, value) if ts >= self.watermark => {
+                    self.on_time((key, ts, value), ordered, emit, &mut touched);
+                }
+                Stamped::OnTime(key, ts, value) | Stamped::Late(key, ts, value) => {
+                    self.late(key, ts, value, emit);
+                }
+                Stamped::Watermark { from, at, .. } => {
+                    if let Some(last) = self.upstream.get_mut(from)
+                        && *last < at
+                    {
+                        *last = at;
+                        moved = true;
+                    }
+                }
+            }
+        }
+        if moved {
+            let least = self.upstream.iter().copied().min().unwrap_or(i64::MAX);
+            self.close_up_to(least, emit, &mut touched);
+        }
+    }
+
+    fn wake(
+        &mut self,
+        _now: SystemTime,
+        _emit: &mut impl FnMut(K, WinEvent<V, R>),
+        _touched: Touched<'_, K>,
+    ) {
+        // The workers' watermarks arrive as items; the stamping step wakes for live clocks.
+    }
+
+    fn next_wake(&self) -> Option<SystemTime> {
+        None
+    }
+
+    fn close_at_eof(&mut self, emit: &mut impl FnMut(K, WinEvent<V, R>), touched: Touched<'_, K>) -> bool {
+        self.close_at_end(emit, touched)
+    }
+
+    fn snapshot_keys(&self, keys: Vec<K>, each: &mut impl FnMut(K, Option<Self::State>)) {
+        self.key_parts(keys, each);
+    }
+}
+
+/// On one worker, the windows with that worker's clock: items are stamped as they arrive,
+/// with no stamping step before the exchange (one worker's watermark is the least of all).
+pub(crate) struct SelfStamped<K, V, R, C: Clock<V>, D, L, B> {
+    windows: PerWorkerWindows<K, V, R, C, D, L, B>,
+    clock: C::Logic,
+}
+
+impl<K, V, R, C, D, L, B> SelfStamped<K, V, R, C, D, L, B>
+where
+    K: Key,
+    V: State,
+    R: 'static,
+    C: Clock<V>,
+    D: 'static,
+    L: WindowLogic<V, R>,
+    B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
+{
+    pub(crate) fn new(windows: PerWorkerWindows<K, V, R, C, D, L, B>, clock: C::Logic) -> Self {
+        SelfStamped { windows, clock }
+    }
+
+    /// When the clock reaches the next window close or queued item (live clocks only).
+    fn due_at(&self) -> Option<SystemTime> {
+        self.clock.to_system(self.windows.next_due()?)
+    }
+}
+
+impl<T, K, V, R, C, D, L, B> KeyedStore<T, WinEvent<V, R>> for SelfStamped<K, V, R, C, D, L, B>
+where
+    T: KeyedItem<K = K, V = V>,
+    K: Key,
+    V: State,
+    R: 'static,
+    C: Clock<V>,
+    D: 'static,
+    L: WindowLogic<V, R>,
+    B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
+{
+    type Key = K;
+    type State = KeyPart<L::State, V>;
+
+    #[inline]
+    fn route(item: &T) -> u64 {
+        route_hash(item.key())
+    }
+
+    fn resume(&mut self, key: K, state: Self::State) {
+        self.windows.resume_key(key, state);
+    }
+
+    #[inline]
+    fn apply(
+        &mut self,
+        items: impl Iterator<Item = T>,
+        emit: &mut impl FnMut(K, WinEvent<V, R>),
+        mut touched: Touched<'_, K>,
+    ) {
+        let windows = &mut self.windows;
+        let ordered = windows.step.shared.ordered;
+        self.clock.before_batch();
+        let mut watermark = i64::MIN;
+        for item in items {
+            let (key, value) = item.into_parts();
+            let (ts, wm) = self.clock.on_item(&value);
+            watermark = wm;
+            if ts < wm.max(windows.floor) {
+                windows.late(key, ts, value, emit);
+            } else {
+                windows.on_time((key, ts, value), ordered, emit, &mut touched);
+            }
+        }
+        // Closing after the batch is as exact as after each item: an on-time item is never
+        // older than the watermark, so it never belongs to a window the watermark passed.
+        windows.close_up_to(watermark, emit, &mut touched);
+    }
+
+    fn wake(
+        &mut self,
+        now: SystemTime,
+        emit: &mut impl FnMut(K, WinEvent<V, R>),
+        mut touched: Touched<'_, K>,
+    ) {
+        if self.due_at().is_some_and(|at| at <= now) {
+            let watermark = self.clock.on_notify();
+            self.windows.close_up_to(watermark, emit, &mut touched);
+        }
+    }
+
+    fn next_wake(&self) -> Option<SystemTime> {
+        self.due_at()
+    }
+
+    fn close_at_eof(&mut self, emit: &mut impl FnMut(K, WinEvent<V, R>), touched: Touched<'_, K>) -> bool {
+        self.windows.close_at_end(emit, touched)
+    }
+
+    fn snapshot_keys(&self, keys: Vec<K>, each: &mut impl FnMut(K, Option<Self::State>)) {
+        self.windows.key_parts(keys, each);
     }
 }

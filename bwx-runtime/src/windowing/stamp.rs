@@ -1,0 +1,140 @@
+//! The first half of a window step under a [`PerWorker`](super::PerWorker) clock: each
+//! worker's clock stamps the items the worker sends into the exchange, and announces the
+//! worker's watermark to every worker in the same channels as the items.
+
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+
+use crate::engine::failure::enter_step;
+use crate::engine::{BuildCtx, TStream};
+use crate::operators::KeyedItem;
+use crate::{ExchangeData, Key, route_hash};
+
+use super::clock::ClockLogic;
+use super::windower::Grid;
+
+/// An item with its sending worker's verdict, or that worker's watermark.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum Stamped<K, V> {
+    /// An item at or after its worker's watermark, with its timestamp.
+    OnTime(K, i64, V),
+    /// An item before its worker's watermark, with its timestamp.
+    Late(K, i64, V),
+    /// Worker `from` will send no more on-time items before `at`; addressed to `to`.
+    Watermark { to: usize, from: usize, at: i64 },
+}
+
+impl<K: Key, V> Stamped<K, V> {
+    /// Items go to the worker of their key, a watermark to the worker it is for.
+    #[inline]
+    pub(crate) fn route(&self) -> u64 {
+        match self {
+            Stamped::OnTime(key, ..) | Stamped::Late(key, ..) => route_hash(key),
+            Stamped::Watermark { to, .. } => *to as u64,
+        }
+    }
+}
+
+/// Stamps `input` with this worker's `clock`. A watermark goes to every worker after each
+/// batch that moved it, at the window closes `grid` gives while a live clock moves it
+/// with system time, and as `i64::MAX` at the end of the input. Sent after the items
+/// before it, in the same channels, it tells the receiver that no on-time item from this
+/// worker will be older.
+pub(crate) fn stamp<'s, T, CL>(
+    ctx: &mut BuildCtx<'s>,
+    name: &str,
+    input: TStream<'s, T>,
+    mut clock: CL,
+    grid: Grid,
+) -> TStream<'s, Stamped<T::K, T::V>>
+where
+    T: KeyedItem,
+    T::V: ExchangeData,
+    CL: ClockLogic<T::V>,
+{
+    let (me, peers) = (ctx.worker_index(), ctx.worker_count());
+    let step_index = ctx.step_index;
+    let start = ctx.config.start_epoch;
+    let stop = ctx.config.stop.clone();
+    let failure = ctx.failure.clone();
+    let mut op = OperatorBuilder::new(format!("{name}.stamp"), ctx.scope);
+    let activator = ctx.scope.activator_for(op.operator_info().address.clone());
+    let mut input = op.new_input(input, Pipeline);
+    let (output, stream) = op.new_output::<Vec<Stamped<T::K, T::V>>>();
+    let mut output = OutputBuilder::<_, CapacityContainerBuilder<Vec<Stamped<T::K, T::V>>>>::from(output);
+    op.build(move |mut caps| {
+        let mut held = caps.pop();
+        for c in held.iter_mut() {
+            c.downgrade(&start);
+        }
+        let mut sent = i64::MIN;
+        move |frontiers| {
+            enter_step(step_index);
+            if failure.should_stop() {
+                return;
+            }
+            let Some(cap) = held.as_mut() else { return };
+            let mut out = output.activate();
+            input.for_each(|in_cap, data| {
+                clock.before_batch();
+                let mut session = out.session_with_builder(&in_cap);
+                let mut watermark = sent;
+                for item in data.drain(..) {
+                    let (key, value) = item.into_parts();
+                    let (ts, wm) = clock.on_item(&value);
+                    watermark = wm;
+                    session.give(if ts < wm {
+                        Stamped::Late(key, ts, value)
+                    } else {
+                        Stamped::OnTime(key, ts, value)
+                    });
+                }
+                if watermark > sent {
+                    sent = watermark;
+                    session.give_iterator((0..peers).map(|to| Stamped::Watermark {
+                        to,
+                        from: me,
+                        at: watermark,
+                    }));
+                }
+            });
+            let frontier = frontiers[0].frontier().first().copied();
+            if let Some(f) = frontier
+                && *cap.time() < f
+            {
+                cap.downgrade(&f);
+            }
+            // A graceful stop is not the end of the input: no final watermark then, so
+            // that the windows stay open for the resume.
+            let watermark = match frontier {
+                None if !stop.load(Ordering::Relaxed) => i64::MAX,
+                _ => clock.on_notify(),
+            };
+            if watermark > sent {
+                sent = watermark;
+                out.session_with_builder(&*cap)
+                    .give_iterator((0..peers).map(|to| Stamped::Watermark {
+                        to,
+                        from: me,
+                        at: watermark,
+                    }));
+            }
+            if frontier.is_none() {
+                held = None;
+                return;
+            }
+            // A live clock moves with system time: wake up when it reaches the next close.
+            let next_close = grid.close_time(*grid.ids(sent).start());
+            if let Some(at) = clock.to_system(next_close) {
+                activator.activate_after(at.duration_since(SystemTime::now()).unwrap_or_default());
+            }
+        }
+    });
+    stream
+}
