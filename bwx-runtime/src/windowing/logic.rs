@@ -20,7 +20,7 @@ use super::{WindowId, WindowMetadata};
 pub(crate) enum WinEvent<V, R> {
     Down(WindowId, R),
     Late(WindowId, V),
-    Meta(WindowId, WindowMetadata),
+    Meta(WindowId, Box<WindowMetadata>),
 }
 
 /// Where a [`WindowLogic`] emits results: each becomes `(key, (window_id, result))` on
@@ -274,7 +274,7 @@ where
                 logic.on_close(&mut Emit { out, id });
             }
             if emit_meta {
-                out.push(WinEvent::Meta(id, meta));
+                out.push(WinEvent::Meta(id, Box::new(meta)));
             }
         });
     }

@@ -73,7 +73,7 @@ where
         |(key, event): (T::K, WinEvent<T::V, R>)| match event {
             WinEvent::Down(id, r) => Split3::First((key, (id, r))),
             WinEvent::Late(id, v) => Split3::Second((key, (id, v))),
-            WinEvent::Meta(id, m) => Split3::Third((key, (id, m))),
+            WinEvent::Meta(id, m) => Split3::Third((key, (id, *m))),
         },
     );
     ctx.put(info.outputs[0], down);

@@ -227,7 +227,7 @@ where
             logic.on_close(&mut Emit::new(&mut self.emitted, id));
             self.flush(&key, emit);
             if let Some(meta) = &meta {
-                emit(key.clone(), WinEvent::Meta(id, meta.clone()));
+                emit(key.clone(), WinEvent::Meta(id, Box::new(meta.clone())));
             }
             self.touch(&key, touched);
         }
