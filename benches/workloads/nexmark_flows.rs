@@ -6,9 +6,12 @@
 //! (`EventGenerator::with_offset(p).with_step(4)`), so the events are a pure function of
 //! the config and the event count, whatever the number of workers.
 //!
-//! Each key's watermark is its largest timestamp minus 4 s (`EventClock::replay`). A key
-//! gets events from all four partitions, so partitions on different workers must not drift
-//! apart by 4 s of event time, or a key could see a partition's later events first and
+//! The windows of q5, q7 and q8 close at one watermark for all keys (`PerWorker`): each
+//! worker's is the largest timestamp it has read minus 4 s (`EventClock::replay`), and a
+//! window closes when the least of the workers' has passed it, so an auction without new
+//! bids does not hold its windows open. q11's sessions have a watermark per bidder. A key
+//! gets events from all four partitions, so partitions must not drift apart by 4 s of
+//! event time, or a worker (q11: a key) could see a partition's later events first and
 //! call the other's late. The partitions therefore pace each other (all four must be in
 //! this process): none emits an event more than [`LEAD_MS`] past the next event of the
 //! slowest. Late items are collected and a run with any is an error, so a drift shows up
@@ -23,7 +26,7 @@ use bwx::inputs::{BatchStatus, ConnectorError, FixedPartitionedSource, StatefulS
 use bwx::prelude::*;
 use bwx::stateful::{JoinEmitMode, JoinInsertMode};
 use bwx::testing::TestingSink;
-use bwx::windowing::{EventClock, SessionWindower, SlidingWindower, TumblingWindower};
+use bwx::windowing::{EventClock, PerWorker, SessionWindower, SlidingWindower, TumblingWindower};
 use nexmark::EventGenerator;
 use nexmark::config::NexmarkConfig;
 use nexmark::event::Event;
@@ -32,7 +35,7 @@ use serde::{Deserialize, Serialize};
 /// Event time zero (ms since the Unix epoch): the generator's `base_time` and the windows'
 /// alignment.
 pub const BASE_MS: i64 = 1_700_000_000_000;
-/// How long a key's watermark waits behind its largest timestamp.
+/// How long a watermark waits behind the largest timestamp seen.
 pub const WAIT: Duration = Duration::from_secs(4);
 const WINDOW: Duration = Duration::from_secs(10);
 const SLIDE: Duration = Duration::from_secs(2);
@@ -359,7 +362,7 @@ pub fn flow(
                 })
                 .count_window(
                     "counts",
-                    EventClock::replay(|(_, ts): &(u64, i64)| *ts, WAIT),
+                    PerWorker(EventClock::replay(|(_, ts): &(u64, i64)| *ts, WAIT)),
                     sliding,
                     |(auction, _): &(u64, i64)| *auction,
                 );
@@ -406,7 +409,7 @@ pub fn flow(
                 })
                 .fold_window(
                     "top_per_auction",
-                    EventClock::replay(|(_, _, ts): &(u64, u64, i64)| *ts, WAIT),
+                    PerWorker(EventClock::replay(|(_, _, ts): &(u64, u64, i64)| *ts, WAIT)),
                     tumbling()?,
                     || (0u64, Vec::new()),
                     |(max, mut top): Top, (bidder, price, ts)| {
@@ -454,7 +457,7 @@ pub fn flow(
             });
             let joined = flow.join_window(
                 "new_sellers",
-                EventClock::replay(|(ts, _): &Side| *ts, WAIT),
+                PerWorker(EventClock::replay(|(ts, _): &Side| *ts, WAIT)),
                 tumbling()?,
                 [&persons, &sellers],
                 JoinInsertMode::First,
