@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bwx::prelude::*;
 use bwx::testing::{TestingSink, TestingSource};
-use bwx::windowing::{EventClock, SlidingWindower};
+use bwx::windowing::{EventClock, PerWorker, SlidingWindower};
 
 /// A bid: (auction, timestamp in ms since the epoch).
 pub type Bid = (u32, i64);
@@ -44,9 +44,11 @@ pub fn bids() -> Vec<Bid> {
 pub fn build(sample: Vec<Bid>, hot: TestingSink<Hot>) -> Dataflow {
     bwx::dataflow!(hot_items {
         bids      = input(TestingSource::new(sample));
-        // (clock, windower, key): bids per auction and window.
+        // (clock, windower, key): bids per auction and window. One watermark for all
+        // auctions (PerWorker): an auction that gets no more bids does not hold its windows
+        // open, they close as the bids of the others move time on.
         per_auction = bids.count_window(
-            EventClock::replay(|b: &Bid| b.1, Duration::ZERO),
+            PerWorker(EventClock::replay(|b: &Bid| b.1, Duration::ZERO)),
             SlidingWindower::new(Duration::from_secs(10), Duration::from_secs(2), START)
                 .expect("a 2 s slide fits a 10 s window"),
             |b: &Bid| b.0,
