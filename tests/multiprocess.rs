@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bwx::prelude::*;
 use bwx::testing::{LocalCluster, ProcessOutcome, TestingEvent, TestingSink, TestingSource};
+use bwx::windowing::{EventClock, PerWorker, TumblingWindower};
 use common::PrintSink;
 
 /// Sums of 0..10_000 by `x % 97`.
@@ -72,6 +73,62 @@ fn keyed_sums_agree_on_one_thread_three_threads_and_two_processes() {
         outcomes.iter().all(|o| o.lines("sum: ").count() > 0),
         "{outcomes:?}"
     );
+}
+
+/// Counts per key `x % 7` and 100 ms window of `x` ms, 0..5_000, under a per-worker clock;
+/// late items would come out as `(key, u64::MAX)`.
+fn window_counts(flow: &Dataflow) -> Stream<(u32, (i64, u64))> {
+    let w = flow
+        .input("inp", TestingSource::new(0..5_000i64).batch_size(100))
+        .key_on("key", |x| (*x % 7) as u32)
+        .fold_window(
+            "count",
+            PerWorker(EventClock::replay(|x: &i64| *x, Duration::ZERO)),
+            TumblingWindower::new(Duration::from_millis(100), 0).unwrap(),
+            || 0u64,
+            |n, _| n + 1,
+            |a, b| a + b,
+            false,
+        );
+    let late = w.late.map("late", |(k, (id, _))| (k, (id, u64::MAX)));
+    flow.merge("all", [&w.down, &late])
+}
+
+#[test]
+fn per_worker_windows_agree_on_one_thread_and_two_processes() {
+    if let Some(member) = LocalCluster::member() {
+        let flow = Dataflow::new("wins");
+        window_counts(&flow)
+            .map("fmt", |(k, (id, n))| format!("{k} {id} {n}"))
+            .output("out", PrintSink::new("count: "));
+        member.run(&flow, RunConfig::default());
+    }
+    let flow = Dataflow::new("wins");
+    let out = TestingSink::new();
+    window_counts(&flow).output("out", out.clone());
+    bwx::run_main(&flow).unwrap();
+    let mut one = out.take();
+    one.sort();
+    assert_eq!(one.len(), 7 * 50);
+    assert!(one.iter().all(|(_, (_, n))| *n != u64::MAX), "nothing is late");
+
+    let outcomes = LocalCluster::new("per_worker_windows_agree_on_one_thread_and_two_processes", 2)
+        .workers_per_process(2)
+        .timeout(Duration::from_secs(30))
+        .run()
+        .unwrap();
+    assert_all_succeeded(&outcomes);
+    let mut got: Vec<(u32, (i64, u64))> = outcomes
+        .iter()
+        .flat_map(|o| o.lines("count: "))
+        .map(|l| {
+            let mut f = l.split(' ').map(|x| x.parse::<i64>().unwrap());
+            let (k, id, n) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+            (k as u32, (id, n as u64))
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, one);
 }
 
 #[test]
