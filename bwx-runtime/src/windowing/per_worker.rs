@@ -317,10 +317,14 @@ where
     }
 
     fn key_parts(&self, keys: Vec<K>, each: &mut impl FnMut(K, Option<KeyPart<L::State, V>>)) {
+        // One pass over the queue for all keys, copying only the items of these keys.
         let mut queued: FxHashMap<&K, Vec<(i64, V)>> = FxHashMap::default();
-        for (ts, items) in &self.queue {
-            for (key, value) in items {
-                queued.entry(key).or_default().push((*ts, value.clone()));
+        if !self.queue.is_empty() {
+            let wanted: FxHashSet<&K> = keys.iter().collect();
+            for (ts, items) in &self.queue {
+                for (key, value) in items.iter().filter(|(key, _)| wanted.contains(key)) {
+                    queued.entry(key).or_default().push((*ts, value.clone()));
+                }
             }
         }
         for key in keys {
