@@ -48,7 +48,7 @@ pub fn build(sample: Vec<Bid>, hot: TestingSink<Hot>) -> Dataflow {
         // auctions (PerWorker): an auction that gets no more bids does not hold its windows
         // open, they close as the bids of the others move time on.
         per_auction = bids.count_window(
-            PerWorker(EventClock::replay(|b: &Bid| b.1, Duration::ZERO)),
+            PerWorker::new(EventClock::replay(|b: &Bid| b.1, Duration::ZERO)),
             SlidingWindower::new(Duration::from_secs(10), Duration::from_secs(2), START)
                 .expect("a 2 s slide fits a 10 s window"),
             |b: &Bid| b.0,

@@ -83,7 +83,7 @@ fn window_counts(flow: &Dataflow) -> Stream<(u32, (i64, u64))> {
         .key_on("key", |x| (*x % 7) as u32)
         .fold_window(
             "count",
-            PerWorker(EventClock::replay(|x: &i64| *x, Duration::ZERO)),
+            PerWorker::new(EventClock::replay(|x: &i64| *x, Duration::ZERO)),
             TumblingWindower::new(Duration::from_millis(100), 0).unwrap(),
             || 0u64,
             |n, _| n + 1,

@@ -170,7 +170,7 @@ fn a_per_worker_clock_closes_windows_at_a_wake_up_without_more_input() {
         })
         .fold_window(
             "count",
-            PerWorker(SystemClock),
+            PerWorker::new(SystemClock),
             TumblingWindower::new(Duration::from_millis(50), 0).unwrap(),
             || 0u32,
             |n, _| n + 1,
@@ -202,7 +202,7 @@ fn per_worker_sliding_windows_report_metadata_for_every_key() {
     let items = vec![(1u8, 7i64), (2, 12)];
     let w = flow.input("inp", TestingSource::new(items)).collect_window(
         "win",
-        PerWorker(EventClock::replay(|ts: &i64| *ts, Duration::ZERO)),
+        PerWorker::new(EventClock::replay(|ts: &i64| *ts, Duration::ZERO)),
         SlidingWindower::new(Duration::from_millis(10), Duration::from_millis(5), 0).unwrap(),
         true,
     );
@@ -238,7 +238,7 @@ fn a_per_worker_clock_with_session_windows_fails_to_build_naming_the_step() {
     flow.input("inp", TestingSource::new(vec![(1u8, 1i64)]))
         .collect_window(
             "sessions",
-            PerWorker(EventClock::replay(|ts: &i64| *ts, Duration::ZERO)),
+            PerWorker::new(EventClock::replay(|ts: &i64| *ts, Duration::ZERO)),
             SessionWindower::new(Duration::from_millis(10)),
             true,
         )
@@ -319,7 +319,7 @@ fn per_worker_windows_wait_for_the_slowest_worker() {
     let (down, late) = (TestingSink::new(), TestingSink::new());
     let w = flow.input("inp", FastAndSlow).fold_window(
         "count",
-        PerWorker(EventClock::replay(|ts: &i64| *ts, Duration::from_millis(5))),
+        PerWorker::new(EventClock::replay(|ts: &i64| *ts, Duration::from_millis(5))),
         TumblingWindower::new(Duration::from_millis(50), 0).unwrap(),
         || 0u32,
         |n, _| n + 1,
@@ -335,4 +335,63 @@ fn per_worker_windows_wait_for_the_slowest_worker() {
     // Keys fast0..fast2 and slow0..slow2, windows 0..3 of 50 ms: 16 or 17 items each.
     assert_eq!(got.len(), 24, "{got:?}");
     assert_eq!(got.iter().map(|(_, (_, n))| n).sum::<u32>(), 400);
+}
+
+#[test]
+fn an_idle_worker_stops_holding_windows_back_after_its_idle_time() {
+    // One partition on 2 workers: one worker reads every item, the other none. Window 0
+    // can close once the reading worker's watermark passes 10 (after the item at 30), but
+    // the other worker holds it back until it has been idle for 50 ms, or else until EOF.
+    let run = |idle: Option<Duration>| {
+        let flow = Dataflow::new("idle");
+        let events = vec![
+            TestingEvent::Item(("a".to_string(), 5i64)),
+            TestingEvent::Item(("a".to_string(), 30)),
+            TestingEvent::Pause(Duration::from_millis(300)),
+            TestingEvent::Item(("a".to_string(), 40)),
+        ];
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let clock = PerWorker::new(EventClock::replay(|ts: &i64| *ts, Duration::from_millis(5)));
+        let clock = match idle {
+            Some(idle) => clock.idle_after(idle),
+            None => clock,
+        };
+        let w = flow
+            .input("inp", TestingSource::from_events(events))
+            .inspect("arrive", {
+                let seen = seen.clone();
+                move |_, (_, ts)| seen.lock().unwrap().push(format!("item {ts}"))
+            })
+            .fold_window(
+                "count",
+                clock,
+                TumblingWindower::new(Duration::from_millis(10), 0).unwrap(),
+                || 0u32,
+                |n, _| n + 1,
+                |a, b| a + b,
+                false,
+            );
+        w.down
+            .inspect("closed", {
+                let seen = seen.clone();
+                move |_, (_, (id, _))| seen.lock().unwrap().push(format!("window {id}"))
+            })
+            .output("out", TestingSink::new());
+        w.late
+            .inspect("late", {
+                let seen = seen.clone();
+                move |_, (_, (id, ts))| seen.lock().unwrap().push(format!("late {ts} for {id}"))
+            })
+            .output("late_out", TestingSink::new());
+        bwx::run_workers(&flow, 2, RunConfig::default()).unwrap();
+        seen.lock().unwrap().clone()
+    };
+    assert_eq!(
+        run(Some(Duration::from_millis(50))),
+        ["item 5", "item 30", "window 0", "item 40", "window 3", "window 4"]
+    );
+    assert_eq!(
+        run(None),
+        ["item 5", "item 30", "item 40", "window 0", "window 3", "window 4"]
+    );
 }

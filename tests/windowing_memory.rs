@@ -190,7 +190,7 @@ fn check<C: Clock<i64>>(clock: impl Fn() -> C, name: &str, bounds: [f64; 4]) {
 fn bytes_per_key_with_open_windows() {
     check(hour_behind, "a clock per key", [420.0, 490.0, 760.0, 1100.0]);
     check(
-        || PerWorker(hour_behind()),
+        || PerWorker::new(hour_behind()),
         "a per-worker clock",
         [80.0, 160.0, 400.0, 800.0],
     );

@@ -161,7 +161,7 @@ fn run(case: &Case, ordered: bool, workers: usize, per_worker: bool) -> Run {
         TestingSource::new(case.items.clone()).batch_size(case.batch),
     );
     let out = if per_worker {
-        windows(&inp, PerWorker(clock), case.win, ordered)
+        windows(&inp, PerWorker::new(clock), case.win, ordered)
     } else {
         windows(&inp, clock, case.win, ordered)
     };

@@ -100,6 +100,9 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
     } else {
         // One watermark per worker over bids of all partitions, which the source reads a
         // batch (under 1 s of event time) at a time each: wait covers that skew.
-        run_with(args, PerWorker(EventClock::replay(ts, Duration::from_secs(5))))
+        run_with(
+            args,
+            PerWorker::new(EventClock::replay(ts, Duration::from_secs(5))),
+        )
     }
 }

@@ -362,7 +362,7 @@ pub fn flow(
                 })
                 .count_window(
                     "counts",
-                    PerWorker(EventClock::replay(|(_, ts): &(u64, i64)| *ts, WAIT)),
+                    PerWorker::new(EventClock::replay(|(_, ts): &(u64, i64)| *ts, WAIT)),
                     sliding,
                     |(auction, _): &(u64, i64)| *auction,
                 );
@@ -409,7 +409,7 @@ pub fn flow(
                 })
                 .fold_window(
                     "top_per_auction",
-                    PerWorker(EventClock::replay(|(_, _, ts): &(u64, u64, i64)| *ts, WAIT)),
+                    PerWorker::new(EventClock::replay(|(_, _, ts): &(u64, u64, i64)| *ts, WAIT)),
                     tumbling()?,
                     || (0u64, Vec::new()),
                     |(max, mut top): Top, (bidder, price, ts)| {
@@ -457,7 +457,7 @@ pub fn flow(
             });
             let joined = flow.join_window(
                 "new_sellers",
-                PerWorker(EventClock::replay(|(ts, _): &Side| *ts, WAIT)),
+                PerWorker::new(EventClock::replay(|(ts, _): &Side| *ts, WAIT)),
                 tumbling()?,
                 [&persons, &sellers],
                 JoinInsertMode::First,

@@ -103,6 +103,6 @@ pub fn run(args: &Args) -> Result<Outcome, String> {
     if args.per_key_clock {
         run_with(args, EventClock::replay(ts, wait))
     } else {
-        run_with(args, PerWorker(EventClock::replay(ts, wait)))
+        run_with(args, PerWorker::new(EventClock::replay(ts, wait)))
     }
 }

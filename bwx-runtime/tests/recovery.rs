@@ -583,7 +583,7 @@ fn per_worker_windows_resume_with_their_watermark_and_queue_after_a_stop() {
                 .into_iter()
                 .map(|(k, ts)| TestingEvent::Item((k.to_string(), ts))),
         );
-        let clock = PerWorker(EventClock::replay(|ts: &i64| *ts, Duration::from_millis(5)));
+        let clock = PerWorker::new(EventClock::replay(|ts: &i64| *ts, Duration::from_millis(5)));
         let win = TumblingWindower::new(Duration::from_millis(10), 0).unwrap();
         let w = flow
             .input("inp", TestingSource::from_events(evs))

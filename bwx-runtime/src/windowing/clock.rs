@@ -22,6 +22,12 @@ pub trait Clock<V>: Send + Sync + 'static {
     /// Whether one logic serves all keys of a worker ([`PerWorker`]) instead of one per key.
     const PER_WORKER: bool = false;
 
+    /// For a per-worker clock: how long a worker may read no items before it stops holding
+    /// windows back ([`PerWorker::idle_after`]); `None` (the default) for never.
+    fn idle_after(&self) -> Option<Duration> {
+        None
+    }
+
     /// Builds the logic of one key (of one worker if [`PER_WORKER`](Self::PER_WORKER)).
     fn build(&self, resume: Option<<Self::Logic as ClockLogic<V>>::State>) -> Self::Logic;
 }
@@ -46,7 +52,10 @@ pub trait Clock<V>: Send + Sync + 'static {
 /// - Which items are late depends on the order in which their worker reads them, so results
 ///   are deterministic when that order is (one worker, or one partition per worker).
 /// - A worker that reads nothing holds all windows back (as a Flink source without
-///   idleness does): with a replay clock they then close at the end of the input.
+///   idleness does): with a replay clock they then close at the end of the input. With
+///   [`idle_after`](Self::idle_after), a worker that has read nothing for that long stops
+///   holding them back until it reads again; its items older than the watermark by then
+///   are late.
 /// - Recovery stores the watermark with each key that has open windows or queued items;
 ///   after a resume or a rescale, items before the latest one stored are late, whatever
 ///   the restarted clocks say, so no window that closed opens again.
@@ -63,7 +72,7 @@ pub trait Clock<V>: Send + Sync + 'static {
 /// // window 0 of both keys closes, and b's item at 4 is late. (With a per-key clock,
 /// // b's watermark would still be -4 and its item at 4 on time.)
 /// let items = vec![('a', 1i64), ('b', 1), ('a', 30), ('b', 4), ('a', 31)];
-/// let clock = PerWorker(EventClock::replay(|ts: &i64| *ts, Duration::from_millis(5)));
+/// let clock = PerWorker::new(EventClock::replay(|ts: &i64| *ts, Duration::from_millis(5)));
 /// let win = TumblingWindower::new(Duration::from_millis(10), 0).unwrap();
 /// let w = flow
 ///     .input("inp", TestingSource::new(items))
@@ -77,14 +86,39 @@ pub trait Clock<V>: Send + Sync + 'static {
 /// assert_eq!(late.take(), vec![('b', (0, 4))]);
 /// ```
 #[derive(Clone, Copy, Debug)]
-pub struct PerWorker<C>(pub C);
+pub struct PerWorker<C> {
+    clock: C,
+    idle: Option<Duration>,
+}
+
+impl<C> PerWorker<C> {
+    /// One `clock` per worker.
+    pub fn new(clock: C) -> Self {
+        PerWorker { clock, idle: None }
+    }
+
+    /// A worker that has read no item for `idle` (system time) stops holding windows back,
+    /// as Flink's `withIdleness`: for sources with fewer partitions than workers, or
+    /// partitions that go quiet, with a live clock. Which items are late then depends on
+    /// timing.
+    pub fn idle_after(self, idle: Duration) -> Self {
+        PerWorker {
+            idle: Some(idle),
+            ..self
+        }
+    }
+}
 
 impl<V, C: Clock<V>> Clock<V> for PerWorker<C> {
     type Logic = C::Logic;
     const PER_WORKER: bool = true;
 
     fn build(&self, resume: Option<<Self::Logic as ClockLogic<V>>::State>) -> Self::Logic {
-        self.0.build(resume)
+        self.clock.build(resume)
+    }
+
+    fn idle_after(&self) -> Option<Duration> {
+        self.idle
     }
 }
 

@@ -54,7 +54,8 @@ where
             let store = SelfStamped::new(windows, shared.clock.build(None));
             keyed_operator::<T, WinEvent<T::V, R>, _>(ctx, info, input, store)?
         } else {
-            let stamped = stamp(ctx, info.id.as_str(), input, shared.clock.build(None), grid);
+            let (clock, idle) = (shared.clock.build(None), shared.clock.idle_after());
+            let stamped = stamp(ctx, info.id.as_str(), input, clock, grid, idle);
             let store = PerWorkerWindows::<T::K, T::V, R, C, D, L, B>::new(step, grid, workers);
             keyed_operator::<Stamped<T::K, T::V>, WinEvent<T::V, R>, _>(ctx, info, stamped, store)?
         }

@@ -37,8 +37,8 @@ pub(crate) struct PerWorkerWindows<K, V, R, C, D, L, B> {
     /// The ids of the last item's windows and the times `[lo, hi)` that have the same:
     /// most items fall into the same windows as the one before.
     recent: (i64, i64, WindowId, WindowId),
-    /// The last watermark each worker sent.
-    upstream: Vec<i64>,
+    /// The last watermark each worker sent (`None` while it is idle).
+    upstream: Vec<Option<i64>>,
     /// The latest watermark stored with any key when the flow resumed: items before it
     /// are late whatever the (restarted) clocks say, so that no closed window reopens.
     floor: i64,
@@ -73,7 +73,7 @@ where
     /// The windows of a step on `grid`, fed by `workers` stamping workers.
     pub(crate) fn new(step: Arc<Lowered<C, D, B>>, grid: Grid, workers: usize) -> Self {
         PerWorkerWindows {
-            upstream: vec![i64::MIN; workers],
+            upstream: vec![Some(i64::MIN); workers],
             floor: i64::MIN,
             watermark: i64::MIN,
             grid,
@@ -396,18 +396,25 @@ where
                 Stamped::OnTime(key, ts, value) | Stamped::Late(key, ts, value) => {
                     self.late(key, ts, value, emit);
                 }
+                // A worker's watermarks arrive in order; one back from idle may be lower
+                // than the others'. The windows' watermark never goes back.
                 Stamped::Watermark { from, at, .. } => {
-                    if let Some(last) = self.upstream.get_mut(from)
-                        && *last < at
-                    {
-                        *last = at;
+                    if let Some(last) = self.upstream.get_mut(from) {
+                        *last = Some(at);
+                        moved = true;
+                    }
+                }
+                Stamped::Idle { from, .. } => {
+                    if let Some(last) = self.upstream.get_mut(from) {
+                        *last = None;
                         moved = true;
                     }
                 }
             }
         }
-        if moved {
-            let least = self.upstream.iter().copied().min().unwrap_or(i64::MAX);
+        // The least watermark of the workers that are not idle; none if all are (as in
+        // Flink, the watermark then stays where it is).
+        if moved && let Some(least) = self.upstream.iter().flatten().min().copied() {
             self.close_up_to(least, emit, &mut touched);
         }
     }

@@ -2,8 +2,7 @@
 //! worker's clock stamps the items the worker sends into the exchange, and announces the
 //! worker's watermark to every worker in the same channels as the items.
 
-use std::sync::atomic::Ordering;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
@@ -28,6 +27,9 @@ pub(crate) enum Stamped<K, V> {
     Late(K, i64, V),
     /// Worker `from` will send no more on-time items before `at`; addressed to `to`.
     Watermark { to: usize, from: usize, at: i64 },
+    /// Worker `from` has read nothing for its idle time: leave it out of the least
+    /// watermark until its next `Watermark`; addressed to `to`.
+    Idle { to: usize, from: usize },
 }
 
 impl<K: Key, V> Stamped<K, V> {
@@ -36,22 +38,23 @@ impl<K: Key, V> Stamped<K, V> {
     pub(crate) fn route(&self) -> u64 {
         match self {
             Stamped::OnTime(key, ..) | Stamped::Late(key, ..) => route_hash(key),
-            Stamped::Watermark { to, .. } => *to as u64,
+            Stamped::Watermark { to, .. } | Stamped::Idle { to, .. } => *to as u64,
         }
     }
 }
 
 /// Stamps `input` with this worker's `clock`. A watermark goes to every worker after each
-/// batch that moved it, at the window closes `grid` gives while a live clock moves it
-/// with system time, and as `i64::MAX` at the end of the input. Sent after the items
-/// before it, in the same channels, it tells the receiver that no on-time item from this
-/// worker will be older.
+/// batch that moved it, and at the window closes `grid` gives while a live clock moves it
+/// with system time; after `idle` without items, an `Idle` instead (until the next item).
+/// Sent after the items before it, in the same channels, a watermark tells the receiver
+/// that no on-time item from this worker will be older.
 pub(crate) fn stamp<'s, T, CL>(
     ctx: &mut BuildCtx<'s>,
     name: &str,
     input: TStream<'s, T>,
     mut clock: CL,
     grid: Grid,
+    idle: Option<Duration>,
 ) -> TStream<'s, Stamped<T::K, T::V>>
 where
     T: KeyedItem,
@@ -61,7 +64,6 @@ where
     let (me, peers) = (ctx.worker_index(), ctx.worker_count());
     let step_index = ctx.step_index;
     let start = ctx.config.start_epoch;
-    let stop = ctx.config.stop.clone();
     let failure = ctx.failure.clone();
     let mut op = OperatorBuilder::new(format!("{name}.stamp"), ctx.scope);
     let activator = ctx.scope.activator_for(op.operator_info().address.clone());
@@ -73,7 +75,12 @@ where
         for c in held.iter_mut() {
             c.downgrade(&start);
         }
+        // The watermark last sent; whether the worker has gone idle (and said so) and when
+        // it last read an item.
         let mut sent = i64::MIN;
+        let mut resting = false;
+        let mut last_read = Instant::now();
+        let announce = move |at: i64| (0..peers).map(move |to| Stamped::Watermark { to, from: me, at });
         move |frontiers| {
             enter_step(step_index);
             if failure.should_stop() {
@@ -82,6 +89,10 @@ where
             let Some(cap) = held.as_mut() else { return };
             let mut out = output.activate();
             input.for_each(|in_cap, data| {
+                if data.is_empty() {
+                    return;
+                }
+                last_read = Instant::now();
                 clock.before_batch();
                 let mut session = out.session_with_builder(&in_cap);
                 let mut watermark = sent;
@@ -95,13 +106,11 @@ where
                         Stamped::OnTime(key, ts, value)
                     });
                 }
-                if watermark > sent {
-                    sent = watermark;
-                    session.give_iterator((0..peers).map(|to| Stamped::Watermark {
-                        to,
-                        from: me,
-                        at: watermark,
-                    }));
+                // Back from idle, the worker's watermark counts again.
+                if watermark > sent || resting {
+                    sent = watermark.max(sent);
+                    resting = false;
+                    session.give_iterator(announce(sent));
                 }
             });
             let frontier = frontiers[0].frontier().first().copied();
@@ -110,28 +119,33 @@ where
             {
                 cap.downgrade(&f);
             }
-            // A graceful stop is not the end of the input: no final watermark then, so
-            // that the windows stay open for the resume.
-            let watermark = match frontier {
-                None if !stop.load(Ordering::Relaxed) => i64::MAX,
-                _ => clock.on_notify(),
-            };
-            if watermark > sent {
-                sent = watermark;
-                out.session_with_builder(&*cap)
-                    .give_iterator((0..peers).map(|to| Stamped::Watermark {
-                        to,
-                        from: me,
-                        at: watermark,
-                    }));
-            }
+            // At the end of the input the windowing step closes every window itself, once
+            // all items have reached it: a last watermark could overtake another worker's
+            // items in their channels.
             if frontier.is_none() {
                 held = None;
                 return;
             }
+            let watermark = clock.on_notify();
+            if watermark > sent && !resting {
+                sent = watermark;
+                out.session_with_builder(&*cap).give_iterator(announce(sent));
+            }
+            if let Some(idle) = idle
+                && !resting
+            {
+                let quiet = last_read.elapsed();
+                if quiet >= idle {
+                    resting = true;
+                    out.session_with_builder(&*cap)
+                        .give_iterator((0..peers).map(|to| Stamped::Idle { to, from: me }));
+                } else {
+                    activator.activate_after(idle - quiet);
+                }
+            }
             // A live clock moves with system time: wake up when it reaches the next close.
             let next_close = grid.close_time(*grid.ids(sent).start());
-            if let Some(at) = clock.to_system(next_close) {
+            if !resting && let Some(at) = clock.to_system(next_close) {
                 activator.activate_after(at.duration_since(SystemTime::now()).unwrap_or_default());
             }
         }
