@@ -92,7 +92,9 @@ where
                 if data.is_empty() {
                     return;
                 }
-                last_read = Instant::now();
+                if idle.is_some() {
+                    last_read = Instant::now();
+                }
                 clock.before_batch();
                 let mut session = out.session_with_builder(&in_cap);
                 let mut watermark = sent;
@@ -120,8 +122,8 @@ where
                 cap.downgrade(&f);
             }
             // At the end of the input the windowing step closes every window itself, once
-            // all items have reached it: a last watermark could overtake another worker's
-            // items in their channels.
+            // all items have reached it. (A last watermark of one worker could overtake the
+            // items of another that is left out as idle.)
             if frontier.is_none() {
                 held = None;
                 return;
