@@ -67,12 +67,6 @@ pub enum FlowError {
         /// What went wrong.
         message: String,
     },
-    /// Another worker or process failed, so this one stopped.
-    #[error("worker {worker} stopped because another worker or process of the flow failed")]
-    PeerFailed {
-        /// The global worker index.
-        worker: usize,
-    },
     /// The recovery store is unusable or inconsistent; the message names the file and why.
     #[error("recovery: {0}")]
     Recovery(#[from] crate::recovery::RecoveryError),

@@ -15,8 +15,8 @@ use crate::flow::StepId;
 /// Shared by all workers of one execution in this process.
 #[derive(Default)]
 pub(crate) struct Failure {
+    /// Set by an error or an abort; an abort records no error.
     stop: AtomicBool,
-    aborted: AtomicBool,
     first: Mutex<Option<FlowError>>,
     /// The stop came from another process (so there is no need to tell the others).
     from_peer: AtomicBool,
@@ -36,7 +36,6 @@ impl Failure {
 
     /// A source asked to abort the execution (no EOF, no error), as Bytewax's `AbortExecution`.
     pub(crate) fn abort(&self) {
-        self.aborted.store(true, Ordering::SeqCst);
         self.stop.store(true, Ordering::SeqCst);
     }
 

@@ -51,7 +51,10 @@ pub(crate) fn run_worker(
     let assignments = if partitioned.is_empty() {
         Assignments::new()
     } else {
-        let seen = discover_parts(worker, listed, &failure, control.as_deref_mut())?;
+        let Some(seen) = discover_parts(worker, listed, &failure, control.as_deref_mut())? else {
+            // Another process aborted before this worker had learned every partition.
+            return Ok(());
+        };
         assign_primaries(
             &partitioned.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),
             seen,
@@ -100,13 +103,15 @@ pub(crate) fn run_worker(
     Ok(())
 }
 
-/// Every worker lists the partitions it can reach; all of them learn every list.
+/// Every worker lists the partitions it can reach; all of them learn every list. `None`
+/// when the execution was aborted meanwhile: workers leave this step at different times,
+/// so another process may already run the flow, and abort it, while this worker waits.
 fn discover_parts(
     worker: &mut Worker,
     listed: Vec<(usize, String)>,
     failure: &Failure,
     mut control: Option<&mut Control>,
-) -> Result<Vec<(usize, String, usize)>, FlowError> {
+) -> Result<Option<Vec<(usize, String, usize)>>, FlowError> {
     let index = worker.index();
     let seen = Rc::new(RefCell::new(Vec::new()));
     let probe = ProbeHandle::new();
@@ -132,13 +137,16 @@ fn discover_parts(
             control.poll(failure);
         }
         if failure.should_stop() {
-            return Err(failure.error().unwrap_or(FlowError::PeerFailed { worker: index }));
+            return match failure.error() {
+                Some(err) => Err(err),
+                None => Ok(None),
+            };
         }
         worker.step_or_park(Some(PARK_LIMIT));
     }
     let mut seen = seen.take();
     seen.sort();
-    Ok(seen)
+    Ok(Some(seen))
 }
 
 /// Picks the primary worker of every partition, identically on all workers: partitions in
