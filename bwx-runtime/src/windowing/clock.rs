@@ -55,7 +55,8 @@ pub trait Clock<V>: Send + Sync + 'static {
 ///   idleness does): with a replay clock they then close at the end of the input. With
 ///   [`idle_after`](Self::idle_after), a worker that has read nothing for that long stops
 ///   holding them back until it reads again; its items older than the watermark by then
-///   are late.
+///   are late. Once every worker is idle, the windows close up to the greatest of their
+///   watermarks (as Flink does), so they do not depend on which worker went idle last.
 /// - Recovery stores the watermark with each key that has open windows or queued items;
 ///   after a resume or a rescale, items before the latest one stored are late, whatever
 ///   the restarted clocks say, so no window that closed opens again.

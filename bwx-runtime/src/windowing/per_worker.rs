@@ -37,8 +37,8 @@ pub(crate) struct PerWorkerWindows<K, V, R, C, D, L, B> {
     /// The ids of the last item's windows and the times `[lo, hi)` that have the same:
     /// most items fall into the same windows as the one before.
     recent: (i64, i64, WindowId, WindowId),
-    /// The last watermark each worker sent (`None` while it is idle).
-    upstream: Vec<Option<i64>>,
+    /// The last watermark each worker sent, and whether it has since said it is idle.
+    upstream: Vec<(i64, bool)>,
     /// The latest watermark stored with any key when the flow resumed: items before it
     /// are late whatever the (restarted) clocks say, so that no closed window reopens.
     floor: i64,
@@ -73,7 +73,7 @@ where
     /// The windows of a step on `grid`, fed by `workers` stamping workers.
     pub(crate) fn new(step: Arc<Lowered<C, D, B>>, grid: Grid, workers: usize) -> Self {
         PerWorkerWindows {
-            upstream: vec![Some(i64::MIN); workers],
+            upstream: vec![(i64::MIN, false); workers],
             floor: i64::MIN,
             watermark: i64::MIN,
             grid,
@@ -400,21 +400,20 @@ where
                 // than the others'. The windows' watermark never goes back.
                 Stamped::Watermark { from, at, .. } => {
                     if let Some(last) = self.upstream.get_mut(from) {
-                        *last = Some(at);
+                        *last = (at, false);
                         moved = true;
                     }
                 }
                 Stamped::Idle { from, .. } => {
                     if let Some(last) = self.upstream.get_mut(from) {
-                        *last = None;
+                        last.1 = true;
                         moved = true;
                     }
                 }
             }
         }
-        // The least watermark of the workers that are not idle; none if all are (as in
-        // Flink, the watermark then stays where it is).
-        if moved && let Some(least) = self.upstream.iter().flatten().min().copied() {
+        if moved {
+            let least = least_watermark(&self.upstream);
             self.close_up_to(least, emit, &mut touched);
         }
     }
@@ -439,6 +438,15 @@ where
     fn snapshot_keys(&self, keys: Vec<K>, each: &mut impl FnMut(K, Option<Self::State>)) {
         self.key_parts(keys, each);
     }
+}
+
+/// The windows' watermark from the workers' `(last watermark, idle)`: the least of the
+/// workers that are not idle. Once all are idle, none will move its watermark, so, as in
+/// Flink, the greatest of them: otherwise the windows would wait on whichever worker
+/// happened to be the last to go idle.
+fn least_watermark(upstream: &[(i64, bool)]) -> i64 {
+    let active = upstream.iter().filter(|(_, idle)| !idle).map(|(at, _)| *at).min();
+    active.unwrap_or_else(|| upstream.iter().map(|(at, _)| *at).max().unwrap_or(i64::MIN))
 }
 
 /// On one worker, the windows with that worker's clock: items are stamped as they arrive,
@@ -539,5 +547,22 @@ where
 
     fn snapshot_keys(&self, keys: Vec<K>, each: &mut impl FnMut(K, Option<Self::State>)) {
         self.windows.key_parts(keys, each);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::least_watermark;
+
+    #[test]
+    fn idle_workers_are_left_out_until_all_are_idle() {
+        const NONE: i64 = i64::MIN;
+        assert_eq!(least_watermark(&[(25, false), (NONE, false)]), NONE);
+        assert_eq!(least_watermark(&[(25, false), (NONE, true)]), 25);
+        assert_eq!(least_watermark(&[(25, true), (NONE, false)]), NONE);
+        // All idle: the greatest, whichever went idle last.
+        assert_eq!(least_watermark(&[(25, true), (NONE, true)]), 25);
+        assert_eq!(least_watermark(&[(7, true), (25, true), (3, true)]), 25);
+        assert_eq!(least_watermark(&[(7, false), (25, true), (3, false)]), 3);
     }
 }
