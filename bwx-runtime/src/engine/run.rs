@@ -103,6 +103,9 @@ pub(crate) fn run_worker(
     Ok(())
 }
 
+/// A partitioned step's index, one of its partitions, and a worker that can reach it.
+type Reach = (usize, String, usize);
+
 /// Every worker lists the partitions it can reach; all of them learn every list. `None`
 /// when the execution was aborted meanwhile: workers leave this step at different times,
 /// so another process may already run the flow, and abort it, while this worker waits.
@@ -111,20 +114,18 @@ fn discover_parts(
     listed: Vec<(usize, String)>,
     failure: &Failure,
     mut control: Option<&mut Control>,
-) -> Result<Option<Vec<(usize, String, usize)>>, FlowError> {
+) -> Result<Option<Vec<Reach>>, FlowError> {
     let index = worker.index();
     let seen = Rc::new(RefCell::new(Vec::new()));
     let probe = ProbeHandle::new();
-    let mut input: InputHandleVec<u64, (usize, String, usize)> = InputHandleVec::new();
+    let mut input: InputHandleVec<u64, Reach> = InputHandleVec::new();
     let sink = seen.clone();
     worker.dataflow_named::<u64, _, _>("bwx.partition-discovery", |scope| {
         scope.input_from(&mut input).broadcast().probe_with(&probe).sink(
             Pipeline,
             "collect",
             move |(data, _frontier)| {
-                data.for_each(|_cap, items: &mut Vec<(usize, String, usize)>| {
-                    sink.borrow_mut().extend(items.drain(..))
-                });
+                data.for_each(|_cap, items: &mut Vec<Reach>| sink.borrow_mut().extend(items.drain(..)));
             },
         );
     });
@@ -153,7 +154,7 @@ fn discover_parts(
 /// name order, each to the worker that can reach it and has the fewest primaries so far
 /// (the lowest index on a tie). When every worker reaches every partition, partition `i`
 /// in name order goes to worker `i % workers`.
-fn assign_primaries(steps: &[StepId], seen: Vec<(usize, String, usize)>) -> Assignments {
+fn assign_primaries(steps: &[StepId], seen: Vec<Reach>) -> Assignments {
     let mut per_step: Vec<Vec<(String, Vec<usize>)>> = vec![Vec::new(); steps.len()];
     for (step, part, worker) in seen {
         let parts = &mut per_step[step];
