@@ -467,7 +467,7 @@ impl bwx::recovery::RecoveryHook for CountingHook {
     fn resume_epoch(&self) -> u64 {
         0
     }
-    fn resume_states(&self, _: &StepId) -> Result<std::collections::HashMap<Vec<u8>, Vec<u8>>, FlowError> {
+    fn resume_states(&self, _: &StepId) -> Result<std::sync::Arc<bwx::recovery::StoredStates>, FlowError> {
         Ok(Default::default())
     }
     fn epoch_closed(&self, _: usize, _: u64, _: Vec<bwx::recovery::Snapshot>) -> Result<(), FlowError> {

@@ -1,11 +1,10 @@
 //! Behaviour of the engine across workers: equal results, fail-stop, timers, snapshots.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bwx::prelude::*;
-use bwx::recovery::{RecoveryHook, Snapshot, codec};
+use bwx::recovery::{RecoveryHook, Snapshot, StoredStates, codec};
 use bwx::testing::{TestingEvent, TestingSink, TestingSource};
 
 fn keyed_sums(workers: usize) -> Vec<(u32, u64)> {
@@ -118,8 +117,8 @@ impl RecoveryHook for MemoryHook {
     fn resume_epoch(&self) -> u64 {
         0
     }
-    fn resume_states(&self, _step: &StepId) -> Result<HashMap<Vec<u8>, Vec<u8>>, FlowError> {
-        Ok(HashMap::new())
+    fn resume_states(&self, _step: &StepId) -> Result<Arc<StoredStates>, FlowError> {
+        Ok(Arc::default())
     }
     fn epoch_closed(&self, worker: usize, epoch: u64, snapshots: Vec<Snapshot>) -> Result<(), FlowError> {
         self.closed.lock().unwrap().push((worker, epoch, snapshots));

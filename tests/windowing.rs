@@ -1,13 +1,12 @@
 //! Windowing through the engine: system-time wake-ups, live event clocks, state freed
 //! after sessions close, the three outputs, and per-worker clocks.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bwx::inputs::{BatchStatus, ConnectorError, FixedPartitionedSource, StatefulSourcePartition};
 use bwx::prelude::*;
-use bwx::recovery::{RecoveryHook, Snapshot, codec};
+use bwx::recovery::{RecoveryHook, Snapshot, StoredStates, codec};
 use bwx::testing::{TestingEvent, TestingSink, TestingSource};
 use bwx::windowing::{
     EventClock, PerWorker, SessionWindower, SlidingWindower, SystemClock, TumblingWindower,
@@ -22,8 +21,8 @@ impl RecoveryHook for MemoryHook {
     fn resume_epoch(&self) -> u64 {
         0
     }
-    fn resume_states(&self, _step: &StepId) -> Result<HashMap<Vec<u8>, Vec<u8>>, FlowError> {
-        Ok(HashMap::new())
+    fn resume_states(&self, _step: &StepId) -> Result<Arc<StoredStates>, FlowError> {
+        Ok(Arc::default())
     }
     fn epoch_closed(&self, _worker: usize, _epoch: u64, snapshots: Vec<Snapshot>) -> Result<(), FlowError> {
         self.snaps.lock().unwrap().extend(snapshots);

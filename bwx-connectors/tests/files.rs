@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bwx_connectors::files::{CsvPosition, CsvSource, DirSink, DirSource, FileSink, FileSource};
 use bwx_runtime::prelude::*;
-use bwx_runtime::recovery::{RecoveryHook, Snapshot, codec};
+use bwx_runtime::recovery::{RecoveryHook, Snapshot, StoredStates, codec};
 use bwx_runtime::testing::{TestingEvent, TestingSink, TestingSource};
 
 /// Encoded key → encoded state, per step id.
@@ -35,14 +35,15 @@ impl RecoveryHook for MemoryStore {
     fn resume_epoch(&self) -> u64 {
         self.last_epoch.lock().unwrap().map_or(0, |e| e + 1)
     }
-    fn resume_states(&self, step: &StepId) -> Result<HashMap<Vec<u8>, Vec<u8>>, FlowError> {
-        Ok(self
-            .states
-            .lock()
-            .unwrap()
-            .get(step.as_str())
-            .cloned()
-            .unwrap_or_default())
+    fn resume_states(&self, step: &StepId) -> Result<Arc<StoredStates>, FlowError> {
+        Ok(Arc::new(
+            self.states
+                .lock()
+                .unwrap()
+                .get(step.as_str())
+                .cloned()
+                .unwrap_or_default(),
+        ))
     }
     fn epoch_closed(&self, _worker: usize, epoch: u64, snapshots: Vec<Snapshot>) -> Result<(), FlowError> {
         for snap in snapshots {

@@ -8,7 +8,6 @@
 //! cargo run --release -p bwx-runtime --example recovery_bench [items]
 //! ```
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant};
 use bwx_runtime::inputs::ConnectorError;
 use bwx_runtime::outputs::{DynamicSink, StatelessSinkPartition};
 use bwx_runtime::prelude::*;
-use bwx_runtime::recovery::{RecoveryHook, Snapshot, SqliteRecovery, init_dir};
+use bwx_runtime::recovery::{RecoveryHook, Snapshot, SqliteRecovery, StoredStates, init_dir};
 
 /// `total` items `(key, value)` over `keys` keys, in batches of 1024.
 struct Gen {
@@ -123,7 +122,7 @@ impl RecoveryHook for Timed {
     fn begin(&self, worker: usize, workers: usize, steps: &[StepId]) -> Result<(), FlowError> {
         self.inner.begin(worker, workers, steps)
     }
-    fn resume_states(&self, step: &StepId) -> Result<HashMap<Vec<u8>, Vec<u8>>, FlowError> {
+    fn resume_states(&self, step: &StepId) -> Result<Arc<StoredStates>, FlowError> {
         self.inner.resume_states(step)
     }
     fn epoch_closed(&self, worker: usize, epoch: u64, snapshots: Vec<Snapshot>) -> Result<(), FlowError> {
@@ -216,10 +215,15 @@ fn main() {
     let flow = mean_flow(keys, keys, out.clone());
     let config =
         RunConfig::default().recovery(SqliteRecovery::open(dir.path(), Duration::ZERO, 1, "mean").unwrap());
-    bwx_runtime::run_main_with(&flow, config).unwrap();
+    // BWX_BENCH_RESUME_WORKERS resumes on that many worker threads (a rescale from 1).
+    let workers = std::env::var("BWX_BENCH_RESUME_WORKERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    bwx_runtime::run_workers(&flow, workers, config).unwrap();
     let (resume, resume_cpu) = (t.elapsed(), cpu() - c);
     println!(
-        "1M keys, 4 partitions (wall / process CPU): snapshot write {:.2} s / {:.2} s (GC pass done {:.2} s later, in the background), open+load+check {:.2} s / {:.2} s, full resume run {:.2} s / {:.2} s",
+        "1M keys, 4 partitions (wall / process CPU): snapshot write {:.2} s / {:.2} s (GC pass done {:.2} s later, in the background), open+load+check {:.2} s / {:.2} s, full resume run on {workers} worker(s) {:.2} s / {:.2} s",
         snapshot.0.as_secs_f64(),
         snapshot.1.as_secs_f64(),
         gc_tail.as_secs_f64(),

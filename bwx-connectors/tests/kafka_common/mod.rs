@@ -7,12 +7,12 @@
 pub mod registry;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bwx_runtime::FlowError;
 use bwx_runtime::StepId;
-use bwx_runtime::recovery::{RecoveryHook, Snapshot};
+use bwx_runtime::recovery::{RecoveryHook, Snapshot, StoredStates};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -46,15 +46,16 @@ impl RecoveryHook for MemoryRecovery {
         *self.epoch.lock().unwrap()
     }
 
-    fn resume_states(&self, step: &StepId) -> Result<HashMap<Vec<u8>, Vec<u8>>, FlowError> {
-        Ok(self
-            .states
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|((s, _), _)| s == step.as_str())
-            .map(|((_, k), v)| (k.clone(), v.clone()))
-            .collect())
+    fn resume_states(&self, step: &StepId) -> Result<Arc<StoredStates>, FlowError> {
+        Ok(Arc::new(
+            self.states
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|((s, _), _)| s == step.as_str())
+                .map(|((_, k), v)| (k.clone(), v.clone()))
+                .collect(),
+        ))
     }
 
     fn epoch_closed(&self, _worker: usize, epoch: u64, snapshots: Vec<Snapshot>) -> Result<(), FlowError> {

@@ -142,7 +142,7 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
             message: "the sink lists no partitions on any worker".into(),
         });
     }
-    let mut resume = match &ctx.config.recovery {
+    let resume = match &ctx.config.recovery {
         Some(recovery) => recovery.resume_states(&step.id)?,
         None => Default::default(),
     };
@@ -159,9 +159,9 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
             local.push(None);
             continue;
         }
-        let state = match resume.remove(&codec::encode_key(name)) {
+        let state = match resume.get(&codec::encode_key(name)) {
             Some(bytes) => Some(
-                codec::decode::<S::State>(&bytes)
+                codec::decode::<S::State>(bytes)
                     .map_err(|e| conn_err(name, format!("cannot decode the stored sink position: {e}")))?,
             ),
             None => None,
@@ -400,7 +400,7 @@ pub(crate) fn attach_snapshots<'s>(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{HashMap, HashSet};
+    use std::collections::HashSet;
     use std::sync::Mutex;
     use std::time::Duration;
 
@@ -408,6 +408,7 @@ mod tests {
     use crate::errors::FlowError;
     use crate::flow::{Dataflow, StepId};
     use crate::inputs::ConnectorError;
+    use crate::recovery::StoredStates;
     use crate::testing::{TestingEvent, TestingSource};
     use crate::{RunConfig, run_workers};
 
@@ -471,8 +472,8 @@ mod tests {
         fn resume_epoch(&self) -> u64 {
             0
         }
-        fn resume_states(&self, _: &StepId) -> Result<HashMap<Vec<u8>, Vec<u8>>, FlowError> {
-            Ok(HashMap::new())
+        fn resume_states(&self, _: &StepId) -> Result<Arc<StoredStates>, FlowError> {
+            Ok(Arc::default())
         }
         fn epoch_closed(&self, _: usize, epoch: u64, snapshots: Vec<Snapshot>) -> Result<(), FlowError> {
             let mut shared = self.shared.lock().unwrap();

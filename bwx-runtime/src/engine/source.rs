@@ -84,7 +84,7 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSource>(
     source: Arc<S>,
 ) -> Result<TStream<'s, S::Item>, FlowError> {
     let me = ctx.worker_index();
-    let mut resume = match &ctx.config.recovery {
+    let resume = match &ctx.config.recovery {
         Some(recovery) => recovery.resume_states(&step.id)?,
         None => Default::default(),
     };
@@ -93,9 +93,9 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSource>(
         if *primary != me {
             continue;
         }
-        let state = match resume.remove(&codec_key(name)) {
+        let state = match resume.get(&codec_key(name)) {
             Some(bytes) => Some(
-                codec::decode::<S::State>(&bytes).map_err(|e| FlowError::Connector {
+                codec::decode::<S::State>(bytes).map_err(|e| FlowError::Connector {
                     step: step.id.to_string(),
                     worker: me,
                     part: name.clone(),

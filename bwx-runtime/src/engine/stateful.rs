@@ -118,19 +118,19 @@ where
     let snapshots_on = ctx.snapshots_enabled();
 
     if let Some(recovery) = &ctx.config.recovery {
-        for (key, state) in recovery.resume_states(&step.id)? {
+        for (key, state) in recovery.resume_states(&step.id)?.iter() {
             let bad = |what: &str, e: codec::CodecError| FlowError::Connector {
                 step: step.id.to_string(),
                 worker: me,
                 part: "-".into(),
                 message: format!("cannot decode a stored {what}: {e}"),
             };
-            let key: S::Key = codec::decode_key(&key).map_err(|e| bad("key", e))?;
+            let key: S::Key = codec::decode_key(key).map_err(|e| bad("key", e))?;
             let mine = worker_for_key(&key, peers) == me;
             if !mine && !S::SEES_OTHER_KEYS {
                 continue;
             }
-            let state: S::State = codec::decode(&state).map_err(|e| bad("state", e))?;
+            let state: S::State = codec::decode(state).map_err(|e| bad("state", e))?;
             if mine {
                 store.resume(key, state);
             } else {

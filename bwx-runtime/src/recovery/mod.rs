@@ -52,6 +52,7 @@ pub use inspect::inspect;
 pub use sqlite::SqliteRecovery;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +84,9 @@ impl<'de> Deserialize<'de> for StepId {
     }
 }
 
+/// One step's stored state: encoded key (or partition name) → encoded state.
+pub type StoredStates = HashMap<Vec<u8>, Vec<u8>>;
+
 /// Receives snapshots and supplies resume state; the recovery store implements it.
 pub trait RecoveryHook: Send + Sync + 'static {
     /// The epoch the execution starts at (0 for a fresh start).
@@ -95,10 +99,10 @@ pub trait RecoveryHook: Send + Sync + 'static {
         Ok(())
     }
 
-    /// The stored state of `step` that this worker needs: encoded key → encoded state.
-    /// Called once per step per worker while the flow is built; a stateful step asks for the
-    /// keys it now owns, a source or sink for its partitions.
-    fn resume_states(&self, step: &StepId) -> Result<HashMap<Vec<u8>, Vec<u8>>, FlowError>;
+    /// The stored state of `step`, for every worker of the process to take what it needs
+    /// from without a copy. Called once per step per worker while the flow is built; a
+    /// stateful step takes the keys it now owns, a source or sink its partitions.
+    fn resume_states(&self, step: &StepId) -> Result<Arc<StoredStates>, FlowError>;
 
     /// Epoch `epoch` closed on worker `worker`; `snapshots` are all that the worker's steps
     /// made for it (possibly none).

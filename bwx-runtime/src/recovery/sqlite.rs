@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::resume::{self, ResumePlan, ResumeState};
+use super::resume::{self, ResumePlan};
 use super::writer::{Shared, WorkerWriter};
-use super::{RecoveryError, RecoveryHook, Snapshot};
+use super::{RecoveryError, RecoveryHook, Snapshot, StoredStates};
 use crate::errors::FlowError;
 use crate::flow::StepId;
 
@@ -44,7 +44,8 @@ use crate::flow::StepId;
 /// ```
 pub struct SqliteRecovery {
     shared: Shared,
-    resume: Mutex<Option<ResumeState>>,
+    /// Each step's stored state, shared by the workers until the first epoch closes.
+    resume: Mutex<Option<HashMap<StepId, Arc<StoredStates>>>>,
     workers: AtomicUsize,
     writers: Mutex<HashMap<usize, Arc<Mutex<WorkerWriter>>>>,
     orphans: Mutex<Vec<String>>,
@@ -95,7 +96,12 @@ impl SqliteRecovery {
                 backup_interval,
                 snapshot_every: snapshot_every.max(1),
             },
-            resume: Mutex::new(Some(state)),
+            resume: Mutex::new(Some(
+                state
+                    .into_iter()
+                    .map(|(step, keys)| (step, Arc::new(keys)))
+                    .collect(),
+            )),
             workers: AtomicUsize::new(0),
             writers: Mutex::new(HashMap::new()),
             orphans: Mutex::new(Vec::new()),
@@ -187,7 +193,7 @@ impl RecoveryHook for SqliteRecovery {
         Ok(())
     }
 
-    fn resume_states(&self, step: &StepId) -> Result<HashMap<Vec<u8>, Vec<u8>>, FlowError> {
+    fn resume_states(&self, step: &StepId) -> Result<Arc<StoredStates>, FlowError> {
         Ok(lock(&self.resume)
             .as_ref()
             .and_then(|s| s.get(step).cloned())
