@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-use super::RecoveryError;
 use super::failpoint::{self, Point};
 use super::store::{self, PartIdentity, checksum, sql_err};
+use super::{RecoveryError, StoredStates};
 use crate::flow::StepId;
 
 /// Stored state to resume from: step → encoded key → encoded state.
-pub(crate) type ResumeState = HashMap<StepId, HashMap<Vec<u8>, Vec<u8>>>;
+pub(crate) type ResumeState = HashMap<StepId, StoredStates>;
 
 /// An opened, checked set of partitions.
 pub(crate) struct OpenSet {
@@ -249,7 +249,7 @@ fn load_part(conn: &mut Connection, file: &Path, resume_epoch: u64) -> Result<Re
     // Rows come grouped by step: the step being read, its keys so far, and the latest row
     // of the key being read (key, state).
     let mut step = String::new();
-    let mut keys: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut keys = StoredStates::new();
     let mut latest: Option<(Vec<u8>, Option<Vec<u8>>)> = None;
     while let Some(row) = rows.next().map_err(&err)? {
         let row_step = row.get_ref(0).map_err(&err)?.as_str().map_err(not_text)?;
