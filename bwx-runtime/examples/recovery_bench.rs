@@ -7,6 +7,9 @@
 //! ```text
 //! cargo run --release -p bwx-runtime --example recovery_bench [items]
 //! ```
+//!
+//! `BWX_BENCH_RESUME_WORKERS=N` runs the resume on N worker threads (default 1);
+//! `BWX_BENCH_BACKUP_SECS` keeps superseded snapshots that long (default 0).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
