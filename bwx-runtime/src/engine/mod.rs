@@ -16,3 +16,6 @@ pub(crate) mod stateless;
 
 pub(crate) use control::Control;
 pub(crate) use ctx::{BuildCtx, TStream};
+#[cfg(test)]
+pub(crate) use per_key::PerKey;
+pub(crate) use per_key::{EOF_CHUNK, Timers};

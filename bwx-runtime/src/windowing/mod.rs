@@ -42,6 +42,7 @@ mod derived;
 mod join;
 mod logic;
 mod operator;
+mod per_key;
 mod per_worker;
 mod stamp;
 mod windower;

@@ -14,6 +14,7 @@ use crate::{Data, ExchangeData};
 
 use super::clock::Clock;
 use super::logic::{KeyWindows, Lowered, Shared, WinEvent, WindowLogic};
+use super::per_key::PerKeyWindows;
 use super::per_worker::{PerWorkerWindows, SelfStamped};
 use super::stamp::{Stamped, stamp};
 use super::windower::Windower;
@@ -59,6 +60,9 @@ where
             let store = PerWorkerWindows::<T::K, T::V, R, C, D, L, B>::new(step, grid, workers);
             keyed_operator::<Stamped<T::K, T::V>, WinEvent<T::V, R>, _>(ctx, info, stamped, store)?
         }
+    } else if let Some(grid) = shared.windower.grid() {
+        let store = PerKeyWindows::<T::K, T::V, R, C, D, L, B>::new(step, grid);
+        keyed_operator::<T, WinEvent<T::V, R>, _>(ctx, info, input, store)?
     } else {
         stateful_batch::<T, WinEvent<T::V, R>, KeyWindows<T::V, R, C, D, L, B>, _>(
             ctx,

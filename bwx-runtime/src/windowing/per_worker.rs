@@ -17,7 +17,7 @@ use crate::{Key, route_hash};
 use super::clock::{Clock, ClockLogic};
 use super::logic::{Emit, Lowered, WinEvent, WindowLogic};
 use super::stamp::Stamped;
-use super::windower::Grid;
+use super::windower::{Grid, SpanCache};
 use super::{WindowId, WindowMetadata};
 
 /// A key's part of a worker's windows, as recovery stores it.
@@ -34,9 +34,8 @@ pub(crate) struct KeyPart<LS, V> {
 pub(crate) struct PerWorkerWindows<K, V, R, C, D, L, B> {
     step: Arc<Lowered<C, D, B>>,
     grid: Grid,
-    /// The ids of the last item's windows and the times `[lo, hi)` that have the same:
-    /// most items fall into the same windows as the one before.
-    recent: (i64, i64, WindowId, WindowId),
+    /// The windows of the last items' times.
+    recent: SpanCache,
     /// The last watermark each worker sent, and whether it has since said it is idle.
     upstream: Vec<(i64, bool)>,
     /// The latest watermark stored with any key when the flow resumed: items before it
@@ -77,7 +76,7 @@ where
             floor: i64::MIN,
             watermark: i64::MIN,
             grid,
-            recent: (0, 0, 0, 0),
+            recent: SpanCache::new(),
             step,
             windows: Vec::new(),
             spare: None,
@@ -129,27 +128,10 @@ where
         at
     }
 
-    /// The first and last window of an item at `ts`.
-    #[inline(always)]
-    fn ids(&mut self, ts: i64) -> (WindowId, WindowId) {
-        let (lo, hi, first, last) = self.recent;
-        if lo <= ts && ts < hi {
-            return (first, last);
-        }
-        self.respan(ts)
-    }
-
-    #[inline(never)]
-    fn respan(&mut self, ts: i64) -> (WindowId, WindowId) {
-        let (ids, lo, hi) = self.grid.span(ts);
-        self.recent = (lo, hi, *ids.start(), *ids.end());
-        (*ids.start(), *ids.end())
-    }
-
     /// Puts an on-time item into its windows.
     #[inline(always)]
     fn apply(&mut self, key: K, ts: i64, value: V, emit: &mut impl FnMut(K, WinEvent<V, R>)) {
-        let (first, last) = self.ids(ts);
+        let (first, last) = self.recent.ids(&self.grid, ts);
         let mut at = self.window(first);
         let mut id = first;
         loop {
