@@ -1,7 +1,7 @@
 //! The command line of the workloads bench (WORKLOADS.md section 4.2).
 
 pub const USAGE: &str = "usage: cargo bench --bench workloads -- \
-    <a-wordcount|b-running-mean|c-tumbling|d-hot-items|nexmark-<q0|q5|q7|q8|q11>-<r10m|r10k>> \
+    <a-wordcount|b-running-mean|c-tumbling|d-hot-items|nexmark-<q0..q22>-<r10m|r10k>> \
     [--workers N] [--processes P] --data DIR [--events N] [--out FILE] [--macro] [--per-key-clock]";
 
 pub struct Args {

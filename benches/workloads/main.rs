@@ -12,7 +12,7 @@ mod cluster;
 mod events;
 mod hot_items;
 mod meter;
-mod nexmark_flows;
+mod nexmark;
 mod nexmark_run;
 mod running_mean;
 mod sinks;
@@ -71,8 +71,8 @@ fn main() -> ExitCode {
         "b-running-mean" => running_mean::run,
         "c-tumbling" => tumbling::run,
         "d-hot-items" => hot_items::run,
-        // Partitions pace each other only within a process (see nexmark_flows), and the
-        // queries are written with the builder only.
+        // Partitions pace each other only within a process (see nexmark), and the queries
+        // are written with the builder only.
         other if nexmark_run::parse(other).is_some() && (args.processes > 1 || args.macro_form) => {
             eprintln!("workloads: {other} runs in one process, without --macro");
             return ExitCode::from(2);
