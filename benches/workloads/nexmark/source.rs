@@ -64,8 +64,8 @@ where
     type State = u64;
     type Partition = NexmarkPartition<P>;
 
-    fn list_parts(&self) -> Vec<String> {
-        (0..PARTS).map(|p| p.to_string()).collect()
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok((0..PARTS).map(|p| p.to_string()).collect())
     }
 
     fn build_part(
