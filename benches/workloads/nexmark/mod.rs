@@ -8,12 +8,11 @@
 //! config and the event count, whatever the number of workers. Each query projects the
 //! events at the source onto the fields it reads.
 //!
-//! Windows close at one watermark for all keys (`PerWorker`): each worker's is the largest
-//! timestamp it has read minus 4 s (`EventClock::replay`). q11's sessions have a watermark
-//! per bidder, as in Bytewax. A key gets events from all four partitions, so partitions
-//! must not drift apart by 4 s of event time, or a worker (q11: a key) could see a
-//! partition's later events first and call the other's late: the partitions pace each
-//! other (all four must be in this process). Late items are collected and a run with any is
+//! Windows close at one watermark for all keys (`PerWorker`), sessions (q11) included:
+//! each worker's is the largest timestamp it has read minus 4 s (`EventClock::replay`). A
+//! key gets events from all four partitions, so partitions must not drift apart by 4 s of
+//! event time, or a worker could see a partition's later events first and call the other's
+//! late: the partitions pace each other (all four must be in this process). Late items are collected and a run with any is
 //! an error, so a drift shows up instead of a wrong digest.
 //!
 //! Queries whose SQL maintains a result that changes with every event (joins, unbounded

@@ -164,7 +164,7 @@ where
             let generated = source.counter();
             let sessions = flow.input("bids", source).fold_window(
                 "sessions",
-                EventClock::replay(|ts: &i64| *ts, WAIT),
+                PerWorker::new(EventClock::replay(|ts: &i64| *ts, WAIT)),
                 SessionWindower::new(SESSION_GAP),
                 || (0u64, i64::MAX, i64::MIN),
                 |(n, first, last), ts| (n + 1, first.min(ts), last.max(ts)),

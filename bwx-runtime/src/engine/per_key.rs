@@ -171,7 +171,9 @@ where
     }
 
     /// Runs consecutive items of one key as one batch.
-    #[inline]
+    // Not inlined into the engine's operator: as its own function, `self` is known not to
+    // alias anything else, and its fields stay in registers across the items.
+    #[inline(never)]
     fn apply(
         &mut self,
         data: impl Iterator<Item = T>,

@@ -42,10 +42,11 @@ pub trait Clock<V>: Send + Sync + 'static {
 /// clock sees the items that worker reads (for [`EventClock`], its watermark is the largest
 /// timestamp it has read minus `wait`) and decides which of them are late. Each worker
 /// sends its watermark to all workers along with its items, and every key's windows
-/// close once the least of the workers' watermarks passes them. The windows' keys are kept
-/// together, which is faster and smaller than per-key windows. It needs windows that are
-/// the same for every key, a [`Grid`](super::Grid) (tumbling or sliding); a flow with
-/// session windows and a `PerWorker` clock fails to build with an error naming the step.
+/// close once the least of the workers' watermarks passes them. Windows that are the same
+/// for every key (a [`Grid`](super::Grid): tumbling and sliding) keep their keys together,
+/// which is faster and smaller than per-key windows; sessions stay per key but close as
+/// the workers' watermark moves on, so a key that stops getting items does not hold its
+/// last session until the end of the input.
 ///
 /// Trade-offs to know:
 /// - `wait` must cover the disorder of what one worker reads: its source partitions,

@@ -389,7 +389,9 @@ where
         self.keys.insert(key, slot);
     }
 
-    #[inline]
+    // Not inlined into the engine's operator: as its own function, `self` is known not to
+    // alias anything else, and its fields stay in registers across the items.
+    #[inline(never)]
     fn apply(
         &mut self,
         items: impl Iterator<Item = T>,
