@@ -115,12 +115,13 @@ impl RunConfig {
     }
 }
 
-impl From<RunConfig> for ExecConfig {
-    fn from(config: RunConfig) -> Self {
-        let start_epoch = config.recovery.as_ref().map_or(0, |r| r.resume_point().epoch);
+impl ExecConfig {
+    /// The settings of an execution with `workers_per_process` worker threads per process.
+    fn new(config: RunConfig, workers_per_process: usize) -> Self {
         ExecConfig {
             epoch_interval: config.epoch_interval,
-            start_epoch,
+            start_epoch: 0,
+            workers_per_process: workers_per_process.max(1),
             recovery: config.recovery,
             stop: config.stop,
             drop_unmatched_state: config.drop_unmatched_state,
@@ -148,7 +149,7 @@ pub fn run_main(flow: &Dataflow) -> Result<(), FlowError> {
 pub fn run_main_with(flow: &Dataflow, config: RunConfig) -> Result<(), FlowError> {
     flow.check()?;
     let failure = Arc::new(Failure::default());
-    let config = Arc::new(ExecConfig::from(config));
+    let config = Arc::new(ExecConfig::new(config, 1));
     let flow = flow.clone();
     let outcome = failure.clone();
     timely::execute::execute_directly(move |worker| run_guarded(worker, &flow, config, outcome, false));
@@ -236,7 +237,11 @@ fn execute(flow: &Dataflow, comm: Comm, config: RunConfig) -> Result<(), FlowErr
     if cluster {
         failure::register_cluster(&failure);
     }
-    let config = Arc::new(ExecConfig::from(config));
+    let workers_per_process = match &comm {
+        Comm::Threads(threads) => *threads,
+        Comm::Cluster { threads, .. } => *threads,
+    };
+    let config = Arc::new(ExecConfig::new(config, workers_per_process));
     let outcome = failure.clone();
     let run = {
         let flow = flow.clone();
