@@ -191,10 +191,9 @@ fn a_killed_process_stops_the_others() {
     let other = others[0];
     assert!(!other.timed_out, "{other}");
     assert_eq!(other.status.code(), Some(1), "{other}");
-    assert!(
-        other.stderr.contains("lost the connection to another process"),
-        "{other}"
-    );
+    // The survivor names the process it lost.
+    let lost = format!("lost the connection to process {} (", killed[0].process_id);
+    assert!(other.stderr.contains(&lost), "{other}");
 }
 
 #[test]
