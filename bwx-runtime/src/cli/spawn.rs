@@ -261,8 +261,13 @@ fn culprit(children: &[Running]) -> Option<usize> {
     let failed: Vec<(usize, ExitStatus, Instant)> = children
         .iter()
         .enumerate()
-        .filter(|(_, c)| !c.signalled)
-        .filter_map(|(id, c)| c.status.filter(|(s, _)| !s.success()).map(|(s, at)| (id, s, at)))
+        .filter_map(|(id, c)| c.status.map(|(s, at)| (id, c, s, at)))
+        // A death by a signal the supervisor sent is not a failure of the child's own.
+        .filter(|(_, c, s, _)| {
+            let killed_by_us = c.signalled && s.code().is_none();
+            !s.success() && !killed_by_us
+        })
+        .map(|(id, _, s, at)| (id, s, at))
         .collect();
     let first = failed.iter().map(|(_, _, at)| *at).min()?;
     let killed = failed

@@ -10,7 +10,11 @@
 //!
 //! The connection also carries what a process wants its peers to know at once:
 //! - `Stop`: it was asked to stop gracefully (SIGTERM, Ctrl-C): every peer stops too, each
-//!   with a final snapshot, instead of waiting for inputs that one process no longer reads;
+//!   with a final snapshot, instead of waiting for inputs that one process no longer reads.
+//!   A peer sets its own stop flag and answers `StopAck`; the asking process sets its flag
+//!   only once every peer has answered (or after the heartbeat timeout). Its inputs then
+//!   stop last, so no peer mistakes the end of their input for the end of the stream (and
+//!   emits what only the end of the stream should).
 //! - `Failed`: why its execution failed, so that peers name the cause, not a lost connection;
 //! - `Done`: it finished; its connections closing afterwards is no failure.
 //!
@@ -19,9 +23,9 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -43,6 +47,7 @@ enum Message {
     Stop,
     Done,
     Failed(String),
+    StopAck,
 }
 
 impl Message {
@@ -52,6 +57,7 @@ impl Message {
             Message::Stop => 1,
             Message::Done => 2,
             Message::Failed(_) => 3,
+            Message::StopAck => 4,
         }
     }
 }
@@ -120,6 +126,7 @@ fn read_message(
         1 => Ok(Some(Message::Stop)),
         2 => Ok(Some(Message::Done)),
         3 => Ok(Some(Message::Failed(String::from_utf8_lossy(text).into_owned()))),
+        4 => Ok(Some(Message::StopAck)),
         _ => Err(invalid("an unknown heartbeat message")),
     }
 }
@@ -175,6 +182,36 @@ pub(crate) enum Ending {
     Failed(String),
 }
 
+/// The flags a graceful stop goes through.
+#[derive(Clone)]
+pub(crate) struct StopFlags {
+    /// Set by whoever asks this process to stop (a signal handler, the caller).
+    pub(crate) requested: Arc<AtomicBool>,
+    /// What the engine's inputs read.
+    pub(crate) engine: Arc<AtomicBool>,
+}
+
+/// The sending half of one peer's heartbeat connection (the reader answers `Stop` on it).
+struct Out {
+    stream: TcpStream,
+    key: [u8; 32],
+    seq: u64,
+}
+
+impl Out {
+    fn send(&mut self, message: &Message) {
+        self.seq += 1;
+        // A peer that cannot take a message is the readers' business.
+        let _ = self.stream.write_all(&encode(message, self.seq, &self.key));
+    }
+}
+
+type SharedOut = Arc<Mutex<Out>>;
+
+fn lock(out: &SharedOut) -> std::sync::MutexGuard<'_, Out> {
+    out.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The running heartbeat of this process.
 pub(crate) struct Heartbeat {
     tell: mpsc::Sender<Ending>,
@@ -190,29 +227,48 @@ impl Heartbeat {
         peers: Vec<HeartbeatPeer>,
         timeout: Duration,
         failure: Arc<Failure>,
-        stop: Arc<AtomicBool>,
+        stop: StopFlags,
     ) -> io::Result<Heartbeat> {
         let interval = (timeout / 4).max(Duration::from_millis(10));
         let closing = Arc::new(AtomicBool::new(false));
         let mut streams = Vec::with_capacity(peers.len());
         let mut outs = Vec::with_capacity(peers.len());
+        let mut answered = Vec::with_capacity(peers.len());
         let mut readers = Vec::with_capacity(peers.len());
         for peer in peers {
             peer.stream
                 .set_write_timeout(Some(interval.max(Duration::from_millis(100))))?;
             streams.push(peer.stream.try_clone()?);
-            outs.push((peer.stream.try_clone()?, peer.keys.0, peer.link.peer));
+            let out = Arc::new(Mutex::new(Out {
+                stream: peer.stream.try_clone()?,
+                key: peer.keys.0,
+                seq: 0,
+            }));
+            let done = Arc::new(AtomicBool::new(false));
+            outs.push(out.clone());
+            answered.push(done.clone());
             let (failure, stop, closing) = (failure.clone(), stop.clone(), closing.clone());
+            let watch = Watch {
+                timeout,
+                out,
+                answered: done,
+            };
             readers.push(
                 std::thread::Builder::new()
                     .name(format!("bwx:heartbeat-{}", peer.link.peer))
-                    .spawn(move || listen(peer, timeout, &failure, &stop, &closing))?,
+                    .spawn(move || listen(peer, &watch, &failure, &stop.engine, &closing))?,
             );
         }
         let (tell, told) = mpsc::channel();
+        let beats = Beats {
+            outs,
+            answered,
+            interval,
+            timeout,
+        };
         let sender = std::thread::Builder::new()
             .name("bwx:heartbeat".to_string())
-            .spawn(move || beat(outs, interval, &told, &failure, &stop))?;
+            .spawn(move || beat(beats, &told, &failure, &stop))?;
         Ok(Heartbeat {
             tell,
             sender: Some(sender),
@@ -242,59 +298,81 @@ impl Heartbeat {
     }
 }
 
-/// The sending thread: a beat to every peer each interval, `Stop` once the local stop flag
-/// is set, `Failed` once this process fails, and the ending when told.
-fn beat(
-    mut peers: Vec<(TcpStream, [u8; 32], usize)>,
+/// What the sending thread works with.
+struct Beats {
+    outs: Vec<SharedOut>,
+    /// Per peer: it acknowledged this process's `Stop`, or finished.
+    answered: Vec<Arc<AtomicBool>>,
     interval: Duration,
-    told: &mpsc::Receiver<Ending>,
-    failure: &Failure,
-    stop: &AtomicBool,
-) {
-    let mut seq = 0u64;
-    let mut stop_sent = false;
-    let mut failure_sent = false;
-    let mut send = |message: &Message, peers: &mut Vec<(TcpStream, [u8; 32], usize)>| {
-        seq += 1;
-        for (stream, key, _) in peers.iter_mut() {
-            // A peer that cannot take a beat is the readers' business.
-            let _ = stream.write_all(&encode(message, seq, key));
+    timeout: Duration,
+}
+
+/// How often the sending thread looks at the stop request between beats.
+const STOP_POLL: Duration = Duration::from_millis(20);
+
+/// The sending thread: a beat to every peer each interval, `Stop` once a stop is requested
+/// here (and the engine's flag once the peers acknowledged it), `Failed` once this process
+/// fails, and the ending when told.
+fn beat(beats: Beats, told: &mpsc::Receiver<Ending>, failure: &Failure, stop: &StopFlags) {
+    let send = |message: &Message| {
+        for out in &beats.outs {
+            lock(out).send(message);
         }
     };
+    let mut stop_sent: Option<Instant> = None;
+    let mut failure_sent = false;
+    let mut next_beat = Instant::now();
     loop {
-        let ending = match told.recv_timeout(interval) {
+        let ending = match told.recv_timeout(beats.interval.min(STOP_POLL)) {
             Ok(ending) => Some(ending),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
         };
         if !failure_sent && let Some(err) = failure.error_from_here() {
             failure_sent = true;
-            send(&Message::Failed(err.to_string()), &mut peers);
+            send(&Message::Failed(err.to_string()));
         }
         match ending {
-            Some(Ending::Done) => return send(&Message::Done, &mut peers),
+            Some(Ending::Done) => return send(&Message::Done),
             Some(Ending::Failed(why)) => {
                 if !failure_sent {
-                    send(&Message::Failed(why), &mut peers);
+                    send(&Message::Failed(why));
                 }
                 return;
             }
             None => {}
         }
-        if !stop_sent && stop.load(Ordering::SeqCst) {
-            stop_sent = true;
-            send(&Message::Stop, &mut peers);
+        if stop_sent.is_none() && stop.requested.load(Ordering::SeqCst) {
+            stop_sent = Some(Instant::now());
+            send(&Message::Stop);
         }
-        send(&Message::Beat, &mut peers);
+        if let Some(at) = stop_sent
+            && !stop.engine.load(Ordering::SeqCst)
+            && (beats.answered.iter().all(|a| a.load(Ordering::SeqCst)) || at.elapsed() >= beats.timeout)
+        {
+            stop.engine.store(true, Ordering::SeqCst);
+        }
+        if Instant::now() >= next_beat {
+            next_beat = Instant::now() + beats.interval;
+            send(&Message::Beat);
+        }
     }
+}
+
+/// What the reading thread of one peer works with.
+struct Watch {
+    timeout: Duration,
+    /// Where to answer a `Stop`.
+    out: SharedOut,
+    answered: Arc<AtomicBool>,
 }
 
 /// The reading thread of one peer.
 fn listen(
     peer: HeartbeatPeer,
-    timeout: Duration,
+    watch: &Watch,
     failure: &Failure,
-    stop: &AtomicBool,
+    engine_stop: &AtomicBool,
     closing: &AtomicBool,
 ) {
     let HeartbeatPeer {
@@ -303,6 +381,7 @@ fn listen(
         data,
         keys,
     } = peer;
+    let timeout = watch.timeout;
     let name = format!("process {} ({})", link.peer, link.address);
     let mut reader = match stream.try_clone() {
         Ok(reader) => reader,
@@ -323,11 +402,19 @@ fn listen(
             Ok(Some(Message::Beat)) => heard = Instant::now(),
             Ok(Some(Message::Stop)) => {
                 heard = Instant::now();
-                if !stop.swap(true, Ordering::SeqCst) {
+                if !engine_stop.swap(true, Ordering::SeqCst) {
                     tracing::info!("{name} is stopping; stopping this process too");
                 }
+                lock(&watch.out).send(&Message::StopAck);
             }
-            Ok(Some(Message::Done)) => return,
+            Ok(Some(Message::StopAck)) => {
+                heard = Instant::now();
+                watch.answered.store(true, Ordering::SeqCst);
+            }
+            Ok(Some(Message::Done)) => {
+                watch.answered.store(true, Ordering::SeqCst);
+                return;
+            }
             Ok(Some(Message::Failed(why))) => {
                 failure.fail_from_peer(FlowError::Cluster(format!("{name} failed: {why}")));
                 return;

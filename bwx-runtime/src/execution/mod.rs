@@ -365,7 +365,17 @@ fn execute_with(
     failure: &Arc<Failure>,
 ) -> Result<(), FlowError> {
     let cluster = matches!(comm, Comm::Cluster { .. });
-    let config = Arc::new(ExecConfig::from(config));
+    let requested = config.stop.clone();
+    let mut config = ExecConfig::from(config);
+    if cluster {
+        // In a cluster the engine stops once the peers know (see `heartbeat`).
+        config.stop = Arc::default();
+    }
+    let stop = heartbeat::StopFlags {
+        requested,
+        engine: config.stop.clone(),
+    };
+    let config = Arc::new(config);
     let run = {
         let (flow, config, outcome) = (flow.clone(), config.clone(), failure.clone());
         move |worker: &mut timely::worker::Worker| {
@@ -387,7 +397,7 @@ fn execute_with(
             threads,
         } => {
             let connected =
-                cluster::Connected::connect(flow, &addresses, process, threads, &config, failure)?;
+                cluster::Connected::connect(flow, &addresses, process, threads, &config, stop, failure)?;
             let guards = timely::execute::execute_from(
                 connected.builders,
                 Box::new(connected.comms),
