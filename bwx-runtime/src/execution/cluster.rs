@@ -279,4 +279,33 @@ mod tests {
         got.sort_unstable();
         assert_eq!(got, (0..100).collect::<Vec<u64>>());
     }
+
+    #[test]
+    fn sealed_connections_carry_the_flow_and_refuse_a_peer_that_does_not_seal() {
+        let addresses = addresses();
+        let run = |process: usize, encrypt: bool, out: &TestingSink<u64>| {
+            let (flow, addresses) = (flow(out), addresses.clone());
+            let config = RunConfig::default().cluster(options().encrypt(encrypt));
+            std::thread::spawn(move || cluster_main(&flow, addresses, process, 1, config))
+        };
+        let (ours, theirs) = (TestingSink::new(), TestingSink::new());
+        let first = run(0, true, &ours);
+        // A process that does not seal is refused with the reason, and the cluster waits on.
+        let err = run(1, false, &TestingSink::new())
+            .join()
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("encrypts its connections, and this process does not"),
+            "{err}"
+        );
+        let second = run(1, true, &theirs);
+        first.join().unwrap().unwrap();
+        second.join().unwrap().unwrap();
+        let mut got = ours.take();
+        got.extend(theirs.take());
+        got.sort_unstable();
+        assert_eq!(got, (0..100).collect::<Vec<u64>>());
+    }
 }

@@ -117,13 +117,23 @@ pub(crate) fn connect(addresses: &[String], setup: &Setup<'_>) -> Result<Links, 
         if higher.is_err() {
             abort.store(true, Ordering::SeqCst);
         }
-        let lower: Result<Vec<(Link, Link)>, FlowError> = connectors
+        let outcomes: Vec<Result<(Link, Link), FlowError>> = connectors
             .into_iter()
             .map(|c| {
                 c.join()
                     .unwrap_or_else(|_| Err(FlowError::Setup("a connecting thread panicked".to_string())))
             })
             .collect();
+        // The error that made the others abandon, not theirs.
+        let cause = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().err())
+            .min_by_key(|e| is_abort(e))
+            .cloned();
+        let lower = match cause {
+            Some(err) => Err(err),
+            None => Ok(outcomes.into_iter().flatten().collect::<Vec<_>>()),
+        };
         (lower, higher)
     });
     // The first error that is not just "stopped because another part failed".
