@@ -1,5 +1,6 @@
-//! `--processes`: stopping a local cluster with signals, naming the process that failed,
-//! and restarting from the last snapshot (`--restarts`). Each case re-executes this test
+//! The command line of a cluster: `--processes` (stopping a local cluster with signals,
+//! naming the process that failed, restarting from the last snapshot with `--restarts`),
+//! and the start-up of a process of a cluster. Each case re-executes this test
 //! binary as the flow binary (`child_process_entry`), with the arguments in an environment
 //! variable.
 
@@ -382,4 +383,35 @@ fn restarts_need_recovery() {
     let ended = start(&["run", "-p", "2", "--restarts", "1"], &[]).finish(Duration::from_secs(20));
     assert_eq!(ended.code, Some(2), "{}", ended.stderr);
     assert!(ended.stderr.contains("--recovery-directory"), "{}", ended.stderr);
+}
+
+#[test]
+fn an_unauthenticated_cluster_beyond_loopback_is_warned_about_and_an_unresolvable_peer_named() {
+    let args = [
+        "run",
+        "-i",
+        "1",
+        "-a",
+        "no-such-host.invalid:9;127.0.0.1:0",
+        "--startup-timeout",
+        "1s",
+    ];
+    for secret in [None, Some("a secret long enough for this test")] {
+        let env: Vec<(&str, &str)> = secret.map(|s| ("BWX_CLUSTER_SECRET", s)).into_iter().collect();
+        let ended = start(&args, &env).finish(Duration::from_secs(20));
+        assert_eq!(ended.code, Some(1), "{}", ended.stderr);
+        assert!(ended.took < Duration::from_secs(5), "{:?}", ended.took);
+        assert!(
+            ended
+                .stderr
+                .contains("could not reach process 0 at no-such-host.invalid:9")
+                && ended.stderr.contains("cannot resolve 'no-such-host.invalid:9'"),
+            "{}",
+            ended.stderr
+        );
+        let warned = ended
+            .stderr
+            .contains("the cluster connections are not authenticated");
+        assert_eq!(warned, secret.is_none(), "{}", ended.stderr);
+    }
 }

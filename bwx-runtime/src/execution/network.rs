@@ -730,6 +730,24 @@ mod tests {
     }
 
     #[test]
+    fn a_bind_address_without_a_port_takes_this_process_s_port() {
+        let addresses = vec!["flow-0.flow:9999".to_string(), "flow-1.flow:9998".to_string()];
+        assert_eq!(listen_address(&addresses, None, 1), "flow-1.flow:9998");
+        assert_eq!(listen_address(&addresses, Some("0.0.0.0"), 1), "0.0.0.0:9998");
+        assert_eq!(listen_address(&addresses, Some("::"), 0), "[::]:9999");
+        assert_eq!(listen_address(&addresses, Some("[::1]"), 0), "[::1]:9999");
+        assert_eq!(
+            listen_address(&addresses, Some("10.0.0.7:7000"), 0),
+            "10.0.0.7:7000"
+        );
+        assert_eq!(listen_address(&addresses, Some("my-host"), 0), "my-host:9999");
+        assert_eq!(
+            listen_address(&addresses, Some("my-host:7000"), 0),
+            "my-host:7000"
+        );
+    }
+
+    #[test]
     fn something_else_on_the_port_is_a_clear_error() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap().to_string();
