@@ -308,7 +308,7 @@ struct Beats {
 }
 
 /// How often the sending thread looks at the stop request between beats.
-const STOP_POLL: Duration = Duration::from_millis(20);
+const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// The sending thread: a beat to every peer each interval, `Stop` once a stop is requested
 /// here (and the engine's flag once the peers acknowledged it), `Failed` once this process
