@@ -55,8 +55,8 @@ impl FixedPartitionedSource for Numbers {
     type State = u64;
     type Partition = NumbersPart;
 
-    fn list_parts(&self) -> Vec<String> {
-        (0..SOURCE_PARTS).map(|p| format!("p{p}")).collect()
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok((0..SOURCE_PARTS).map(|p| format!("p{p}")).collect())
     }
 
     fn build_part(&self, _: &StepId, part: &str, resume: Option<u64>) -> Result<NumbersPart, ConnectorError> {
@@ -111,8 +111,8 @@ impl FixedPartitionedSink for LinesSink {
     type State = u64;
     type Partition = LinesPart;
 
-    fn list_parts(&self) -> Vec<String> {
-        (0..OUT_PARTS).map(|p| format!("out-{p}")).collect()
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok((0..OUT_PARTS).map(|p| format!("out-{p}")).collect())
     }
 
     fn build_part(&self, _: &StepId, part: &str, resume: Option<u64>) -> Result<LinesPart, ConnectorError> {
@@ -176,7 +176,7 @@ fn harness_process() {
         .map(String::from)
         .collect();
     let me: usize = std::env::var("BWX_HARNESS_PROC").unwrap().parse().unwrap();
-    let hook = SqliteRecovery::open(&dir, Duration::ZERO, 1, "harness").unwrap();
+    let hook = SqliteRecovery::open(&dir, Duration::ZERO, "harness").unwrap();
     println!("resumed");
     std::io::stdout().flush().unwrap();
     let config = RunConfig::default()

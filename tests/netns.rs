@@ -64,8 +64,8 @@ impl FixedPartitionedSource for Numbers {
     type State = u64;
     type Partition = NumbersPart;
 
-    fn list_parts(&self) -> Vec<String> {
-        (0..PARTS).map(|p| format!("p{p}")).collect()
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok((0..PARTS).map(|p| format!("p{p}")).collect())
     }
 
     fn build_part(&self, _: &StepId, part: &str, resume: Option<u64>) -> Result<NumbersPart, ConnectorError> {

@@ -21,6 +21,7 @@
 
 #[doc(hidden)]
 pub mod __private;
+mod cause;
 pub mod cli;
 mod engine;
 mod errors;

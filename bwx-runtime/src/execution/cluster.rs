@@ -10,7 +10,7 @@ use timely::communication::allocator::zero_copy::initialize::{
 };
 use timely::communication::allocator::{AllocatorBuilder, ProcessBuilder};
 
-use super::ExecConfig;
+use super::ClusterOptions;
 use super::handshake::{Security, Shape};
 use super::heartbeat::{Heartbeat, HeartbeatPeer, StopFlags};
 use super::network::{self, Listening};
@@ -32,11 +32,10 @@ impl Connected {
         addresses: &[String],
         process: usize,
         threads: usize,
-        config: &ExecConfig,
+        options: &ClusterOptions,
         stop: StopFlags,
         failure: &Arc<Failure>,
     ) -> Result<Connected, FlowError> {
-        let options = &config.cluster;
         if options.encrypt && options.secret.is_none() {
             return Err(FlowError::Setup(
                 "encrypting the cluster connections needs a cluster secret \
