@@ -163,6 +163,7 @@ pub(crate) fn run_worker(
         failure.fail(err.clone());
         return Err(err);
     }
+    failure::worker_running();
     loop {
         if let Some(control) = control.as_deref_mut() {
             control.poll(&failure);
