@@ -18,8 +18,11 @@ pub(crate) struct ExecConfig {
     pub(crate) workers_per_process: usize,
     /// Where snapshots go and resume state comes from; `None` turns recovery off.
     pub(crate) recovery: Option<Arc<dyn RecoveryStore>>,
-    /// The graceful-stop flag.
+    /// The graceful-stop flag: inputs stop reading.
     pub(crate) stop: Arc<AtomicBool>,
+    /// Set before any input of the cluster stops for a graceful stop: the end of the inputs
+    /// is then not the end of the stream (keyed steps keep their state for the resume).
+    pub(crate) stopping: Arc<AtomicBool>,
     /// Whether stored state that matches no step or partition of the flow is dropped
     /// (with a warning) instead of refusing to resume.
     pub(crate) drop_unmatched_state: bool,

@@ -74,7 +74,7 @@ where
     let (snap_output, snap_stream) = snapshots_on.then(|| op.new_output::<Vec<Snapshot>>()).unzip();
     let failure = ctx.failure.clone();
     let start = ctx.config.start_epoch;
-    let stop = ctx.config.stop.clone();
+    let stopping = ctx.config.stopping.clone();
 
     op.build(move |mut caps| {
         // The snapshot output, when there is one, is the last: its capability too.
@@ -97,7 +97,7 @@ where
             let frontier = frontiers[0].frontier().first().copied();
             let ended = frontier.is_none();
             // A graceful stop is not the end of the input: state is kept for the resume.
-            let eof = ended && (at_eof || !stop.load(Ordering::Relaxed));
+            let eof = ended && (at_eof || !stopping.load(Ordering::SeqCst));
             // Epochs before the frontier close; at the end every stashed item is applied
             // first, in the last epoch, which stays open while the state closes.
             let open_until = frontier.unwrap_or_else(|| epochs.last_open());

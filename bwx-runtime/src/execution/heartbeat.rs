@@ -11,10 +11,12 @@
 //! The connection also carries what a process wants its peers to know at once:
 //! - `Stop`: it was asked to stop gracefully (SIGTERM, Ctrl-C): every peer stops too, each
 //!   with a final snapshot, instead of waiting for inputs that one process no longer reads.
-//!   A peer sets its own stop flag and answers `StopAck`; the asking process sets its flag
-//!   only once every peer has answered (or after the heartbeat timeout). Its inputs then
-//!   stop last, so no peer mistakes the end of their input for the end of the stream (and
-//!   emits what only the end of the stream should).
+//!   The stop has two phases, so that no process takes the end of the inputs for the end of
+//!   the stream (and emits what only that should): the asking process marks itself stopping
+//!   and sends `Stop`; a peer marks itself stopping and answers `StopAck`; once every peer
+//!   has answered (or after the heartbeat timeout), the asking process stops its inputs and
+//!   sends `Go`, on which every peer stops its inputs. Every process is marked stopping
+//!   before any input stops.
 //! - `Failed`: why its execution failed, so that peers name the cause, not a lost connection;
 //! - `Done`: it finished; its connections closing afterwards is no failure.
 //!
@@ -48,6 +50,7 @@ enum Message {
     Done,
     Failed(String),
     StopAck,
+    Go,
 }
 
 impl Message {
@@ -58,6 +61,7 @@ impl Message {
             Message::Done => 2,
             Message::Failed(_) => 3,
             Message::StopAck => 4,
+            Message::Go => 5,
         }
     }
 }
@@ -127,6 +131,7 @@ fn read_message(
         2 => Ok(Some(Message::Done)),
         3 => Ok(Some(Message::Failed(String::from_utf8_lossy(text).into_owned()))),
         4 => Ok(Some(Message::StopAck)),
+        5 => Ok(Some(Message::Go)),
         _ => Err(invalid("an unknown heartbeat message")),
     }
 }
@@ -187,6 +192,8 @@ pub(crate) enum Ending {
 pub(crate) struct StopFlags {
     /// Set by whoever asks this process to stop (a signal handler, the caller).
     pub(crate) requested: Arc<AtomicBool>,
+    /// That a stop is under way: the end of the inputs is then not the end of the stream.
+    pub(crate) stopping: Arc<AtomicBool>,
     /// What the engine's inputs read.
     pub(crate) engine: Arc<AtomicBool>,
 }
@@ -256,7 +263,7 @@ impl Heartbeat {
             readers.push(
                 std::thread::Builder::new()
                     .name(format!("bwx:heartbeat-{}", peer.link.peer))
-                    .spawn(move || listen(peer, &watch, &failure, &stop.engine, &closing))?,
+                    .spawn(move || listen(peer, &watch, &failure, &stop, &closing))?,
             );
         }
         let (tell, told) = mpsc::channel();
@@ -344,6 +351,7 @@ fn beat(beats: Beats, told: &mpsc::Receiver<Ending>, failure: &Failure, stop: &S
         }
         if stop_sent.is_none() && stop.requested.load(Ordering::SeqCst) {
             stop_sent = Some(Instant::now());
+            stop.stopping.store(true, Ordering::SeqCst);
             send(&Message::Stop);
         }
         if let Some(at) = stop_sent
@@ -351,6 +359,7 @@ fn beat(beats: Beats, told: &mpsc::Receiver<Ending>, failure: &Failure, stop: &S
             && (beats.answered.iter().all(|a| a.load(Ordering::SeqCst)) || at.elapsed() >= beats.timeout)
         {
             stop.engine.store(true, Ordering::SeqCst);
+            send(&Message::Go);
         }
         if Instant::now() >= next_beat {
             next_beat = Instant::now() + beats.interval;
@@ -368,13 +377,7 @@ struct Watch {
 }
 
 /// The reading thread of one peer.
-fn listen(
-    peer: HeartbeatPeer,
-    watch: &Watch,
-    failure: &Failure,
-    engine_stop: &AtomicBool,
-    closing: &AtomicBool,
-) {
+fn listen(peer: HeartbeatPeer, watch: &Watch, failure: &Failure, stop: &StopFlags, closing: &AtomicBool) {
     let HeartbeatPeer {
         link,
         stream,
@@ -402,10 +405,15 @@ fn listen(
             Ok(Some(Message::Beat)) => heard = Instant::now(),
             Ok(Some(Message::Stop)) => {
                 heard = Instant::now();
-                if !engine_stop.swap(true, Ordering::SeqCst) {
+                if !stop.stopping.swap(true, Ordering::SeqCst) {
                     tracing::info!("{name} is stopping; stopping this process too");
                 }
                 lock(&watch.out).send(&Message::StopAck);
+            }
+            Ok(Some(Message::Go)) => {
+                heard = Instant::now();
+                stop.stopping.store(true, Ordering::SeqCst);
+                stop.engine.store(true, Ordering::SeqCst);
             }
             Ok(Some(Message::StopAck)) => {
                 heard = Instant::now();

@@ -239,6 +239,8 @@ impl ExecConfig {
             start_epoch: 0,
             workers_per_process: workers_per_process.max(1),
             recovery: config.recovery,
+            // Alone, a process stops its inputs as soon as it knows it is stopping.
+            stopping: config.stop.clone(),
             stop: config.stop,
             drop_unmatched_state: config.drop_unmatched_state,
         }
@@ -380,9 +382,11 @@ fn execute_with(
     if cluster {
         // In a cluster the engine stops once the peers know (see `heartbeat`).
         config.stop = Arc::default();
+        config.stopping = Arc::default();
     }
     let stop = heartbeat::StopFlags {
         requested,
+        stopping: config.stopping.clone(),
         engine: config.stop.clone(),
     };
     let config = Arc::new(config);
