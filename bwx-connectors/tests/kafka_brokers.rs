@@ -197,7 +197,7 @@ fn corrupt_payloads_go_to_errs() {
 #[test]
 fn avro_round_trip_through_the_schema_registry() {
     use bwx_connectors::kafka::serde::{
-        ConfluentAvroDeserializer, ConfluentAvroSerializer, SchemaType, SubjectNameStrategy, SuppliedSchema,
+        ConfluentAvroDeserializer, ConfluentAvroSerializer, SchemaRegistry, SubjectName,
     };
 
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -212,11 +212,6 @@ fn avro_round_trip_through_the_schema_registry() {
     for b in brokers() {
         let topic = unique_topic("avro");
         create_topic(&b, &topic, 2);
-        let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(
-            topic.clone(),
-            false,
-            SuppliedSchema::new(Some("bwx.test.Reading".into()), SchemaType::Avro, SCHEMA.into()),
-        );
         let readings: Vec<Reading> = (0..500)
             .map(|i| Reading {
                 sensor: format!("s{}", i % 5),
@@ -226,13 +221,19 @@ fn avro_round_trip_through_the_schema_registry() {
         let flow = Dataflow::new("avro_out");
         let msgs = flow
             .input("in", TestingSource::new(readings.clone()))
-            .map("msg", |r: Reading| {
-                KafkaSinkMessage::new(Some(r.sensor.clone().into_bytes()), r)
+            .map("msg", {
+                let topic = topic.clone();
+                move |r: Reading| KafkaSinkMessage::new(Some(r.sensor.clone().into_bytes()), r).topic(&topic)
             });
         let encoded = kafka::serialize_value(
             &msgs,
             "encode",
-            ConfluentAvroSerializer::new(&registry.url, strategy),
+            ConfluentAvroSerializer::new(
+                SchemaRegistry::new(&registry.url).unwrap(),
+                SCHEMA,
+                SubjectName::Topic,
+            )
+            .unwrap(),
         );
         encoded.errs.map("why", |e| e.error).raises("encode_failed");
         kafka::output(&encoded.oks, "out", KafkaSink::new(config(&b), Some(&topic)));
@@ -257,7 +258,7 @@ fn avro_round_trip_through_the_schema_registry() {
         let decoded = kafka::deserialize_value(
             &msgs.oks,
             "decode",
-            ConfluentAvroDeserializer::<Reading>::new(&registry.url),
+            ConfluentAvroDeserializer::<Reading>::new(SchemaRegistry::new(&registry.url).unwrap()),
         );
         decoded
             .oks
