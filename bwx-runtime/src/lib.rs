@@ -28,6 +28,7 @@ pub mod execution;
 mod flow;
 pub mod inputs;
 mod key;
+mod step_id;
 pub mod operators;
 pub mod outputs;
 pub mod recovery;
