@@ -273,27 +273,33 @@ fn avro_round_trip_through_the_schema_registry() {
     }
 }
 
-/// A noida-db broker of this test's own, on a free port, managed by `scripts/kafka-brokers.sh`;
-/// stopped, and its files deleted, when dropped.
+/// A broker of this test's own (`noida` or `tansu`), on a free port, managed by
+/// `scripts/kafka-brokers.sh`; stopped, and its files deleted, when dropped.
 struct OwnBroker {
     port: u16,
+    kind: &'static str,
 }
 
 impl OwnBroker {
-    /// Starts the broker, or `None` (with a message) when the brokers are not installed.
+    /// Starts a noida-db broker, or `None` (with a message) when the brokers are not installed.
     fn start() -> Option<OwnBroker> {
+        Self::start_kind("noida")
+    }
+
+    /// Starts a broker of `kind`, or `None` when the brokers are not installed.
+    fn start_kind(kind: &'static str) -> Option<OwnBroker> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("find a free port")
             .port();
-        let broker = OwnBroker { port };
+        let broker = OwnBroker { port, kind };
         match broker.script("start").code() {
             Some(0) => Some(broker),
             Some(3) => {
                 eprintln!("the brokers are not installed (run scripts/kafka-brokers.sh start): skipping");
                 None
             }
-            other => panic!("scripts/kafka-brokers.sh start noida on port {port} failed: {other:?}"),
+            other => panic!("scripts/kafka-brokers.sh start {kind} on port {port} failed: {other:?}"),
         }
     }
 
@@ -305,7 +311,7 @@ impl OwnBroker {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/kafka-brokers.sh");
         // Both ports name the instance's directory: the same free port keeps it unique.
         std::process::Command::new(script)
-            .args([command, "noida"])
+            .args([command, self.kind])
             .env("KAFKA_NOIDA_PORT", self.port.to_string())
             .env("KAFKA_TANSU_PORT", self.port.to_string())
             .env("KAFKA_NO_INSTALL", "1")
@@ -403,4 +409,438 @@ fn at_least_once_with_no_loss_across_a_broker_restart() {
             &missing[..missing.len().min(10)]
         );
     }
+}
+
+/// Log lines at warn level and above, from every thread of this test process.
+fn captured_logs() -> &'static std::sync::Mutex<Vec<String>> {
+    use std::sync::{Mutex, OnceLock};
+    static LOGS: OnceLock<&'static Mutex<Vec<String>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static Mutex<Vec<String>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        struct Lines(&'static Mutex<Vec<String>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(buf).into_owned());
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || Lines(logs))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("install the log capture");
+        logs
+    })
+}
+
+fn admin(brokers: &str) -> (AdminClient<DefaultClientContext>, tokio::runtime::Runtime) {
+    let admin = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (admin, rt)
+}
+
+/// Waits up to `within` for `check` to hold, polling every 100 ms; returns how long it took.
+fn wait_for(within: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        if check() {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// A tailing flow whose topic is deleted reports it for each partition within seconds, as
+/// an error with code `UnknownTopicOrPartition`; a partition added to another topic is
+/// reported as a warning. (On brokers that can add partitions and delete topics.)
+#[test]
+fn deleted_topics_and_added_partitions_are_reported_within_seconds() {
+    use bwx_connectors::kafka::rdkafka::admin::NewPartitions;
+    use bwx_connectors::kafka::rdkafka::types::RDKafkaErrorCode;
+    let logs = captured_logs();
+    for b in brokers() {
+        let (doomed, growing) = (unique_topic("doomed"), unique_topic("growing"));
+        create_topic(&b, &doomed, 2);
+        create_topic(&b, &growing, 1);
+        produce(
+            &b,
+            &doomed,
+            (0..10u64).map(|i| (vec![], i.to_string().into_bytes(), (i % 2) as i32)),
+        );
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flow = Dataflow::new("watch");
+        let (oks, errs) = (TestingSink::new(), TestingSink::new());
+        let source = KafkaSource::new(config(&b), [doomed.as_str(), growing.as_str()])
+            .metadata_interval(Duration::from_secs(1));
+        let out = kafka::input(&flow, "in", source);
+        out.oks.map("v", |m| value_of(&m)).output("oks", oks.clone());
+        out.errs.output("errs", errs.clone());
+        let run_config = RunConfig::default().stop_flag(stop.clone());
+        let running = std::thread::spawn(move || run_workers(&flow, 2, run_config));
+        let mut read = Vec::new();
+        assert!(
+            wait_for(Duration::from_secs(20), || {
+                read.extend(oks.take());
+                read.len() == 10
+            })
+            .is_some(),
+            "{b}: the flow reads the topic first: {read:?} {:?}",
+            errs.take()
+        );
+
+        let (admin, rt) = admin(&b);
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        // tansu does not implement CreatePartitions: that half is checked on the others.
+        let added = rt
+            .block_on(admin.create_partitions(&[NewPartitions::new(&growing, 3)], &options))
+            .map_err(|e| match e {
+                bwx_connectors::kafka::rdkafka::error::KafkaError::AdminOp(code) => Some(code),
+                other => other.rdkafka_error_code(),
+            })
+            .and_then(|mut r| r.pop().expect("one result").map_err(|(_, code)| Some(code)));
+        let grew = match added {
+            Ok(_) => true,
+            Err(Some(RDKafkaErrorCode::UnsupportedFeature)) => {
+                eprintln!("{b} cannot add partitions to a topic");
+                false
+            }
+            Err(e) => panic!("{b}: cannot add partitions to {growing}: {e:?}"),
+        };
+        if !grew {
+            // tansu (the broker without CreatePartitions) answers metadata requests about a
+            // topic deleted under a consumer in a way that crashes librdkafka 2.12.1 (a null
+            // topic name reaches its metadata cache): the deletion half runs on the others.
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            running.join().unwrap().unwrap();
+            continue;
+        }
+        rt.block_on(admin.delete_topics(&[doomed.as_str()], &options))
+            .expect("delete the topic")
+            .into_iter()
+            .for_each(|r| {
+                r.expect("delete the topic");
+            });
+
+        let mut gone = Vec::new();
+        let took = wait_for(Duration::from_secs(15), || {
+            gone.extend(errs.take());
+            gone.len() >= 2
+        });
+        let warned = wait_for(Duration::from_secs(15), || {
+            logs.lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(&growing) && l.contains("has 3 partitions now, 2 more"))
+        })
+        .is_some();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        running.join().unwrap().unwrap();
+        let took = took.unwrap_or_else(|| panic!("{b}: the deleted topic was not reported: {gone:?}"));
+        assert!(took < Duration::from_secs(10), "{b}: reported after {took:?}");
+        let mut partitions: Vec<i32> = gone.iter().filter_map(|e| e.partition).collect();
+        partitions.sort();
+        assert_eq!(partitions, [0, 1], "{b}: {gone:?}");
+        for e in &gone {
+            assert_eq!(e.code, RDKafkaErrorCode::UnknownTopicOrPartition, "{b}");
+            assert_eq!(e.topic.as_deref(), Some(doomed.as_str()));
+            assert!(
+                e.error.contains("the topic was deleted while the flow read it"),
+                "{}",
+                e.error
+            );
+        }
+        assert!(warned, "{b}: no warning about the added partitions");
+    }
+}
+
+/// A produce to a partition the topic does not have names the partition and the count.
+#[test]
+fn a_produce_to_a_missing_partition_names_it() {
+    for b in brokers() {
+        let topic = unique_topic("p99");
+        create_topic(&b, &topic, 4);
+        let flow = Dataflow::new("p99");
+        flow.input(
+            "in",
+            TestingSource::new(vec![
+                KafkaSinkMessage::new(None, Some(b"x".to_vec())).partition(99),
+            ]),
+        )
+        .output(
+            "out",
+            KafkaSink::new(config(&b).set("message.timeout.ms", "5000"), Some(&topic)),
+        );
+        let err = bwx_runtime::run_main(&flow).unwrap_err().to_string();
+        assert!(
+            err.contains("p99.out") && err.contains(&format!("partition 99 of topic {topic:?}")),
+            "{b}: {err}"
+        );
+    }
+}
+
+/// A run that reads to the end of its partitions and a broker outage the flow rides out
+/// write no error lines: the end of a partition is no error, and connection trouble is a
+/// warning, not repeated.
+#[test]
+fn partition_ends_and_survived_outages_log_no_errors() {
+    let logs = captured_logs();
+    for b in brokers() {
+        let topic = unique_topic("quiet");
+        create_topic(&b, &topic, 4);
+        produce(
+            &b,
+            &topic,
+            (0..100u64).map(|i| (vec![], i.to_string().into_bytes(), (i % 4) as i32)),
+        );
+        let before = logs.lock().unwrap().len();
+        let flow = Dataflow::new("quiet");
+        flow.input("in", KafkaSource::new(config(&b), [topic.as_str()]).tail(false))
+            .output("out", TestingSink::new());
+        run_workers(&flow, 2, RunConfig::default()).unwrap();
+        let lines: Vec<String> = logs.lock().unwrap()[before..].to_vec();
+        assert!(
+            !lines.iter().any(|l| l.contains("ERROR") && l.contains("quiet")),
+            "{b}: {lines:?}"
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains("PartitionEOF")),
+            "{b}: {lines:?}"
+        );
+    }
+}
+
+/// Latency, timestamp type, the key-and-value operators and Kafka's primitive formats,
+/// through a real broker, read back by a client that is not bwx.
+#[test]
+fn primitive_serdes_and_message_metadata_on_a_real_broker() {
+    use bwx_connectors::kafka::TimestampType;
+    use bwx_connectors::kafka::serde::{LongSerde, StringSerde};
+    for b in brokers() {
+        let (input, output) = (unique_topic("prim-in"), unique_topic("prim-out"));
+        create_topic(&b, &input, 1);
+        create_topic(&b, &output, 1);
+        // Written a minute in the past: the source sees a latency of at least a minute.
+        let minute_ago = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            - 60_000;
+        let flow = Dataflow::new("prim_out");
+        let msgs = flow
+            .input("in", TestingSource::new(0..20i64))
+            .map("msg", move |i| {
+                KafkaSinkMessage::new(format!("k{i}"), i * 1_000_000_007).timestamp(minute_ago + i)
+            });
+        let encoded = kafka::serialize(&msgs, "encode", StringSerde, LongSerde);
+        encoded.errs.map("why", |e| e.error).raises("encode_failed");
+        kafka::output(&encoded.oks, "out", KafkaSink::new(config(&b), Some(&input)));
+        run_workers(&flow, 1, RunConfig::default()).unwrap();
+
+        let flow = Dataflow::new("prim_in");
+        let (oks, errs) = (TestingSink::new(), TestingSink::new());
+        let read = kafka::input(
+            &flow,
+            "in",
+            KafkaSource::new(config(&b), [input.as_str()]).tail(false),
+        );
+        let decoded = kafka::deserialize(&read.oks, "decode", StringSerde, LongSerde);
+        decoded
+            .oks
+            .map("meta", |m| (m.key.clone(), m.value, m.timestamp_type, m.latency))
+            .output("oks", oks.clone());
+        decoded.errs.output("errs", errs.clone());
+        let copy = decoded.oks.map("copy", |m| {
+            KafkaSinkMessage::new(m.key.unwrap_or_default(), m.value.unwrap_or_default() + 1)
+        });
+        let encoded = kafka::serialize(&copy, "encode", StringSerde, LongSerde);
+        encoded.errs.map("why", |e| e.error).raises("encode_failed");
+        kafka::output(&encoded.oks, "out", KafkaSink::new(config(&b), Some(&output)));
+        run_workers(&flow, 1, RunConfig::default()).unwrap();
+        assert!(errs.take().is_empty(), "{b}");
+        let got = oks.take();
+        assert_eq!(got.len(), 20, "{b}");
+        for (key, value, ts_type, latency) in got {
+            let i: i64 = key.unwrap().trim_start_matches('k').parse().unwrap();
+            assert_eq!(value, Some(i * 1_000_000_007), "{b}");
+            assert_eq!(ts_type, TimestampType::CreateTime, "{b}");
+            assert!(latency.unwrap() >= Duration::from_secs(59), "{b}: {latency:?}");
+        }
+        // An independent client reads 8-byte big-endian longs and UTF-8 keys.
+        let back = python_read_back(&b, &output, 20);
+        let mut values: Vec<(String, i64)> = back
+            .into_iter()
+            .map(|(k, v)| (k, i64::from_be_bytes(v.try_into().expect("8 bytes"))))
+            .collect();
+        values.sort();
+        let mut want: Vec<(String, i64)> = (0..20)
+            .map(|i| (format!("k{i}"), i * 1_000_000_007 + 1))
+            .collect();
+        want.sort();
+        assert_eq!(values, want, "{b}");
+    }
+}
+
+/// The Python of the brokers' environment (`scripts/kafka-brokers.sh` installs kafka-python
+/// there), or `BWX_KAFKA_PYTHON`.
+fn python() -> String {
+    std::env::var("BWX_KAFKA_PYTHON").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/kafka-brokers/venv/bin/python"
+        )
+        .to_string()
+    })
+}
+
+/// Reads `n` messages of `topic` with kafka-python: (UTF-8 key, value bytes).
+fn python_read_back(brokers: &str, topic: &str, n: usize) -> Vec<(String, Vec<u8>)> {
+    let script = r#"
+import sys, json
+from kafka import KafkaConsumer
+brokers, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+c = KafkaConsumer(topic, bootstrap_servers=brokers, auto_offset_reset="earliest",
+                  enable_auto_commit=False, consumer_timeout_ms=20000)
+out = []
+for m in c:
+    out.append([m.key.decode(), m.value.hex()])
+    if len(out) >= n:
+        break
+print(json.dumps(out))
+"#;
+    let result = std::process::Command::new(python())
+        .args(["-c", script, brokers, topic, &n.to_string()])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} (scripts/kafka-brokers.sh start installs it): {e}",
+                python()
+            )
+        });
+    assert!(
+        result.status.success(),
+        "kafka-python failed: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let rows: Vec<(String, String)> = serde_json::from_slice(&result.stdout).expect("JSON from the reader");
+    rows.into_iter()
+        .map(|(k, hex)| {
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            (k, bytes)
+        })
+        .collect()
+}
+
+/// A topic deleted and created again under a flow that read 30 messages (as after a broker
+/// that lost its data): its partition ends at 0, before the next offset (offsets went
+/// backwards); the flow reports it and reads every message written afterwards
+/// (`OnOffsetsLost::ReadOn`). On a noida-db broker of the test's own (tansu answers
+/// metadata about a missing topic in a way that crashes librdkafka 2.12.1).
+#[test]
+fn offsets_going_backwards_after_a_broker_lost_its_data_are_reported_and_read_on() {
+    use bwx_connectors::kafka::rdkafka::types::RDKafkaErrorCode;
+    if brokers().is_empty() {
+        return;
+    }
+    let Some(broker) = OwnBroker::start() else { return };
+    let b = broker.address();
+    let topic = unique_topic("lost");
+    create_topic(&b, &topic, 1);
+    produce(
+        &b,
+        &topic,
+        (0..30u64).map(|i| (vec![], i.to_string().into_bytes(), 0)),
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flow = Dataflow::new("lost");
+    let (oks, errs) = (TestingSink::new(), TestingSink::new());
+    let source = KafkaSource::new(config(&b), [topic.as_str()]).metadata_interval(Duration::from_secs(1));
+    let out = kafka::input(&flow, "in", source);
+    out.oks
+        .map("v", |m| (m.offset, value_of(&m)))
+        .output("oks", oks.clone());
+    out.errs.output("errs", errs.clone());
+    let run_config = RunConfig::default().stop_flag(stop.clone());
+    let running = std::thread::spawn(move || run_workers(&flow, 1, run_config));
+    let mut read = Vec::new();
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            read.extend(oks.take());
+            read.len() == 30
+        })
+        .is_some(),
+        "the flow reads the first 30: {read:?}"
+    );
+    let (admin, rt) = admin(&b);
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for r in rt
+        .block_on(admin.delete_topics(&[topic.as_str()], &options))
+        .expect("delete the topic")
+    {
+        r.expect("delete the topic");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    create_topic(&b, &topic, 1);
+    let mut reports = Vec::new();
+    let reported = wait_for(Duration::from_secs(30), || {
+        reports.extend(errs.take());
+        reports
+            .iter()
+            .any(|e| e.code == RDKafkaErrorCode::AutoOffsetReset)
+    });
+    // Written after the report, so that where reading goes on is certain.
+    produce(
+        &b,
+        &topic,
+        (100..110u64).map(|i| (vec![], i.to_string().into_bytes(), 0)),
+    );
+    let mut after = Vec::new();
+    let read_on = wait_for(Duration::from_secs(30), || {
+        after.extend(oks.take());
+        after.len() >= 10
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    running.join().unwrap().unwrap();
+    assert!(
+        reported.is_some(),
+        "offsets going backwards were not reported: {reports:?}"
+    );
+    let report = reports
+        .iter()
+        .find(|e| e.code == RDKafkaErrorCode::AutoOffsetReset)
+        .unwrap();
+    assert!(
+        report
+            .error
+            .contains("offsets went backwards: the next offset to read is 30 but the partition ends at 0"),
+        "{}",
+        report.error
+    );
+    assert!(
+        read_on.is_some(),
+        "the messages written after it were not read: {after:?}"
+    );
+    assert_eq!(
+        after,
+        (100..110u64)
+            .enumerate()
+            .map(|(o, v)| (o as i64, v))
+            .collect::<Vec<_>>()
+    );
 }

@@ -724,6 +724,9 @@ impl<M: ErrorMode> KafkaSourcePartition<M> {
                     self.topic,
                     self.partition
                 );
+                // A topic created again starts its offsets anew: where the next offset
+                // is past its end, that is offsets going backwards.
+                self.offsets_lost(batch)?;
                 Ok(false)
             }
             _ => Ok(false),
