@@ -844,3 +844,229 @@ fn offsets_going_backwards_after_a_broker_lost_its_data_are_reported_and_read_on
             .collect::<Vec<_>>()
     );
 }
+
+/// JSON Schema and Protobuf in the Confluent wire format through a real broker: written by
+/// bwx, the frames read back by kafka-python, decoded again by bwx.
+#[cfg(all(feature = "json-schema", feature = "protobuf"))]
+#[test]
+fn json_schema_and_protobuf_through_a_real_broker() {
+    use bwx_connectors::kafka::serde::{
+        ConfluentJsonDeserializer, ConfluentJsonSerializer, ConfluentProtobufDeserializer,
+        ConfluentProtobufSerializer, SchemaRegistry, SubjectName,
+    };
+
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Reading {
+        sensor: String,
+        value: f64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct ProtoReading {
+        #[prost(string, tag = "1")]
+        sensor: String,
+        #[prost(double, tag = "2")]
+        value: f64,
+    }
+    const SCHEMA: &str = r#"{"title":"Reading","type":"object","required":["sensor","value"],
+        "properties":{"sensor":{"type":"string"},"value":{"type":"number"}}}"#;
+    const PROTO: &str =
+        "syntax = \"proto3\";\npackage s;\nmessage Reading { string sensor = 1; double value = 2; }\n";
+
+    let registry = kafka_common::registry::MockRegistry::start();
+    let client = SchemaRegistry::new(&registry.url).unwrap();
+    for b in brokers() {
+        let (json_topic, proto_topic) = (unique_topic("jsonschema"), unique_topic("protobuf"));
+        create_topic(&b, &json_topic, 1);
+        create_topic(&b, &proto_topic, 1);
+        let flow = Dataflow::new("formats_out");
+        let readings = flow
+            .input("in", TestingSource::new(0..30u32))
+            .map("r", |i| Reading {
+                sensor: format!("s{i}"),
+                value: f64::from(i),
+            });
+        let jt = json_topic.clone();
+        let as_json = readings.map("json_msg", move |r: Reading| {
+            KafkaSinkMessage::new(r.sensor.clone(), r).topic(&jt)
+        });
+        let json = kafka::serialize(
+            &as_json,
+            "json",
+            bwx_connectors::kafka::serde::StringSerde,
+            ConfluentJsonSerializer::new(client.clone(), SCHEMA, SubjectName::Topic).unwrap(),
+        );
+        json.errs.map("json_why", |e| e.error).raises("json_failed");
+        kafka::output(&json.oks, "json_out", KafkaSink::new(config(&b), None));
+        let pt = proto_topic.clone();
+        let as_proto = readings.map("proto_msg", move |r: Reading| {
+            KafkaSinkMessage::new(
+                r.sensor.clone(),
+                ProtoReading {
+                    sensor: r.sensor,
+                    value: r.value,
+                },
+            )
+            .topic(&pt)
+        });
+        let proto = kafka::serialize(
+            &as_proto,
+            "proto",
+            bwx_connectors::kafka::serde::StringSerde,
+            ConfluentProtobufSerializer::<ProtoReading>::new(
+                client.clone(),
+                PROTO,
+                "s.Reading",
+                SubjectName::Topic,
+            )
+            .unwrap(),
+        );
+        proto.errs.map("proto_why", |e| e.error).raises("proto_failed");
+        kafka::output(&proto.oks, "proto_out", KafkaSink::new(config(&b), None));
+        run_workers(&flow, 1, RunConfig::default()).unwrap();
+
+        // kafka-python sees the frames: magic byte, schema id, then JSON or indexes + message.
+        let json_id = client.latest(&format!("{json_topic}-value")).unwrap().id.unwrap();
+        for (key, value) in python_read_back(&b, &json_topic, 30) {
+            assert_eq!(&value[..5], &[0, 0, 0, 0, json_id as u8][..], "{b}");
+            let r: Reading = serde_json::from_slice(&value[5..]).unwrap();
+            assert_eq!(r.sensor, key, "{b}");
+        }
+        let proto_id = client
+            .latest(&format!("{proto_topic}-value"))
+            .unwrap()
+            .id
+            .unwrap();
+        for (_, value) in python_read_back(&b, &proto_topic, 30) {
+            assert_eq!(&value[..6], &[0, 0, 0, 0, proto_id as u8, 0][..], "{b}");
+        }
+
+        let flow = Dataflow::new("formats_in");
+        let (jsons, protos, errs) = (TestingSink::new(), TestingSink::new(), TestingSink::new());
+        let j = kafka::input(
+            &flow,
+            "jin",
+            KafkaSource::new(config(&b), [json_topic.as_str()]).tail(false),
+        );
+        let jd = kafka::deserialize_value(
+            &j.oks,
+            "jde",
+            ConfluentJsonDeserializer::<Reading>::new(client.clone()),
+        );
+        jd.oks
+            .filter_map("jv", |m| m.value)
+            .output("jsons", jsons.clone());
+        jd.errs.map("jwhy", |e| e.error).output("jerrs", errs.clone());
+        let p = kafka::input(
+            &flow,
+            "pin",
+            KafkaSource::new(config(&b), [proto_topic.as_str()]).tail(false),
+        );
+        let pd = kafka::deserialize_value(
+            &p.oks,
+            "pde",
+            ConfluentProtobufDeserializer::<ProtoReading>::new(client.clone(), "s.Reading"),
+        );
+        pd.oks
+            .filter_map("pv", |m| m.value.map(|r| r.value))
+            .output("protos", protos.clone());
+        pd.errs.map("pwhy", |e| e.error).output("perrs", errs.clone());
+        run_workers(&flow, 1, RunConfig::default()).unwrap();
+        assert_eq!(errs.take(), Vec::<String>::new(), "{b}");
+        let mut got: Vec<f64> = jsons.take().into_iter().map(|r| r.value).collect();
+        got.sort_by(f64::total_cmp);
+        assert_eq!(got, (0..30).map(f64::from).collect::<Vec<_>>(), "{b}");
+        let mut got = protos.take();
+        got.sort_by(f64::total_cmp);
+        assert_eq!(got, (0..30).map(f64::from).collect::<Vec<_>>(), "{b}");
+    }
+}
+
+/// Plain Avro whose schema references a named schema, with the writer's schema fetched as
+/// a subject's latest version (Bytewax's recipe), through a real broker; the combined
+/// `serialize` / `deserialize` operators on both sides.
+#[cfg(feature = "avro")]
+#[test]
+fn plain_avro_with_named_schemas_from_the_latest_version_through_a_real_broker() {
+    use bwx_connectors::kafka::serde::{
+        PlainAvroDeserializer, PlainAvroSerializer, SchemaRegistry, StringSerde,
+    };
+
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Point {
+        x: i64,
+        y: i64,
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Line {
+        from: Point,
+        to: Point,
+    }
+    const POINT: &str = r#"{"type":"record","name":"Point","namespace":"geo","fields":[
+        {"name":"x","type":"long"},{"name":"y","type":"long"}]}"#;
+    const LINE: &str = r#"{"type":"record","name":"Line","namespace":"geo","fields":[
+        {"name":"from","type":"geo.Point"},{"name":"to","type":"geo.Point"}]}"#;
+
+    for flavor in [
+        kafka_common::registry::Flavor::Confluent,
+        kafka_common::registry::Flavor::Redpanda,
+    ] {
+        let registry = kafka_common::registry::MockRegistry::start_flavor(flavor);
+        registry.register("geo.Point", "AVRO", POINT);
+        registry.register("lines-value", "AVRO", r#"{"type":"string"}"#);
+        registry.register("lines-value", "AVRO", LINE);
+        let client = SchemaRegistry::new(&registry.url).unwrap();
+        let latest = client.latest("lines-value").unwrap();
+        let point = client.latest("geo.Point").unwrap();
+        for b in brokers() {
+            let topic = unique_topic("lines");
+            create_topic(&b, &topic, 1);
+            let lines: Vec<Line> = (0..20)
+                .map(|i| Line {
+                    from: Point { x: i, y: -i },
+                    to: Point { x: 2 * i, y: 0 },
+                })
+                .collect();
+            let flow = Dataflow::new("lines_out");
+            let msgs = flow
+                .input("in", TestingSource::new(lines.clone()))
+                .map("msg", |l: Line| KafkaSinkMessage::new(format!("{}", l.from.x), l));
+            let encoded = kafka::serialize(
+                &msgs,
+                "encode",
+                StringSerde,
+                PlainAvroSerializer::with_named_schemas(&latest.schema, &[point.schema.as_str()]).unwrap(),
+            );
+            encoded.errs.map("why", |e| e.error).raises("encode_failed");
+            kafka::output(&encoded.oks, "out", KafkaSink::new(config(&b), Some(&topic)));
+            run_workers(&flow, 1, RunConfig::default()).unwrap();
+
+            let flow = Dataflow::new("lines_in");
+            let (oks, errs) = (TestingSink::new(), TestingSink::new());
+            let read = kafka::input(
+                &flow,
+                "in",
+                KafkaSource::new(config(&b), [topic.as_str()]).tail(false),
+            );
+            let decoded = kafka::deserialize(
+                &read.oks,
+                "decode",
+                StringSerde,
+                PlainAvroDeserializer::<Line>::with_named_schemas(&latest.schema, &[point.schema.as_str()])
+                    .unwrap(),
+            );
+            decoded
+                .oks
+                .map("kv", |m| (m.key.unwrap(), m.value.unwrap()))
+                .output("oks", oks.clone());
+            decoded.errs.map("why", |e| e.error).output("errs", errs.clone());
+            run_workers(&flow, 1, RunConfig::default()).unwrap();
+            assert_eq!(errs.take(), Vec::<String>::new(), "{b} {flavor:?}");
+            let got = oks.take();
+            assert_eq!(got.len(), 20, "{b} {flavor:?}");
+            for (key, line) in got {
+                assert_eq!(key, line.from.x.to_string());
+                assert!(lines.contains(&line));
+            }
+        }
+    }
+}

@@ -499,3 +499,132 @@ fn register_with_reference(
         )
         .unwrap()
 }
+
+#[cfg(feature = "json-schema")]
+mod json_schema {
+    use bwx_connectors::kafka::serde::{ConfluentJsonDeserializer, ConfluentJsonSerializer};
+
+    use super::*;
+
+    pub const SCHEMA: &str = r#"{"title":"Reading","type":"object","required":["sensor","value"],
+        "properties":{"sensor":{"type":"string"},"value":{"type":"number","minimum":0}},
+        "additionalProperties":false}"#;
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct Reading {
+        pub sensor: String,
+        pub value: f64,
+    }
+
+    #[test]
+    fn json_schema_round_trip_validates_both_ways() {
+        let registry = MockRegistry::start();
+        let client = SchemaRegistry::new(&registry.url).unwrap();
+        let ser = ConfluentJsonSerializer::new(client.clone(), SCHEMA, SubjectName::Topic).unwrap();
+        let de = ConfluentJsonDeserializer::<Reading>::new(client);
+        let r = Reading {
+            sensor: "a".into(),
+            value: 1.5,
+        };
+        let bytes = ser.serialize(&r, &ctx()).unwrap();
+        assert_eq!(&bytes[..5], &[0, 0, 0, 0, 1]);
+        assert_eq!(&bytes[5..], br#"{"sensor":"a","value":1.5}"#);
+        assert_eq!(de.deserialize(&bytes, &ctx()).unwrap(), r);
+        // An item that breaks the schema is not written.
+        let bad = Reading {
+            sensor: "a".into(),
+            value: -1.0,
+        };
+        let e = ser.serialize(&bad, &ctx()).unwrap_err();
+        assert!(e.to_string().contains("/value"), "{e}");
+        // Bytes that break the writer's schema, or are not JSON, are not read.
+        let mut wrong = bytes[..5].to_vec();
+        wrong.extend_from_slice(br#"{"sensor":"a","value":1.5,"extra":1}"#);
+        assert!(
+            error_text(&de.deserialize(&wrong, &ctx()).unwrap_err()).contains("does not match its schema")
+        );
+        let mut cut = bytes.clone();
+        cut.truncate(bytes.len() - 2);
+        assert!(de.deserialize(&cut, &ctx()).is_err());
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(b" x");
+        assert!(de.deserialize(&longer, &ctx()).is_err());
+        assert_eq!(registry.requests("POST /subjects/versions"), 1);
+        assert!(
+            ConfluentJsonSerializer::new(
+                SchemaRegistry::new(&registry.url).unwrap(),
+                "{\"type\": 5}",
+                SubjectName::Topic
+            )
+            .is_err()
+        );
+    }
+}
+
+#[cfg(feature = "protobuf")]
+mod protobuf {
+    use bwx_connectors::kafka::serde::{ConfluentProtobufDeserializer, ConfluentProtobufSerializer};
+
+    use super::*;
+
+    pub const PROTO: &str = r#"syntax = "proto3";
+package sensors;
+message Unit { string name = 1; }
+message Reading { string sensor = 1; double value = 2; message Note { string text = 1; } }
+"#;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Reading {
+        #[prost(string, tag = "1")]
+        pub sensor: String,
+        #[prost(double, tag = "2")]
+        pub value: f64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Unit {
+        #[prost(string, tag = "1")]
+        pub name: String,
+    }
+
+    #[test]
+    fn protobuf_round_trip_checks_the_message_type() {
+        let registry = MockRegistry::start();
+        let client = SchemaRegistry::new(&registry.url).unwrap();
+        let ser = ConfluentProtobufSerializer::<Reading>::new(
+            client.clone(),
+            PROTO,
+            "sensors.Reading",
+            SubjectName::Topic,
+        )
+        .unwrap();
+        let de = ConfluentProtobufDeserializer::<Reading>::new(client.clone(), "sensors.Reading");
+        let r = Reading {
+            sensor: "a".into(),
+            value: 2.5,
+        };
+        let bytes = ser.serialize(&r, &ctx()).unwrap();
+        // Frame, then the message indexes [1] (the second message): count 1, index 1, zigzag.
+        assert_eq!(&bytes[..7], &[0, 0, 0, 0, 1, 2, 2]);
+        assert_eq!(de.deserialize(&bytes, &ctx()).unwrap(), r);
+        // A Unit (index [0], one byte 0) is not read as a Reading.
+        let units =
+            ConfluentProtobufSerializer::<Unit>::new(client, PROTO, "sensors.Unit", SubjectName::Topic)
+                .unwrap();
+        let unit = units.serialize(&Unit { name: "m".into() }, &ctx()).unwrap();
+        assert_eq!(&unit[..6], &[0, 0, 0, 0, 1, 0]);
+        let e = de.deserialize(&unit, &ctx()).unwrap_err();
+        assert!(e.to_string().contains("written as message sensors.Unit"), "{e}");
+        // A cut message is an error.
+        assert!(de.deserialize(&bytes[..bytes.len() - 3], &ctx()).is_err());
+        assert!(
+            ConfluentProtobufSerializer::<Reading>::new(
+                SchemaRegistry::new(&registry.url).unwrap(),
+                PROTO,
+                "sensors.Nope",
+                SubjectName::Topic
+            )
+            .is_err()
+        );
+    }
+}

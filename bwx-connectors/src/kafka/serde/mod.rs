@@ -23,7 +23,11 @@ mod avro;
 #[cfg(feature = "avro")]
 mod confluent_avro;
 mod json;
+#[cfg(feature = "json-schema")]
+mod json_schema;
 mod primitive;
+#[cfg(feature = "protobuf")]
+mod protobuf;
 #[cfg(feature = "schema-registry")]
 pub mod registry;
 
@@ -36,12 +40,18 @@ pub use avro::{PlainAvroDeserializer, PlainAvroSerializer};
 #[cfg(feature = "avro")]
 pub use confluent_avro::{ConfluentAvroDeserializer, ConfluentAvroSerializer};
 pub use json::{JsonDeserializer, JsonSerializer};
+#[cfg(feature = "json-schema")]
+pub use json_schema::{ConfluentJsonDeserializer, ConfluentJsonSerializer};
 pub use primitive::{DoubleSerde, IntSerde, LongSerde, StringSerde, UuidSerde};
+#[cfg(feature = "protobuf")]
+pub use protobuf::{ConfluentProtobufDeserializer, ConfluentProtobufSerializer};
 #[cfg(feature = "schema-registry")]
 pub use registry::{
     RegisteredSchema, RegistryError, RegistryErrorKind, RetryPolicy, SchemaReference, SchemaRegistry,
     SchemaType, SubjectName,
 };
+/// The UUID type [`UuidSerde`] reads and writes.
+pub use uuid::Uuid;
 
 /// Which part of a message is (de)serialized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
