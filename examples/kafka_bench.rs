@@ -15,6 +15,9 @@
 //! one is raised by one) so that the median is a true middle value. Prints each round and
 //! the medians.
 //!
+//! With `BWX_BENCH_PYTHON` naming a Python that has `confluent-kafka` (the PyPI client on
+//! librdkafka), a one-thread confluent-kafka consume->produce copy runs in each round too.
+//!
 //! ```sh
 //! cargo run --release --example kafka_bench --features kafka -- 127.0.0.1:29092 500000 3
 //! ```
@@ -223,10 +226,72 @@ fn median(values: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// The confluent-kafka copy: one thread, consume in batches of up to 1000, produce each
+/// message, flush at the end; prints its start, steady and stop seconds.
+const PYTHON_COPY: &str = r#"
+import sys, time
+from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+brokers, src, dst, n, parts = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+t0 = time.monotonic()
+c = Consumer({"bootstrap.servers": brokers, "group.id": "bwx-bench-python", "enable.auto.commit": False})
+c.assign([TopicPartition(src, p, OFFSET_BEGINNING) for p in range(parts)])
+p = Producer({"bootstrap.servers": brokers})
+copied, first, last = 0, None, None
+while copied < n:
+    for m in c.consume(1000, 0.001):
+        if m.error():
+            raise SystemExit(str(m.error()))
+        while True:
+            try:
+                p.produce(dst, m.value(), m.key())
+                break
+            except BufferError:
+                p.poll(0.001)
+        copied += 1
+        if first is None:
+            first = time.monotonic()
+    last = time.monotonic()
+    p.poll(0)
+p.flush()
+c.close()
+print(first - t0, last - first, time.monotonic() - last)
+"#;
+
+/// Copies with confluent-kafka in `python`.
+fn python_copy(python: &str, brokers: &str, from: &str, to: &str, n: u64) -> anyhow::Result<Timing> {
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            PYTHON_COPY,
+            brokers,
+            from,
+            to,
+            &n.to_string(),
+            &PARTITIONS.to_string(),
+        ])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the confluent-kafka copy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secs: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    anyhow::ensure!(secs.len() == 3, "the confluent-kafka copy printed {secs:?}");
+    Ok(Timing {
+        start: Duration::from_secs_f64(secs[0]),
+        steady: Duration::from_secs_f64(secs[1]),
+        stop: Duration::from_secs_f64(secs[2]),
+    })
+}
+
 /// What one round copies the topic with.
 #[derive(Clone, Copy)]
 enum Copier {
     Raw,
+    Python,
     Bwx { workers: usize, epoch: Duration },
 }
 
@@ -235,6 +300,7 @@ impl std::fmt::Display for Copier {
         // `pad`, so that the caller's width lines the rates up.
         match self {
             Copier::Raw => f.pad("raw rdkafka consume+produce, 1 thread"),
+            Copier::Python => f.pad("confluent-kafka (Python), 1 thread"),
             Copier::Bwx { workers, epoch } => f.pad(&format!("bwx, {workers} worker(s), {epoch:?} epochs")),
         }
     }
@@ -262,7 +328,8 @@ fn main() -> anyhow::Result<()> {
         load()
     );
     let ten_s = bwx::execution::DEFAULT_EPOCH_INTERVAL;
-    let copiers = [
+    let python = std::env::var("BWX_BENCH_PYTHON").ok();
+    let mut copiers = vec![
         Copier::Raw,
         Copier::Bwx {
             workers: 1,
@@ -277,6 +344,9 @@ fn main() -> anyhow::Result<()> {
             epoch: Duration::from_millis(100),
         },
     ];
+    if python.is_some() {
+        copiers.insert(1, Copier::Python);
+    }
     // Per copier: total rate, steady rate, start and stop seconds, one entry per round.
     let mut results: Vec<Vec<(f64, f64, f64, f64)>> = vec![Vec::new(); copiers.len()];
     for round in 0..rounds {
@@ -286,6 +356,9 @@ fn main() -> anyhow::Result<()> {
             create_topic(&brokers, &out)?;
             let t = match *copier {
                 Copier::Raw => raw_copy(&brokers, &source, &out, n)?,
+                Copier::Python => {
+                    python_copy(python.as_deref().unwrap_or("python3"), &brokers, &source, &out, n)?
+                }
                 Copier::Bwx { workers, epoch } => bwx_copy(&brokers, &source, &out, workers, epoch, n)?,
             };
             let total = n as f64 / t.total().as_secs_f64();
