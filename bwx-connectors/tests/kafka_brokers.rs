@@ -586,7 +586,9 @@ fn a_produce_to_a_missing_partition_names_it() {
         );
         let err = bwx_runtime::run_main(&flow).unwrap_err().to_string();
         assert!(
-            err.contains("p99.out") && err.contains(&format!("partition 99 of topic {topic:?}")),
+            err.contains("p99.out")
+                && err.contains(&format!("partition 99 of topic {topic:?}"))
+                && err.contains("(the topic has 4 partitions)"),
             "{b}: {err}"
         );
     }

@@ -195,18 +195,7 @@ impl KafkaSinkPartition {
             None => format!("topic {topic:?}"),
         };
         let has = match code {
-            RDKafkaErrorCode::UnknownPartition => self
-                .producer
-                .client()
-                .fetch_metadata(Some(topic), Duration::from_secs(5))
-                .ok()
-                .and_then(|md| {
-                    md.topics()
-                        .iter()
-                        .find(|t| t.name() == topic)
-                        .map(|t| t.partitions().len())
-                })
-                .map_or_else(String::new, |n| format!(" (the topic has {n} partitions)")),
+            RDKafkaErrorCode::UnknownPartition => self.partition_count(topic),
             _ => String::new(),
         };
         KafkaError::new(
@@ -215,6 +204,21 @@ impl KafkaSinkPartition {
             (),
         )
         .at(Some(topic.into()), partition, None)
+    }
+
+    /// ` (the topic has N partitions)`, when the broker says.
+    fn partition_count(&self, topic: &str) -> String {
+        self.producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|md| {
+                md.topics()
+                    .iter()
+                    .find(|t| t.name() == topic)
+                    .map(|t| t.partitions().len())
+            })
+            .map_or_else(String::new, |n| format!(" (the topic has {n} partitions)"))
     }
 
     /// Waits until every message sent is acknowledged or failed, then reports a failure.
@@ -233,7 +237,12 @@ impl KafkaSinkPartition {
         match self.producer.context().failed.lock() {
             Ok(mut slot) => match slot.take() {
                 Some(mut e) => {
-                    e.error = format!("step {}: {}", self.step, e.error);
+                    // Asked here, not in the delivery callback, which runs inside a poll.
+                    let has = match (&e.topic, e.code) {
+                        (Some(t), RDKafkaErrorCode::UnknownPartition) => self.partition_count(t),
+                        _ => String::new(),
+                    };
+                    e.error = format!("step {}: {}{has}", self.step, e.error);
                     Err(Box::new(e))
                 }
                 None => Ok(()),
