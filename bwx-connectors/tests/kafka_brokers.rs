@@ -120,7 +120,7 @@ fn resume_from_stored_offsets_loses_and_repeats_nothing() {
             )
             .map("v", |m| value_of(&m))
             .output("out", out.clone());
-            run_workers(&flow, 2, RunConfig::default().recovery(hook.clone())).unwrap();
+            run_workers(&flow, 2, RunConfig::default().recovery(hook.next())).unwrap();
         };
         produce(
             &b,
@@ -367,7 +367,7 @@ fn at_least_once_with_no_loss_across_a_broker_restart() {
         .output("out", KafkaSink::new(config(&b), Some(&output)));
     let run_config = RunConfig::default()
         .epoch_interval(Duration::from_millis(200))
-        .recovery(Arc::new(MemoryRecovery::default()))
+        .recovery(MemoryRecovery::default().next())
         .stop_flag(stop.clone());
     let running = std::thread::spawn(move || run_workers(&flow, 2, run_config));
     let copied = values_in(&b, &output, 2, 2000, Duration::from_secs(20));
@@ -584,7 +584,7 @@ fn a_produce_to_a_missing_partition_names_it() {
             "out",
             KafkaSink::new(config(&b).set("message.timeout.ms", "5000"), Some(&topic)),
         );
-        let err = bwx_runtime::run_main(&flow).unwrap_err().to_string();
+        let err = bwx_runtime::run_main(&flow).unwrap_err().report();
         assert!(
             err.contains("p99.out")
                 && err.contains(&format!("partition 99 of topic {topic:?}"))

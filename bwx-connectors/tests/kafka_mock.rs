@@ -116,7 +116,7 @@ fn a_resumed_flow_continues_from_the_stored_offsets() {
                     .unwrap()
             })
             .output("out", out.clone());
-        run_workers(&flow, 2, RunConfig::default().recovery(hook.clone())).unwrap();
+        run_workers(&flow, 2, RunConfig::default().recovery(hook.next())).unwrap();
     };
     produce(&brokers, &topic, numbered(90, 3));
     let first = TestingSink::new();
@@ -183,7 +183,7 @@ fn offsets_past_the_end_are_reported_and_follow_the_policy() {
     let flow = Dataflow::new("raise");
     flow.input("in", source().on_offsets_lost(OnOffsetsLost::Stop))
         .output("out", TestingSink::new());
-    let err = run_main(&flow).unwrap_err().to_string();
+    let err = run_main(&flow).unwrap_err().report();
     assert!(
         err.contains("raise.in") && err.contains(&topic) && err.contains("OnOffsetsLost::Stop"),
         "{err}"
@@ -199,7 +199,7 @@ fn a_missing_topic_is_a_clear_error() {
         KafkaSource::new(KafkaConfig::new(&brokers), ["nope"]).tail(false),
     )
     .output("out", TestingSink::new());
-    let err = run_main(&flow).unwrap_err().to_string();
+    let err = run_main(&flow).unwrap_err().report();
     assert!(
         err.contains("cannot list the partitions of topic \"nope\""),
         "{err}"
@@ -216,7 +216,7 @@ fn secrets_stay_out_of_errors() {
         .set("message.timeout.ms", "2000");
     flow.input("in", TestingSource::new(vec![KafkaSinkMessage::new(None, None)]))
         .output("out", KafkaSink::new(config, Some("t")));
-    let err = run_main(&flow).unwrap_err().to_string();
+    let err = run_main(&flow).unwrap_err().report();
     assert!(err.contains("cannot create a producer"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
@@ -265,7 +265,7 @@ fn a_message_without_topic_stops_the_flow() {
     let flow = Dataflow::new("notopic");
     flow.input("in", TestingSource::new(vec![KafkaSinkMessage::new(None, None)]))
         .output("out", KafkaSink::new(KafkaConfig::new(&brokers), None));
-    let err = run_main(&flow).unwrap_err().to_string();
+    let err = run_main(&flow).unwrap_err().report();
     assert!(err.contains("no default topic"), "{err}");
 }
 
@@ -437,10 +437,10 @@ fn after_a_crash_the_flow_resumes_from_the_last_snapshot_without_loss() {
                 .raises("crash");
         }
         let config = RunConfig::default().epoch_interval(std::time::Duration::from_millis(2));
-        run_workers(&flow, 2, config.recovery(hook.clone()))
+        run_workers(&flow, 2, config.recovery(hook.next()))
     };
     let first = TestingSink::new();
-    let err = run(&first, Some(2400)).unwrap_err().to_string();
+    let err = run(&first, Some(2400)).unwrap_err().report();
     assert!(err.contains("crash.crash"), "{err}");
     assert!(
         hook.states_of("crash.in") > 0,
@@ -606,7 +606,7 @@ mod confluent_avro {
             .unwrap()
             .retry(RetryPolicy::up_to(Duration::from_millis(800)));
         let (flow, oks, errs) = decode_flow(&brokers, &topic, client);
-        let err = run_main(&flow).unwrap_err().to_string();
+        let err = run_main(&flow).unwrap_err().report();
         assert!(
             err.contains("avro.decode")
                 && err.contains("offset 0")

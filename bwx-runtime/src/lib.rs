@@ -21,6 +21,7 @@
 
 #[doc(hidden)]
 pub mod __private;
+mod cause;
 pub mod cli;
 mod engine;
 mod errors;
@@ -28,11 +29,11 @@ pub mod execution;
 mod flow;
 pub mod inputs;
 mod key;
-mod step_id;
 pub mod operators;
 pub mod outputs;
 pub mod recovery;
 pub mod stateful;
+mod step_id;
 pub mod testing;
 mod visualize;
 pub mod windowing;

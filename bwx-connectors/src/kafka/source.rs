@@ -387,7 +387,7 @@ impl<M: ErrorMode> FixedPartitionedSource for KafkaSource<M> {
     type State = StartOffset;
     type Partition = KafkaSourcePartition<M>;
 
-    fn list_parts(&self) -> Vec<String> {
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
         let consumer = self.create_consumer("listing partitions".into(), IGNORED_GROUP);
         let mut parts = Vec::new();
         let mut errors = Vec::new();
@@ -415,7 +415,7 @@ impl<M: ErrorMode> FixedPartitionedSource for KafkaSource<M> {
         if let Ok(mut slot) = self.list_errors.lock() {
             *slot = errors;
         }
-        parts
+        Ok(parts)
     }
 
     fn build_part(
