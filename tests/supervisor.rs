@@ -29,6 +29,11 @@ const ITEMS: u64 = 2_000;
 /// Sums of 0..2000 by `x % 13`, 2 ms per item; every item read is printed as `item: x`.
 fn flow(scenario: &str) -> Dataflow {
     let flow = Dataflow::new("supervised");
+    if scenario == "stdin" {
+        flow.input("inp", bwx::connectors::stdio::StdInSource::new())
+            .output("out", PrintSink::new("line: "));
+        return flow;
+    }
     if scenario == "fifo" {
         // Opening a FIFO blocks until a writer comes: the flow never leaves set-up.
         let path = std::env::var(FIFO).unwrap();
@@ -112,13 +117,20 @@ struct Ended {
 }
 
 fn start(args: &[&str], env: &[(&str, &str)]) -> Started {
+    start_with(args, env, |command| {
+        command.stdin(Stdio::null());
+    })
+}
+
+/// As [`start`], with standard input and anything else `configure` sets.
+fn start_with(args: &[&str], env: &[(&str, &str)], configure: impl FnOnce(&mut Command)) -> Started {
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
     let mut command = child_command(&args);
     command
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    configure(&mut command);
     let mut child = command.spawn().unwrap();
     let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
@@ -414,4 +426,56 @@ fn an_unauthenticated_cluster_beyond_loopback_is_warned_about_and_an_unresolvabl
             .contains("the cluster connections are not authenticated");
         assert_eq!(warned, secret.is_none(), "{}", ended.stderr);
     }
+}
+
+/// A new pseudo-terminal: its controlling side and the terminal a process reads.
+fn pseudo_terminal() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    // SAFETY: plain calls on the descriptor just opened; the name buffer is ours and
+    // NUL-terminated by ptsname_r.
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(master >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        assert_eq!(libc::grantpt(master), 0);
+        assert_eq!(libc::unlockpt(master), 0);
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(master, name.as_mut_ptr(), name.len()), 0);
+        let name = std::ffi::CStr::from_ptr(name.as_ptr())
+            .to_str()
+            .unwrap()
+            .to_string();
+        let terminal = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(name)
+            .unwrap();
+        (std::fs::File::from_raw_fd(master), terminal)
+    }
+}
+
+#[test]
+fn processes_read_lines_typed_at_their_terminal() {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let (mut keyboard, terminal) = pseudo_terminal();
+    // The supervisor runs in the foreground of a terminal of its own, as in a shell.
+    let started = start_with(&["run", "--processes", "2"], &[(SCENARIO, "stdin")], |command| {
+        command.stdin(Stdio::from(terminal));
+        // SAFETY: setsid and ioctl are async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    // Lines, then end of input (Ctrl-D at the start of a line).
+    keyboard.write_all(b"first line\nsecond line\n\x04").unwrap();
+    let ended = started.finish(Duration::from_secs(20));
+    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    assert_eq!(ended.lines("line: "), ["first line", "second line"]);
 }

@@ -14,10 +14,15 @@
 //! - With `--restarts N` (and `-r`), it then starts the cluster again, which resumes from
 //!   the last snapshot, at most N times, pausing 1 s, 2 s, 4 s... (at most 30 s) between
 //!   attempts.
+//! - Standard input goes to process 0 only (worker 0 is the one that reads it); the others
+//!   get none. A terminal cannot be read from the children's own process group (the kernel
+//!   stops a background reader with SIGTTIN), so from a terminal the supervisor reads and
+//!   passes the lines on to process 0 through a pipe.
 
 use std::ffi::OsString;
-use std::process::{Child, Command, ExitStatus};
-use std::sync::mpsc;
+use std::io::{IsTerminal, Read, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 use super::args::RunArgs;
@@ -67,10 +72,15 @@ pub(crate) fn run_processes(
     };
     let (events, heard) = mpsc::channel();
     let signals = watch_signals(events.clone())?;
+    let stdin = if std::io::stdin().is_terminal() {
+        Input::Forwarded(forward_stdin()?)
+    } else {
+        Input::Inherited
+    };
     let restarts = args.restarts.unwrap_or(0);
     let mut attempt = 0;
     let outcome = loop {
-        match run_once(args, processes, command, &secret, &events, &heard) {
+        match run_once(args, processes, command, &secret, &stdin, &events, &heard) {
             Ok(Ended::Finished) => break Ok(()),
             Ok(Ended::Failed(why)) if attempt < restarts => {
                 attempt += 1;
@@ -140,6 +150,85 @@ fn watch_signals(events: mpsc::Sender<Event>) -> Result<Watch, String> {
     Ok(Watch { handle, thread })
 }
 
+/// How process 0 gets the supervisor's standard input.
+enum Input {
+    /// Its own (a file or a pipe, which any process group may read).
+    Inherited,
+    /// Through a pipe the supervisor feeds from its terminal.
+    Forwarded(Arc<Forward>),
+}
+
+/// The pipe to the current process 0, fed by the thread reading the terminal.
+#[derive(Default)]
+struct Forward {
+    state: Mutex<Forwarding>,
+    /// Signalled when a process 0 starts.
+    started: Condvar,
+}
+
+#[derive(Default)]
+struct Forwarding {
+    to: Option<ChildStdin>,
+    /// The terminal reached end of input (Ctrl-D): processes started later get none.
+    ended: bool,
+}
+
+impl Forward {
+    fn lock(&self) -> MutexGuard<'_, Forwarding> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands the terminal's input to a process 0 that just started.
+    fn feed(&self, pipe: ChildStdin) {
+        let mut state = self.lock();
+        // After the end of input the pipe closes at once: that is its end of input.
+        if !state.ended {
+            state.to = Some(pipe);
+            self.started.notify_all();
+        }
+    }
+}
+
+/// Starts the thread that reads the terminal and writes what it reads to process 0. What
+/// is typed while no process 0 runs (before the first starts, between restarts) waits for
+/// the next one.
+fn forward_stdin() -> Result<Arc<Forward>, String> {
+    let forward = Arc::new(Forward::default());
+    let feeding = forward.clone();
+    std::thread::Builder::new()
+        .name("bwx:supervisor-stdin".to_string())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 8192];
+            loop {
+                let n = match stdin.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => 0,
+                };
+                let mut state = feeding.lock();
+                if n == 0 {
+                    state.ended = true;
+                    // Closing the pipe is the end of input for process 0.
+                    state.to = None;
+                    return;
+                }
+                loop {
+                    if let Some(pipe) = state.to.as_mut() {
+                        if pipe.write_all(&buf[..n]).is_ok() {
+                            break;
+                        }
+                        // That process 0 has exited: the next one gets the input.
+                        state.to = None;
+                    }
+                    state = feeding.started.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the thread reading the terminal: {e}"))?;
+    Ok(forward)
+}
+
 /// A started child: its pid (the waiting thread owns the `Child`), and how it ended.
 struct Running {
     pid: u32,
@@ -155,6 +244,7 @@ fn run_once(
     processes: usize,
     command: &dyn Fn(&[OsString]) -> std::io::Result<Command>,
     secret: &ClusterSecret,
+    stdin: &Input,
     events: &mpsc::Sender<Event>,
     heard: &mpsc::Receiver<Event>,
 ) -> Result<Ended, String> {
@@ -180,12 +270,22 @@ fn run_once(
                 c.env_remove(var);
             }
             c.env(crate::execution::ENV_SECRET, secret.to_env_value());
+            match stdin {
+                _ if id != 0 => c.stdin(Stdio::null()),
+                Input::Inherited => c.stdin(Stdio::inherit()),
+                Input::Forwarded(_) => c.stdin(Stdio::piped()),
+            };
             own_group_and_die_with_parent(&mut c);
             ports.hand_to(id, &mut c);
             c.spawn()
         });
         match spawned {
-            Ok(child) => children.push(wait_in_background(id, child, events.clone())),
+            Ok(mut child) => {
+                if let (Input::Forwarded(forward), Some(pipe)) = (stdin, child.stdin.take()) {
+                    forward.feed(pipe);
+                }
+                children.push(wait_in_background(id, child, events.clone()))
+            }
             Err(e) => {
                 signal_all(&mut children, libc::SIGKILL);
                 drain_exits(&mut children, heard);
