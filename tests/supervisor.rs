@@ -479,3 +479,77 @@ fn processes_read_lines_typed_at_their_terminal() {
     assert_eq!(ended.code, Some(0), "{}", ended.stderr);
     assert_eq!(ended.lines("line: "), ["first line", "second line"]);
 }
+
+/// A cgroup (v2) of its own that freezes its processes: they are hung, not stopped (no
+/// SIGSTOP, state `S`), as a process stuck in the kernel or starved is. Removed on drop.
+struct Freezer(std::path::PathBuf);
+
+impl Freezer {
+    /// `None` (and says why) where this process may not make cgroups.
+    fn new() -> Option<Freezer> {
+        let root = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .into_iter()
+            .map(Path::new)
+            .find(|root| {
+                root.join("cgroup.procs").exists() && root.join("cgroup.subtree_control").exists()
+            })?;
+        let dir = root.join(format!("bwx-supervisor-test-{}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) if dir.join("cgroup.freeze").exists() => Some(Freezer(dir)),
+            Ok(()) => {
+                let _ = std::fs::remove_dir(&dir);
+                None
+            }
+            Err(e) => {
+                eprintln!("skipped: cannot make a cgroup in {}: {e}", root.display());
+                None
+            }
+        }
+    }
+
+    fn freeze(&self, pid: i32) {
+        std::fs::write(self.0.join("cgroup.procs"), pid.to_string()).unwrap();
+        std::fs::write(self.0.join("cgroup.freeze"), "1").unwrap();
+    }
+}
+
+impl Drop for Freezer {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("cgroup.freeze"), "0");
+        let started = Instant::now();
+        while std::fs::remove_dir(&self.0).is_err() && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn the_supervisor_names_a_hung_process_whose_heartbeat_stopped() {
+    let Some(freezer) = Freezer::new() else {
+        eprintln!("skipped: freezing a process needs a writable cgroup v2 hierarchy (root)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = start(
+        &["run", "-p", "3", "--heartbeat-timeout", "1s"],
+        &[(PID_DIR, tmp.path().to_str().unwrap())],
+    );
+    let pid = children(tmp.path(), 3)
+        .into_iter()
+        .find(|(_, id)| *id == 1)
+        .map(|(pid, _)| pid)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    freezer.freeze(pid);
+    let ended = run.finish(Duration::from_secs(20));
+    assert_eq!(ended.code, Some(1), "{}", ended.stderr);
+    assert!(
+        ended.stderr.contains(
+            "process 1 of 3 failed (it stopped answering: process 0 heard no heartbeat from it within the timeout)"
+        ) || ended.stderr.contains(
+            "process 1 of 3 failed (it stopped answering: process 2 heard no heartbeat from it within the timeout)"
+        ),
+        "{}",
+        ended.stderr
+    );
+}
