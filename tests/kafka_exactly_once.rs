@@ -21,7 +21,8 @@
 //!     cargo test --features kafka --test kafka_exactly_once -- --nocapture
 //! ```
 //!
-//! `BWX_EOS_KILLS` sets the number of kills per broker (21 by default). The test binary
+//! `BWX_EOS_KILLS` sets the number of kills per broker (21 by default) and `BWX_EOS_SEED`
+//! the seed of their moments (7 by default). The test binary
 //! re-executes itself as the flow's processes (`eos_process`).
 #![cfg(feature = "kafka")]
 
@@ -559,7 +560,11 @@ fn killed_and_rescaled_flows_write_every_record_exactly_once() {
         let started = Instant::now();
         let s = setup(broker, base.path(), &format!("kills{i}"));
         let expected = seed(&s.brokers, &s.input, RECORDS);
-        let summary = kill_and_resume(&s, kills, 7 + i as u64);
+        let seed: u64 = std::env::var("BWX_EOS_SEED")
+            .ok()
+            .and_then(|k| k.parse().ok())
+            .unwrap_or(7);
+        let summary = kill_and_resume(&s, kills, seed + i as u64);
         let committed = read_back(broker, &s.output, "read_committed");
         let uncommitted = read_back(broker, &s.output, "read_uncommitted");
         let result = check(&expected, &committed);

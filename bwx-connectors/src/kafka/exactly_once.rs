@@ -74,6 +74,10 @@ const MAX_EPOCHS_IN_FLIGHT: usize = 8;
 /// by a new one), exactly-once cannot be kept and the slot refuses to start, naming the
 /// step, slot, transactional id and both epochs.
 ///
+/// A [`KafkaSource`](super::KafkaSource)'s positions are stored in the same epochs'
+/// snapshots, so a Kafka → bwx → Kafka flow resumes its input and its output at the same
+/// epoch: every input message's output is committed exactly once.
+///
 /// Rules for settings:
 /// - `transaction.timeout.ms` (librdkafka's default is 60 s) must exceed the time to
 ///   produce and commit one epoch's output of a slot: a transaction is open only during
