@@ -543,3 +543,29 @@ impl Publisher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(topic: Option<&str>) -> ExactlyOnceKafkaSink<String> {
+        KafkaSink::new(KafkaConfig::new("127.0.0.1:9"), topic).exactly_once("app")
+    }
+
+    #[test]
+    fn slots_are_named_in_order_and_bad_settings_are_refused() {
+        assert_eq!(
+            sink(Some("out")).slots(3).list_parts().unwrap(),
+            ["txn-0", "txn-1", "txn-2"]
+        );
+        let err = |s: ExactlyOnceKafkaSink<String>| s.list_parts().unwrap_err().to_string();
+        assert!(err(sink(Some("out")).slots(0)).contains("at least one slot"));
+        assert!(
+            err(KafkaSink::new(KafkaConfig::new("b:1"), Some("out")).exactly_once::<String>(""))
+                .contains("transactional id prefix")
+        );
+        assert!(err(sink(None)).contains("needs a marker topic"));
+        assert_eq!(sink(None).marker_topic("m").list_parts().unwrap().len(), 4);
+        assert_eq!(sink(Some("out")).delivery(), Delivery::ExactlyOnce);
+    }
+}
