@@ -184,7 +184,8 @@ pub struct TransactionLog {
     /// The last epoch the slot pre-committed.
     epoch: u64,
     /// Pre-committed epochs Kafka has not confirmed, oldest first.
-    pending: Vec<(u64, Arc<Vec<KafkaSinkMessage>>)>,
+    #[serde(with = "super::wal")]
+    pending: super::wal::Pending,
 }
 
 impl<K: Key> FixedPartitionedSink for ExactlyOnceKafkaSink<K> {

@@ -54,6 +54,7 @@ mod ops;
 pub mod serde;
 mod sink;
 mod source;
+mod wal;
 mod watch;
 
 /// The rdkafka crate the connectors use, for admin tasks and anything the connectors do not
