@@ -103,8 +103,10 @@ pub use bwx_macros::dataflow;
 pub use bwx_macros::source;
 
 /// Generates a fixed-partitioned sink from a partition struct and its impl block (methods
-/// `list_parts`, `part_fn`, `open`, `write_batch`, `close`); like [`source`]. The key type
-/// is `part_fn`'s second parameter, or `#[sink(key = Type)]` (default `String`).
+/// `list_parts`, `part_fn`, `delivery`, `open`, `write_batch`, `pre_commit`, `commit`,
+/// `close`); like [`source`]. The key type is `part_fn`'s second parameter, or
+/// `#[sink(key = Type)]` (default `String`). `fn delivery(sink: &S) -> Delivery` declares
+/// the guarantee (at-least-once unless it says otherwise).
 #[cfg(feature = "macros")]
 pub use bwx_macros::sink;
 

@@ -495,13 +495,11 @@ impl<S: SinkSystem> SinkKit<S> {
             _ => self.system.unreachable(case),
         };
         let what = match variant {
-            Variant::Missing => "a missing resource",
-            _ => "a wrong address",
+            Variant::Missing => "missing resource",
+            _ => "wrong address",
         };
         match built {
-            None => Ok(Verdict::NotApplicable(format!(
-                "the system has no {what} to point at"
-            ))),
+            None => Ok(Verdict::NotApplicable(format!("the system has no {what} to try"))),
             Some(Err(e)) => Ok(Verdict::Passed(format!("refused when built: {}", report(&*e)))),
             Some(Ok(_)) => {
                 let mut spec = RunSpec::new(0, 2);
@@ -516,9 +514,9 @@ impl<S: SinkSystem> SinkKit<S> {
                         "the error does not name the step '{STEP}': {report}"
                     ))),
                     End::Ok => Ok(Verdict::Failed(format!(
-                        "{what} gave a run that ended without an error: it must be an error, not a run that writes nowhere"
+                        "a {what} gave a run that ended without an error: it must be an error, not a run that writes nowhere"
                     ))),
-                    other => Ok(Verdict::Failed(format!("{what}: {}", describe(&other)))),
+                    other => Ok(Verdict::Failed(format!("a {what}: {}", describe(&other)))),
                 }
             }
         }

@@ -371,6 +371,7 @@ impl<S: SourceSystem> SourceKit<S> {
     }
 
     fn resume_from_every_snapshot(&self, case: &Case) -> Result<Verdict, String> {
+        self.prepared(case)?;
         if !self.fixed(case)? {
             return Ok(Verdict::NotApplicable(
                 "a dynamic source keeps no position".into(),
@@ -386,7 +387,6 @@ impl<S: SourceSystem> SourceKit<S> {
                 "an at-least-once source keeps its position in the broker, not in its snapshots".into(),
             ));
         }
-        self.prepared(case)?;
         let all = self.all();
         self.append_all(case, &all)?;
         let store = MemoryStore::new(3);
@@ -457,8 +457,8 @@ impl<S: SourceSystem> SourceKit<S> {
     }
 
     fn eof_and_tailing(&self, case: &Case) -> Result<Verdict, String> {
-        let fixed = self.fixed(case)?;
         self.prepared(case)?;
+        let fixed = self.fixed(case)?;
         let half = self.records / 2;
         let first = range(self.system.partitions(), 0, half);
         let second = range(self.system.partitions(), half, self.records);
@@ -594,12 +594,12 @@ impl<S: SourceSystem> SourceKit<S> {
     }
 
     fn rescale(&self, case: &Case) -> Result<Verdict, String> {
+        self.prepared(case)?;
         if !self.fixed(case)? {
             return Ok(Verdict::NotApplicable(
                 "a dynamic source keeps no position".into(),
             ));
         }
-        self.prepared(case)?;
         let all = self.all();
         self.append_all(case, &all)?;
         let dir = case.dir().join("db");
@@ -650,36 +650,36 @@ impl<S: SourceSystem> SourceKit<S> {
     }
 
     fn kill_and_resume(&self, case: &Case, run: &str) -> Result<Verdict, String> {
+        self.prepared(case)?;
         if !self.fixed(case)? {
             return Ok(Verdict::NotApplicable(
                 "a dynamic source keeps no position".into(),
             ));
         }
-        self.prepared(case)?;
-        let all = self.all();
+        // More records than the other checks, read slowly, so that kills land mid-run.
+        let all = range(self.system.partitions(), 0, 3 * self.records);
         self.append_all(case, &all)?;
         let dir = case.dir().join("db");
         init_dir(&dir, 3).map_err(|e| format!("cannot make the recovery directory: {e}"))?;
         let total = all.concat().len();
         let mut rng = Rng::new(run.bytes().map(u64::from).sum());
-        let mut kills = 0;
-        let mut runs = 0;
+        let durable_file = case.dir().join("durable");
+        let (mut kills, mut runs) = (0, 0);
         loop {
             let mut spec = RunSpec::new(runs, [2, 1, 3][runs % 3]);
             spec.store = Store::Sqlite(dir.clone());
-            spec.epoch = Duration::from_millis(15);
-            spec.pace = Duration::from_millis(5);
+            spec.epoch = Duration::from_millis(10);
+            spec.pace = Duration::from_millis(3);
             spec.exactly_once_out = true;
             spec.stop_at_total = (self.system.ending() == Ending::Tails).then_some(total);
-            let durable_file = case.dir().join("durable");
             let durable_before = read_durable(&durable_file);
             let left = total.saturating_sub(durable_before);
             let mut running = self.start_child(case, spec)?;
             runs += 1;
-            if kills < 3 && left >= 2 {
-                // Mid-run, once the run made durable progress that a resume must keep, and
+            if kills < 3 && left >= 3 {
+                // Mid-run: once the run made durable progress that a resume must keep, and
                 // read a random share of what was left.
-                let threshold = 1 + rng.below(left as u64 / 2) as usize;
+                let threshold = 1 + rng.below(left as u64 / 3) as usize;
                 let started = Instant::now();
                 while (running.seen().len() < threshold || read_durable(&durable_file) <= durable_before)
                     && !running.finished()
@@ -700,13 +700,11 @@ impl<S: SourceSystem> SourceKit<S> {
                     describe_end(&end)
                 )));
             }
-            if kills >= 3 || runs > 12 {
-                break;
-            }
+            break;
         }
         if kills == 0 {
             return Ok(Verdict::Failed(
-                "every run ended before it could be killed: give the system more records".into(),
+                "the first run ended before it could be killed with durable progress: are the source's batches small?".into(),
             ));
         }
         let got = read_records(&case.dir().join("out.txt"));
@@ -733,13 +731,11 @@ impl<S: SourceSystem> SourceKit<S> {
             _ => self.system.unreachable(case),
         };
         let what = match variant {
-            Variant::Missing => "a missing resource",
-            _ => "a wrong address",
+            Variant::Missing => "missing resource",
+            _ => "wrong address",
         };
         match built {
-            None => Ok(Verdict::NotApplicable(format!(
-                "the system has no {what} to point at"
-            ))),
+            None => Ok(Verdict::NotApplicable(format!("the system has no {what} to try"))),
             Some(Err(e)) => Ok(Verdict::Passed(format!("refused when built: {}", report(&*e)))),
             Some(Ok(_)) => {
                 let mut spec = RunSpec::new(0, 2);
@@ -752,10 +748,10 @@ impl<S: SourceSystem> SourceKit<S> {
                         "the error does not name the step '{STEP}': {report}"
                     ))),
                     End::Ok => Ok(Verdict::Failed(format!(
-                        "{what} gave a run that ended without an error after {} items: it must be an error, not an empty run",
+                        "a {what} gave a run that ended without an error after {} items: it must be an error, not an empty run",
                         super::run::seen(case, 0).len()
                     ))),
-                    other => Ok(Verdict::Failed(format!("{what}: {}", describe_end(&other)))),
+                    other => Ok(Verdict::Failed(format!("a {what}: {}", describe_end(&other)))),
                 }
             }
         }
