@@ -22,6 +22,10 @@ pub use bwx_runtime::*;
 #[cfg(feature = "connectors")]
 pub use bwx_connectors as connectors;
 
+/// PostgreSQL: an exactly-once sink and an incremental source (feature `postgres`).
+#[cfg(feature = "postgres")]
+pub use bwx_postgres as postgres;
+
 /// Builds a [`Dataflow`] from statements `binding = stream.operator(args);`, checked at
 /// compile time.
 ///
