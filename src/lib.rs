@@ -26,6 +26,10 @@ pub use bwx_connectors as connectors;
 #[cfg(feature = "postgres")]
 pub use bwx_postgres as postgres;
 
+/// Redis Streams: a source per stream and an XADD sink (feature `redis`).
+#[cfg(feature = "redis")]
+pub use bwx_redis as redis;
+
 /// Builds a [`Dataflow`] from statements `binding = stream.operator(args);`, checked at
 /// compile time.
 ///
