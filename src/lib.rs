@@ -30,6 +30,11 @@ pub use bwx_postgres as postgres;
 #[cfg(feature = "redis")]
 pub use bwx_redis as redis;
 
+/// NATS JetStream: a source per stream and a sink with publish acknowledgements (feature
+/// `nats`).
+#[cfg(feature = "nats")]
+pub use bwx_nats as nats;
+
 /// Builds a [`Dataflow`] from statements `binding = stream.operator(args);`, checked at
 /// compile time.
 ///

@@ -127,6 +127,20 @@ pub trait StatefulSourcePartition: 'static {
     /// The position to resume from; called at the end of every epoch when recovery is on.
     fn snapshot(&self) -> Self::State;
 
+    /// `durable`, a position this partition returned from [`snapshot`](Self::snapshot), is
+    /// stored in every recovery partition: no resume will start before it. A source whose
+    /// broker redelivers until told otherwise acknowledges here what `durable` covers (a
+    /// JetStream ack, an MQTT PUBACK), so that a crash before this call gets the items again.
+    ///
+    /// Contract for the engine (not wired yet: the engine does not call it so far, and
+    /// connectors must work without it): called in epoch order, at most once per position,
+    /// after the epoch is durable, and before [`close`](Self::close); without recovery,
+    /// right after the snapshot at every epoch's end.
+    fn commit(&mut self, durable: &Self::State) -> Result<(), ConnectorError> {
+        let _ = durable;
+        Ok(())
+    }
+
     /// Called once, after EOF or when the execution stops.
     fn close(&mut self) -> Result<(), ConnectorError> {
         Ok(())
