@@ -35,6 +35,10 @@ pub use bwx_redis as redis;
 #[cfg(feature = "nats")]
 pub use bwx_nats as nats;
 
+/// MQTT: a QoS 1 source over persistent sessions and a QoS 1 sink (feature `mqtt`).
+#[cfg(feature = "mqtt")]
+pub use bwx_mqtt as mqtt;
+
 /// Builds a [`Dataflow`] from statements `binding = stream.operator(args);`, checked at
 /// compile time.
 ///

@@ -5,8 +5,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::marker::PhantomData;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -126,15 +124,13 @@ impl<T: 'static> StatelessSinkPartition for Discard<T> {
 
 /// Writes records as lines of one file, exactly once across resumes: its state is the
 /// length written and the number of records, and a resumed partition truncates the file
-/// back to it. Sets `stop` once the file holds `stop_at` records.
+/// back to it.
 ///
 /// `commit` writes the number of records of the epochs now durable to `durable`, so that the
 /// kill check kills a run after it made progress that a resume must keep.
 pub(crate) struct KitFileSink {
     pub path: PathBuf,
     pub durable: PathBuf,
-    pub stop: Arc<AtomicBool>,
-    pub stop_at: Option<usize>,
 }
 
 /// The position of a [`KitFileSink`].
@@ -151,8 +147,6 @@ pub(crate) struct KitFilePart {
     pending: Vec<(u64, usize)>,
     at: FilePosition,
     buf: Vec<u8>,
-    stop: Arc<AtomicBool>,
-    stop_at: Option<usize>,
 }
 
 impl FixedPartitionedSink for KitFileSink {
@@ -185,19 +179,8 @@ impl FixedPartitionedSink for KitFileSink {
             pending: Vec::new(),
             at,
             buf: Vec::new(),
-            stop: self.stop.clone(),
-            stop_at: self.stop_at,
         };
-        part.stop_when_complete();
         Ok(part)
-    }
-}
-
-impl KitFilePart {
-    fn stop_when_complete(&self) {
-        if self.stop_at.is_some_and(|n| self.at.count >= n) {
-            self.stop.store(true, Ordering::SeqCst);
-        }
     }
 }
 
@@ -213,7 +196,6 @@ impl StatefulSinkPartition for KitFilePart {
         }
         self.file.write_all(&self.buf)?;
         self.at.len += self.buf.len() as u64;
-        self.stop_when_complete();
         Ok(())
     }
 

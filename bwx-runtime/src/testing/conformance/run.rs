@@ -72,8 +72,6 @@ pub(crate) struct RunSpec {
     pub epoch: Duration,
     /// Stop gracefully once this run saw this many records.
     pub stop_after: Option<usize>,
-    /// Stop gracefully once the exactly-once output file holds this many records.
-    pub stop_at_total: Option<usize>,
     pub variant: Variant,
     /// Sleep this long per item seen (so that a kill lands mid-run).
     pub pace: Duration,
@@ -91,7 +89,6 @@ impl RunSpec {
             store: Store::None,
             epoch: Duration::from_millis(20),
             stop_after: None,
-            stop_at_total: None,
             variant: Variant::Normal,
             pace: Duration::ZERO,
             exactly_once_out: false,

@@ -343,7 +343,7 @@ impl<S: SourceSystem> SourceKit<S> {
             self.append_all(&case, &all)?;
             let mut spec = RunSpec::new(0, workers);
             spec.epoch = Duration::from_millis(10);
-            let (end, seen) = self.run_to(&case, spec, None, all.concat().len())?;
+            let (end, seen) = self.run_to(&case, spec, None, &all.concat())?;
             if let Some(bad) = self.wrong_end(&end, false) {
                 return Ok(Verdict::Failed(format!("on {workers} workers: {bad}")));
             }
@@ -393,7 +393,7 @@ impl<S: SourceSystem> SourceKit<S> {
         let mut spec = RunSpec::new(0, 2);
         spec.store = Store::Memory;
         spec.epoch = Duration::ZERO;
-        let (end, first) = self.run_to(case, spec, Some(store.clone()), all.concat().len())?;
+        let (end, first) = self.run_to(case, spec, Some(store.clone()), &all.concat())?;
         if let Some(bad) = self.wrong_end(&end, false) {
             return Ok(Verdict::Failed(format!("the first run: {bad}")));
         }
@@ -436,7 +436,7 @@ impl<S: SourceSystem> SourceKit<S> {
                 .collect();
             let mut spec = RunSpec::new(1 + i, if i % 2 == 0 { 1 } else { 3 });
             spec.store = Store::Memory;
-            let (end, got) = self.run_to(case, spec, Some(seeded.resume()), expected.len())?;
+            let (end, got) = self.run_to(case, spec, Some(seeded.resume()), &expected)?;
             if let Some(bad) = self.wrong_end(&end, false) {
                 return Ok(Verdict::Failed(format!("resumed after epoch {epoch}: {bad}")));
             }
@@ -471,7 +471,7 @@ impl<S: SourceSystem> SourceKit<S> {
         }
         match self.system.ending() {
             Ending::AtEof => {
-                let (end, seen) = self.run_to(case, spec, Some(store.clone()), usize::MAX)?;
+                let (end, seen) = self.run_to(case, spec, Some(store.clone()), &[])?;
                 if end != End::Ok {
                     return Ok(Verdict::Failed(format!(
                         "a source that ends at EOF did not end by itself with what was there: {}",
@@ -491,7 +491,7 @@ impl<S: SourceSystem> SourceKit<S> {
                 }
                 let mut spec = RunSpec::new(1, 3);
                 spec.store = Store::Memory;
-                let (end, seen) = self.run_to(case, spec, Some(store.resume()), usize::MAX)?;
+                let (end, seen) = self.run_to(case, spec, Some(store.resume()), &[])?;
                 let tally = Tally::of(second.concat(), seen.iter().filter_map(|s| s.record));
                 if end != End::Ok || !tally.exact() {
                     return Ok(Verdict::Failed(format!(
@@ -503,7 +503,7 @@ impl<S: SourceSystem> SourceKit<S> {
                 }
                 let mut spec = RunSpec::new(2, 1);
                 spec.store = Store::Memory;
-                let (end, seen) = self.run_to(case, spec, Some(store.resume().resume()), usize::MAX)?;
+                let (end, seen) = self.run_to(case, spec, Some(store.resume().resume()), &[])?;
                 if end != End::Ok || !seen.is_empty() {
                     return Ok(Verdict::Failed(format!(
                         "resumed at EOF with nothing appended: {}, {} items",
@@ -570,11 +570,16 @@ impl<S: SourceSystem> SourceKit<S> {
                 if resumable {
                     spec.store = Store::Memory;
                 }
-                let (end, seen) = self.run_to(case, spec, Some(store.resume()), third.concat().len())?;
+                let (end, seen) = self.run_to(case, spec, Some(store.resume()), &third.concat())?;
                 if let Some(bad) = self.wrong_end(&end, false) {
                     return Ok(Verdict::Failed(format!("resumed after a stop: {bad}")));
                 }
-                let tally = Tally::of(third.concat(), seen.iter().filter_map(|s| s.record));
+                // An at-least-once source may deliver again what the stopped run read.
+                let again = |r: &u64| !self.exactly_once() && both.contains(r);
+                let tally = Tally::of(
+                    third.concat(),
+                    seen.iter().filter_map(|s| s.record).filter(|r| !again(r)),
+                );
                 if !tally.exact()
                     && (self.exactly_once() || !tally.lost.is_empty() || !tally.unexpected.is_empty())
                 {
@@ -615,12 +620,13 @@ impl<S: SourceSystem> SourceKit<S> {
             if !last {
                 spec.stop_after = Some(total / 3);
             }
-            let want = if last {
-                total - got.len().min(total)
+            let read: BTreeSet<u64> = got.iter().copied().collect();
+            let want: Vec<u64> = if last {
+                all.concat().into_iter().filter(|r| !read.contains(r)).collect()
             } else {
-                usize::MAX
+                Vec::new()
             };
-            let (end, seen) = self.run_to(case, spec, None, want)?;
+            let (end, seen) = self.run_to(case, spec, None, &want)?;
             if let Some(bad) = self.wrong_end(&end, !last) {
                 return Ok(Verdict::Failed(format!(
                     "run {} on {workers} workers: {bad}",
@@ -671,7 +677,6 @@ impl<S: SourceSystem> SourceKit<S> {
             spec.epoch = Duration::from_millis(10);
             spec.pace = Duration::from_millis(3);
             spec.exactly_once_out = true;
-            spec.stop_at_total = (self.system.ending() == Ending::Tails).then_some(total);
             let durable_before = read_durable(&durable_file);
             let left = total.saturating_sub(durable_before);
             let mut running = self.start_child(case, spec)?;
@@ -692,6 +697,20 @@ impl<S: SourceSystem> SourceKit<S> {
                     kills += 1;
                     continue;
                 }
+            }
+            if self.system.ending() == Ending::Tails {
+                // A tailing source is stopped once the file holds every record.
+                let started = Instant::now();
+                let out = case.dir().join("out.txt");
+                while !running.finished() && started.elapsed() < self.timeout {
+                    let got: BTreeSet<u64> = read_records(&out).into_iter().collect();
+                    if all.iter().flatten().all(|r| got.contains(r)) {
+                        break;
+                    }
+                    std::thread::sleep(POLL);
+                }
+                std::thread::sleep(GRACE);
+                running.stop();
             }
             let end = running.wait(self.timeout);
             if end != End::Ok {
@@ -759,14 +778,14 @@ impl<S: SourceSystem> SourceKit<S> {
 
     // ---- running ----
 
-    /// Runs until the end (a source that ends), or until `want` records were seen and a
-    /// grace period passed (a tailing one), then stops it.
+    /// Runs until the end (a source that ends), or until every record of `want` was seen
+    /// and a grace period passed (a tailing one), then stops it.
     fn run_to(
         &self,
         case: &Case,
         spec: RunSpec,
         memory: Option<Arc<MemoryStore>>,
-        want: usize,
+        want: &[u64],
     ) -> Result<(End, Vec<Seen>), String> {
         let run = spec.run;
         let stops_itself = spec.stop_after.is_some();
@@ -774,8 +793,8 @@ impl<S: SourceSystem> SourceKit<S> {
         if self.system.ending() == Ending::Tails && !stops_itself {
             let started = Instant::now();
             while !running.finished() && started.elapsed() < self.timeout {
-                let records = running.seen().iter().filter(|s| s.record.is_some()).count();
-                if records >= want {
+                let seen: BTreeSet<u64> = running.seen().iter().filter_map(|s| s.record).collect();
+                if want.iter().all(|r| seen.contains(r)) {
                     break;
                 }
                 std::thread::sleep(POLL);
@@ -879,8 +898,6 @@ fn run_source_flow<S: SourceSystem>(
             KitFileSink {
                 path: case.dir().join("out.txt"),
                 durable: case.dir().join("durable"),
-                stop: stop.clone(),
-                stop_at: spec.stop_at_total,
             },
         );
     } else {
