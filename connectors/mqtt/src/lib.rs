@@ -28,3 +28,6 @@ pub use error::MqttError;
 pub use message::MqttMessage;
 pub use sink::{MqttSink, MqttSinkPartition};
 pub use source::{MqttPartition, MqttSource, MqttSourceState};
+
+/// The `rumqttc` crate this one is built on, for its types.
+pub use rumqttc;

@@ -22,3 +22,6 @@ pub use error::NatsError;
 pub use message::JetStreamMessage;
 pub use sink::{JetStreamSink, JetStreamSinkPartition};
 pub use source::{JetStreamPartition, JetStreamPosition, JetStreamSource};
+
+/// The `async-nats` crate this one is built on, for its types.
+pub use async_nats;

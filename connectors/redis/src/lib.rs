@@ -21,3 +21,6 @@ pub use entry::{StreamEntry, ToFields};
 pub use error::RedisError;
 pub use sink::{RedisStreamSink, RedisStreamSinkPartition};
 pub use source::{RedisStreamPartition, RedisStreamPosition, RedisStreamSource};
+
+/// The `redis` crate this one is built on, for its types.
+pub use redis;
