@@ -365,9 +365,15 @@ impl<S: SinkSystem> SinkKit<S> {
             let resume_epoch = match (&store, &resumed) {
                 (_, Some(m)) => m.resume_point().epoch,
                 (Store::Sqlite(dir), _) => {
-                    SqliteRecovery::open(dir, Duration::ZERO, "kit")
-                        .map_err(|e| format!("cannot open the recovery directory: {e}"))?
-                        .resume_point()
+                    let store = SqliteRecovery::open(dir, Duration::ZERO, "kit")
+                        .map_err(|e| format!("cannot open the recovery directory: {e}"))?;
+                    let summary = store
+                        .local_summary()
+                        .map_err(|e| format!("cannot read the recovery directory: {e}"))?;
+                    store
+                        .plan(&[summary])
+                        .map_err(|e| format!("cannot plan a resume from the recovery directory: {e}"))?
+                        .point
                         .epoch
                 }
                 _ => 0,

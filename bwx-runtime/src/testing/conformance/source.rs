@@ -426,7 +426,10 @@ impl<S: SourceSystem> SourceKit<S> {
             let seeded = MemoryStore::new(3);
             for (key, by_epoch) in &positions {
                 if let Some((_, state)) = by_epoch.range(..=epoch).next_back() {
-                    seeded.put(STEP, key.clone(), state.clone());
+                    let part: String = codec::decode_key(key).map_err(|e| {
+                        format!("the source stored a position under a key that is not a partition name: {e}")
+                    })?;
+                    seeded.put_position(STEP, &part, state.clone());
                 }
             }
             let expected: Vec<u64> = first
