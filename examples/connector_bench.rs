@@ -42,7 +42,12 @@ struct Row {
     cpu: Duration,
 }
 
-fn measure(system: &'static str, what: impl Into<String>, items: u64, f: impl FnOnce() -> Result<()>) -> Result<Row> {
+fn measure(
+    system: &'static str,
+    what: impl Into<String>,
+    items: u64,
+    f: impl FnOnce() -> Result<()>,
+) -> Result<Row> {
     let (c0, t0) = (cpu(), Instant::now());
     f()?;
     let row = Row {
@@ -78,7 +83,9 @@ struct CountOf<T>(Count, std::marker::PhantomData<fn(T)>);
 impl<T: 'static> StatelessSinkPartition for CountOf<T> {
     type Item = T;
     fn write_batch(&mut self, items: &mut Vec<T>) -> Result<(), ConnectorError> {
-        self.0.0.fetch_add(items.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.0
+            .0
+            .fetch_add(items.len() as u64, std::sync::atomic::Ordering::Relaxed);
         items.clear();
         Ok(())
     }
@@ -146,16 +153,23 @@ mod pg {
             let name = format!("{}_sink{workers}", tag());
             table(&mut client, &name)?;
             let sink = PostgresSink::<u64, (i64, i64)>::new(url, &name, &["id", "v"])?.slots(2);
-            rows.push(measure("postgres", format!("PostgresSink, {workers} worker(s)"), n, || {
-                let flow = Dataflow::new("write");
-                flow.input("inp", numbers(n))
-                    .map("row", |i| (i, (i as i64, i as i64 * 2)))
-                    .output("out", sink);
-                run(&flow, workers)
-            })?);
+            rows.push(measure(
+                "postgres",
+                format!("PostgresSink, {workers} worker(s)"),
+                n,
+                || {
+                    let flow = Dataflow::new("write");
+                    flow.input("inp", numbers(n))
+                        .map("row", |i| (i, (i as i64, i as i64 * 2)))
+                        .output("out", sink);
+                    run(&flow, workers)
+                },
+            )?);
         }
         rows.push(measure("postgres", "raw SELECT by key, 1000 a query", n, || {
-            let next = client.prepare(&format!("SELECT id, v FROM {raw} WHERE id > $1 ORDER BY id LIMIT 1000"))?;
+            let next = client.prepare(&format!(
+                "SELECT id, v FROM {raw} WHERE id > $1 ORDER BY id LIMIT 1000"
+            ))?;
             let (mut after, mut read) = (-1i64, 0u64);
             loop {
                 let got = client.query(&next, &[&after])?;
@@ -171,9 +185,12 @@ mod pg {
                 .partitions(2)
                 .batch_size(1000)
                 .tail(false);
-            rows.push(measure("postgres", format!("PostgresSource, {workers} worker(s)"), n, || {
-                read_all(source, workers, n)
-            })?);
+            rows.push(measure(
+                "postgres",
+                format!("PostgresSource, {workers} worker(s)"),
+                n,
+                || read_all(source, workers, n),
+            )?);
         }
         Ok(())
     }
@@ -191,7 +208,12 @@ mod redis_bench {
             for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
                 let mut pipe = redis::pipe();
                 for i in chunk {
-                    pipe.cmd("XADD").arg(&raw[(*i % 2) as usize]).arg("*").arg("v").arg(*i).ignore();
+                    pipe.cmd("XADD")
+                        .arg(&raw[(*i % 2) as usize])
+                        .arg("*")
+                        .arg("v")
+                        .arg(*i)
+                        .ignore();
                 }
                 pipe.query::<()>(&mut con)?;
             }
@@ -199,14 +221,19 @@ mod redis_bench {
         })?);
         for workers in [1, 2] {
             let sink = RedisStreamSink::new(url, &format!("{}:sink{workers}", tag()))?;
-            rows.push(measure("redis", format!("RedisStreamSink, {workers} worker(s)"), n, || {
-                let flow = Dataflow::new("write");
-                flow.input("inp", numbers(n))
-                    .redistribute("spread")
-                    .map("fields", |i| vec![("v".to_string(), i.to_string())])
-                    .output("out", sink);
-                run(&flow, workers)
-            })?);
+            rows.push(measure(
+                "redis",
+                format!("RedisStreamSink, {workers} worker(s)"),
+                n,
+                || {
+                    let flow = Dataflow::new("write");
+                    flow.input("inp", numbers(n))
+                        .redistribute("spread")
+                        .map("fields", |i| vec![("v".to_string(), i.to_string())])
+                        .output("out", sink);
+                    run(&flow, workers)
+                },
+            )?);
         }
         rows.push(measure("redis", "raw XREAD, 1000 a call", n, || {
             let mut read = 0u64;
@@ -220,7 +247,9 @@ mod redis_bench {
                         .arg(stream)
                         .arg(&after)
                         .query(&mut con)?;
-                    let Some(key) = reply.keys.into_iter().next() else { break };
+                    let Some(key) = reply.keys.into_iter().next() else {
+                        break;
+                    };
                     let Some(last) = key.ids.last() else { break };
                     after = last.id.clone();
                     read += key.ids.len() as u64;
@@ -230,10 +259,15 @@ mod redis_bench {
             Ok(())
         })?);
         for workers in [1, 2] {
-            let source = RedisStreamSource::new(url, raw.clone())?.batch_size(1000).tail(false);
-            rows.push(measure("redis", format!("RedisStreamSource, {workers} worker(s)"), n, || {
-                read_all(source, workers, n)
-            })?);
+            let source = RedisStreamSource::new(url, raw.clone())?
+                .batch_size(1000)
+                .tail(false);
+            rows.push(measure(
+                "redis",
+                format!("RedisStreamSource, {workers} worker(s)"),
+                n,
+                || read_all(source, workers, n),
+            )?);
         }
         Ok(())
     }
@@ -241,9 +275,9 @@ mod redis_bench {
 
 mod nats_bench {
     use super::*;
-    use bwx::nats::async_nats;
     use async_nats::jetstream::consumer::{AckPolicy, pull};
     use async_nats::jetstream::{self, stream};
+    use bwx::nats::async_nats;
     use bwx::nats::{JetStreamSink, JetStreamSource};
     use futures_util::StreamExt;
 
@@ -281,14 +315,19 @@ mod nats_bench {
         })?);
         for workers in [1, 2] {
             let sink = JetStreamSink::new(url, &format!("{}.x", name(&format!("sink{workers}"))))?;
-            rows.push(measure("nats", format!("JetStreamSink, {workers} worker(s)"), n, || {
-                let flow = Dataflow::new("write");
-                flow.input("inp", numbers(n))
-                    .redistribute("spread")
-                    .map("payload", |i| i.to_string())
-                    .output("out", sink);
-                run(&flow, workers)
-            })?);
+            rows.push(measure(
+                "nats",
+                format!("JetStreamSink, {workers} worker(s)"),
+                n,
+                || {
+                    let flow = Dataflow::new("write");
+                    flow.input("inp", numbers(n))
+                        .redistribute("spread")
+                        .map("payload", |i| i.to_string())
+                        .output("out", sink);
+                    run(&flow, workers)
+                },
+            )?);
         }
         rows.push(measure("nats", "raw pull consumer, fetch 1000", n, || {
             rt.block_on(async {
@@ -324,9 +363,12 @@ mod nats_bench {
                 .consumer_prefix(&format!("w{workers}"))
                 .batch_size(1000)
                 .tail(false);
-            rows.push(measure("nats", format!("JetStreamSource, {workers} worker(s)"), n, || {
-                read_all(source, workers, n)
-            })?);
+            rows.push(measure(
+                "nats",
+                format!("JetStreamSource, {workers} worker(s)"),
+                n,
+                || read_all(source, workers, n),
+            )?);
         }
         Ok(())
     }
@@ -340,7 +382,9 @@ mod mqtt_bench {
     fn client(addr: &str, id: &str, clean: bool) -> Result<(Client, std::sync::mpsc::Receiver<Event>)> {
         let (host, port) = addr.rsplit_once(':').context("BWX_MQTT_ADDR is host:port")?;
         let mut options = MqttOptions::new(id, host, port.parse()?);
-        options.set_clean_session(clean).set_keep_alive(Duration::from_secs(30));
+        options
+            .set_clean_session(clean)
+            .set_keep_alive(Duration::from_secs(30));
         let (client, mut connection) = Client::new(options, 1024);
         let (tx, rx) = std::sync::mpsc::sync_channel(1 << 16);
         std::thread::spawn(move || {
@@ -372,7 +416,12 @@ mod mqtt_bench {
             let (client, events) = client(addr, &format!("{}-rawpub", tag()), true)?;
             let mut acked = 0;
             for i in 0..n {
-                client.publish(&topics[(i % 2) as usize], QoS::AtLeastOnce, false, i.to_string().into_bytes())?;
+                client.publish(
+                    &topics[(i % 2) as usize],
+                    QoS::AtLeastOnce,
+                    false,
+                    i.to_string().into_bytes(),
+                )?;
                 while let Ok(e) = events.try_recv() {
                     acked += matches!(e, Event::Incoming(Packet::PubAck(_))) as u64;
                 }
@@ -385,20 +434,31 @@ mod mqtt_bench {
             Ok(())
         })?);
         for workers in [1, 2] {
-            let sink = MqttSink::new(addr, &format!("{}-sink{workers}", tag()), &format!("{}/sink", tag()))?;
-            rows.push(measure("mqtt", format!("MqttSink, {workers} worker(s)"), n, || {
-                let flow = Dataflow::new("write");
-                flow.input("inp", numbers(n))
-                    .redistribute("spread")
-                    .map("payload", |i| i.to_string())
-                    .output("out", sink);
-                run(&flow, workers)
-            })?);
+            let sink = MqttSink::new(
+                addr,
+                &format!("{}-sink{workers}", tag()),
+                &format!("{}/sink", tag()),
+            )?;
+            rows.push(measure(
+                "mqtt",
+                format!("MqttSink, {workers} worker(s)"),
+                n,
+                || {
+                    let flow = Dataflow::new("write");
+                    flow.input("inp", numbers(n))
+                        .redistribute("spread")
+                        .map("payload", |i| i.to_string())
+                        .output("out", sink);
+                    run(&flow, workers)
+                },
+            )?);
         }
         rows.push(measure("mqtt", "raw QoS 1 subscriber", n, || {
             let mut read = 0;
             while read < n {
-                if let Event::Incoming(Packet::Publish(_)) = raw_events.recv_timeout(Duration::from_secs(30))? {
+                if let Event::Incoming(Packet::Publish(_)) =
+                    raw_events.recv_timeout(Duration::from_secs(30))?
+                {
                     read += 1;
                 }
             }
@@ -406,40 +466,53 @@ mod mqtt_bench {
         })?);
         for workers in [1, 2] {
             let source = source(workers)?;
-            rows.push(measure("mqtt", format!("MqttSource, {workers} worker(s)"), n, || {
-                // A tailing source: stopped once it counted every message.
-                let count = Count::default();
-                let flow = Dataflow::new("read");
-                flow.input("inp", source)
-                    .output("out", CountOf(count.clone(), std::marker::PhantomData));
-                let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-                let config = RunConfig::default()
-                    .epoch_interval(Duration::from_secs(1))
-                    .stop_flag(stop.clone());
-                let watch = std::thread::spawn({
-                    let count = count.clone();
-                    move || {
-                        let until = Instant::now() + Duration::from_secs(120);
-                        while count.0.load(std::sync::atomic::Ordering::Relaxed) < n && Instant::now() < until {
-                            std::thread::sleep(Duration::from_millis(1));
+            rows.push(measure(
+                "mqtt",
+                format!("MqttSource, {workers} worker(s)"),
+                n,
+                || {
+                    // A tailing source: stopped once it counted every message.
+                    let count = Count::default();
+                    let flow = Dataflow::new("read");
+                    flow.input("inp", source)
+                        .output("out", CountOf(count.clone(), std::marker::PhantomData));
+                    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let config = RunConfig::default()
+                        .epoch_interval(Duration::from_secs(1))
+                        .stop_flag(stop.clone());
+                    let watch = std::thread::spawn({
+                        let count = count.clone();
+                        move || {
+                            let until = Instant::now() + Duration::from_secs(120);
+                            while count.0.load(std::sync::atomic::Ordering::Relaxed) < n
+                                && Instant::now() < until
+                            {
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                            stop.store(true, std::sync::atomic::Ordering::SeqCst);
                         }
-                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                    }
-                });
-                bwx::run_workers(&flow, workers, config).map_err(|e| anyhow::anyhow!(e.report()))?;
-                let _ = watch.join();
-                let got = count.0.load(std::sync::atomic::Ordering::Relaxed);
-                anyhow::ensure!(got >= n, "read {got} of {n}");
-                Ok(())
-            })?);
+                    });
+                    bwx::run_workers(&flow, workers, config).map_err(|e| anyhow::anyhow!(e.report()))?;
+                    let _ = watch.join();
+                    let got = count.0.load(std::sync::atomic::Ordering::Relaxed);
+                    anyhow::ensure!(got >= n, "read {got} of {n}");
+                    Ok(())
+                },
+            )?);
         }
         Ok(())
     }
 }
 
 fn main() -> Result<()> {
-    let n: u64 = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(100_000);
-    let env = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set (scripts/servers.sh env)"));
+    let n: u64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(100_000);
+    let env = |name: &str| {
+        std::env::var(name).with_context(|| format!("{name} is not set (scripts/servers.sh env)"))
+    };
     let mut rows = Vec::new();
     pg::bench(&env("BWX_POSTGRES_URL")?, n, &mut rows)?;
     redis_bench::bench(&env("BWX_REDIS_URL")?, n, &mut rows)?;
