@@ -132,10 +132,12 @@ pub trait StatefulSourcePartition: 'static {
     /// broker redelivers until told otherwise acknowledges here what `durable` covers (a
     /// JetStream ack, an MQTT PUBACK), so that a crash before this call gets the items again.
     ///
-    /// Contract for the engine (not wired yet: the engine does not call it so far, and
-    /// connectors must work without it): called in epoch order, at most once per position,
-    /// after the epoch is durable, and before [`close`](Self::close); without recovery,
-    /// right after the snapshot at every epoch's end.
+    /// The engine calls it in epoch order, once for every position it stored (a position
+    /// that did not move since the last epoch is not stored again), once the epoch is durable
+    /// and before [`close`](Self::close), which waits for the commit of the last epoch read;
+    /// without recovery, right after the snapshot at every epoch's end. A crash or an error
+    /// elsewhere can stop the execution before a durable position is committed: the next
+    /// execution resumes from it.
     fn commit(&mut self, durable: &Self::State) -> Result<(), ConnectorError> {
         let _ = durable;
         Ok(())

@@ -13,10 +13,9 @@
 //! `tests/conformance.rs`, which reads the broker from `BWX_MQTT_ADDR` (`host:port`;
 //! `scripts/servers.sh` starts Mosquitto).
 //!
-//! The source's acknowledgement after durability uses
+//! The source acknowledges in
 //! [`StatefulSourcePartition::commit`](bwx_runtime::inputs::StatefulSourcePartition::commit),
-//! which the engine does not call yet; until it does, see [`MqttSource`] for what the
-//! source does instead.
+//! which the engine calls once an epoch is durable.
 
 mod broker;
 mod error;

@@ -1,7 +1,6 @@
 //! [`MqttSource`]: QoS 1 subscriptions over persistent sessions, one partition per topic
 //! filter, acknowledged once durable.
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::mpsc::TryRecvError;
 use std::time::{Duration, SystemTime};
@@ -26,10 +25,9 @@ use crate::{MqttError, MqttMessage};
 /// call [`create_sessions`](Self::create_sessions) once when deploying (a flow's first run
 /// creates them too, but misses what was published before).
 ///
-/// While the engine does not call `commit` (see the crate docs), a partition acknowledges
-/// the messages of an epoch when the epoch after it closes, so that the broker's limit of
-/// unacknowledged messages (20 by default in Mosquitto) does not stop delivery; a crash
-/// before that epoch is durable then loses them.
+/// The broker delivers a limited number of unacknowledged messages per session
+/// (Mosquitto's `max_inflight_messages`, 20 by default): at most that many are read per
+/// epoch and durability round, so raise it on the broker for throughput.
 ///
 /// The source tails: it ends only when the flow is stopped. There is no resource to check
 /// when it starts, but an unreachable broker stops it then, naming the address.
@@ -147,8 +145,6 @@ impl FixedPartitionedSource for MqttSource {
             received,
             unacked: VecDeque::new(),
             early: early.into(),
-            marks: Cell::new((received, received)),
-            engine_commits: false,
             batch: self.batch,
             poll: self.poll,
             awake: None,
@@ -164,11 +160,6 @@ pub struct MqttPartition {
     unacked: VecDeque<(u64, Publish)>,
     /// Messages that came before the subscription was confirmed.
     early: VecDeque<Publish>,
-    /// `received` at the last two snapshots (earlier, later), for acknowledging without
-    /// the engine's commit.
-    marks: Cell<(u64, u64)>,
-    /// The engine calls `commit`.
-    engine_commits: bool,
     batch: usize,
     poll: Duration,
     awake: Option<SystemTime>,
@@ -176,9 +167,6 @@ pub struct MqttPartition {
 
 impl MqttPartition {
     fn read(&mut self, batch: &mut Vec<MqttMessage>) -> Result<BatchStatus, MqttError> {
-        if !self.engine_commits {
-            self.acknowledge(self.marks.get().0)?;
-        }
         while batch.len() < self.batch {
             let publish = match self.early.pop_front() {
                 Some(p) => p,
@@ -244,15 +232,12 @@ impl StatefulSourcePartition for MqttPartition {
     }
 
     fn snapshot(&self) -> MqttSourceState {
-        let (_, later) = self.marks.get();
-        self.marks.set((later, self.received));
         MqttSourceState {
             received: self.received,
         }
     }
 
     fn commit(&mut self, durable: &MqttSourceState) -> Result<(), ConnectorError> {
-        self.engine_commits = true;
         self.acknowledge(durable.received).map_err(into_connector)
     }
 

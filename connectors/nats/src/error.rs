@@ -28,17 +28,16 @@ pub enum NatsError {
         #[source]
         source: Cause,
     },
-    /// A consumer acknowledged messages after the position the recovery state resumes from.
+    /// Messages after the position the recovery state resumes from are no longer in the
+    /// stream (acknowledged in a work-queue stream, removed by its limits or a purge).
     #[error(
-        "consumer {consumer:?} of stream {stream:?} acknowledged up to sequence {acked}, but the recovery state resumes after sequence {resumed}: the recovery store is older than the consumer (a restored backup?), and the messages in between may be gone"
+        "stream {stream:?} starts at sequence {first}, but the recovery state resumes after sequence {resumed}: the messages in between are gone (acknowledged in a work-queue stream, removed by the stream's limits or purged), or the recovery store is older than the stream (a restored backup?)"
     )]
-    AheadOfRecovery {
+    MessagesGone {
         /// The stream.
         stream: String,
-        /// The durable consumer.
-        consumer: String,
-        /// Its acknowledgement floor.
-        acked: u64,
+        /// The first sequence the stream holds.
+        first: u64,
         /// The last sequence the recovery state covers.
         resumed: u64,
     },

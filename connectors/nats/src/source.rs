@@ -30,10 +30,11 @@ use crate::{JetStreamMessage, NatsError};
 ///
 /// Acknowledgements wait until the epoch that read a message is durable
 /// ([`StatefulSourcePartition::commit`]); a crash before it gets the messages again. A
-/// consumer whose acknowledgements went past the stored position (a restored backup of the
-/// recovery store) is refused with an error. Use streams with the limits or work-queue
-/// retention policy: deleting the consumer of an interest-policy stream drops messages no
-/// other consumer wants.
+/// stored position whose next messages are no longer in the stream (acknowledged in a
+/// work-queue stream, removed by the stream's limits, or a restored backup of the recovery
+/// store older than them) is refused with an error ([`NatsError::MessagesGone`]). Use
+/// streams with the limits or work-queue retention policy: deleting the consumer of an
+/// interest-policy stream drops messages no other consumer wants.
 ///
 /// By default a stream is tailed: a partition with nothing new asks again every
 /// [`poll_interval`](Self::poll_interval) and never ends; with `tail(false)` it ends when
@@ -156,16 +157,19 @@ impl JetStreamSource {
                 .get_stream(stream_name)
                 .await
                 .map_err(server.failed(format!("find stream {stream_name:?}")))?;
-            if let Ok(info) = stream.consumer_info(&name).await {
-                let acked = info.ack_floor.stream_sequence;
-                if acked > position.last_sequence {
-                    return Err(NatsError::AheadOfRecovery {
-                        stream: stream_name.to_string(),
-                        consumer: name.clone(),
-                        acked,
-                        resumed: position.last_sequence,
-                    });
-                }
+            let state = stream
+                .get_info()
+                .await
+                .map_err(server.failed(format!("read the state of stream {stream_name:?}")))?
+                .state;
+            if position.last_sequence > 0 && state.first_sequence > position.last_sequence + 1 {
+                return Err(NatsError::MessagesGone {
+                    stream: stream_name.to_string(),
+                    first: state.first_sequence,
+                    resumed: position.last_sequence,
+                });
+            }
+            if stream.consumer_info(&name).await.is_ok() {
                 stream
                     .delete_consumer(&name)
                     .await

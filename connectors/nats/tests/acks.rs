@@ -100,7 +100,8 @@ fn messages_are_acknowledged_when_their_position_is_durable_and_not_before() {
 }
 
 #[test]
-fn a_resume_starts_after_its_position_and_refuses_one_behind_the_acknowledgements() {
+fn a_resume_starts_after_its_position_even_behind_the_acknowledgements_and_refuses_one_whose_messages_are_gone()
+ {
     let Some(url) = url() else { return };
     let stream = name("resume");
     let (rt, js) = stream_of(&url, &stream, 6);
@@ -108,6 +109,11 @@ fn a_resume_starts_after_its_position_and_refuses_one_behind_the_acknowledgement
         .unwrap()
         .batch_size(2)
         .tail(false);
+    let read_all = |part: &mut bwx_nats::JetStreamPartition| {
+        let mut out = Vec::new();
+        while part.next_batch(&mut out).unwrap() == bwx_runtime::inputs::BatchStatus::Active {}
+        payloads(&out)
+    };
     let mut part = source.build_part(&step(), &stream, None).unwrap();
     let mut batch = Vec::new();
     part.next_batch(&mut batch).unwrap();
@@ -118,37 +124,46 @@ fn a_resume_starts_after_its_position_and_refuses_one_behind_the_acknowledgement
     drop(part);
     // Resumed from the durable position: the rest, once.
     let mut resumed = source.build_part(&step(), &stream, Some(durable)).unwrap();
-    let mut rest = Vec::new();
-    while resumed.next_batch(&mut rest).unwrap() == bwx_runtime::inputs::BatchStatus::Active {}
-    assert_eq!(payloads(&rest), ["5", "6"]);
+    assert_eq!(read_all(&mut resumed), ["5", "6"]);
     drop(resumed);
     assert_eq!(
         ack_floor(&rt, &js, &stream),
         0,
         "the new consumer acknowledged nothing yet"
     );
-    // A recovery store older than the consumer's acknowledgements cannot resume.
+    // A recovery store older than the acknowledgements (a restored backup) resumes from
+    // its own position while the stream still holds the messages after it.
     let mut part = source.build_part(&step(), &stream, Some(durable)).unwrap();
     let mut again = Vec::new();
     part.next_batch(&mut again).unwrap();
     part.commit(&part.snapshot()).unwrap();
     drop(part);
+    let mut behind = source.build_part(&step(), &stream, Some(older)).unwrap();
+    assert_eq!(read_all(&mut behind), ["3", "4", "5", "6"]);
+    drop(behind);
+    // Once they are gone, it cannot.
+    rt.block_on(async {
+        js.get_stream(&stream).await.unwrap().purge().await.unwrap();
+    });
     let err = match source.build_part(&step(), &stream, Some(older)) {
-        Ok(_) => panic!("resumed behind the acknowledgements"),
+        Ok(_) => panic!("resumed although the messages after its position are gone"),
         Err(e) => e,
     };
     let err = err.downcast_ref::<NatsError>().expect("a NatsError");
     assert!(
         matches!(
             err,
-            NatsError::AheadOfRecovery {
-                acked: 6,
+            NatsError::MessagesGone {
+                first: 7,
                 resumed: 2,
                 ..
             }
         ),
         "{err}"
     );
+    // A fresh run reads what the stream holds.
+    let mut fresh = source.build_part(&step(), &stream, None).unwrap();
+    assert!(read_all(&mut fresh).is_empty());
 }
 
 #[test]
