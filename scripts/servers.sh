@@ -4,7 +4,7 @@
 # their data under target/servers. Each is ready when `start` returns.
 #
 #   apt-get install -y postgresql redis-server nats-server mosquitto
-#   scripts/servers.sh start        # fresh data every time
+#   scripts/servers.sh start        # fresh data every time; stops what it started before
 #   eval "$(scripts/servers.sh env)"  # BWX_POSTGRES_URL, BWX_REDIS_URL, BWX_NATS_URL, BWX_MQTT_ADDR
 #   cargo test -p bwx-postgres -p bwx-redis -p bwx-nats -p bwx-mqtt
 #   scripts/servers.sh stop
@@ -122,6 +122,8 @@ stop_pidfile() { # name
 case "${1:-}" in
   start)
     mkdir -p "$DIR"
+    # Idempotent: servers this script left running (an interrupted run) are stopped first.
+    "$0" stop
     for port in "$PG_PORT" "$REDIS_PORT" "$NATS_PORT" "$MQTT_PORT"; do
       if listening "$port"; then
         echo "servers: 127.0.0.1:$port is taken; stop what runs there (scripts/servers.sh stop) or pick other ports" >&2

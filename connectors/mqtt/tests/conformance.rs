@@ -1,8 +1,8 @@
 //! The MQTT connectors on the conformance kit, against a real broker.
 //!
 //! They run when `BWX_MQTT_ADDR` is a broker's `host:port` (as `.ci/run` sets it; by hand:
-//! `scripts/servers.sh start && eval "$(scripts/servers.sh env)"`), and say that they skip
-//! otherwise.
+//! `scripts/servers.sh start && eval "$(scripts/servers.sh env)"`), and otherwise skip,
+//! saying so, unless `BWX_REQUIRE_SERVERS` is set (as `.ci/run` sets it): then they fail.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Duration;
@@ -15,11 +15,7 @@ use bwx_runtime::testing::conformance::{Case, Ending, SinkKit, SinkSystem, Sourc
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 
 fn address() -> Option<String> {
-    let addr = std::env::var("BWX_MQTT_ADDR").ok();
-    if addr.is_none() {
-        eprintln!("BWX_MQTT_ADDR is not set: skipping the MQTT tests");
-    }
-    addr
+    bwx_runtime::testing::conformance::server_address("BWX_MQTT_ADDR")
 }
 
 const NOWHERE: &str = "127.0.0.1:1";

@@ -11,11 +11,7 @@ use bwx_runtime::inputs::{FixedPartitionedSource, StatefulSourcePartition};
 use tokio::runtime::Runtime;
 
 fn url() -> Option<String> {
-    let url = std::env::var("BWX_NATS_URL").ok();
-    if url.is_none() {
-        eprintln!("BWX_NATS_URL is not set: skipping the NATS tests");
-    }
-    url
+    bwx_runtime::testing::conformance::server_address("BWX_NATS_URL")
 }
 
 fn step() -> StepId {

@@ -1,8 +1,9 @@
 //! The NATS JetStream connectors on the conformance kit, against a real server.
 //!
 //! They run when `BWX_NATS_URL` names a server with JetStream (as `.ci/run` sets it; by
-//! hand: `scripts/servers.sh start && eval "$(scripts/servers.sh env)"`), and say that they
-//! skip otherwise.
+//! hand: `scripts/servers.sh start && eval "$(scripts/servers.sh env)"`), and otherwise
+//! skip, saying so, unless `BWX_REQUIRE_SERVERS` is set (as `.ci/run` sets it): then they
+//! fail.
 
 use std::time::Duration;
 
@@ -16,11 +17,7 @@ use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 
 fn url() -> Option<String> {
-    let url = std::env::var("BWX_NATS_URL").ok();
-    if url.is_none() {
-        eprintln!("BWX_NATS_URL is not set: skipping the NATS tests");
-    }
-    url
+    bwx_runtime::testing::conformance::server_address("BWX_NATS_URL")
 }
 
 const NOWHERE: &str = "nats://127.0.0.1:1";

@@ -1,8 +1,9 @@
 //! The PostgreSQL connectors on the conformance kit, against a real server.
 //!
-//! They run when `BWX_POSTGRES_URL` is a libpq connection string (as `.ci/run` sets it;
-//! by hand: `scripts/servers.sh start && eval "$(scripts/servers.sh env)"`), and say that
-//! they skip otherwise. The server needs `max_prepared_transactions` > 0.
+//! They run when `BWX_POSTGRES_URL` is a libpq connection string (as `.ci/run` sets it; by
+//! hand: `scripts/servers.sh start && eval "$(scripts/servers.sh env)"`), and otherwise
+//! skip, saying so, unless `BWX_REQUIRE_SERVERS` is set (as `.ci/run` sets it): then they
+//! fail. The server needs `max_prepared_transactions` > 0.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,11 +17,7 @@ use bwx_runtime::testing::conformance::{
 };
 
 fn url() -> Option<String> {
-    let url = std::env::var("BWX_POSTGRES_URL").ok();
-    if url.is_none() {
-        eprintln!("BWX_POSTGRES_URL is not set: skipping the PostgreSQL tests");
-    }
-    url
+    bwx_runtime::testing::conformance::server_address("BWX_POSTGRES_URL")
 }
 
 /// Nothing listens on port 1.

@@ -12,11 +12,7 @@ use bwx_runtime::prelude::*;
 use bwx_runtime::testing::{MemoryStore, TestingSink};
 
 fn url() -> Option<String> {
-    let url = std::env::var("BWX_POSTGRES_URL").ok();
-    if url.is_none() {
-        eprintln!("BWX_POSTGRES_URL is not set: skipping the PostgreSQL tests");
-    }
-    url
+    bwx_runtime::testing::conformance::server_address("BWX_POSTGRES_URL")
 }
 
 /// A fresh table `(record bigint)` named after the test.

@@ -1,8 +1,8 @@
 //! The Redis Streams connectors on the conformance kit, against a real server.
 //!
 //! They run when `BWX_REDIS_URL` names a server (as `.ci/run` sets it; by hand:
-//! `scripts/servers.sh start && eval "$(scripts/servers.sh env)"`), and say that they skip
-//! otherwise.
+//! `scripts/servers.sh start && eval "$(scripts/servers.sh env)"`), and otherwise skip,
+//! saying so, unless `BWX_REQUIRE_SERVERS` is set (as `.ci/run` sets it): then they fail.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -14,11 +14,7 @@ use bwx_runtime::testing::conformance::{Case, Ending, SinkKit, SinkSystem, Sourc
 use redis::Connection;
 
 fn url() -> Option<String> {
-    let url = std::env::var("BWX_REDIS_URL").ok();
-    if url.is_none() {
-        eprintln!("BWX_REDIS_URL is not set: skipping the Redis tests");
-    }
-    url
+    bwx_runtime::testing::conformance::server_address("BWX_REDIS_URL")
 }
 
 const NOWHERE: &str = "redis://127.0.0.1:1/";

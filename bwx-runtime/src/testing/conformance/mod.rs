@@ -22,6 +22,9 @@
 //! [`SourceKit::run`] first thing in the test, since in the child process it runs the
 //! child's part and exits.
 //!
+//! A test against a real server takes the server's address from the environment with
+//! [`server_address`]: it skips without one, except under CI ([`REQUIRE_SERVERS`]).
+//!
 //! ```no_run
 //! use std::io::Write;
 //! use std::path::PathBuf;
@@ -109,11 +112,13 @@ mod flows;
 mod records;
 mod report;
 mod run;
+mod server;
 mod sink;
 mod source;
 
 pub use case::Case;
 pub use records::{PART_STRIDE, record, record_part, record_seq};
 pub use report::{Report, SinkCheck, SourceCheck, Verdict};
+pub use server::{REQUIRE_SERVERS, server_address, servers_required};
 pub use sink::{SinkKit, SinkSystem, SinkUnderTest};
 pub use source::{Ending, SourceKit, SourceSystem, SourceUnderTest};
