@@ -16,6 +16,24 @@
 //! bwx::run_main(&flow).unwrap();
 //! assert_eq!(out.take(), vec![2, 4, 6]);
 //! ```
+//!
+//! # Connectors
+//!
+//! Each passes the conformance kit ([`testing::conformance`]) against the real system.
+//!
+//! | connector | module (feature) | delivery | recovery state |
+//! | --- | --- | --- | --- |
+//! | `FileSource`, `DirSource`, `CsvSource` | `connectors::files` | exactly-once | byte offset |
+//! | `FileSink`, `DirSink` | `connectors::files` | exactly-once (truncate on resume) | byte offset |
+//! | `StdInSource`, `StdOutSink` | `connectors::stdio` | none / at-least-once | none |
+//! | `KafkaSource`, `KafkaSink` | `connectors::kafka` (`kafka`) | exactly-once / at-least-once | offset / none |
+//! | `PostgresSource`, `PostgresSink` | `postgres` (`postgres`) | exactly-once / exactly-once (prepared transaction per epoch) | last key / last epoch prepared |
+//! | `RedisStreamSource`, `RedisStreamSink` | `redis` (`redis`) | exactly-once / at-least-once | last entry id / none |
+//! | `JetStreamSource`, `JetStreamSink` | `nats` (`nats`) | exactly-once / at-least-once | last sequence / none |
+//! | `MqttSource`, `MqttSink` | `mqtt` (`mqtt`) | at-least-once / at-least-once | messages received / none |
+//!
+//! To write one, start from `template/` in the repository (`scripts/new-connector.sh`); the
+//! README's "Connector hub" section says how to publish it.
 
 pub use bwx_runtime::*;
 
