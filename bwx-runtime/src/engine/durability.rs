@@ -1,11 +1,11 @@
 //! Making epochs durable: snapshots travel to the worker that owns their recovery
 //! partition, which writes them off the worker thread and reports back; the cluster's
-//! durable frontier then flows to every sink through a feedback edge.
+//! durable frontier then flows to every sink and source through a feedback edge.
 //!
 //! The operator here holds a capability at the first epoch its partitions do not hold
 //! yet. Timely's progress tracking is global, so the frontier of its output, seen by any
 //! worker, is the least over all partitions: the epochs before it are durable everywhere,
-//! and sinks commit them ([`super::epochs`]). An epoch counts as complete at an owner once
+//! and sinks and sources commit them ([`super::epochs`]). An epoch counts as complete at an owner once
 //! its snapshot input frontier passes it: every operator of every worker closed the epoch
 //! and sent its snapshots at the epoch's own time.
 
