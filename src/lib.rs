@@ -4,6 +4,10 @@
 //! many threads or many processes, and test it with [`testing`]. Start with
 //! `use bwx::prelude::*;`.
 //!
+//! The [`guide`] module holds the guides, with examples the test suite runs: getting
+//! started, concepts, connectors, recovery, windowing, deployment and operations, and
+//! coming from Bytewax.
+//!
 //! ```
 //! use bwx::prelude::*;
 //! use bwx::testing::{TestingSink, TestingSource};
@@ -36,6 +40,9 @@
 //! README's "Connector hub" section says how to publish it.
 
 pub use bwx_runtime::*;
+
+#[cfg(all(feature = "macros", feature = "connectors"))]
+pub mod guide;
 
 #[cfg(feature = "connectors")]
 pub use bwx_connectors as connectors;
