@@ -21,6 +21,7 @@
 
 #[doc(hidden)]
 pub mod __private;
+pub mod api;
 pub mod cli;
 mod engine;
 mod errors;
@@ -28,7 +29,10 @@ pub mod execution;
 mod flow;
 pub mod inputs;
 mod key;
+pub mod monitor;
 pub mod operators;
+#[cfg(feature = "otlp")]
+mod otlp;
 pub mod outputs;
 pub mod recovery;
 pub mod stateful;

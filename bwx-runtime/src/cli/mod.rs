@@ -41,24 +41,34 @@
 
 mod args;
 mod duration;
+mod logging;
+mod monitor_args;
 pub(crate) mod place;
+mod progress;
 mod spawn;
+mod stop;
+mod terminal;
 
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::{CommandFactory, FromArgMatches, ValueEnum};
 
 pub use args::{AddressList, Cli, CliCommand, Launch, Placement, RecoveryArgs, RecoveryCommand, RunArgs};
 pub use duration::parse_duration;
+pub use logging::LogFormat;
+pub use monitor_args::{DiagramFormat, MonitorArgs, VisualizeArgs};
 pub use place::{parse_addresses, pod_ordinal, read_hostfile};
 pub(crate) use spawn::describe as describe_status;
+pub use stop::StopReport;
 
+use crate::api::{ApiError, DataflowApi};
 use crate::errors::FlowError;
 use crate::execution::{RunConfig, cluster_main, run_workers};
 use crate::flow::Dataflow;
+use crate::monitor::{Monitor, Resumed, RunPhase};
 use crate::recovery::RecoveryHook;
 
 /// Where recovery state lives, plugged into the CLI by the recovery store.
@@ -100,13 +110,22 @@ pub enum CliError {
          (register one with bwx::cli::Runner::recovery_backend)"
     )]
     RecoveryUnavailable,
+    /// The dataflow API could not start (exit code 1).
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A signal stopped the flow before the end of its input (exit code 128 + the
+    /// signal's number: 130 for SIGINT, 143 for SIGTERM).
+    #[error("{0}")]
+    Stopped(StopReport),
 }
 
 impl CliError {
-    /// The exit code for this error: 2 for usage errors, 1 otherwise.
+    /// The exit code for this error: 2 for usage errors, 130 or 143 for a run a signal
+    /// stopped, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
+            CliError::Stopped(report) => report.exit_code(),
             _ => 1,
         }
     }
@@ -118,6 +137,8 @@ pub struct Runner {
     flow: Dataflow,
     recovery: Option<Arc<dyn RecoveryBackend>>,
     command: Option<Box<ProcessCommand>>,
+    version: Option<String>,
+    log_format: LogFormat,
 }
 
 /// Makes the command that starts one process of a `--processes` run, from its arguments.
@@ -131,7 +152,16 @@ impl Runner {
             flow,
             recovery: Some(backend),
             command: None,
+            version: None,
+            log_format: LogFormat::default(),
         }
+    }
+
+    /// The version `--version` prints beside bwx's, usually your crate's:
+    /// `.version(env!("CARGO_PKG_VERSION"))`.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
     }
 
     /// Turns `-r` and `recovery init` off (they then fail with a clear error).
@@ -172,7 +202,7 @@ impl Runner {
     /// [`main_from`](Self::main_from), returning the exit code as a number: 0 on success
     /// (and for `--help`), 1 when the flow or a process failed, 2 for bad flags. For
     /// harnesses that end the process with [`std::process::exit`].
-    pub fn exit_code_from<I, T>(self, args: I) -> u8
+    pub fn exit_code_from<I, T>(mut self, args: I) -> u8
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
@@ -190,13 +220,24 @@ impl Runner {
                 return if err.use_stderr() { 2 } else { 0 };
             }
         };
-        init_tracing();
+        self.log_format = cli.log_format;
+        let _logs = logging::init(cli.log_format);
         let outcome = match &cli.command {
             CliCommand::Run(args) => self.run(args),
             CliCommand::Recovery(RecoveryCommand::Init {
                 directory,
                 partitions,
             }) => self.init_recovery(directory, *partitions),
+            CliCommand::Recovery(RecoveryCommand::Inspect {
+                directory,
+                json,
+                step,
+                key,
+            }) => self.inspect_recovery(directory, *json, step.as_deref().zip(key.as_deref())),
+            CliCommand::Visualize(args) => {
+                print!("{}", self.diagram(args.format));
+                Ok(())
+            }
         };
         match outcome {
             Ok(()) => 0,
@@ -209,8 +250,12 @@ impl Runner {
                 let _ = err.print();
                 2
             }
+            Err(CliError::Stopped(report)) => {
+                stop::last_line(&format!("stopped: {report}"));
+                report.exit_code()
+            }
             Err(err) => {
-                eprintln!("error: {err}");
+                stop::last_line(&format!("error: {err}"));
                 err.exit_code()
             }
         }
@@ -234,11 +279,24 @@ impl Runner {
                 },
             ),
             Launch::Spawn { processes, .. } => {
-                let command = |child: &[OsString]| match &self.command {
-                    Some(make) => Ok(make(child)),
-                    None => spawn::current_exe_command(child),
+                let format = self
+                    .log_format
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_string());
+                let command = |child: &[OsString]| {
+                    let mut command = match &self.command {
+                        Some(make) => make(child),
+                        None => spawn::current_exe_command(child)?,
+                    };
+                    if let Some(format) = &format {
+                        command.env("BWX_LOG_FORMAT", format);
+                    }
+                    Ok(command)
                 };
-                spawn::run_processes(args, processes, &command).map_err(CliError::Processes)
+                match spawn::run_processes(args, processes, &command).map_err(CliError::Processes)? {
+                    spawn::Ended::Finished => Ok(()),
+                    spawn::Ended::Stopped(report) => Err(CliError::Stopped(report)),
+                }
             }
             Launch::Here(placement) => self.run_here(args, placement),
         }
@@ -246,15 +304,54 @@ impl Runner {
 
     fn run_here(&self, args: &RunArgs, placement: Placement) -> Result<(), CliError> {
         // SIGINT / SIGTERM stop the inputs at the next epoch and write a final snapshot.
+        let signals =
+            stop::Signals::register().map_err(|e| FlowError::Setup(format!("cannot handle signals: {e}")))?;
         let mut config = RunConfig::default()
             .epoch_interval(args.epoch_interval())
             .stop_on_signals()?;
-        if let (Some(recovery), Some(backend)) = (args.recovery(), &self.recovery) {
-            config = config.recovery(backend.open(&recovery, &placement)?);
+        let api = args.monitoring.api_config();
+        // A process of a --processes run shares its terminal with the others.
+        let progress = !args.monitoring.no_progress
+            && terminal::stderr_is_terminal()
+            && std::env::var_os(stop::REPORT_VAR).is_none();
+        let monitor = if api.is_some() || progress {
+            Monitor::new(&self.flow)
+        } else {
+            Monitor::status_only(&self.flow)
+        };
+        monitor.set_process(placement.process_id, placement.processes());
+        tracing::info!(
+            flow = %self.flow.id(),
+            process = placement.process_id,
+            processes = placement.processes(),
+            workers_per_process = placement.workers_per_process,
+            epoch_interval = ?args.epoch_interval(),
+            "starting flow '{}': process {} of {}, {} worker(s) each",
+            self.flow.id(),
+            placement.process_id,
+            placement.processes(),
+            placement.workers_per_process,
+        );
+        let recovery = args.recovery();
+        if let (Some(recovery), Some(backend)) = (&recovery, &self.recovery) {
+            let hook = backend.open(recovery, &placement)?;
+            let resumed = Resumed {
+                execution: hook.execution(),
+                epoch: hook.resume_epoch(),
+                directory: Some(recovery.directory.clone()),
+            };
+            log_resume(&resumed);
+            monitor.set_resumed(resumed);
+            config = config.recovery(hook);
         }
+        let _api = api
+            .map(|api| DataflowApi::start(&api, monitor.clone()))
+            .transpose()?;
+        let progress = progress.then(|| progress::Progress::start(monitor.clone()));
+        let config = config.monitor(monitor.clone());
         let workers = placement.workers_per_process;
-        if placement.addresses.len() <= 1 {
-            run_workers(&self.flow, workers, config)?;
+        let result = if placement.addresses.len() <= 1 {
+            run_workers(&self.flow, workers, config)
         } else {
             cluster_main(
                 &self.flow,
@@ -262,9 +359,81 @@ impl Runner {
                 placement.process_id,
                 workers,
                 config,
-            )?;
+            )
+        };
+        drop(progress);
+        if let Err(err) = result {
+            tracing::info!(flow = %self.flow.id(), error = %err, "flow '{}' failed", self.flow.id());
+            return Err(err.into());
         }
+        match (monitor.phase(), signals.received()) {
+            (RunPhase::Stopped, Some(signal)) => {
+                let dir = recovery.as_ref().map(|r| r.directory.as_path());
+                let report = StopReport::new(&monitor, signal, dir);
+                tracing::info!(
+                    flow = %self.flow.id(),
+                    epoch = monitor.epoch(),
+                    signal = stop::signal_name(signal),
+                    "flow '{}' stopped before the end of its input",
+                    self.flow.id()
+                );
+                Err(CliError::Stopped(report))
+            }
+            _ => {
+                tracing::info!(
+                    flow = %self.flow.id(),
+                    epoch = monitor.epoch(),
+                    items_read = monitor.items_read(),
+                    items_written = monitor.items_written(),
+                    "flow '{}' finished: every input reached its end",
+                    self.flow.id()
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn inspect_recovery(
+        &self,
+        directory: &Path,
+        json: bool,
+        key: Option<(&str, &str)>,
+    ) -> Result<(), CliError> {
+        if self.recovery.is_none() {
+            return Err(CliError::RecoveryUnavailable);
+        }
+        let text = match key {
+            Some((step, key)) => {
+                let found = crate::recovery::inspect::key_state(directory, step, key)
+                    .map_err(FlowError::from)?
+                    .ok_or_else(|| {
+                        CliError::Usage(format!("step '{step}' has no stored state for key {key}"))
+                    })?;
+                if json {
+                    serde_json::to_string_pretty(&found).unwrap_or_default() + "\n"
+                } else {
+                    format!("{step} {}: {}\n", found.key, found.state)
+                }
+            }
+            None => {
+                let found = crate::recovery::inspect(directory).map_err(FlowError::from)?;
+                if json {
+                    serde_json::to_string_pretty(&found).unwrap_or_default() + "\n"
+                } else {
+                    found.to_string()
+                }
+            }
+        };
+        print!("{text}");
         Ok(())
+    }
+
+    fn diagram(&self, format: DiagramFormat) -> String {
+        match format {
+            DiagramFormat::Mermaid => self.flow.to_mermaid(),
+            DiagramFormat::Dot => self.flow.to_dot(),
+            DiagramFormat::Json => self.flow.to_json() + "\n",
+        }
     }
 
     fn init_recovery(&self, directory: &Path, partitions: usize) -> Result<(), CliError> {
@@ -279,9 +448,15 @@ impl Runner {
             .and_then(Path::file_stem)
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "flow".to_string());
+        let bwx = format!("bwx {}", env!("CARGO_PKG_VERSION"));
+        let version = match &self.version {
+            Some(v) => format!("{v} ({bwx})"),
+            None => bwx,
+        };
         Cli::command()
             .name(name.clone())
             .bin_name(name)
+            .version(version)
             .about(format!("Runs the bwx dataflow '{}'.", self.flow.id()))
     }
 }
@@ -291,13 +466,30 @@ pub fn main(flow: Dataflow) -> ExitCode {
     Runner::new(flow).main()
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (warnings and errors when it is unset). A
-/// subscriber the program installed first is kept.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .try_init();
+/// Writes a line to stderr below any progress line.
+pub(crate) fn write_stderr_line(line: &str) -> std::io::Result<()> {
+    terminal::write_lines(format!("{line}\n").as_bytes())
+}
+
+/// Logs where the run resumes from.
+fn log_resume(resumed: &Resumed) {
+    let directory = resumed
+        .directory
+        .as_ref()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    match resumed.execution {
+        Some(0) | None if resumed.epoch == 0 => tracing::info!(
+            directory,
+            "recovery directory {directory}: first execution, starting at epoch 0"
+        ),
+        execution => tracing::info!(
+            directory,
+            execution,
+            resume_epoch = resumed.epoch,
+            "recovery directory {directory}: execution {} resumes at epoch {}",
+            execution.map_or("?".to_string(), |e| e.to_string()),
+            resumed.epoch
+        ),
+    }
 }

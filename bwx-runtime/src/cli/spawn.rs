@@ -1,11 +1,68 @@
 //! `--processes N`: start N copies of this program as a local cluster and supervise them.
+//!
+//! The processes run in a process group of their own, so that Ctrl-C on a terminal
+//! reaches only the supervisor, which passes SIGINT and SIGTERM on to each process once.
+//! Each process writes its last line (an error, or where it stopped) to a file the
+//! supervisor reads ([`REPORT_VAR`]): the cluster prints one line, not one per process.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
 use std::time::Duration;
 
 use super::args::RunArgs;
+use super::stop::{REPORT_VAR, Signals, StopReport, stopped_by};
 use crate::execution::reserved_ports::ReservedPorts;
+
+/// How a supervised cluster ended, when no process failed.
+pub(crate) enum Ended {
+    /// Every process finished its input.
+    Finished,
+    /// A signal stopped the processes before the end of their input.
+    Stopped(StopReport),
+}
+
+/// A directory for the processes' last lines, removed when dropped.
+struct Reports(PathBuf);
+
+impl Reports {
+    fn new() -> std::io::Result<Reports> {
+        let dir = std::env::temp_dir().join(format!("bwx-supervisor-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir)?;
+        Ok(Reports(dir))
+    }
+
+    fn path(&self, process: usize) -> PathBuf {
+        self.0.join(process.to_string())
+    }
+
+    /// Process `process`'s last line, if it wrote one.
+    fn read(&self, process: usize) -> Option<String> {
+        std::fs::read_to_string(self.path(process))
+            .ok()
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The stop report of the process whose inputs got furthest (a process may have no
+    /// input partitions, and so no epoch).
+    fn furthest_stop(&self, processes: usize) -> Option<String> {
+        let epoch = |line: &str| -> Option<u64> {
+            let rest = line.split(" at epoch ").nth(1)?;
+            rest.split(' ').next()?.parse().ok()
+        };
+        (0..processes)
+            .filter_map(|id| self.read(id))
+            .filter_map(|line| line.strip_prefix("stopped: ").map(String::from))
+            .max_by_key(|line| epoch(line))
+    }
+}
+
+impl Drop for Reports {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// The default way to start a process: this executable again.
 pub(crate) fn current_exe_command(args: &[OsString]) -> std::io::Result<Command> {
@@ -24,7 +81,10 @@ pub(crate) fn run_processes(
     args: &RunArgs,
     processes: usize,
     command: &dyn Fn(&[OsString]) -> std::io::Result<Command>,
-) -> Result<(), String> {
+) -> Result<Ended, String> {
+    let signals = Signals::register().map_err(|e| format!("cannot handle signals: {e}"))?;
+    let reports =
+        Reports::new().map_err(|e| format!("cannot make a directory for the processes' reports: {e}"))?;
     let ports = ReservedPorts::bind(processes)
         .and_then(|ports| Ok((ports.addresses()?, ports)))
         .map_err(|e| format!("cannot reserve {processes} loopback ports: {e}"));
@@ -44,6 +104,7 @@ pub(crate) fn run_processes(
                 c.env_remove(var);
             }
             die_with_parent(&mut c);
+            c.env(REPORT_VAR, reports.path(id));
             ports.hand_to(id, &mut c);
             c.spawn()
         });
@@ -57,18 +118,34 @@ pub(crate) fn run_processes(
     }
     // Every child holds its own socket now.
     drop(ports);
+    let mut forwarded = None;
+    let mut stopped: Option<i32> = None;
     loop {
+        if let Some(signal) = signals.received()
+            && forwarded != Some(signals.count())
+        {
+            forwarded = Some(signals.count());
+            forward(&children, signal);
+        }
         let mut running = 0;
         for (id, slot) in children.iter_mut().enumerate() {
             let Some(child) = slot else { continue };
             match child.try_wait() {
                 Ok(None) => running += 1,
                 Ok(Some(status)) if status.success() => *slot = None,
+                Ok(Some(status)) if let Some(signal) = status.code().and_then(stopped_by) => {
+                    *slot = None;
+                    stopped.get_or_insert(signal);
+                }
                 Ok(Some(status)) => {
                     *slot = None;
                     kill_all(&mut children);
+                    let why = match reports.read(id) {
+                        Some(line) => format!(": {}", line.trim_start_matches("error: ")),
+                        None => String::new(),
+                    };
                     return Err(format!(
-                        "process {id} of {processes} failed ({}); stopped the other processes",
+                        "process {id} of {processes} failed ({}); stopped the other processes{why}",
                         describe(status)
                     ));
                 }
@@ -79,22 +156,48 @@ pub(crate) fn run_processes(
             }
         }
         if running == 0 {
-            return Ok(());
+            return Ok(match stopped {
+                None => Ended::Finished,
+                Some(signal) => Ended::Stopped(StopReport {
+                    message: reports.furthest_stop(processes).unwrap_or_else(|| {
+                        format!(
+                            "the processes stopped before the end of their input ({})",
+                            super::stop::signal_name(signal)
+                        )
+                    }),
+                    signal,
+                }),
+            });
         }
         std::thread::sleep(POLL);
     }
 }
 
+/// Passes `signal` on to every running process.
+fn forward(children: &[Option<Child>], signal: i32) {
+    for child in children.iter().flatten() {
+        // SAFETY: kill has no memory effects; the pid is a child not yet reaped.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, signal);
+        }
+    }
+}
+
 /// Makes the child exit when this supervisor dies, even by SIGKILL, which no handler of
-/// ours can see: otherwise a killed `--processes` parent leaves its cluster running.
+/// ours can see: otherwise a killed `--processes` parent leaves its cluster running. The
+/// child gets a process group of its own, so that signals reach it only through the
+/// supervisor.
 #[cfg(target_os = "linux")]
 fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     let parent = std::process::id();
     // SAFETY: the hook runs in the forked child before exec and only makes the
-    // async-signal-safe calls prctl, getppid and _exit.
+    // async-signal-safe calls setpgid, prctl, getppid and _exit.
     unsafe {
         command.pre_exec(move || {
+            if libc::setpgid(0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(std::io::Error::last_os_error());
             }

@@ -1,7 +1,9 @@
 //! The per-worker build context and its table of typed timely streams.
 
 use std::any::TypeId;
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use timely::dataflow::{Scope, Stream};
@@ -9,6 +11,7 @@ use timely::dataflow::{Scope, Stream};
 use crate::errors::FlowError;
 use crate::execution::ExecConfig;
 use crate::flow::{StepId, StepInfo, StreamId};
+use crate::monitor::meter::MeterPlan;
 use crate::recovery::Snapshot;
 
 use super::failure::Failure;
@@ -58,6 +61,8 @@ pub(crate) struct BuildCtx<'s> {
     pub(crate) assignments: Arc<Assignments>,
     pub(crate) snapshots: Vec<TStream<'s, Snapshot>>,
     pub(crate) step_index: usize,
+    /// The meter plan of the step being built.
+    plan: RefCell<Option<(StepId, Rc<MeterPlan>)>>,
 }
 
 impl<'s> BuildCtx<'s> {
@@ -84,6 +89,7 @@ impl<'s> BuildCtx<'s> {
             assignments,
             snapshots: Vec::new(),
             step_index: 0,
+            plan: RefCell::new(None),
         }
     }
 
@@ -93,6 +99,24 @@ impl<'s> BuildCtx<'s> {
 
     pub(crate) fn worker_count(&self) -> usize {
         self.scope.peers()
+    }
+
+    /// How `step`'s operators make their meters on this worker: one plan per step, shared
+    /// by all of its operators.
+    pub(crate) fn meter_plan(&self, step: &StepInfo) -> Rc<MeterPlan> {
+        let mut current = self.plan.borrow_mut();
+        match &*current {
+            Some((id, plan)) if *id == step.id => plan.clone(),
+            _ => {
+                let plan = Rc::new(MeterPlan::new(
+                    self.config.monitor.as_ref(),
+                    &step.id,
+                    self.worker_index(),
+                ));
+                *current = Some((step.id.clone(), plan.clone()));
+                plan
+            }
+        }
     }
 
     /// Whether stateful steps must produce snapshots (recovery is on).

@@ -52,6 +52,7 @@ pub(crate) fn dynamic<'s, S: DynamicSink>(
         .snapshots_enabled()
         .then(|| builder.new_output::<Vec<Snapshot>>().1);
     let failure = ctx.failure.clone();
+    let meter = ctx.meter_plan(step).sink_meter();
     builder.build(move |mut caps| {
         let mut hold_cap = caps.pop();
         if let Some(c) = hold_cap.as_mut() {
@@ -71,13 +72,15 @@ pub(crate) fn dynamic<'s, S: DynamicSink>(
             input.for_each(|_cap, data| {
                 if error.is_none() && !data.is_empty() {
                     dirty = true;
-                    if let Err(e) = writer.write_batch(data) {
+                    meter.items_in(data.len());
+                    if let Err(e) = meter.time(|| writer.write_batch(data)) {
                         error = Some(fail(e.to_string()));
                     }
                 }
                 data.clear();
             });
             let frontier = frontiers[0].frontier().first().copied();
+            meter.frontier(frontier);
             if error.is_none() && frontier != flushed_at {
                 // An epoch closed: everything written so far (it, and perhaps some of the
                 // next) becomes durable before the hold moves past it.
@@ -196,6 +199,7 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
     };
     let failure = ctx.failure.clone();
     let step_id = step.id.clone();
+    let meter = ctx.meter_plan(step).sink_meter();
     builder.build(move |mut caps| {
         let mut cap = caps.pop();
         let mut open = true;
@@ -208,6 +212,7 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
             let mut error = None;
             let frontier = frontiers[0].frontier();
             let f = frontier.first().copied();
+            meter.frontier(f);
             // Stashed epochs that closed are written before the position snapshot.
             drain_stash(
                 &mut stash,
@@ -249,6 +254,7 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
                 |data| write_items(&*sink, &mut local, parts, open, data, &mut error),
             );
             input.for_each(|time, data| {
+                meter.items_in(data.len());
                 let epoch = time.least().copied().unwrap_or_default();
                 last_epoch = Some(last_epoch.map_or(epoch, |l| l.max(epoch)));
                 if snapshots_on && f.is_some_and(|f| epoch > f) {

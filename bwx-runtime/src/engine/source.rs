@@ -166,6 +166,7 @@ where
     let failure: Arc<Failure> = ctx.failure.clone();
     let snapshots_on = ctx.snapshots_enabled();
     let stop = ctx.config.stop.clone();
+    let meter = ctx.meter_plan(step).source_meter();
 
     let mut builder = OperatorBuilder::new(step.id.to_string(), ctx.scope);
     let info = builder.operator_info();
@@ -236,12 +237,13 @@ where
                     sc.downgrade(&epoch);
                 }
             }
+            meter.input_epoch(epoch);
             let mut out = output.activate();
             for part in parts.iter_mut().filter(|p| !p.done) {
                 if part.wake.is_some_and(|w| w > now) {
                     continue;
                 }
-                let status = match part.reader.poll(&mut batch) {
+                let status = match meter.time(|| part.reader.poll(&mut batch)) {
                     Ok(status) => status,
                     Err(e) => {
                         failure.fail(FlowError::Connector {
@@ -254,6 +256,7 @@ where
                     }
                 };
                 let was_empty = batch.is_empty();
+                meter.source_batch(batch.len());
                 if !was_empty {
                     out.session(&*out_cap).give_container(&mut batch);
                     batch.clear();
@@ -286,6 +289,7 @@ where
             }
             drop(out);
             if parts.iter().all(|p| p.done) {
+                tracing::info!(step = %step_id, worker = me, parts = parts.len(), "input '{step_id}' reached the end of its input on worker {me}");
                 if let (Some(snap_out), Some(sc)) = (snap_output.as_mut(), snap_cap.as_ref()) {
                     emit_positions(&step_id, epoch, &parts, &mut snap_out.activate(), sc);
                 }

@@ -75,6 +75,11 @@ pub(crate) trait KeyedStore<T, W>: 'static {
     /// take each share's results before the next); true while some is left.
     fn close_at_eof(&mut self, emit: &mut impl FnMut(Self::Key, W), touched: Touched<'_, Self::Key>) -> bool;
 
+    /// How many keys hold state, if the store counts them (for the `bwx_step_keys` gauge).
+    fn held_keys(&self) -> Option<usize> {
+        None
+    }
+
     /// The current state of each of `keys` (`None` for a key that has none left).
     fn snapshot_keys(&self, keys: Vec<Self::Key>, each: &mut impl FnMut(Self::Key, Option<Self::State>));
 }
@@ -157,6 +162,7 @@ where
     let failure = ctx.failure.clone();
     let start = ctx.config.start_epoch;
     let stop = ctx.config.stop.clone();
+    let meter = ctx.meter_plan(step).keyed_meter();
 
     op.build(move |mut caps| {
         let mut snap_cap = if snapshots_on { caps.pop() } else { None };
@@ -179,6 +185,8 @@ where
             }
             let Some(cap) = held.as_mut() else { return };
             let frontier = frontiers[0].frontier().first().copied();
+            meter.frontier(frontier);
+            let mut emitted = 0;
             // Items of the oldest open epoch (or of closed ones) can be applied now.
             let ready = |e: u64| frontier.is_none_or(|f| e <= f);
             let mut out = output.activate();
@@ -204,11 +212,16 @@ where
                 let at = cap.delayed(&epoch);
                 let mut session = out.session_with_builder(&at);
                 let set = touched.entry(epoch).or_default();
-                store.apply(
-                    items.drain(..),
-                    &mut |k, w| session.give((k, w)),
-                    Some((epoch, set)),
-                );
+                meter.time(|| {
+                    store.apply(
+                        items.drain(..),
+                        &mut |k, w| {
+                            emitted += 1;
+                            session.give((k, w))
+                        },
+                        Some((epoch, set)),
+                    )
+                });
             }
             if let Some(f) = frontier
                 && *cap.time() < f
@@ -218,9 +231,19 @@ where
 
             input.for_each(|in_cap, data| {
                 let epoch = in_cap.least().copied().unwrap_or_default();
+                meter.items_in(data.len());
                 if !snapshots_on {
                     let mut session = out.session_with_builder(&in_cap);
-                    store.apply(data.drain(..), &mut |k, w| session.give((k, w)), None);
+                    meter.time(|| {
+                        store.apply(
+                            data.drain(..),
+                            &mut |k, w| {
+                                emitted += 1;
+                                session.give((k, w))
+                            },
+                            None,
+                        )
+                    });
                     return;
                 }
                 if !ready(epoch) {
@@ -237,11 +260,16 @@ where
                 ));
                 let mut session = out.session_with_builder(&in_cap);
                 let set = touched.entry(epoch).or_default();
-                store.apply(
-                    data.drain(..),
-                    &mut |k, w| session.give((k, w)),
-                    Some((epoch, set)),
-                );
+                meter.time(|| {
+                    store.apply(
+                        data.drain(..),
+                        &mut |k, w| {
+                            emitted += 1;
+                            session.give((k, w))
+                        },
+                        Some((epoch, set)),
+                    )
+                });
             });
 
             // Wake-ups stop at the end of the input: all state is closed then.
@@ -249,7 +277,16 @@ where
                 let mut session = out.session_with_builder(&*cap);
                 let epoch = *cap.time();
                 let set = snapshots_on.then(|| (epoch, touched.entry(epoch).or_default()));
-                store.wake(SystemTime::now(), &mut |k, w| session.give((k, w)), set);
+                meter.time_notify(|| {
+                    store.wake(
+                        SystemTime::now(),
+                        &mut |k, w| {
+                            emitted += 1;
+                            session.give((k, w))
+                        },
+                        set,
+                    )
+                });
             }
 
             // A graceful stop is not the end of the input: state is kept for the resume.
@@ -259,19 +296,25 @@ where
                 let mut session = out.session_with_builder(&*cap);
                 let epoch = *cap.time();
                 let set = snapshots_on.then(|| (epoch, touched.entry(epoch).or_default()));
-                closing = store.close_at_eof(&mut |k, w| session.give((k, w)), set);
+                closing = meter.time_eof(|| {
+                    store.close_at_eof(
+                        &mut |k, w| {
+                            emitted += 1;
+                            session.give((k, w))
+                        },
+                        set,
+                    )
+                });
             }
 
+            meter.items_out(emitted);
+            meter.keys(store.held_keys());
             if let (Some(snap), Some(sc)) = (snap_out.as_mut(), snap_cap.as_ref()) {
                 let limit = frontier.unwrap_or(u64::MAX);
-                result = result.and(take_snapshots(
-                    &mut touched,
-                    limit,
-                    &store,
-                    &step_id,
-                    me,
-                    &mut snaps,
-                ));
+                result =
+                    result.and(meter.time_snapshot(|| {
+                        take_snapshots(&mut touched, limit, &store, &step_id, me, &mut snaps)
+                    }));
                 if !snaps.is_empty() {
                     snap.activate()
                         .session_with_builder(sc)
@@ -291,7 +334,7 @@ where
                             c.downgrade(&f);
                         }
                     }
-                    if let Some(at) = store.next_wake() {
+                    if let Some(at) = meter.time_notify_at(|| store.next_wake()) {
                         activator.activate_after(at.duration_since(SystemTime::now()).unwrap_or_default());
                     }
                 }

@@ -9,7 +9,7 @@ pub(crate) mod reserved_ports;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::engine::Control;
@@ -17,6 +17,8 @@ use crate::engine::failure::{self, Failure};
 use crate::engine::run::run_worker;
 use crate::errors::FlowError;
 use crate::flow::Dataflow;
+use crate::monitor::Monitor;
+use crate::monitor::snapshots::MeasuredRecovery;
 use crate::recovery::RecoveryHook;
 
 /// The default epoch length when recovery is off (as in Bytewax).
@@ -32,6 +34,8 @@ pub struct RunConfig {
     /// Set to stop the flow gracefully: inputs stop, the last epoch closes, a final
     /// snapshot is written, and the run returns `Ok` (see [`RunConfig::stop_on_signals`]).
     pub stop: Arc<AtomicBool>,
+    /// Counts, times and tracks the run; `None` keeps no metrics (see [`crate::monitor`]).
+    pub monitor: Option<Monitor>,
 }
 
 impl Default for RunConfig {
@@ -40,6 +44,7 @@ impl Default for RunConfig {
             epoch_interval: DEFAULT_EPOCH_INTERVAL,
             recovery: None,
             stop: Arc::default(),
+            monitor: None,
         }
     }
 }
@@ -49,6 +54,7 @@ impl std::fmt::Debug for RunConfig {
         f.debug_struct("RunConfig")
             .field("epoch_interval", &self.epoch_interval)
             .field("recovery", &self.recovery.is_some())
+            .field("monitor", &self.monitor)
             .finish()
     }
 }
@@ -63,6 +69,13 @@ impl RunConfig {
     /// Turns recovery on with the given hook.
     pub fn recovery(mut self, hook: Arc<dyn RecoveryHook>) -> Self {
         self.recovery = Some(hook);
+        self
+    }
+
+    /// Counts items, times batches and tracks the run's phase and epochs in `monitor`
+    /// (which [`crate::api`] serves); see [`Monitor`].
+    pub fn monitor(mut self, monitor: Monitor) -> Self {
+        self.monitor = Some(monitor);
         self
     }
 
@@ -108,16 +121,44 @@ pub(crate) struct ExecConfig {
     pub(crate) start_epoch: u64,
     pub(crate) recovery: Option<Arc<dyn RecoveryHook>>,
     pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) monitor: Option<Monitor>,
 }
 
 impl From<RunConfig> for ExecConfig {
     fn from(config: RunConfig) -> Self {
         let start_epoch = config.recovery.as_ref().map_or(0, |r| r.resume_epoch());
+        let recovery = match (config.recovery, &config.monitor) {
+            (Some(hook), Some(monitor)) => Some(MeasuredRecovery::wrap(hook, monitor.clone())),
+            (hook, _) => hook,
+        };
+        if let (Some(hook), Some(monitor)) = (&recovery, &config.monitor)
+            && monitor.resumed().is_none()
+        {
+            monitor.set_resumed(crate::monitor::Resumed {
+                execution: hook.execution(),
+                epoch: start_epoch,
+                directory: None,
+            });
+        }
         ExecConfig {
             epoch_interval: config.epoch_interval.max(Duration::from_millis(1)),
             start_epoch,
-            recovery: config.recovery,
+            recovery,
             stop: config.stop,
+            monitor: config.monitor,
+        }
+    }
+}
+
+impl ExecConfig {
+    /// Records in the monitor how the run ended.
+    fn report(&self, outcome: &Result<(), FlowError>) {
+        let Some(monitor) = &self.monitor else { return };
+        let stopped = self.stop.load(Ordering::SeqCst);
+        match outcome {
+            Err(err) => monitor.ended(Some(err.to_string()), None),
+            Ok(()) if stopped => monitor.ended(None, Some("stopped before the end of its input".into())),
+            Ok(()) => monitor.ended(None, None),
         }
     }
 }
@@ -145,8 +186,11 @@ pub fn run_main_with(flow: &Dataflow, config: RunConfig) -> Result<(), FlowError
     let config = Arc::new(ExecConfig::from(config));
     let flow = flow.clone();
     let outcome = failure.clone();
-    timely::execute::execute_directly(move |worker| run_guarded(worker, &flow, config, outcome, false));
-    finish(&failure)
+    let run_config = config.clone();
+    timely::execute::execute_directly(move |worker| run_guarded(worker, &flow, run_config, outcome, false));
+    let result = finish(&failure);
+    config.report(&result);
+    result
 }
 
 /// Runs a flow on `workers` threads of this process.
@@ -203,6 +247,9 @@ pub fn cluster_main(
     if addresses.len() == 1 {
         return run_workers(flow, workers_per_process, config);
     }
+    if let Some(monitor) = &config.monitor {
+        monitor.set_process(process_id, addresses.len());
+    }
     let comm = Comm::Cluster {
         addresses,
         process: process_id,
@@ -231,6 +278,7 @@ fn execute(flow: &Dataflow, comm: Comm, config: RunConfig) -> Result<(), FlowErr
         failure::register_cluster(&failure);
     }
     let config = Arc::new(ExecConfig::from(config));
+    let report = config.clone();
     let outcome = failure.clone();
     let run = {
         let flow = flow.clone();
@@ -274,7 +322,9 @@ fn execute(flow: &Dataflow, comm: Comm, config: RunConfig) -> Result<(), FlowErr
             "a network thread failed while the flow shut down".to_string(),
         )),
     }
-    finish(&failure)
+    let result = finish(&failure);
+    report.report(&result);
+    result
 }
 
 /// Runs one worker, turning panics into errors. In a cluster (`cluster`), a worker of the
@@ -288,12 +338,16 @@ fn run_guarded(
     cluster: bool,
 ) {
     let index = worker.index();
+    let slot = config.monitor.as_ref().map(|m| m.worker(index));
     // Allocated first on every worker, so all get the same channel.
     let mut control = cluster.then(|| Control::new(worker));
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         run_worker(worker, flow, config, failure.clone(), control.as_mut())
     }));
     record(&failure, outcome, index);
+    if let Some(slot) = slot {
+        slot.done();
+    }
     // A stopped execution leaves dataflows unfinished; drop them, or timely would keep
     // stepping them after we return.
     if failure.should_stop() {

@@ -92,6 +92,11 @@ pub trait RecoveryHook: Send + Sync + 'static {
     /// The epoch the execution starts at (0 for a fresh start).
     fn resume_epoch(&self) -> u64;
 
+    /// The number of this execution (0 for the first), when the store counts them.
+    fn execution(&self) -> Option<u64> {
+        None
+    }
+
     /// Worker `worker` of `worker_count` starts an execution of a flow with `steps`; called
     /// on every worker before the flow is built.
     fn begin(&self, worker: usize, worker_count: usize, steps: &[StepId]) -> Result<(), FlowError> {

@@ -165,6 +165,10 @@ impl SqliteRecovery {
 }
 
 impl RecoveryHook for SqliteRecovery {
+    fn execution(&self) -> Option<u64> {
+        Some(self.plan().ex_num)
+    }
+
     fn resume_epoch(&self) -> u64 {
         self.plan().resume_epoch
     }
