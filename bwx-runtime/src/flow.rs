@@ -10,33 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::engine::BuildCtx;
 use crate::errors::FlowError;
-
-/// A dotted step id such as `wordcount.count`; cheap to clone.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct StepId(Arc<str>);
-
-impl StepId {
-    pub(crate) fn new(id: String) -> Self {
-        StepId(id.into())
-    }
-
-    /// The id as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for StepId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for StepId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
+pub use crate::step_id::StepId;
 
 /// Identifies a stream within its flow.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]

@@ -36,6 +36,7 @@ mod otlp;
 pub mod outputs;
 pub mod recovery;
 pub mod stateful;
+mod step_id;
 pub mod testing;
 mod visualize;
 pub mod windowing;

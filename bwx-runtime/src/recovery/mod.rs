@@ -57,7 +57,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::errors::FlowError;
-use crate::flow::StepId;
+use crate::step_id::StepId;
 
 /// The state of one key of one step at the close of an epoch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,18 +70,6 @@ pub struct Snapshot {
     pub epoch: u64,
     /// The encoded state ([`codec::encode`]), or `None` when the key's state was discarded.
     pub state: Option<Vec<u8>>,
-}
-
-impl Serialize for StepId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for StepId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(StepId::new)
-    }
 }
 
 /// One step's stored state: encoded key (or partition name) → encoded state.
