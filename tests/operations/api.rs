@@ -44,7 +44,7 @@ fn the_api_serves_metrics_the_dataflow_and_the_status_as_bytewax_does() {
     });
     let total = |name, step| step_total(&text, name, step);
     let (inp, out) = ("bytewax_item_inp_count_total", "bytewax_item_out_count_total");
-    assert_eq!(total(out, "ops.inp"), ITEMS as f64);
+    assert_eq!(total(out, "ops.inp"), ITEMS as f64, "{text}");
     assert_eq!(
         (total(inp, "ops.double"), total(out, "ops.double")),
         (ITEMS as f64, ITEMS as f64)

@@ -14,6 +14,10 @@ mod common;
 mod api;
 mod harness;
 mod logs;
+#[cfg(feature = "otlp")]
+mod otlp;
+mod page;
+mod progress;
 mod prometheus;
 mod stop;
 mod tools;

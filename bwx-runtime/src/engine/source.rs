@@ -290,6 +290,7 @@ where
             drop(out);
             if parts.iter().all(|p| p.done) {
                 tracing::info!(step = %step_id, worker = me, parts = parts.len(), "input '{step_id}' reached the end of its input on worker {me}");
+                meter.frontier(None);
                 if let (Some(snap_out), Some(sc)) = (snap_output.as_mut(), snap_cap.as_ref()) {
                     emit_positions(&step_id, epoch, &parts, &mut snap_out.activate(), sc);
                 }

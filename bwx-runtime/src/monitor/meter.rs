@@ -293,7 +293,7 @@ impl Meter {
         };
         macro_rules! step_span {
             ($name:literal) => {
-                tracing::debug_span!(target: "bwx::step", $name, step_id = %tag.step_id, worker_index = tag.worker)
+                tracing::debug_span!(target: "bwx::step", $name, step_id = %tag.step_id, worker_index = tag.worker as i64)
             };
         }
         match (call, timing) {
