@@ -188,3 +188,71 @@ fn a_port_in_use_is_a_clear_error() {
     );
     assert_eq!(done.stdout, "", "nothing ran");
 }
+
+/// The `monitored` example, built for this test.
+fn monitored_example() -> std::path::PathBuf {
+    let built = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--example", "monitored"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(built.success(), "cannot build the monitored example");
+    // Test binaries live in `<target>/<profile>/deps`, examples in `<target>/<profile>/examples`.
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(std::path::Path::parent).unwrap();
+    profile
+        .join("examples")
+        .join(format!("monitored{}", std::env::consts::EXE_SUFFIX))
+}
+
+#[test]
+fn a_flow_serves_its_own_metrics_beside_bwx_s() {
+    // About 2 s of orders: the counter is read while the flow runs.
+    let orders: u64 = 40_000;
+    let big = (0..orders)
+        .filter(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 1000 >= 900)
+        .count() as f64;
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(monitored_example())
+        .args([
+            "run",
+            "--dataflow-api",
+            "--dataflow-api-bind",
+            "127.0.0.1",
+            "--dataflow-api-port",
+            "0",
+        ])
+        .arg("--dataflow-api-cache-path")
+        .arg(cache.path())
+        .env("RUST_LOG", "info")
+        .env("MONITORED_ORDERS", orders.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let addr: std::net::SocketAddr = loop {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
+            "no API line"
+        );
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest.split('/').next().unwrap().parse().unwrap();
+        }
+    };
+    let seen = eventually(Duration::from_secs(30), "the flow's own counter", || {
+        let (_, text) = http_get(addr, "/metrics");
+        let value: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("monitored_big_orders_total "))?
+            .parse()
+            .ok()?;
+        assert!(value <= big, "{value} big orders of {big}");
+        (value > 0.0).then_some(text)
+    });
+    assert!(seen.contains("# HELP monitored_big_orders_total orders of 900 or more"));
+    assert!(seen.contains("bytewax_item_out_count_total{step_id=\"monitored.big\",worker_index=\"0\"}"));
+    let status = child.wait().unwrap();
+    assert!(status.success());
+}

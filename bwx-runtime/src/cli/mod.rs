@@ -15,11 +15,25 @@
 //! | `--pod-name` | `BYTEWAX_POD_NAME` | Kubernetes: with the StatefulSet name, the process id is the pod ordinal |
 //! | `--statefulset-name` | `BYTEWAX_STATEFULSET_NAME` | Kubernetes: the pod's StatefulSet |
 //! | `--hostfile-path FILE` | `BYTEWAX_HOSTFILE_PATH` | Kubernetes: the addresses, one per line |
+//! | `--dataflow-api` | `BYTEWAX_DATAFLOW_API_ENABLED` | serve the [dataflow API](crate::api) |
+//! | `--dataflow-api-port PORT` | `BYTEWAX_DATAFLOW_API_PORT` | its port (3030; process i of `--processes` uses PORT + i) |
+//! | `--dataflow-api-bind IP` | `BWX_DATAFLOW_API_BIND` | its address (0.0.0.0) |
+//! | `--dataflow-api-cache-path DIR` | `BYTEWAX_DATAFLOW_API_CACHE_PATH` | where `dataflow.json` is written (`.`) |
+//! | `--no-progress` | `BWX_NO_PROGRESS` | no progress line on a terminal |
+//! | `--log-format text\|json` | `BWX_LOG_FORMAT` | how log lines are written (any command) |
 //!
 //! Durations are seconds (`30`) or carry a unit (`30s`, `5m`, `100ms`). A flag wins over its
 //! variable; `-i` wins over the pod ordinal and `-a` over the host file. Bad flags print a
 //! usage error and exit with code 2; a failing flow prints one line naming the step and
-//! worker and exits with code 1.
+//! worker and exits with code 1 (one line for a `--processes` cluster too). SIGINT or
+//! SIGTERM stop the inputs at the next epoch; the run then prints where it stopped and how
+//! to resume, and exits with 130 (SIGINT) or 143 (SIGTERM).
+//!
+//! Logs go to stderr, filtered by `RUST_LOG` (warnings and errors when it is unset;
+//! `RUST_LOG=info` for the life of a run, `RUST_LOG=bwx::recovery=debug` for every
+//! snapshot commit), with colours only on a terminal. Besides `run`, a flow binary has
+//! `visualize --format mermaid|dot|json`, `recovery init DIR N`, `recovery inspect DIR` and
+//! `--version` ([`Runner::version`]).
 //!
 //! ```no_run
 //! use bwx_runtime::prelude::*;
