@@ -2,7 +2,7 @@
 
 pub const USAGE: &str = "usage: cargo bench --bench workloads -- \
     <a-wordcount|b-running-mean|c-tumbling|d-hot-items|nexmark-<q0|q5|q7|q8|q11>-<r10m|r10k>> \
-    [--workers N] [--processes P] --data DIR [--events N] [--out FILE] [--macro] [--per-key-clock]";
+    [--workers N] [--processes P] --data DIR [--events N] [--out FILE] [--macro] [--per-key-clock] [--api]";
 
 pub struct Args {
     pub workload: String,
@@ -15,6 +15,8 @@ pub struct Args {
     pub macro_form: bool,
     /// (c) and (d): one event clock per key (Bytewax's semantics) instead of per worker.
     pub per_key_clock: bool,
+    /// Serve the dataflow API on a loopback port: every step counts and times its batches.
+    pub api: bool,
     /// Set in the child processes of a `--processes P` run.
     pub member: Option<Member>,
 }
@@ -37,6 +39,7 @@ impl Args {
             out: None,
             macro_form: false,
             per_key_clock: false,
+            api: false,
             member: None,
         };
         let (mut process_id, mut addresses, mut rows_file) = (None, None, None);
@@ -50,6 +53,7 @@ impl Args {
                 "--out" => args.out = Some(value("--out")?),
                 "--macro" => args.macro_form = true,
                 "--per-key-clock" => args.per_key_clock = true,
+                "--api" => args.api = true,
                 "--bench" => {}
                 "--member-process-id" => process_id = Some(number(&value("--member-process-id")?)?),
                 "--member-addresses" => addresses = Some(value("--member-addresses")?),

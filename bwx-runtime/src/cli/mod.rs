@@ -481,6 +481,7 @@ pub fn main(flow: Dataflow) -> ExitCode {
 }
 
 /// Writes a line to stderr below any progress line.
+#[cfg(feature = "otlp")]
 pub(crate) fn write_stderr_line(line: &str) -> std::io::Result<()> {
     terminal::write_lines(format!("{line}\n").as_bytes())
 }

@@ -20,6 +20,16 @@ pub(crate) fn watch(monitor: &Monitor) {
     watched.push(monitor.downgrade());
 }
 
+/// Whether a run of this process keeps metrics now (a [`Monitor`] with metrics is alive):
+/// connectors start their own metric feeds only then.
+pub(crate) fn active() -> bool {
+    WATCHED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|w| w.upgrade().is_some())
+}
+
 /// Registers the collector once per process.
 pub(crate) fn register() {
     static ONCE: OnceLock<()> = OnceLock::new();

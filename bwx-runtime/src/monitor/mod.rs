@@ -67,6 +67,13 @@ pub fn registry() -> &'static prometheus::Registry {
     prometheus::default_registry()
 }
 
+/// Whether a run of this process keeps metrics now (a [`Monitor`] made with
+/// [`Monitor::new`] is alive), for connectors that feed metrics of their own, such as the
+/// Kafka source's [`kafka_consumer_lag`].
+pub fn metrics_active() -> bool {
+    live::active()
+}
+
 /// Every metric of the [`registry`] in Prometheus's text format, as `GET /metrics` serves
 /// it.
 pub fn metrics_text() -> String {
