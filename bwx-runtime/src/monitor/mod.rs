@@ -83,3 +83,55 @@ pub fn metrics_text() -> String {
     let _ = prometheus::TextEncoder::new().encode(&registry().gather(), &mut out);
     String::from_utf8(out).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Monitor, metrics_text};
+    use crate::testing::{TestingSink, TestingSource};
+    use crate::windowing::{EventClock, TumblingWindower};
+    use crate::{Dataflow, RunConfig};
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .map(|v| v.trim().parse().unwrap())
+    }
+
+    #[test]
+    fn a_windowing_step_counts_its_late_items() {
+        let flow = Dataflow::new("latecount");
+        let items = vec![(1u8, 5i64), (1, 25), (1, 3), (1, 12)];
+        let w = flow.input("inp", TestingSource::new(items)).reduce_window(
+            "sum",
+            EventClock::replay(|ts: &i64| *ts, Duration::from_millis(10)),
+            TumblingWindower::new(Duration::from_millis(10), 0).unwrap(),
+            |a, b| a + b,
+        );
+        let late = TestingSink::new();
+        w.down.output("down", TestingSink::new());
+        w.late.output("late", late.clone());
+        let monitor = Monitor::new(&flow);
+        crate::run_main_with(&flow, RunConfig::default().monitor(monitor)).unwrap();
+        // After 25 the watermark is 15: 3 and 12 are late.
+        assert_eq!(late.take().len(), 2);
+        let text = metrics_text();
+        let labels = "{step_id=\"latecount.sum\",worker_index=\"0\"} ";
+        assert_eq!(
+            value(&text, &format!("bwx_window_late_items_total{labels}")),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(&text, &format!("bytewax_item_inp_count_total{labels}")),
+            Some(4.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                "bytewax_item_inp_count_total{step_id=\"latecount.late\",worker_index=\"0\"} "
+            ),
+            Some(2.0)
+        );
+    }
+}
