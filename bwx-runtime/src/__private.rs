@@ -90,3 +90,22 @@ pub fn require_state_field<T, V: StateFieldVerdict<T>>(_verdict: V) {}
 pub fn connector_error<E: Into<ConnectorError>>(error: E) -> ConnectorError {
     error.into()
 }
+
+/// What a `list_parts` method of `#[source]` / `#[sink]` may return: the partitions, or a
+/// `Result` of them with any error that converts into a [`ConnectorError`].
+pub trait IntoParts {
+    /// The partitions, or why they could not be listed.
+    fn into_parts(self) -> Result<Vec<String>, ConnectorError>;
+}
+
+impl IntoParts for Vec<String> {
+    fn into_parts(self) -> Result<Vec<String>, ConnectorError> {
+        Ok(self)
+    }
+}
+
+impl<E: Into<ConnectorError>> IntoParts for Result<Vec<String>, E> {
+    fn into_parts(self) -> Result<Vec<String>, ConnectorError> {
+        self.map_err(Into::into)
+    }
+}

@@ -44,7 +44,9 @@ pub(crate) struct Graph {
 
 /// Lists the partitions a fixed-partitioned source or sink can reach from this worker.
 pub(crate) trait PartLister: Send + Sync {
-    fn list_parts(&self) -> Vec<String>;
+    fn list_parts(&self) -> Result<Vec<String>, crate::inputs::ConnectorError>;
+    /// Whether no partition anywhere in the cluster is allowed.
+    fn may_be_empty(&self) -> bool;
 }
 
 /// A dataflow: a named description of sources, operators and sinks.

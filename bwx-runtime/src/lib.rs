@@ -22,6 +22,7 @@
 #[doc(hidden)]
 pub mod __private;
 pub mod api;
+mod cause;
 pub mod cli;
 mod engine;
 mod errors;

@@ -7,9 +7,12 @@ use crate::harness::{Flow, ITEMS, eventually, flow, http_get, kept, metric};
 
 /// The sum over workers of a per-step metric.
 pub fn step_total(text: &str, name: &str, step: &str) -> f64 {
-    let prefix = format!("{name}{{step_id=\"{step}\",");
+    let (only, first) = (
+        format!("{name}{{step_id=\"{step}\"}} "),
+        format!("{name}{{step_id=\"{step}\","),
+    );
     text.lines()
-        .filter(|l| l.starts_with(&prefix))
+        .filter(|l| l.starts_with(&only) || l.starts_with(&first))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum()
 }

@@ -112,7 +112,7 @@ fn metrics_have_bytewax_names_and_pass_promtool() {
     let text = eventually(Duration::from_secs(30), "snapshots after the items", || {
         let (_, text) = http_get(addr, "/metrics");
         let written = step_total(&text, "bytewax_item_inp_count_total", "ops.out");
-        let epoch = crate::harness::metric(&text, "bwx_snapshot_last_epoch", "worker_index=\"1\"")?;
+        let epoch = crate::harness::metric(&text, "bwx_snapshot_last_epoch", "partition=\"1\"")?;
         (written == kept() as f64 && epoch >= 3.0).then_some(text)
     });
     for name in BYTEWAX_METRICS.iter().chain(&BWX_METRICS) {

@@ -1,13 +1,14 @@
 //! `FileSource`: the lines of one file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bwx_runtime::inputs::BatchStatus;
 
 use super::{DEFAULT_BATCH_SIZE, FileError, LinePartition, LinePartitionState};
 
-/// Reads the lines of one file, as a single partition named by the path, resumable by
-/// byte offset.
+/// Reads the lines of one file, as a single partition named by the file's canonical path
+/// (so `x` and `/abs/x` resume the same partition), resumable by byte offset. A missing
+/// file stops the flow before it starts, naming the path.
 ///
 /// Every worker lists the partition, so the file must be readable by whichever worker
 /// becomes its primary; on a cluster without a shared file system, use [`super::DirSource`],
@@ -54,12 +55,13 @@ impl FileSource {
 /// stored byte offset.
 #[bwx_macros::source(crate = bwx_runtime)]
 impl LinePartition {
-    fn list_parts(source: &FileSource) -> Vec<String> {
-        vec![source.path.to_string_lossy().into_owned()]
+    fn list_parts(source: &FileSource) -> Result<Vec<String>, FileError> {
+        let path = FileError::canonical(&source.path)?;
+        Ok(vec![path.to_string_lossy().into_owned()])
     }
 
-    fn open(source: &FileSource, _part: &str, resume: Option<LinePartitionState>) -> Result<Self, FileError> {
-        LinePartition::open_file(&source.path, resume.map(|r| r.offset), source.batch_size)
+    fn open(source: &FileSource, part: &str, resume: Option<LinePartitionState>) -> Result<Self, FileError> {
+        LinePartition::open_file(Path::new(part), resume.map(|r| r.offset), source.batch_size)
     }
 
     fn next_batch(&mut self, batch: &mut Vec<String>) -> Result<BatchStatus, FileError> {

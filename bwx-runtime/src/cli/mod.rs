@@ -70,7 +70,7 @@ use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches, ValueEnum};
 
-pub use args::{AddressList, Cli, CliCommand, Launch, Placement, RecoveryArgs, RecoveryCommand, RunArgs};
+pub use args::{AddressList, Cli, CliCommand, Launch, Placement, RecoveryCommand, RunArgs};
 pub use duration::parse_duration;
 pub use logging::LogFormat;
 pub use monitor_args::{DiagramFormat, MonitorArgs, VisualizeArgs};
@@ -83,27 +83,7 @@ use crate::errors::FlowError;
 use crate::execution::{RunConfig, cluster_main, run_workers};
 use crate::flow::Dataflow;
 use crate::monitor::{Monitor, Resumed, RunPhase};
-use crate::recovery::RecoveryHook;
-
-/// Where recovery state lives, plugged into the CLI by the recovery store.
-pub trait RecoveryBackend: Send + Sync + 'static {
-    /// Opens the recovery partitions in `args.directory` for this process of the execution.
-    fn open(&self, args: &RecoveryArgs, placement: &Placement) -> Result<Arc<dyn RecoveryHook>, FlowError>;
-
-    /// Creates `directory` (if needed) and `partitions` empty partitions in it (`recovery init`).
-    fn init(&self, directory: &Path, partitions: usize) -> Result<(), FlowError>;
-}
-
-/// A shared backend (so the caller can keep a handle to it).
-impl<B: RecoveryBackend + ?Sized> RecoveryBackend for Arc<B> {
-    fn open(&self, args: &RecoveryArgs, placement: &Placement) -> Result<Arc<dyn RecoveryHook>, FlowError> {
-        (**self).open(args, placement)
-    }
-
-    fn init(&self, directory: &Path, partitions: usize) -> Result<(), FlowError> {
-        (**self).init(directory, partitions)
-    }
-}
+use crate::recovery::{RecoveryBackend, RecoveryError};
 
 /// Why `run` did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +95,9 @@ pub enum CliError {
     /// The flow failed (exit code 1).
     #[error(transparent)]
     Flow(#[from] FlowError),
+    /// The recovery store could not be opened or created (exit code 1).
+    #[error("recovery: {0}")]
+    Recovery(#[from] RecoveryError),
     /// A process of a `--processes` run failed, or could not be started (exit code 1).
     #[error("{0}")]
     Processes(String),
@@ -269,7 +252,7 @@ impl Runner {
                 report.exit_code()
             }
             Err(err) => {
-                stop::last_line(&format!("error: {err}"));
+                stop::last_line(&format!("error: {}", crate::errors::report(&err)));
                 err.exit_code()
             }
         }
@@ -322,6 +305,7 @@ impl Runner {
             stop::Signals::register().map_err(|e| FlowError::Setup(format!("cannot handle signals: {e}")))?;
         let mut config = RunConfig::default()
             .epoch_interval(args.epoch_interval())
+            .drop_unmatched_state(args.drop_unmatched_state)
             .stop_on_signals()?;
         let api = args.monitoring.api_config();
         // A process of a --processes run shares its terminal with the others.
@@ -348,15 +332,16 @@ impl Runner {
         );
         let recovery = args.recovery();
         if let (Some(recovery), Some(backend)) = (&recovery, &self.recovery) {
-            let hook = backend.open(recovery, &placement)?;
+            let store = backend.open(recovery)?;
+            let point = store.resume_point();
             let resumed = Resumed {
-                execution: hook.execution(),
-                epoch: hook.resume_epoch(),
+                execution: Some(point.execution),
+                epoch: point.epoch,
                 directory: Some(recovery.directory.clone()),
             };
             log_resume(&resumed);
             monitor.set_resumed(resumed);
-            config = config.recovery(hook);
+            config = config.recovery(store);
         }
         let _api = api
             .map(|api| DataflowApi::start(&api, monitor.clone()))

@@ -78,7 +78,7 @@ impl StopReport {
         };
         let how = match recovery {
             Some(dir) => {
-                let through = match monitor.snapshot_epoch() {
+                let through = match monitor.durable_until().and_then(|e| e.checked_sub(1)) {
                     Some(e) => format!("through epoch {e} "),
                     None => String::new(),
                 };

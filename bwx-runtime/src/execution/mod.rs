@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::engine::Control;
 use crate::engine::failure::{self, Failure};
 use crate::engine::run::run_worker;
+use crate::engine::{Control, ExecConfig};
 use crate::errors::FlowError;
 use crate::flow::Dataflow;
 use crate::monitor::Monitor;
 use crate::monitor::snapshots::MeasuredRecovery;
-use crate::recovery::RecoveryHook;
+use crate::recovery::RecoveryStore;
 
 /// The default epoch length when recovery is off (as in Bytewax).
 pub const DEFAULT_EPOCH_INTERVAL: Duration = Duration::from_secs(10);
@@ -27,13 +27,16 @@ pub const DEFAULT_EPOCH_INTERVAL: Duration = Duration::from_secs(10);
 /// How to run a flow, beyond where.
 #[derive(Clone)]
 pub struct RunConfig {
-    /// How often inputs start a new epoch.
+    /// How often inputs start a new epoch; zero starts one after every source batch.
     pub epoch_interval: Duration,
     /// Where snapshots go and resume state comes from; `None` turns recovery off.
-    pub recovery: Option<Arc<dyn RecoveryHook>>,
+    pub recovery: Option<Arc<dyn RecoveryStore>>,
     /// Set to stop the flow gracefully: inputs stop, the last epoch closes, a final
     /// snapshot is written, and the run returns `Ok` (see [`RunConfig::stop_on_signals`]).
     pub stop: Arc<AtomicBool>,
+    /// Whether stored state that matches no step or partition of the flow is dropped with
+    /// a warning, instead of refusing to resume ([`FlowError::UnmatchedState`]).
+    pub drop_unmatched_state: bool,
     /// Counts, times and tracks the run; `None` keeps no metrics (see [`crate::monitor`]).
     pub monitor: Option<Monitor>,
 }
@@ -44,6 +47,7 @@ impl Default for RunConfig {
             epoch_interval: DEFAULT_EPOCH_INTERVAL,
             recovery: None,
             stop: Arc::default(),
+            drop_unmatched_state: false,
             monitor: None,
         }
     }
@@ -60,15 +64,24 @@ impl std::fmt::Debug for RunConfig {
 }
 
 impl RunConfig {
-    /// Sets the epoch interval.
+    /// Sets the epoch interval. Zero closes an epoch after every source batch (Bytewax's
+    /// `-s 0`): with recovery, nothing already read is lost to an abort, at the cost of a
+    /// snapshot per batch.
     pub fn epoch_interval(mut self, interval: Duration) -> Self {
         self.epoch_interval = interval;
         self
     }
 
-    /// Turns recovery on with the given hook.
-    pub fn recovery(mut self, hook: Arc<dyn RecoveryHook>) -> Self {
-        self.recovery = Some(hook);
+    /// Turns recovery on with the given store.
+    pub fn recovery(mut self, store: Arc<dyn RecoveryStore>) -> Self {
+        self.recovery = Some(store);
+        self
+    }
+
+    /// Drops stored state that matches no step or partition of the flow (a renamed or
+    /// removed step, a file no longer read) with a warning, instead of refusing to resume.
+    pub fn drop_unmatched_state(mut self, drop: bool) -> Self {
+        self.drop_unmatched_state = drop;
         self
     }
 
@@ -115,36 +128,29 @@ impl RunConfig {
     }
 }
 
-/// What the engine needs of a [`RunConfig`] on every worker.
-pub(crate) struct ExecConfig {
-    pub(crate) epoch_interval: Duration,
-    pub(crate) start_epoch: u64,
-    pub(crate) recovery: Option<Arc<dyn RecoveryHook>>,
-    pub(crate) stop: Arc<AtomicBool>,
-    pub(crate) monitor: Option<Monitor>,
-}
-
 impl From<RunConfig> for ExecConfig {
     fn from(config: RunConfig) -> Self {
-        let start_epoch = config.recovery.as_ref().map_or(0, |r| r.resume_epoch());
+        let start_epoch = config.recovery.as_ref().map_or(0, |r| r.resume_point().epoch);
         let recovery = match (config.recovery, &config.monitor) {
-            (Some(hook), Some(monitor)) => Some(MeasuredRecovery::wrap(hook, monitor.clone())),
-            (hook, _) => hook,
+            (Some(store), Some(monitor)) => Some(MeasuredRecovery::wrap(store, monitor.clone())),
+            (store, _) => store,
         };
-        if let (Some(hook), Some(monitor)) = (&recovery, &config.monitor)
+        if let (Some(store), Some(monitor)) = (&recovery, &config.monitor)
             && monitor.resumed().is_none()
         {
+            let point = store.resume_point();
             monitor.set_resumed(crate::monitor::Resumed {
-                execution: hook.execution(),
-                epoch: start_epoch,
+                execution: Some(point.execution),
+                epoch: point.epoch,
                 directory: None,
             });
         }
         ExecConfig {
-            epoch_interval: config.epoch_interval.max(Duration::from_millis(1)),
+            epoch_interval: config.epoch_interval,
             start_epoch,
             recovery,
             stop: config.stop,
+            drop_unmatched_state: config.drop_unmatched_state,
             monitor: config.monitor,
         }
     }

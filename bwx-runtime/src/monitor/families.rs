@@ -111,25 +111,29 @@ impl Families {
                 "bytewax_snapshot_duration_seconds",
                 "`snapshot` duration in seconds",
             ),
-            snapshot_bytes: counter(
-                "bwx_snapshot_bytes_total",
-                "bytes of encoded state this step has handed to recovery",
-            ),
+            snapshot_bytes: IntCounterVec::new(
+                Opts::new(
+                    "bwx_snapshot_bytes_total",
+                    "bytes of encoded keys and state of this step written to recovery",
+                ),
+                &["step_id"],
+            )
+            .expect("a valid counter family"),
             snapshot_commit_duration: histogram(
                 "bwx_snapshot_commit_duration_seconds",
-                "time to make one epoch's snapshots of a worker durable, in seconds",
+                "time to write a batch of snapshots durably to these recovery partitions, in seconds",
                 &DURATION_BUCKETS,
-                &["worker_index"],
+                &["partitions"],
             ),
             snapshot_epoch: gauge(
                 "bwx_snapshot_last_epoch",
-                "the last epoch whose snapshots this worker made durable",
-                &["worker_index"],
+                "the last epoch this recovery partition holds every snapshot of",
+                &["partition"],
             ),
             snapshot_time: gauge(
                 "bwx_snapshot_last_timestamp_seconds",
-                "when this worker last made an epoch's snapshots durable (Unix time)",
-                &["worker_index"],
+                "when this process last wrote to this recovery partition (Unix time)",
+                &["partition"],
             ),
             keys: gauge(
                 "bwx_step_keys",

@@ -34,10 +34,10 @@
 //! | `bwx_step_frontier_lag_seconds` | gauge | how long ago the inputs closed that epoch |
 //! | `bwx_step_keys` | gauge | keys with state in a stateful step |
 //! | `bwx_window_late_items_total` | counter | items a windowing step found late |
-//! | `bwx_snapshot_bytes_total` | counter | encoded state a step handed to recovery |
-//! | `bwx_snapshot_commit_duration_seconds{worker_index}` | histogram | making an epoch's snapshots durable |
-//! | `bwx_snapshot_last_epoch{worker_index}` | gauge | the last durable epoch |
-//! | `bwx_snapshot_last_timestamp_seconds{worker_index}` | gauge | when it became durable |
+//! | `bwx_snapshot_bytes_total{step_id}` | counter | encoded keys and state of a step written to recovery |
+//! | `bwx_snapshot_commit_duration_seconds{partitions}` | histogram | writing a batch of snapshots durably to these partitions |
+//! | `bwx_snapshot_last_epoch{partition}` | gauge | the last epoch a recovery partition holds completely |
+//! | `bwx_snapshot_last_timestamp_seconds{partition}` | gauge | when this process last wrote to it |
 //!
 //! plus the `process_*` metrics of the process (CPU, memory, open files). Register your own
 //! metrics in the same [`registry`]; they are served beside these:

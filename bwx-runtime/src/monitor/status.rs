@@ -57,8 +57,6 @@ pub struct WorkerStatus {
     pub state: &'static str,
     /// The epoch its inputs are in, once known.
     pub epoch: Option<u64>,
-    /// The last epoch whose snapshots it made durable (with recovery on).
-    pub snapshot_epoch: Option<u64>,
 }
 
 /// `GET /status`: the run as a Kubernetes probe or an operator sees it.
@@ -74,6 +72,9 @@ pub struct StatusReport {
     pub epoch: Option<u64>,
     /// Where the run resumed from, with recovery on.
     pub resumed: Option<Resumed>,
+    /// With recovery on, the cluster's durable frontier: every epoch before it is stored
+    /// in every recovery partition (a resume would start there).
+    pub durable_until: Option<u64>,
     /// This process's index in the cluster.
     pub process_id: usize,
     /// How many processes the cluster has.
@@ -99,7 +100,6 @@ pub(crate) struct WorkerSlot {
     state: AtomicU8,
     /// When the worker's inputs entered each recent epoch.
     starts: Mutex<VecDeque<(u64, Instant)>>,
-    snapshot_epoch: AtomicU64,
 }
 
 impl WorkerSlot {
@@ -109,7 +109,6 @@ impl WorkerSlot {
             epoch: AtomicU64::new(NO_EPOCH),
             state: AtomicU8::new(0),
             starts: Mutex::new(VecDeque::new()),
-            snapshot_epoch: AtomicU64::new(NO_EPOCH),
         }
     }
 
@@ -145,10 +144,6 @@ impl WorkerSlot {
         self.state.store(2, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot_committed(&self, epoch: u64) {
-        self.snapshot_epoch.store(epoch, Ordering::Relaxed);
-    }
-
     /// How long ago the worker's inputs left `epoch` (0 if they are still in it).
     fn time_since_epoch_closed(&self, epoch: u64, now: Instant) -> Duration {
         let starts = lock(&self.starts);
@@ -168,7 +163,6 @@ impl WorkerSlot {
                 _ => "done",
             },
             epoch: self.epoch(),
-            snapshot_epoch: Some(self.snapshot_epoch.load(Ordering::Relaxed)).filter(|e| *e != NO_EPOCH),
         }
     }
 }
@@ -220,6 +214,8 @@ struct Shared {
     resumed: Mutex<Option<Resumed>>,
     workers: Mutex<BTreeMap<usize, Arc<WorkerSlot>>>,
     steps: Mutex<Vec<Arc<StepSlot>>>,
+    /// The cluster's durable frontier, as this process's recovery writers last heard it.
+    durable: AtomicU64,
 }
 
 /// A monitor that does not keep its run's data alive.
@@ -304,6 +300,7 @@ impl Monitor {
                 resumed: Mutex::new(None),
                 workers: Mutex::new(BTreeMap::new()),
                 steps: Mutex::new(Vec::new()),
+                durable: AtomicU64::new(NO_EPOCH),
             }),
         };
         if metrics {
@@ -353,16 +350,18 @@ impl Monitor {
             .max()
     }
 
-    /// The last epoch every worker of this process made durable (with recovery on).
-    pub fn snapshot_epoch(&self) -> Option<u64> {
-        let workers = lock(&self.shared.workers);
-        let epochs: Vec<u64> = workers
-            .values()
-            .map(|w| w.snapshot_epoch.load(Ordering::Relaxed))
-            .collect();
-        match epochs.iter().min() {
-            Some(&e) if e != NO_EPOCH => Some(e),
-            _ => None,
+    /// With recovery on, the cluster's durable frontier: every epoch before it is stored in
+    /// every recovery partition. `None` until this process heard of one.
+    pub fn durable_until(&self) -> Option<u64> {
+        Some(self.shared.durable.load(Ordering::Relaxed)).filter(|e| *e != NO_EPOCH)
+    }
+
+    /// The cluster's durable frontier moved to `frontier`.
+    pub(crate) fn set_durable_until(&self, frontier: u64) {
+        let durable = &self.shared.durable;
+        let known = durable.load(Ordering::Relaxed);
+        if known == NO_EPOCH || frontier > known {
+            durable.store(frontier, Ordering::Relaxed);
         }
     }
 
@@ -435,6 +434,7 @@ impl Monitor {
             ready: matches!(phase, RunPhase::Running | RunPhase::Finished),
             epoch: self.epoch(),
             resumed: self.resumed(),
+            durable_until: self.durable_until(),
             process_id,
             processes,
             workers,

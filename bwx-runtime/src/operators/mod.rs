@@ -8,10 +8,12 @@
 //! | keys | [`key_on`](crate::Stream::key_on), [`key_rm`](crate::Stream::key_rm), [`map_value`](crate::Stream::map_value), [`filter_value`](crate::Stream::filter_value), [`filter_map_value`](crate::Stream::filter_map_value), [`flat_map_value`](crate::Stream::flat_map_value) |
 //! | stateful | see [`crate::stateful`] |
 
+mod connect;
 mod flow_ops;
 mod keyed;
 mod stateless;
 
+pub use connect::{DynamicKind, FixedKind, IntoSink, IntoSource};
 pub use flow_ops::BranchOut;
 pub use keyed::KeyedItem;
 
