@@ -15,6 +15,13 @@
 //! | `--pod-name` | `BYTEWAX_POD_NAME` | Kubernetes: with the StatefulSet name, the process id is the pod ordinal |
 //! | `--statefulset-name` | `BYTEWAX_STATEFULSET_NAME` | Kubernetes: the pod's StatefulSet |
 //! | `--hostfile-path FILE` | `BYTEWAX_HOSTFILE_PATH` | Kubernetes: the addresses, one per line |
+//! | `--cluster-secret S` | `BWX_CLUSTER_SECRET` | the secret every process proves (prefer the variable) |
+//! | `--cluster-secret-file FILE` | `BWX_CLUSTER_SECRET_FILE` | a file holding it |
+//! | `--cluster-encryption` | `BWX_CLUSTER_ENCRYPTION` | seal all traffic between processes (needs a secret) |
+//! | `--bind-address A` | `BWX_BIND_ADDRESS` | listen there (e.g. `0.0.0.0`) instead of on this process's address |
+//! | `--startup-timeout D` | `BWX_STARTUP_TIMEOUT` | how long to wait for every peer at start-up (default 60 s) |
+//! | `--heartbeat-timeout D` | `BWX_HEARTBEAT_TIMEOUT` | silence after which a peer counts as failed (default 10 s) |
+//! | `--restarts N` | `BWX_RESTARTS` | with `--processes` and `-r`: restart the cluster from the last snapshot after a failure, at most N times |
 //! | `--dataflow-api` | `BYTEWAX_DATAFLOW_API_ENABLED` | serve the [dataflow API](crate::api) |
 //! | `--dataflow-api-port PORT` | `BYTEWAX_DATAFLOW_API_PORT` | its port (3030; process i of `--processes` uses PORT + i) |
 //! | `--dataflow-api-bind IP` | `BWX_DATAFLOW_API_BIND` | its address (0.0.0.0) |
@@ -82,7 +89,7 @@ use crate::api::{ApiError, DataflowApi};
 use crate::errors::FlowError;
 use crate::execution::{RunConfig, cluster_main, run_workers};
 use crate::flow::Dataflow;
-use crate::monitor::{Monitor, Resumed, RunPhase};
+use crate::monitor::{Monitor, RunPhase};
 use crate::recovery::{RecoveryBackend, RecoveryError};
 
 /// Why `run` did not succeed.
@@ -291,8 +298,8 @@ impl Runner {
                     Ok(command)
                 };
                 match spawn::run_processes(args, processes, &command).map_err(CliError::Processes)? {
-                    spawn::Ended::Finished => Ok(()),
-                    spawn::Ended::Stopped(report) => Err(CliError::Stopped(report)),
+                    None => Ok(()),
+                    Some(report) => Err(CliError::Stopped(report)),
                 }
             }
             Launch::Here(placement) => self.run_here(args, placement),
@@ -305,6 +312,7 @@ impl Runner {
             stop::Signals::register().map_err(|e| FlowError::Setup(format!("cannot handle signals: {e}")))?;
         let mut config = RunConfig::default()
             .epoch_interval(args.epoch_interval())
+            .cluster(args.cluster_options()?)
             .drop_unmatched_state(args.drop_unmatched_state)
             .stop_on_signals()?;
         let api = args.monitoring.api_config();
@@ -332,16 +340,10 @@ impl Runner {
         );
         let recovery = args.recovery();
         if let (Some(recovery), Some(backend)) = (&recovery, &self.recovery) {
-            let store = backend.open(recovery)?;
-            let point = store.resume_point();
-            let resumed = Resumed {
-                execution: Some(point.execution),
-                epoch: point.epoch,
-                directory: Some(recovery.directory.clone()),
-            };
-            log_resume(&resumed);
-            monitor.set_resumed(resumed);
-            config = config.recovery(store);
+            // Where the run resumes is known once the processes agreed on it; the monitor
+            // logs it then.
+            monitor.set_recovery_directory(recovery.directory.clone());
+            config = config.recovery(backend.open(recovery)?);
         }
         let _api = api
             .map(|api| DataflowApi::start(&api, monitor.clone()))
@@ -365,14 +367,17 @@ impl Runner {
             tracing::info!(flow = %self.flow.id(), error = %err, "flow '{}' failed", self.flow.id());
             return Err(err.into());
         }
-        match (monitor.phase(), signals.received()) {
-            (RunPhase::Stopped, Some(signal)) => {
+        match monitor.phase() {
+            RunPhase::Stopped => {
+                // Without a signal of its own, another process of the cluster asked for
+                // the stop.
+                let signal = signals.received();
                 let dir = recovery.as_ref().map(|r| r.directory.as_path());
                 let report = StopReport::new(&monitor, signal, dir);
                 tracing::info!(
                     flow = %self.flow.id(),
                     epoch = monitor.epoch(),
-                    signal = stop::signal_name(signal),
+                    signal = signal.map(stop::signal_name),
                     "flow '{}' stopped before the end of its input",
                     self.flow.id()
                 );
@@ -469,27 +474,4 @@ pub fn main(flow: Dataflow) -> ExitCode {
 #[cfg(feature = "otlp")]
 pub(crate) fn write_stderr_line(line: &str) -> std::io::Result<()> {
     terminal::write_lines(format!("{line}\n").as_bytes())
-}
-
-/// Logs where the run resumes from.
-fn log_resume(resumed: &Resumed) {
-    let directory = resumed
-        .directory
-        .as_ref()
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
-    match resumed.execution {
-        Some(0) | None if resumed.epoch == 0 => tracing::info!(
-            directory,
-            "recovery directory {directory}: first execution, starting at epoch 0"
-        ),
-        execution => tracing::info!(
-            directory,
-            execution,
-            resume_epoch = resumed.epoch,
-            "recovery directory {directory}: execution {} resumes at epoch {}",
-            execution.map_or("?".to_string(), |e| e.to_string()),
-            resumed.epoch
-        ),
-    }
 }

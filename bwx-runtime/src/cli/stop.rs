@@ -7,7 +7,7 @@
 //! | 1 | the flow failed (a step or connector, or another process) |
 //! | 2 | bad flags |
 //! | 130 | stopped by SIGINT (Ctrl-C) before the end of its input |
-//! | 143 | stopped by SIGTERM before the end of its input |
+//! | 143 | stopped by SIGTERM before the end of its input, or because another process of its cluster was |
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,11 +21,10 @@ use crate::monitor::Monitor;
 /// which its supervisor prints (once for the cluster) instead.
 pub(crate) const REPORT_VAR: &str = "BWX_SUPERVISOR_REPORT";
 
-/// Which of SIGINT and SIGTERM arrived last, and how many did.
+/// Which of SIGINT and SIGTERM arrived last.
 #[derive(Clone, Default)]
 pub(crate) struct Signals {
     last: Arc<AtomicUsize>,
-    count: Arc<AtomicUsize>,
 }
 
 impl Signals {
@@ -35,13 +34,6 @@ impl Signals {
         let signals = Signals::default();
         for signal in [SIGINT, SIGTERM] {
             signal_hook::flag::register_usize(signal, signals.last.clone(), signal as usize)?;
-            let count = signals.count.clone();
-            // SAFETY: the action only increments an atomic, which is async-signal-safe.
-            unsafe {
-                signal_hook::low_level::register(signal, move || {
-                    count.fetch_add(1, Ordering::SeqCst);
-                })?;
-            }
         }
         Ok(signals)
     }
@@ -52,11 +44,6 @@ impl Signals {
             0 => None,
             s => Some(s as i32),
         }
-    }
-
-    /// How many signals arrived.
-    pub(crate) fn count(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
     }
 }
 
@@ -70,8 +57,9 @@ pub struct StopReport {
 }
 
 impl StopReport {
-    /// The report of this process's stopped run.
-    pub(crate) fn new(monitor: &Monitor, signal: i32, recovery: Option<&Path>) -> StopReport {
+    /// The report of this process's stopped run: by `signal`, or (`None`) on the request
+    /// of another process of its cluster.
+    pub(crate) fn new(monitor: &Monitor, signal: Option<i32>, recovery: Option<&Path>) -> StopReport {
         let at = match monitor.epoch() {
             Some(epoch) => format!(" at epoch {epoch}"),
             None => String::new(),
@@ -91,13 +79,16 @@ impl StopReport {
                 "it has no recovery directory (-r), so running it again starts from the beginning".to_string()
             }
         };
+        let why = match signal {
+            Some(signal) => signal_name(signal),
+            None => "another process of the cluster was stopped",
+        };
         StopReport {
             message: format!(
-                "flow '{}' stopped{at} before the end of its input ({}); {how}",
+                "flow '{}' stopped{at} before the end of its input ({why}); {how}",
                 monitor.flow_id(),
-                signal_name(signal)
             ),
-            signal,
+            signal: signal.unwrap_or(SIGTERM),
         }
     }
 

@@ -18,7 +18,7 @@ use crate::errors::{Cause, FlowError};
 use crate::flow::{StepId, StepInfo};
 use crate::monitor::meter::Meter;
 use crate::outputs::{DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition};
-use crate::recovery::{Snapshot, codec};
+use crate::recovery::{Route, Snapshot, codec};
 
 use super::epochs::{EpochSteps, Epochs, SnapshotPort};
 use super::failure::enter_step;
@@ -239,7 +239,7 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
             why: "the sink lists no partitions on any worker".into(),
         });
     }
-    let resume = ctx.resume_states(&step.id)?;
+    let resume = ctx.resume_states(&step.id);
     let mut parts: Vec<Option<SinkPart<S::Partition>>> = Vec::with_capacity(all.len());
     for (name, primary) in &all {
         if *primary != me {
@@ -247,15 +247,17 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
             continue;
         }
         let state = match resume.get(&codec::part_key(name)) {
-            Some(bytes) => Some(
-                codec::decode::<S::State>(bytes).map_err(|e| FlowError::StateDecode {
-                    step: step.id.to_string(),
-                    worker: me,
-                    what: "position",
-                    key: name.clone(),
-                    cause: Cause::new(e),
-                })?,
-            ),
+            Some(stored) => {
+                Some(
+                    codec::decode::<S::State>(&stored.state).map_err(|e| FlowError::StateDecode {
+                        step: step.id.to_string(),
+                        worker: me,
+                        what: "position",
+                        key: name.clone(),
+                        cause: Cause::new(e),
+                    })?,
+                )
+            }
             None => None,
         };
         let writer = sink
@@ -366,6 +368,7 @@ impl<S: FixedPartitionedSink> LocalSink<(S::Key, S::Value)> for FixedLocal<S> {
                 snapshots.push(Snapshot {
                     step_id: self.step.clone(),
                     key: codec::part_key(&part.name),
+                    route: Route::Partition,
                     epoch,
                     state: Some(state),
                 });

@@ -7,9 +7,7 @@ use std::time::Instant;
 use super::families::families;
 use super::status::Monitor;
 use crate::flow::StepId;
-use crate::recovery::{
-    PartitionWriter, Progress, RecoveryError, RecoveryStore, ResumePoint, Snapshot, StoredStates,
-};
+use crate::recovery::{PartitionWriter, Progress, RecoveryError, RecoveryStore, ResumePlan, Snapshot};
 
 /// Passes everything to the run's store; its partition writers record how long each write
 /// took, how many bytes each step handed over, the last epoch each partition holds, and
@@ -26,10 +24,6 @@ impl MeasuredRecovery {
 }
 
 impl RecoveryStore for MeasuredRecovery {
-    fn resume_point(&self) -> ResumePoint {
-        self.inner.resume_point()
-    }
-
     fn partitions(&self) -> usize {
         self.inner.partitions()
     }
@@ -38,24 +32,28 @@ impl RecoveryStore for MeasuredRecovery {
         self.inner.partition_of(step, key)
     }
 
-    fn stored_steps(&self) -> Vec<StepId> {
-        self.inner.stored_steps()
+    fn local_summary(&self) -> Result<Vec<u8>, RecoveryError> {
+        self.inner.local_summary()
     }
 
-    fn resume_states(&self, step: &StepId) -> Result<Arc<StoredStates>, RecoveryError> {
-        self.inner.resume_states(step)
+    /// The plan, which the monitor records as where the run resumed from.
+    fn plan(&self, summaries: &[Vec<u8>]) -> Result<ResumePlan, RecoveryError> {
+        let plan = self.inner.plan(summaries)?;
+        self.monitor.resumed_at(plan.point);
+        Ok(plan)
     }
 
-    fn resume_taken(&self) {
-        self.inner.resume_taken()
+    fn load(&self, plan: &ResumePlan, process: usize) -> Result<Vec<Snapshot>, RecoveryError> {
+        self.inner.load(plan, process)
     }
 
     fn open_writer(
         &self,
+        plan: &ResumePlan,
         parts: Vec<usize>,
         workers: usize,
     ) -> Result<Box<dyn PartitionWriter>, RecoveryError> {
-        let inner = self.inner.open_writer(parts.clone(), workers)?;
+        let inner = self.inner.open_writer(plan, parts.clone(), workers)?;
         let label = parts.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
         Ok(Box::new(MeasuredWriter {
             inner,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use crate::flow::{Dataflow, StepId};
+use crate::recovery::ResumePoint;
 
 /// An epoch not known yet.
 pub(crate) const NO_EPOCH: u64 = u64::MAX;
@@ -214,6 +215,7 @@ struct Shared {
     resumed: Mutex<Option<Resumed>>,
     workers: Mutex<BTreeMap<usize, Arc<WorkerSlot>>>,
     steps: Mutex<Vec<Arc<StepSlot>>>,
+    directory: Mutex<Option<PathBuf>>,
     /// The cluster's durable frontier, as this process's recovery writers last heard it.
     durable: AtomicU64,
 }
@@ -300,6 +302,7 @@ impl Monitor {
                 resumed: Mutex::new(None),
                 workers: Mutex::new(BTreeMap::new()),
                 steps: Mutex::new(Vec::new()),
+                directory: Mutex::new(None),
                 durable: AtomicU64::new(NO_EPOCH),
             }),
         };
@@ -332,9 +335,42 @@ impl Monitor {
         *lock(&self.shared.place) = (process_id, processes.max(1));
     }
 
-    /// Records where the run resumed from.
-    pub fn set_resumed(&self, resumed: Resumed) {
-        *lock(&self.shared.resumed) = Some(resumed);
+    /// Records the recovery directory, for `/status` and the logs.
+    pub fn set_recovery_directory(&self, directory: PathBuf) {
+        *lock(&self.shared.directory) = Some(directory);
+    }
+
+    /// The processes agreed where the run resumes: records it and, the first time, logs it.
+    pub(crate) fn resumed_at(&self, point: ResumePoint) {
+        let mut resumed = lock(&self.shared.resumed);
+        if resumed.is_some() {
+            return;
+        }
+        let directory = lock(&self.shared.directory).clone();
+        let shown = directory
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        if point.execution == 0 && point.epoch == 0 {
+            tracing::info!(
+                directory = shown,
+                "recovery directory {shown}: first execution, starting at epoch 0"
+            );
+        } else {
+            tracing::info!(
+                directory = shown,
+                execution = point.execution,
+                resume_epoch = point.epoch,
+                "recovery directory {shown}: execution {} resumes at epoch {}",
+                point.execution,
+                point.epoch
+            );
+        }
+        *resumed = Some(Resumed {
+            execution: Some(point.execution),
+            epoch: point.epoch,
+            directory,
+        });
     }
 
     /// Where the run resumed from, if recovery is on.
