@@ -662,7 +662,7 @@ fn a_failed_pre_commit_stops_the_flow_and_its_epoch_never_becomes_durable() {
     let m = report(&err);
     assert_eq!(
         m,
-        "step 'fails.out' on worker 0, partition '-': cannot pre-commit epoch 3: the disk is full"
+        "step 'fails.out' on worker 0: cannot pre-commit epoch 3: the disk is full"
     );
     // Nothing of epoch 3 or later is durable: a resume starts at 3 at the latest.
     assert!(

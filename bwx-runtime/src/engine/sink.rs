@@ -14,7 +14,7 @@ use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeli
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::progress::Antichain;
 
-use crate::errors::{Cause, FlowError};
+use crate::errors::{Cause, DYNAMIC_PART, FlowError};
 use crate::flow::{StepId, StepInfo};
 use crate::monitor::meter::Meter;
 use crate::outputs::{DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition};
@@ -149,9 +149,15 @@ pub(crate) fn dynamic<'s, S: DynamicSink>(
     stream: TStream<'s, S::Item>,
 ) -> Result<(), FlowError> {
     let me = ctx.worker_index();
-    let part = sink
-        .build(&step.id, me, ctx.worker_count())
-        .map_err(|e| FlowError::connector(&step.id, me, "-", "cannot build the worker's partition", e))?;
+    let part = sink.build(&step.id, me, ctx.worker_count()).map_err(|e| {
+        FlowError::connector(
+            &step.id,
+            me,
+            DYNAMIC_PART,
+            "cannot build the worker's partition",
+            e,
+        )
+    })?;
     let local = DynamicLocal {
         part,
         step: step.id.clone(),
@@ -180,9 +186,9 @@ impl<P: StatelessSinkPartition> LocalSink<P::Item> for DynamicLocal<P> {
             return Ok(());
         }
         self.dirty = true;
-        self.part
-            .write_batch(items)
-            .map_err(|e| FlowError::connector(&self.step, self.worker, "-", "cannot write a batch", e))
+        self.part.write_batch(items).map_err(|e| {
+            FlowError::connector(&self.step, self.worker, DYNAMIC_PART, "cannot write a batch", e)
+        })
     }
 
     fn pre_commit(&mut self, epoch: u64, _: Option<&mut Vec<Snapshot>>) -> Result<(), FlowError> {
@@ -194,7 +200,7 @@ impl<P: StatelessSinkPartition> LocalSink<P::Item> for DynamicLocal<P> {
             FlowError::connector(
                 &self.step,
                 self.worker,
-                "-",
+                DYNAMIC_PART,
                 format!("cannot pre-commit epoch {epoch}"),
                 e,
             )
@@ -210,7 +216,7 @@ impl<P: StatelessSinkPartition> LocalSink<P::Item> for DynamicLocal<P> {
             FlowError::connector(
                 &self.step,
                 self.worker,
-                "-",
+                DYNAMIC_PART,
                 format!("cannot commit epoch {epoch}"),
                 e,
             )
@@ -220,7 +226,7 @@ impl<P: StatelessSinkPartition> LocalSink<P::Item> for DynamicLocal<P> {
     fn close(&mut self) -> Result<(), FlowError> {
         self.part
             .close()
-            .map_err(|e| FlowError::connector(&self.step, self.worker, "-", "cannot close", e))
+            .map_err(|e| FlowError::connector(&self.step, self.worker, DYNAMIC_PART, "cannot close", e))
     }
 }
 

@@ -12,7 +12,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
-use crate::errors::{Cause, FlowError};
+use crate::errors::{Cause, DYNAMIC_PART, FlowError};
 use crate::flow::{StepId, StepInfo};
 use crate::inputs::{
     BatchStatus, ConnectorError, DynamicSource, FixedPartitionedSource, StatefulSourcePartition,
@@ -131,11 +131,17 @@ pub(crate) fn dynamic<'s, S: DynamicSource>(
     source: Arc<S>,
 ) -> Result<TStream<'s, S::Item>, FlowError> {
     let (me, count) = (ctx.worker_index(), ctx.worker_count());
-    let reader = source
-        .build(&step.id, me, count)
-        .map_err(|e| FlowError::connector(&step.id, me, "-", "cannot build the worker's partition", e))?;
+    let reader = source.build(&step.id, me, count).map_err(|e| {
+        FlowError::connector(
+            &step.id,
+            me,
+            DYNAMIC_PART,
+            "cannot build the worker's partition",
+            e,
+        )
+    })?;
     let parts = vec![Part {
-        name: "-".into(),
+        name: DYNAMIC_PART.into(),
         reader: Stateless(reader),
         wake: None,
         done: false,
