@@ -71,6 +71,59 @@ fn json_logs_are_one_object_per_line() {
 }
 
 #[test]
+fn the_processes_of_a_local_cluster_mark_their_log_lines() {
+    let done = run(
+        "quick",
+        &["run", "--processes", "2", "-s", "50ms"],
+        &[("RUST_LOG", "info")],
+    );
+    assert!(done.status.success(), "{}", done.stderr);
+    let log = &done.stderr;
+    for process in 0..2 {
+        let starting = format!("starting flow 'ops': process {process} of 2");
+        let line = log
+            .lines()
+            .find(|l| l.contains(&starting))
+            .unwrap_or_else(|| panic!("no {starting:?} in:\n{log}"));
+        assert!(line.starts_with(&format!("process {process}: ")), "{line}");
+    }
+    // Every line of a child says which one wrote it; the supervisor's own lines need not.
+    for line in log.lines() {
+        assert!(
+            line.starts_with("process 0: ")
+                || line.starts_with("process 1: ")
+                || line.contains("bwx_runtime::cli::spawn"),
+            "an unmarked line: {line}\n{log}"
+        );
+    }
+    assert!(
+        log.contains("process 0: ") && log.contains("process 1: "),
+        "{log}"
+    );
+
+    let json = run(
+        "quick",
+        &["run", "--processes", "2", "--log-format", "json"],
+        &[("RUST_LOG", "info")],
+    );
+    assert!(json.status.success(), "{}", json.stderr);
+    let mut starts = Vec::new();
+    for line in json.stderr.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let message = event["fields"]["message"].as_str().unwrap_or_default();
+        if message.starts_with("starting flow") {
+            assert!(
+                message.contains(&format!("process {} of 2", event["process"])),
+                "{line}"
+            );
+            starts.push(event["process"].as_u64().expect("a process field"));
+        }
+    }
+    starts.sort_unstable();
+    assert_eq!(starts, vec![0, 1], "{}", json.stderr);
+}
+
+#[test]
 fn recovery_runs_log_their_directory_resume_point_and_commits() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("state");

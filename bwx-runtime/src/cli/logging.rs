@@ -43,7 +43,7 @@ pub(crate) fn init(format: LogFormat) -> LogGuard {
     match format {
         LogFormat::Text => layers.push(
             tracing_subscriber::fmt::layer()
-                .with_writer(|| LogWriter)
+                .with_writer(|| LogWriter { json: false })
                 .with_ansi(stderr_is_terminal())
                 .with_filter(filter())
                 .boxed(),
@@ -53,7 +53,7 @@ pub(crate) fn init(format: LogFormat) -> LogGuard {
                 .json()
                 .with_span_list(true)
                 .with_current_span(false)
-                .with_writer(|| LogWriter)
+                .with_writer(|| LogWriter { json: true })
                 .with_ansi(false)
                 .with_filter(filter())
                 .boxed(),

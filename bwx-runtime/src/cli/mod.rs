@@ -317,9 +317,11 @@ impl Runner {
             .stop_on_signals()?;
         let api = args.monitoring.api_config();
         // A process of a --processes run shares its terminal with the others.
-        let progress = !args.monitoring.no_progress
-            && terminal::stderr_is_terminal()
-            && std::env::var_os(stop::REPORT_VAR).is_none();
+        let supervised = std::env::var_os(stop::REPORT_VAR).is_some();
+        if placement.processes() > 1 {
+            terminal::mark_process(placement.process_id, supervised);
+        }
+        let progress = !args.monitoring.no_progress && terminal::stderr_is_terminal() && !supervised;
         let monitor = if api.is_some() || progress {
             Monitor::new(&self.flow)
         } else {

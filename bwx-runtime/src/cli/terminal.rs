@@ -2,7 +2,7 @@
 //! line, which the next tick draws again below it.
 
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// Whether a progress line is on screen (drawn, not yet cleared or overwritten).
 static PROGRESS_SHOWN: Mutex<bool> = Mutex::new(false);
@@ -49,12 +49,46 @@ pub(crate) fn clear_progress() {
     }
 }
 
-/// The log writer: each event is one `write` of whole lines.
-pub(crate) struct LogWriter;
+/// Which process of a cluster writes the log lines, once known (see [`mark_process`]).
+static PROCESS_MARK: OnceLock<ProcessMark> = OnceLock::new();
+
+/// How this process marks its log lines.
+struct ProcessMark {
+    /// Put before each text line: the processes of a `--processes` run share one stderr.
+    text_prefix: Option<String>,
+    /// Put first in each JSON object: `"process":N,`.
+    json_field: String,
+}
+
+/// Marks every later log line with process `process`'s id: a `"process"` field in each
+/// JSON line, and, when the processes share one stderr (`shared_stderr`, a `--processes`
+/// run), a `process N: ` prefix on each text line. Elsewhere each process has its own log
+/// (a pod's, a host's), which names it already.
+pub(crate) fn mark_process(process: usize, shared_stderr: bool) {
+    let _ = PROCESS_MARK.set(ProcessMark {
+        text_prefix: shared_stderr.then(|| format!("process {process}: ")),
+        json_field: format!("\"process\":{process},"),
+    });
+}
+
+/// The log writer: each event is one `write` of whole lines, marked with this process's id
+/// once [`mark_process`] set it.
+pub(crate) struct LogWriter {
+    pub(crate) json: bool,
+}
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        write_lines(buf)?;
+        let marked = PROCESS_MARK.get().and_then(|mark| {
+            if self.json {
+                let rest = buf.strip_prefix(b"{")?;
+                Some([b"{", mark.json_field.as_bytes(), rest].concat())
+            } else {
+                let prefix = mark.text_prefix.as_ref()?;
+                Some([prefix.as_bytes(), buf].concat())
+            }
+        });
+        write_lines(marked.as_deref().unwrap_or(buf))?;
         Ok(buf.len())
     }
 
