@@ -91,22 +91,26 @@ fn sigint_with_recovery_exits_130_and_the_same_command_resumes() {
 
 #[test]
 fn a_stopped_local_cluster_prints_one_line() {
-    let flow = started(&["run", "--processes", "2", "-s", "100ms"]);
-    flow.signal(libc::SIGTERM);
-    let done = flow.finish(Duration::from_secs(20));
-    assert_eq!(done.status.code(), Some(143), "{}", done.stderr);
-    let stops: Vec<&str> = done
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("stopped: "))
-        .collect();
-    assert_eq!(stops.len(), 1, "{}", done.stderr);
-    assert!(!done.stderr.contains("error"), "{}", done.stderr);
-    assert!(
-        last_line(&done.stderr).starts_with("stopped: flow 'ops' stopped at epoch "),
-        "{}",
-        done.stderr
-    );
+    // The supervisor's exit code names the signal it got, as a single process's does.
+    for (signal, code, name) in [(libc::SIGTERM, 143, "SIGTERM"), (libc::SIGINT, 130, "SIGINT")] {
+        let flow = started(&["run", "--processes", "2", "-s", "100ms"]);
+        flow.signal(signal);
+        let done = flow.finish(Duration::from_secs(20));
+        assert_eq!(done.status.code(), Some(code), "{name}: {}", done.stderr);
+        let stops: Vec<&str> = done
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("stopped: "))
+            .collect();
+        assert_eq!(stops.len(), 1, "{}", done.stderr);
+        assert!(!done.stderr.contains("error"), "{}", done.stderr);
+        let last = last_line(&done.stderr);
+        assert!(
+            last.starts_with("stopped: flow 'ops' stopped at epoch ") && last.contains(name),
+            "{name}: {}",
+            done.stderr
+        );
+    }
 }
 
 #[test]
