@@ -77,7 +77,7 @@ use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches, ValueEnum};
 
-pub use args::{AddressList, Cli, CliCommand, Launch, Placement, RecoveryCommand, RunArgs};
+pub use args::{AddressList, Cli, CliCommand, Launch, PartList, Placement, RecoveryCommand, RunArgs};
 pub use duration::parse_duration;
 pub use logging::LogFormat;
 pub use monitor_args::{DiagramFormat, MonitorArgs, VisualizeArgs};
@@ -231,7 +231,9 @@ impl Runner {
             CliCommand::Recovery(RecoveryCommand::Init {
                 directory,
                 partitions,
-            }) => self.init_recovery(directory, *partitions),
+                parts,
+                store_id,
+            }) => self.init_recovery(directory, *partitions, parts.as_ref(), store_id.as_deref()),
             CliCommand::Recovery(RecoveryCommand::Inspect {
                 directory,
                 json,
@@ -317,7 +319,7 @@ impl Runner {
             .stop_on_signals()?;
         let api = args.monitoring.api_config();
         // A process of a --processes run shares its terminal with the others.
-        let supervised = std::env::var_os(stop::REPORT_VAR).is_some();
+        let supervised = std::env::var_os(crate::execution::ENV_SUPERVISOR_REPORT).is_some();
         if placement.processes() > 1 {
             terminal::mark_process(placement.process_id, supervised);
         }
@@ -442,9 +444,22 @@ impl Runner {
         }
     }
 
-    fn init_recovery(&self, directory: &Path, partitions: usize) -> Result<(), CliError> {
+    fn init_recovery(
+        &self,
+        directory: &Path,
+        partitions: usize,
+        parts: Option<&PartList>,
+        store_id: Option<&str>,
+    ) -> Result<(), CliError> {
         let backend = self.recovery.as_ref().ok_or(CliError::RecoveryUnavailable)?;
-        backend.init(directory, partitions)?;
+        match store_id {
+            None => backend.init(directory, partitions)?,
+            Some(id) => {
+                let all: Vec<usize> = (0..partitions).collect();
+                let parts = parts.map_or(&all[..], |p| &p.0[..]);
+                backend.init_parts(directory, partitions, parts, id)?;
+            }
+        }
         Ok(())
     }
 

@@ -15,11 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 
+use crate::execution::ENV_SUPERVISOR_REPORT;
 use crate::monitor::Monitor;
-
-/// The variable that tells a process of a `--processes` run where to write its last line,
-/// which its supervisor prints (once for the cluster) instead.
-pub(crate) const REPORT_VAR: &str = "BWX_SUPERVISOR_REPORT";
 
 /// Which of SIGINT and SIGTERM arrived last.
 #[derive(Clone, Default)]
@@ -118,10 +115,10 @@ pub(crate) fn stopped_by(code: i32) -> Option<i32> {
 }
 
 /// Prints the last line of a run: to the supervisor's report file in a process of a
-/// `--processes` run, else to stderr.
+/// `--processes` run (appended, beside what the heartbeats told it), else to stderr.
 pub(crate) fn last_line(line: &str) {
-    if let Some(path) = std::env::var_os(REPORT_VAR).map(PathBuf::from)
-        && std::fs::write(&path, line).is_ok()
+    if let Some(path) = std::env::var_os(ENV_SUPERVISOR_REPORT).map(PathBuf::from)
+        && crate::execution::tell_supervisor(&path, line).is_ok()
     {
         return;
     }

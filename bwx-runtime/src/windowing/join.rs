@@ -49,6 +49,11 @@ impl<V, L: ClockLogic<V>> ClockLogic<(usize, V)> for SideClockLogic<L> {
         self.0.to_system(watermark)
     }
 
+    #[inline]
+    fn wakes(&self) -> bool {
+        self.0.wakes()
+    }
+
     fn snapshot(&self) -> L::State {
         self.0.snapshot()
     }
