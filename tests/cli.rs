@@ -219,6 +219,8 @@ fn processes_flag_fails_when_a_process_fails() {
         stderr.contains("of 2 failed (exit code 1); stopped the other processes"),
         "{stderr}"
     );
+    // One line for the cluster, not one per process and one from the supervisor.
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
 /// Linux only: elsewhere there is no parent-death signal.
@@ -306,7 +308,7 @@ fn bad_flags_exit_2_with_a_clear_message() {
         (&["run", "-r", "/tmp/x"], "--snapshot-interval"),
         (&["run", "--drop-unmatched-state"], "--recovery-directory"),
         (&["walk"], "unrecognized subcommand 'walk'"),
-        (&[], "Usage: flowbin <COMMAND>"),
+        (&[], "Usage: flowbin [OPTIONS] <COMMAND>"),
     ];
     for (args, message) in cases {
         let output = cli(args, &[]);

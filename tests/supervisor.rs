@@ -263,7 +263,17 @@ fn a_stop_signal_to_the_supervisor_stops_every_process_with_a_final_snapshot() {
     std::thread::sleep(Duration::from_millis(800));
     run.signal(libc::SIGTERM);
     let stopped = run.finish(Duration::from_secs(20));
-    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+    // A stopped run is not a finished one: 143 (SIGTERM) and one line saying where it stopped.
+    assert_eq!(stopped.code, Some(143), "{}", stopped.stderr);
+    assert_eq!(
+        stopped
+            .stderr
+            .matches("stopped: flow 'supervised' stopped at epoch")
+            .count(),
+        1,
+        "{}",
+        stopped.stderr
+    );
     assert!(
         stopped.took < Duration::from_secs(3),
         "the stop took {:?}",
@@ -287,7 +297,17 @@ fn a_stop_signal_to_one_process_stops_the_cluster_quickly() {
     // SAFETY: kill(2) on a process of the cluster this test started.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let stopped = run.finish(Duration::from_secs(20));
-    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+    // A stopped run is not a finished one: 143 (SIGTERM) and one line saying where it stopped.
+    assert_eq!(stopped.code, Some(143), "{}", stopped.stderr);
+    assert_eq!(
+        stopped
+            .stderr
+            .matches("stopped: flow 'supervised' stopped at epoch")
+            .count(),
+        1,
+        "{}",
+        stopped.stderr
+    );
     assert!(
         stopped.took < Duration::from_secs(3),
         "the stop took {:?}",

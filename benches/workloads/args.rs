@@ -2,7 +2,7 @@
 
 pub const USAGE: &str = "usage: cargo bench --bench workloads -- \
     <a-wordcount|b-running-mean|c-tumbling|d-hot-items|nexmark-<q0..q22>-<r10m|r10k>|keyed-running-mean> \
-    [--workers N] [--processes P] --data DIR [--events N] [--out FILE] [--macro] [--per-key-clock]\n       \
+    [--workers N] [--processes P] --data DIR [--events N] [--out FILE] [--macro] [--per-key-clock] [--api]\n       \
     cargo bench --bench workloads -- latency [--workers N] [--rate R] [--secs S] [--warmup-secs S] \
     [--keys K] [--window] [--snapshots S]";
 
@@ -30,6 +30,8 @@ pub struct Args {
     pub macro_form: bool,
     /// (c) and (d): one event clock per key (Bytewax's semantics) instead of per worker.
     pub per_key_clock: bool,
+    /// Serve the dataflow API on a loopback port: every step counts and times its batches.
+    pub api: bool,
     /// Set in the child processes of a `--processes P` run.
     pub member: Option<Member>,
     pub latency: Latency,
@@ -55,6 +57,7 @@ impl Args {
             out: None,
             macro_form: false,
             per_key_clock: false,
+            api: false,
             member: None,
             keys: 10_000,
             latency: Latency {
@@ -76,6 +79,7 @@ impl Args {
                 "--out" => args.out = Some(value("--out")?),
                 "--macro" => args.macro_form = true,
                 "--per-key-clock" => args.per_key_clock = true,
+                "--api" => args.api = true,
                 "--rate" => args.latency.rate = number(&value("--rate")?)? as u64,
                 "--secs" => args.latency.secs = seconds(&value("--secs")?)?,
                 "--warmup-secs" => args.latency.warmup_secs = seconds(&value("--warmup-secs")?)?,

@@ -1,10 +1,12 @@
 //! The bench-kit workloads (../shared/bench/WORKLOADS.md) written with bwx's public API.
 //!
 //! `cargo bench --bench workloads -- <workload> --workers N [--processes P] --data DIR
-//! [--events N] [--out FILE] [--macro] [--per-key-clock]` prints one `BENCH` line. Each
+//! [--events N] [--out FILE] [--macro] [--per-key-clock] [--api]` prints one `BENCH` line. Each
 //! workload is written twice, with the builder and (`--macro`) with `dataflow!`, to measure
 //! that the macro costs nothing at run time. (c) and (d) use a `PerWorker` event clock;
-//! `--per-key-clock` runs them with one clock per key, as in Bytewax. Not a timed test:
+//! `--per-key-clock` runs them with one clock per key, as in Bytewax. `--api` serves the
+//! dataflow API on a loopback port, so every step counts items and times batches (the
+//! overhead figures of BENCHMARKS.md). Not a timed test:
 //! compare.py runs it beside hand-written timely and Bytewax.
 
 mod args;
@@ -55,15 +57,20 @@ impl Outcome {
 
 /// Runs a flow on this process's workers, or as this process's part of a cluster.
 pub fn execute(flow: &Dataflow, args: &args::Args) -> Result<(), String> {
+    let mut config = RunConfig::default();
+    let _api = if args.api {
+        let monitor = bwx::monitor::Monitor::new(flow);
+        config = config.monitor(monitor.clone());
+        Some(
+            bwx::api::DataflowApi::start(&bwx::api::ApiConfig::local(0), monitor)
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        None
+    };
     let result = match &args.member {
-        Some(m) => bwx::cluster_main(
-            flow,
-            m.addresses.clone(),
-            m.process_id,
-            args.workers,
-            RunConfig::default(),
-        ),
-        None => bwx::run_workers(flow, args.workers, RunConfig::default()),
+        Some(m) => bwx::cluster_main(flow, m.addresses.clone(), m.process_id, args.workers, config),
+        None => bwx::run_workers(flow, args.workers, config),
     };
     result.map_err(|e| e.report())
 }
@@ -148,7 +155,11 @@ fn finish(
     }
     println!(
         "BENCH system={} workload={} workers={} processes={} events={} secs={secs:.3} events_per_s={:.0} cpu_s={cpu:.3} rss_mb={:.1} digest={digest} rows={}{}{extra}",
-        if args.macro_form { "bwx-macro" } else { "bwx" },
+        match (args.macro_form, args.api) {
+            (true, _) => "bwx-macro",
+            (false, true) => "bwx-api",
+            (false, false) => "bwx",
+        },
         args.workload,
         args.workers,
         args.processes,

@@ -21,6 +21,7 @@
 
 #[doc(hidden)]
 pub mod __private;
+pub mod api;
 mod cause;
 pub mod cli;
 mod engine;
@@ -29,7 +30,10 @@ pub mod execution;
 mod flow;
 pub mod inputs;
 mod key;
+pub mod monitor;
 pub mod operators;
+#[cfg(feature = "otlp")]
+mod otlp;
 pub mod outputs;
 pub mod recovery;
 pub mod stateful;

@@ -5,8 +5,9 @@
 //! every interval it asks the broker for the partition's high watermark and reports
 //! `high watermark - next offset to read`. The worker never waits for it. (librdkafka's
 //! own statistics would carry the lag, but rdkafka 0.39's consumer drops statistics events.)
-//! The metrics work turns these reports into a gauge
-//! (`bwx_kafka_consumer_lag{step_id,topic,partition}`); without an observer nothing runs.
+//! Without an observer of its own, a source whose run keeps metrics (the dataflow API is
+//! on) reports every second to Bytewax's gauge
+//! `bytewax_kafka_consumer_lag{step_id,topic,partition}`; otherwise nothing runs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -38,6 +39,25 @@ pub type LagObserver = Arc<dyn Fn(&ConsumerLag) + Send + Sync>;
 /// The next offset is not known yet (the partition starts at the beginning or a stored
 /// offset and has read nothing): the lag is then measured from the low watermark.
 pub(crate) const UNKNOWN: i64 = -1;
+
+/// The observer of a source without one of its own: Bytewax's gauge, every second, when the
+/// run keeps metrics.
+pub(crate) fn metrics_observer() -> Option<(LagObserver, Duration)> {
+    if !bwx_runtime::monitor::metrics_active() {
+        return None;
+    }
+    let gauge = bwx_runtime::monitor::kafka_consumer_lag();
+    let observer: LagObserver = Arc::new(move |lag: &ConsumerLag| {
+        gauge
+            .with_label_values(&[
+                lag.step_id.as_str(),
+                lag.topic.as_str(),
+                &lag.partition.to_string(),
+            ])
+            .set(lag.lag);
+    });
+    Some((observer, Duration::from_secs(1)))
+}
 
 /// Stops the lag thread when the partition is dropped.
 pub(crate) struct LagWatch {

@@ -467,7 +467,7 @@ impl<M: ErrorMode> FixedPartitionedSource for KafkaSource<M> {
             StartOffset::Offset(o) => o,
             _ => lag::UNKNOWN,
         }));
-        let lag_watch = match &self.lag {
+        let lag_watch = match self.lag.clone().or_else(lag::metrics_observer) {
             Some((observer, interval)) => Some(lag::watch(
                 &self.config,
                 LagTarget {
@@ -476,8 +476,8 @@ impl<M: ErrorMode> FixedPartitionedSource for KafkaSource<M> {
                     partition,
                     next: next.clone(),
                 },
-                observer.clone(),
-                *interval,
+                observer,
+                interval,
             )?),
             None => None,
         };

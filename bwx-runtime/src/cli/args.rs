@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use super::duration::parse_duration;
+use super::logging::LogFormat;
+use super::monitor_args::{MonitorArgs, VisualizeArgs};
 use super::place::{parse_addresses, pod_ordinal, read_hostfile};
 use crate::errors::FlowError;
 use crate::execution::{ClusterOptions, ClusterSecret};
@@ -15,12 +17,20 @@ use crate::recovery::{RecoveryOptions, parse_parts};
 #[derive(Parser, Debug, Clone, PartialEq)]
 #[command(
     about = "Runs a bwx dataflow.",
-    after_help = "Run `<command> --help` for the flags of a command."
+    version,
+    after_help = "Run `<command> --help` for the flags of a command.\n\n\
+Logs go to stderr. RUST_LOG filters them (default: warn; e.g. RUST_LOG=info for the \
+life of a run, RUST_LOG=bwx::recovery=debug for every snapshot commit)."
 )]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: CliCommand,
+
+    /// How log lines are written to stderr: `text`, or `json` (one object per line).
+    /// RUST_LOG filters them (default: warn).
+    #[arg(long, global = true, env = "BWX_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
 }
 
 /// The commands of a flow binary.
@@ -34,6 +44,8 @@ pub enum CliCommand {
     /// Manage the recovery partitions of a flow.
     #[command(subcommand)]
     Recovery(RecoveryCommand),
+    /// Print the flow's diagram: Mermaid (Bytewax's layout), Graphviz DOT or JSON.
+    Visualize(VisualizeArgs),
 }
 
 /// `recovery ...` commands.
@@ -56,6 +68,21 @@ pub enum RecoveryCommand {
         #[arg(long)]
         store_id: Option<String>,
     },
+    /// Show what the recovery partitions in DIR hold, checked as a resume would: the
+    /// executions, where the next one resumes, and the stored steps.
+    Inspect {
+        /// The recovery directory.
+        directory: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Show the state of one key of this step (with --key).
+        #[arg(long, requires = "key")]
+        step: Option<String>,
+        /// The key, as JSON or as a plain string.
+        #[arg(long, requires = "step")]
+        key: Option<String>,
+    },
 }
 
 /// The partitions `recovery init --parts` creates, by index.
@@ -76,7 +103,15 @@ Examples:
   run -w 4                              4 worker threads in this process
   run --processes 2 -w 2                2 local processes of 2 workers each
   run -i 0 -a \"host0:2101;host1:2101\"   process 0 of a cluster (run -i 1 on host1)
-  run -r ./state -s 10s -b 1m           with recovery, snapshotting every 10 s")]
+  run -r ./state -s 10s -b 1m           with recovery, snapshotting every 10 s
+
+Logs go to stderr: RUST_LOG filters them (default: warn; RUST_LOG=info tells the life of
+a run, RUST_LOG=bwx::recovery=debug every snapshot commit), --log-format json writes one
+JSON object per line.
+
+Exit codes: 0 the flow finished its input; 1 it failed; 2 bad flags; 130 or 143 SIGINT
+(Ctrl-C) or SIGTERM stopped it before the end of its input (with -r, run the same command
+to resume).")]
 pub struct RunArgs {
     /// Worker threads in each process.
     #[arg(
@@ -261,6 +296,10 @@ pub struct RunArgs {
         help_heading = "Processes"
     )]
     pub restarts: Option<usize>,
+
+    /// The dataflow API and the progress line.
+    #[command(flatten)]
+    pub monitoring: MonitorArgs,
 }
 
 /// A parsed `-a` list.
@@ -467,6 +506,8 @@ impl RunArgs {
                 args.push(humantime::format_duration(timeout).to_string().into());
             }
         }
+
+        args.extend(self.monitoring.child_args(process_id));
         args
     }
 }

@@ -22,11 +22,25 @@
 //! | `--startup-timeout D` | `BWX_STARTUP_TIMEOUT` | how long to wait for every peer at start-up (default 60 s) |
 //! | `--heartbeat-timeout D` | `BWX_HEARTBEAT_TIMEOUT` | silence after which a peer counts as failed (default 10 s) |
 //! | `--restarts N` | `BWX_RESTARTS` | with `--processes` and `-r`: restart the cluster from the last snapshot after a failure, at most N times |
+//! | `--dataflow-api` | `BYTEWAX_DATAFLOW_API_ENABLED` | serve the [dataflow API](crate::api) |
+//! | `--dataflow-api-port PORT` | `BYTEWAX_DATAFLOW_API_PORT` | its port (3030; process i of `--processes` uses PORT + i) |
+//! | `--dataflow-api-bind IP` | `BWX_DATAFLOW_API_BIND` | its address (0.0.0.0) |
+//! | `--dataflow-api-cache-path DIR` | `BYTEWAX_DATAFLOW_API_CACHE_PATH` | where `dataflow.json` is written (`.`) |
+//! | `--no-progress` | `BWX_NO_PROGRESS` | no progress line on a terminal |
+//! | `--log-format text\|json` | `BWX_LOG_FORMAT` | how log lines are written (any command) |
 //!
 //! Durations are seconds (`30`) or carry a unit (`30s`, `5m`, `100ms`). A flag wins over its
 //! variable; `-i` wins over the pod ordinal and `-a` over the host file. Bad flags print a
 //! usage error and exit with code 2; a failing flow prints one line naming the step and
-//! worker and exits with code 1.
+//! worker and exits with code 1 (one line for a `--processes` cluster too). SIGINT or
+//! SIGTERM stop the inputs at the next epoch; the run then prints where it stopped and how
+//! to resume, and exits with 130 (SIGINT) or 143 (SIGTERM).
+//!
+//! Logs go to stderr, filtered by `RUST_LOG` (warnings and errors when it is unset;
+//! `RUST_LOG=info` for the life of a run, `RUST_LOG=bwx::recovery=debug` for every
+//! snapshot commit), with colours only on a terminal. Besides `run`, a flow binary has
+//! `visualize --format mermaid|dot|json`, `recovery init DIR N`, `recovery inspect DIR` and
+//! `--version` ([`Runner::version`]).
 //!
 //! ```no_run
 //! use bwx_runtime::prelude::*;
@@ -48,24 +62,34 @@
 
 mod args;
 mod duration;
+mod logging;
+mod monitor_args;
 pub(crate) mod place;
+mod progress;
 mod spawn;
+mod stop;
+mod terminal;
 
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::{CommandFactory, FromArgMatches, ValueEnum};
 
 pub use args::{AddressList, Cli, CliCommand, Launch, PartList, Placement, RecoveryCommand, RunArgs};
 pub use duration::parse_duration;
+pub use logging::LogFormat;
+pub use monitor_args::{DiagramFormat, MonitorArgs, VisualizeArgs};
 pub use place::{parse_addresses, pod_ordinal, read_hostfile};
 pub(crate) use spawn::describe as describe_status;
+pub use stop::StopReport;
 
+use crate::api::{ApiError, DataflowApi};
 use crate::errors::FlowError;
 use crate::execution::{RunConfig, cluster_main, run_workers};
 use crate::flow::Dataflow;
+use crate::monitor::{Monitor, RunPhase};
 use crate::recovery::{RecoveryBackend, RecoveryError};
 
 /// Why `run` did not succeed.
@@ -90,13 +114,22 @@ pub enum CliError {
          (register one with bwx::cli::Runner::recovery_backend)"
     )]
     RecoveryUnavailable,
+    /// The dataflow API could not start (exit code 1).
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A signal stopped the flow before the end of its input (exit code 128 + the
+    /// signal's number: 130 for SIGINT, 143 for SIGTERM).
+    #[error("{0}")]
+    Stopped(StopReport),
 }
 
 impl CliError {
-    /// The exit code for this error: 2 for usage errors, 1 otherwise.
+    /// The exit code for this error: 2 for usage errors, 130 or 143 for a run a signal
+    /// stopped, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
+            CliError::Stopped(report) => report.exit_code(),
             _ => 1,
         }
     }
@@ -108,6 +141,8 @@ pub struct Runner {
     flow: Dataflow,
     recovery: Option<Arc<dyn RecoveryBackend>>,
     command: Option<Box<ProcessCommand>>,
+    version: Option<String>,
+    log_format: LogFormat,
 }
 
 /// Makes the command that starts one process of a `--processes` run, from its arguments.
@@ -121,7 +156,16 @@ impl Runner {
             flow,
             recovery: Some(backend),
             command: None,
+            version: None,
+            log_format: LogFormat::default(),
         }
+    }
+
+    /// The version `--version` prints beside bwx's, usually your crate's:
+    /// `.version(env!("CARGO_PKG_VERSION"))`.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
     }
 
     /// Turns `-r` and `recovery init` off (they then fail with a clear error).
@@ -162,7 +206,7 @@ impl Runner {
     /// [`main_from`](Self::main_from), returning the exit code as a number: 0 on success
     /// (and for `--help`), 1 when the flow or a process failed, 2 for bad flags. For
     /// harnesses that end the process with [`std::process::exit`].
-    pub fn exit_code_from<I, T>(self, args: I) -> u8
+    pub fn exit_code_from<I, T>(mut self, args: I) -> u8
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
@@ -180,7 +224,8 @@ impl Runner {
                 return if err.use_stderr() { 2 } else { 0 };
             }
         };
-        init_tracing();
+        self.log_format = cli.log_format;
+        let _logs = logging::init(cli.log_format);
         let outcome = match &cli.command {
             CliCommand::Run(args) => self.run(args),
             CliCommand::Recovery(RecoveryCommand::Init {
@@ -189,6 +234,16 @@ impl Runner {
                 parts,
                 store_id,
             }) => self.init_recovery(directory, *partitions, parts.as_ref(), store_id.as_deref()),
+            CliCommand::Recovery(RecoveryCommand::Inspect {
+                directory,
+                json,
+                step,
+                key,
+            }) => self.inspect_recovery(directory, *json, step.as_deref().zip(key.as_deref())),
+            CliCommand::Visualize(args) => {
+                print!("{}", self.diagram(args.format));
+                Ok(())
+            }
         };
         match outcome {
             Ok(()) => 0,
@@ -201,8 +256,12 @@ impl Runner {
                 let _ = err.print();
                 2
             }
+            Err(CliError::Stopped(report)) => {
+                stop::last_line(&format!("stopped: {report}"));
+                report.exit_code()
+            }
             Err(err) => {
-                eprintln!("error: {}", crate::errors::report(&err));
+                stop::last_line(&format!("error: {}", crate::errors::report(&err)));
                 err.exit_code()
             }
         }
@@ -226,11 +285,24 @@ impl Runner {
                 },
             ),
             Launch::Spawn { processes, .. } => {
-                let command = |child: &[OsString]| match &self.command {
-                    Some(make) => Ok(make(child)),
-                    None => spawn::current_exe_command(child),
+                let format = self
+                    .log_format
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_string());
+                let command = |child: &[OsString]| {
+                    let mut command = match &self.command {
+                        Some(make) => make(child),
+                        None => spawn::current_exe_command(child)?,
+                    };
+                    if let Some(format) = &format {
+                        command.env("BWX_LOG_FORMAT", format);
+                    }
+                    Ok(command)
                 };
-                spawn::run_processes(args, processes, &command).map_err(CliError::Processes)
+                match spawn::run_processes(args, processes, &command).map_err(CliError::Processes)? {
+                    None => Ok(()),
+                    Some(report) => Err(CliError::Stopped(report)),
+                }
             }
             Launch::Here(placement) => self.run_here(args, placement),
         }
@@ -238,17 +310,53 @@ impl Runner {
 
     fn run_here(&self, args: &RunArgs, placement: Placement) -> Result<(), CliError> {
         // SIGINT / SIGTERM stop the inputs at the next epoch and write a final snapshot.
+        let signals =
+            stop::Signals::register().map_err(|e| FlowError::Setup(format!("cannot handle signals: {e}")))?;
         let mut config = RunConfig::default()
             .epoch_interval(args.epoch_interval())
             .cluster(args.cluster_options()?)
             .drop_unmatched_state(args.drop_unmatched_state)
             .stop_on_signals()?;
-        if let (Some(recovery), Some(backend)) = (args.recovery(), &self.recovery) {
-            config = config.recovery(backend.open(&recovery)?);
+        let api = args.monitoring.api_config();
+        // A process of a --processes run shares its terminal with the others.
+        let supervised = std::env::var_os(crate::execution::ENV_SUPERVISOR_REPORT).is_some();
+        if placement.processes() > 1 {
+            terminal::mark_process(placement.process_id, supervised);
         }
+        let progress = !args.monitoring.no_progress && terminal::stderr_is_terminal() && !supervised;
+        let monitor = if api.is_some() || progress {
+            Monitor::new(&self.flow)
+        } else {
+            Monitor::status_only(&self.flow)
+        };
+        monitor.set_process(placement.process_id, placement.processes());
+        tracing::info!(
+            flow = %self.flow.id(),
+            process = placement.process_id,
+            processes = placement.processes(),
+            workers_per_process = placement.workers_per_process,
+            epoch_interval = ?args.epoch_interval(),
+            "starting flow '{}': process {} of {}, {} worker(s) each",
+            self.flow.id(),
+            placement.process_id,
+            placement.processes(),
+            placement.workers_per_process,
+        );
+        let recovery = args.recovery();
+        if let (Some(recovery), Some(backend)) = (&recovery, &self.recovery) {
+            // Where the run resumes is known once the processes agreed on it; the monitor
+            // logs it then.
+            monitor.set_recovery_directory(recovery.directory.clone());
+            config = config.recovery(backend.open(recovery)?);
+        }
+        let _api = api
+            .map(|api| DataflowApi::start(&api, monitor.clone()))
+            .transpose()?;
+        let progress = progress.then(|| progress::Progress::start(monitor.clone()));
+        let config = config.monitor(monitor.clone());
         let workers = placement.workers_per_process;
-        if placement.addresses.len() <= 1 {
-            run_workers(&self.flow, workers, config)?;
+        let result = if placement.addresses.len() <= 1 {
+            run_workers(&self.flow, workers, config)
         } else {
             cluster_main(
                 &self.flow,
@@ -256,9 +364,84 @@ impl Runner {
                 placement.process_id,
                 workers,
                 config,
-            )?;
+            )
+        };
+        drop(progress);
+        if let Err(err) = result {
+            tracing::info!(flow = %self.flow.id(), error = %err, "flow '{}' failed", self.flow.id());
+            return Err(err.into());
         }
+        match monitor.phase() {
+            RunPhase::Stopped => {
+                // Without a signal of its own, another process of the cluster asked for
+                // the stop.
+                let signal = signals.received();
+                let dir = recovery.as_ref().map(|r| r.directory.as_path());
+                let report = StopReport::new(&monitor, signal, dir);
+                tracing::info!(
+                    flow = %self.flow.id(),
+                    epoch = monitor.epoch(),
+                    signal = signal.map(stop::signal_name),
+                    "flow '{}' stopped before the end of its input",
+                    self.flow.id()
+                );
+                Err(CliError::Stopped(report))
+            }
+            _ => {
+                tracing::info!(
+                    flow = %self.flow.id(),
+                    epoch = monitor.epoch(),
+                    items_read = monitor.items_read(),
+                    items_written = monitor.items_written(),
+                    "flow '{}' finished: every input reached its end",
+                    self.flow.id()
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn inspect_recovery(
+        &self,
+        directory: &Path,
+        json: bool,
+        key: Option<(&str, &str)>,
+    ) -> Result<(), CliError> {
+        if self.recovery.is_none() {
+            return Err(CliError::RecoveryUnavailable);
+        }
+        let text = match key {
+            Some((step, key)) => {
+                let found = crate::recovery::inspect::key_state(directory, step, key)
+                    .map_err(FlowError::from)?
+                    .ok_or_else(|| {
+                        CliError::Usage(format!("step '{step}' has no stored state for key {key}"))
+                    })?;
+                if json {
+                    serde_json::to_string_pretty(&found).unwrap_or_default() + "\n"
+                } else {
+                    format!("{step} {}: {}\n", found.key, found.state)
+                }
+            }
+            None => {
+                let found = crate::recovery::inspect(directory).map_err(FlowError::from)?;
+                if json {
+                    serde_json::to_string_pretty(&found).unwrap_or_default() + "\n"
+                } else {
+                    found.to_string()
+                }
+            }
+        };
+        print!("{text}");
         Ok(())
+    }
+
+    fn diagram(&self, format: DiagramFormat) -> String {
+        match format {
+            DiagramFormat::Mermaid => self.flow.to_mermaid(),
+            DiagramFormat::Dot => self.flow.to_dot(),
+            DiagramFormat::Json => self.flow.to_json() + "\n",
+        }
     }
 
     fn init_recovery(
@@ -286,9 +469,15 @@ impl Runner {
             .and_then(Path::file_stem)
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "flow".to_string());
+        let bwx = format!("bwx {}", env!("CARGO_PKG_VERSION"));
+        let version = match &self.version {
+            Some(v) => format!("{v} ({bwx})"),
+            None => bwx,
+        };
         Cli::command()
             .name(name.clone())
             .bin_name(name)
+            .version(version)
             .about(format!("Runs the bwx dataflow '{}'.", self.flow.id()))
     }
 }
@@ -298,13 +487,8 @@ pub fn main(flow: Dataflow) -> ExitCode {
     Runner::new(flow).main()
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (warnings and errors when it is unset). A
-/// subscriber the program installed first is kept.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .try_init();
+/// Writes a line to stderr below any progress line.
+#[cfg(feature = "otlp")]
+pub(crate) fn write_stderr_line(line: &str) -> std::io::Result<()> {
+    terminal::write_lines(format!("{line}\n").as_bytes())
 }

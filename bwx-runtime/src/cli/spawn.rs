@@ -4,10 +4,14 @@
 //!   cluster secret: the user's (`BWX_CLUSTER_SECRET`, `--cluster-secret-file`), or a random
 //!   one. It reaches them in their environment, never on a command line.
 //! - The children run in a process group of their own, so a terminal's Ctrl-C reaches only
-//!   the supervisor, which stops them once: SIGINT or SIGTERM to the supervisor sends
-//!   SIGTERM to every child, each stops gracefully with a final snapshot, and the supervisor
-//!   exits 0 once they have. A second signal kills them. A supervisor killed by SIGKILL
-//!   takes them along (Linux: a parent-death signal).
+//!   the supervisor, which stops them once: SIGINT or SIGTERM to the supervisor is sent on
+//!   to every child, each stops gracefully with a final snapshot, and the supervisor
+//!   reports the stop once they have (exit code 130 or 143, as a single process). A second
+//!   signal kills them. A supervisor killed by SIGKILL takes them along (Linux: a
+//!   parent-death signal).
+//! - Each child writes its last line (its error, or where it stopped) to a file of a private
+//!   directory the supervisor reads (`BWX_SUPERVISOR_REPORT`): the cluster prints one line,
+//!   not one per process.
 //! - When a child fails, the supervisor waits briefly for the others to stop on their own
 //!   (they do: a failure stops the whole cluster), stops those that do not, and names the
 //!   child that failed first and how: its exit code, or the signal that killed it. When the
@@ -29,6 +33,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 use super::args::RunArgs;
+use super::stop::{StopReport, stopped_by};
 use crate::execution::reserved_ports::ReservedPorts;
 use crate::execution::{ClusterSecret, ENV_SUPERVISOR_REPORT};
 
@@ -56,19 +61,21 @@ enum Event {
 
 /// How one start of the cluster ended.
 enum Ended {
-    /// Every process finished, or stopped gracefully when asked to.
+    /// Every process finished.
     Finished,
+    /// The processes stopped gracefully before the end of their input, when asked to.
+    Stopped(StopReport),
     /// A process failed; the message names it.
     Failed(String),
 }
 
-/// Starts the processes and supervises them (see the module docs). Returns a message
-/// naming the failed process.
+/// Starts the processes and supervises them (see the module docs). Returns where they
+/// stopped when a signal stopped them, or a message naming the failed process.
 pub(crate) fn run_processes(
     args: &RunArgs,
     processes: usize,
     command: &dyn Fn(&[OsString]) -> std::io::Result<Command>,
-) -> Result<(), String> {
+) -> Result<Option<StopReport>, String> {
     let secret = match args.cluster_secret().map_err(|e| e.to_string())? {
         Some(secret) => secret,
         None => ClusterSecret::random().map_err(|e| e.to_string())?,
@@ -92,7 +99,8 @@ pub(crate) fn run_processes(
             reports: &reports,
         };
         match run_once(args, &cluster, &events, &heard) {
-            Ok(Ended::Finished) => break Ok(()),
+            Ok(Ended::Finished) => break Ok(None),
+            Ok(Ended::Stopped(report)) => break Ok(Some(report)),
             Ok(Ended::Failed(why)) if attempt < restarts => {
                 attempt += 1;
                 let pause = Duration::from_secs(1 << (attempt - 1).min(5)).min(MAX_RESTART_PAUSE);
@@ -100,7 +108,7 @@ pub(crate) fn run_processes(
                     "{why}; restarting the cluster from the last snapshot in {pause:?} (restart {attempt} of {restarts})"
                 );
                 if stopped_while_waiting(&heard, pause) {
-                    break Ok(());
+                    break Ok(None);
                 }
             }
             Ok(Ended::Failed(why)) if restarts > 0 => {
@@ -240,7 +248,8 @@ fn forward_stdin() -> Result<Arc<Forward>, String> {
     Ok(forward)
 }
 
-/// The private directory (mode 0700) where the children say which peer stopped answering.
+/// The private directory (mode 0700) where each child tells the supervisor, in a file of its
+/// own ([`ENV_SUPERVISOR_REPORT`]), which peer stopped answering and its last line.
 struct ReportDir(std::path::PathBuf);
 
 impl ReportDir {
@@ -264,10 +273,40 @@ impl ReportDir {
         path
     }
 
-    /// The peer process `id` found unresponsive, if it said so.
+    /// What process `id` said: one line per fact, appended as it learns them.
+    fn said(&self, id: usize) -> String {
+        std::fs::read_to_string(self.0.join(format!("process-{id}"))).unwrap_or_default()
+    }
+
+    /// The peer process `id` found unresponsive, if it said so (`unresponsive N`).
     fn blamed_by(&self, id: usize) -> Option<usize> {
-        let said = std::fs::read_to_string(self.0.join(format!("process-{id}"))).ok()?;
-        said.trim().strip_prefix("unresponsive ")?.parse().ok()
+        self.said(id)
+            .lines()
+            .find_map(|line| line.strip_prefix("unresponsive ")?.parse().ok())
+    }
+
+    /// Process `id`'s last line (its error, or where it stopped), if it wrote one: every
+    /// line it said but the `unresponsive` ones.
+    fn last_line(&self, id: usize) -> Option<String> {
+        let said = self.said(id);
+        let lines: Vec<&str> = said
+            .lines()
+            .filter(|line| !line.starts_with("unresponsive ") && !line.is_empty())
+            .collect();
+        (!lines.is_empty()).then(|| lines.join("\n"))
+    }
+
+    /// The stop report of the process whose inputs got furthest (a process may have no
+    /// input partitions, and so no epoch).
+    fn furthest_stop(&self, processes: usize) -> Option<String> {
+        let epoch = |line: &str| -> Option<u64> {
+            let rest = line.split(" at epoch ").nth(1)?;
+            rest.split(' ').next()?.parse().ok()
+        };
+        (0..processes)
+            .filter_map(|id| self.last_line(id))
+            .filter_map(|line| line.strip_prefix("stopped: ").map(String::from))
+            .max_by_key(|line| epoch(line))
     }
 }
 
@@ -382,7 +421,9 @@ fn run_once(
                 let status =
                     status.map_err(|e| format!("cannot wait for process {id} of {processes}: {e}"))?;
                 children[id].status = Some((status, at));
-                if !status.success() && !stopping && first_failure.is_none() {
+                // A process that stopped gracefully (on a signal of its own) did not fail.
+                let stopped = status.code().and_then(stopped_by).is_some();
+                if !status.success() && !stopped && !stopping && first_failure.is_none() {
                     first_failure = Some(at);
                     for child in children.iter_mut().filter(|c| c.status.is_none()) {
                         child.stopped = is_stopped(child.pid);
@@ -392,7 +433,8 @@ fn run_once(
             Ok(Event::Signal(signal)) if !stopping && first_failure.is_none() => {
                 stopping = true;
                 tracing::warn!("got signal {signal}: stopping every process gracefully");
-                signal_all(&mut children, libc::SIGTERM);
+                // The same signal, so the cluster's exit code says which one stopped it.
+                signal_all(&mut children, signal);
             }
             Ok(Event::Signal(_)) => {
                 signal_all(&mut children, libc::SIGKILL);
@@ -415,7 +457,22 @@ fn run_once(
             .filter(|peer| *peer < processes && *peer != id);
     }
     let Some((culprit, blame)) = culprit(&children) else {
-        return Ok(Ended::Finished);
+        let signal = children
+            .iter()
+            .filter_map(|c| c.status.and_then(|(s, _)| s.code()).and_then(stopped_by))
+            .next();
+        return Ok(match signal {
+            None => Ended::Finished,
+            Some(signal) => Ended::Stopped(StopReport {
+                message: reports.furthest_stop(processes).unwrap_or_else(|| {
+                    format!(
+                        "the processes stopped before the end of their input ({})",
+                        super::stop::signal_name(signal)
+                    )
+                }),
+                signal,
+            }),
+        });
     };
     let how = match blame {
         Blame::Stopped => "it was stopped (SIGSTOP) and stopped answering".to_string(),
@@ -424,7 +481,12 @@ fn run_once(
         }
         Blame::Status => describe(children[culprit].status.map(|(s, _)| s).unwrap_or_default()),
     };
-    let why = format!("process {culprit} of {processes} failed ({how}); stopped the other processes");
+    // The culprit's own last line says what failed.
+    let what = match reports.last_line(culprit) {
+        Some(line) => format!(": {}", line.trim_start_matches("error: ")),
+        None => String::new(),
+    };
+    let why = format!("process {culprit} of {processes} failed ({how}); stopped the other processes{what}");
     if stopping {
         // No restart after a stop that was asked for.
         return Err(format!("while stopping on request, {why}"));
@@ -445,10 +507,12 @@ fn culprit(children: &[Running]) -> Option<(usize, Blame)> {
         .iter()
         .enumerate()
         .filter_map(|(id, c)| c.status.map(|(s, at)| (id, c, s, at)))
-        // A death by a signal the supervisor sent is not a failure of the child's own.
+        // A death by a signal the supervisor sent is not a failure of the child's own, nor
+        // is a graceful stop.
         .filter(|(_, c, s, _)| {
             let killed_by_us = c.signalled && s.code().is_none();
-            !s.success() && !killed_by_us
+            let stopped = s.code().and_then(stopped_by).is_some();
+            !s.success() && !killed_by_us && !stopped
         })
         .map(|(id, _, s, at)| (id, s, at))
         .collect();

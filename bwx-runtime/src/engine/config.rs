@@ -26,4 +26,6 @@ pub(crate) struct ExecConfig {
     /// Whether stored state that matches no step or partition of the flow is dropped
     /// (with a warning) instead of refusing to resume.
     pub(crate) drop_unmatched_state: bool,
+    /// Counts, times and tracks the run (see [`crate::monitor`]).
+    pub(crate) monitor: Option<crate::monitor::Monitor>,
 }

@@ -1,13 +1,16 @@
 //! The per-worker build context and its table of typed timely streams.
 
 use std::any::TypeId;
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use timely::dataflow::{Scope, Stream};
 
 use crate::errors::FlowError;
 use crate::flow::{StepId, StepInfo, StreamId};
+use crate::monitor::meter::MeterPlan;
 use crate::recovery::{Snapshot, StoredStates};
 
 use super::config::ExecConfig;
@@ -65,6 +68,8 @@ pub(crate) struct BuildCtx<'s> {
     /// With recovery on: the cluster's durable frontier, for sinks to commit by.
     pub(crate) durable: Option<TStream<'s, ()>>,
     pub(crate) step_index: usize,
+    /// The meter plan of the step being built.
+    plan: RefCell<Option<(StepId, Rc<MeterPlan>)>>,
 }
 
 impl<'s> BuildCtx<'s> {
@@ -94,6 +99,7 @@ impl<'s> BuildCtx<'s> {
             resume,
             durable: None,
             step_index: 0,
+            plan: RefCell::new(None),
         }
     }
 
@@ -103,6 +109,24 @@ impl<'s> BuildCtx<'s> {
 
     pub(crate) fn worker_count(&self) -> usize {
         self.scope.peers()
+    }
+
+    /// How `step`'s operators make their meters on this worker: one plan per step, shared
+    /// by all of its operators.
+    pub(crate) fn meter_plan(&self, step: &StepInfo) -> Rc<MeterPlan> {
+        let mut current = self.plan.borrow_mut();
+        match &*current {
+            Some((id, plan)) if *id == step.id => plan.clone(),
+            _ => {
+                let plan = Rc::new(MeterPlan::new(
+                    self.config.monitor.as_ref(),
+                    &step.id,
+                    self.worker_index(),
+                ));
+                *current = Some((step.id.clone(), plan.clone()));
+                plan
+            }
+        }
     }
 
     /// Whether stateful steps must produce snapshots (recovery is on).

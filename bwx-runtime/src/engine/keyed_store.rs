@@ -56,6 +56,11 @@ pub(crate) trait KeyedStore<T, W>: 'static {
     /// take each share's results before the next); true while some is left.
     fn close_at_eof(&mut self, emit: &mut impl FnMut(Self::Key, W), touched: Touched<'_, Self::Key>) -> bool;
 
+    /// How many keys hold state, if the store counts them (for the `bwx_step_keys` gauge).
+    fn held_keys(&self) -> Option<usize> {
+        None
+    }
+
     /// The current state of each of `keys` (`None` for a key that has none left).
     fn snapshot_keys(&self, keys: Vec<Self::Key>, each: &mut impl FnMut(Self::Key, Option<Self::State>));
 }

@@ -158,6 +158,10 @@ where
         route_hash(item.key())
     }
 
+    fn held_keys(&self) -> Option<usize> {
+        Some(self.logics.len())
+    }
+
     fn resume(&mut self, key: K, state: L::State) {
         let logic = (self.builder)(Some(state));
         self.timers.set(&key, logic.notify_at());

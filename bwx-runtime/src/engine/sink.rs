@@ -16,6 +16,7 @@ use timely::progress::Antichain;
 
 use crate::errors::{Cause, DYNAMIC_PART, FlowError};
 use crate::flow::{StepId, StepInfo};
+use crate::monitor::meter::Meter;
 use crate::outputs::{DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition};
 use crate::recovery::{Route, Snapshot, codec};
 
@@ -43,11 +44,12 @@ trait LocalSink<T>: 'static {
 struct SinkSteps<'a, L> {
     local: &'a mut L,
     recovering: bool,
+    meter: &'a Meter,
 }
 
 impl<T, L: LocalSink<T>> EpochSteps<T> for SinkSteps<'_, L> {
     fn apply(&mut self, _epoch: u64, items: &mut Vec<T>) -> Result<(), FlowError> {
-        self.local.write(items)
+        self.meter.time(|| self.local.write(items))
     }
 
     fn close(&mut self, epoch: u64, snapshots: &mut Vec<Snapshot>) -> Result<(), FlowError> {
@@ -84,6 +86,7 @@ fn sink_operator<'s, T, P, L>(
         .clone()
         .map(|d| builder.new_input_connection(d, Pipeline, [(0, Antichain::new())]));
     let failure = ctx.failure.clone();
+    let meter = ctx.meter_plan(step).sink_meter();
     builder.build(move |mut caps| {
         // The snapshot output, when there is one, is the last: its capability too.
         let port = snap_output.and_then(|o| caps.pop().map(|c| SnapshotPort::new(o, c, start)));
@@ -99,12 +102,15 @@ fn sink_operator<'s, T, P, L>(
                 return;
             }
             let frontier = frontiers[0].frontier().first().copied();
+            meter.frontier(frontier);
             let mut steps = SinkSteps {
                 local: &mut local,
                 recovering,
+                meter: &meter,
             };
             let mut result = epochs.advance(frontier, &mut steps);
             input.for_each(|cap, data| {
+                meter.items_in(data.len());
                 let epoch = cap.least().copied().unwrap_or_default();
                 if result.is_ok() {
                     result = epochs.admit(epoch, data, &mut steps);

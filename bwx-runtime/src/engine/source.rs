@@ -283,6 +283,7 @@ where
     let start_epoch = ctx.config.start_epoch;
     let failure: Arc<Failure> = ctx.failure.clone();
     let stop = ctx.config.stop.clone();
+    let meter = ctx.meter_plan(step).source_meter();
 
     let mut builder = OperatorBuilder::new(step.id.to_string(), ctx.scope);
     let info = builder.operator_info();
@@ -357,12 +358,13 @@ where
                 epoch_ends = now + interval;
                 out_cap.downgrade(&epoch);
             }
+            meter.input_epoch(epoch);
             for i in 0..parts.len() {
                 let part = &mut parts[i];
                 if part.done || part.wake.is_some_and(|w| w > now) {
                     continue;
                 }
-                let status = match part.reader.poll(&mut batch) {
+                let status = match meter.time(|| part.reader.poll(&mut batch)) {
                     Ok(status) => status,
                     Err(e) => {
                         batch.clear();
@@ -373,6 +375,7 @@ where
                 };
                 epochs.touch(epoch);
                 let was_empty = batch.is_empty();
+                meter.source_batch(batch.len());
                 if !was_empty {
                     output.activate().session(&*out_cap).give_container(&mut batch);
                     batch.clear();
@@ -406,6 +409,8 @@ where
                 }
             }
             if parts.iter().all(|p| p.done) {
+                tracing::info!(step = %step_id, worker = me, parts = parts.len(), "input '{step_id}' reached the end of its input on worker {me}");
+                meter.frontier(None);
                 if let Err(err) = close(&mut epochs, None, &mut parts, &step_id, me) {
                     failure.fail(err);
                 }

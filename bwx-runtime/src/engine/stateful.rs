@@ -16,6 +16,7 @@ use timely::dataflow::operators::{Capability, Operator};
 
 use crate::errors::{Cause, FlowError};
 use crate::flow::{StepId, StepInfo};
+use crate::monitor::meter::Meter;
 use crate::operators::KeyedItem;
 use crate::recovery::{Route, Snapshot, Stored, StoredStates, codec};
 use crate::stateful::logic::StatefulBatchLogic;
@@ -75,6 +76,7 @@ where
     let failure = ctx.failure.clone();
     let start = ctx.config.start_epoch;
     let stopping = ctx.config.stopping.clone();
+    let meter = ctx.meter_plan(step).keyed_meter();
 
     op.build(move |mut caps| {
         // The snapshot output, when there is one, is the last: its capability too.
@@ -95,6 +97,7 @@ where
             }
             let Some(cap) = held.as_mut() else { return };
             let frontier = frontiers[0].frontier().first().copied();
+            meter.frontier(frontier);
             let ended = frontier.is_none();
             // A graceful stop is not the end of the input: state is kept for the resume.
             let eof = ended && (at_eof || !stopping.load(Ordering::SeqCst));
@@ -110,6 +113,8 @@ where
                 recovering: snapshots_on,
                 step: &step_id,
                 worker: me,
+                meter: &meter,
+                emitted: 0,
                 _items: PhantomData,
             };
             let mut result = epochs.advance(Some(open_until), &mut steps);
@@ -140,14 +145,16 @@ where
             if ended && !closing && result.is_ok() {
                 result = epochs.advance(None, &mut steps);
             }
+            meter.items_out(steps.emitted);
             drop(out);
+            meter.keys(store.held_keys());
             if let Err(err) = result {
                 failure.fail(err);
                 return;
             }
             match frontier {
                 Some(_) => {
-                    if let Some(at) = store.next_wake() {
+                    if let Some(at) = meter.time_notify_at(|| store.next_wake()) {
                         activator.activate_after(at.duration_since(SystemTime::now()).unwrap_or_default());
                     }
                 }
@@ -209,6 +216,9 @@ struct KeyedSteps<'a, 'o, S: KeyedStore<T, W>, T, W: Data> {
     recovering: bool,
     step: &'a StepId,
     worker: usize,
+    meter: &'a Meter,
+    /// Items emitted in this activation, counted into the step's output once.
+    emitted: usize,
     _items: PhantomData<fn(T)>,
 }
 
@@ -220,16 +230,19 @@ impl<S: KeyedStore<T, W>, T, W: Data> KeyedSteps<'_, '_, S, T, W> {
             .recovering
             .then(|| (epoch, self.touched.entry(epoch).or_default()));
         let before = set.as_ref().map_or(0, |(_, keys)| keys.len());
-        let mut emitted = false;
-        self.store.wake(
-            SystemTime::now(),
-            &mut |k, w| {
-                emitted = true;
-                session.give((k, w))
-            },
-            set.as_mut().map(|(e, keys)| (*e, &mut **keys)),
-        );
-        emitted || set.is_some_and(|(_, keys)| keys.len() > before)
+        let before_emitted = self.emitted;
+        let emitted = &mut self.emitted;
+        self.meter.time_notify(|| {
+            self.store.wake(
+                SystemTime::now(),
+                &mut |k, w| {
+                    *emitted += 1;
+                    session.give((k, w))
+                },
+                set.as_mut().map(|(e, keys)| (*e, &mut **keys)),
+            )
+        });
+        self.emitted > before_emitted || set.is_some_and(|(_, keys)| keys.len() > before)
     }
 
     /// Closes a share of the state at the end of the input, in `epoch`: whether some is
@@ -240,10 +253,16 @@ impl<S: KeyedStore<T, W>, T, W: Data> KeyedSteps<'_, '_, S, T, W> {
             .recovering
             .then(|| (epoch, self.touched.entry(epoch).or_default()));
         let before = set.as_ref().map_or(0, |(_, keys)| keys.len());
-        let more = self.store.close_at_eof(
-            &mut |k, w| session.give((k, w)),
-            set.as_mut().map(|(e, keys)| (*e, &mut **keys)),
-        );
+        let emitted = &mut self.emitted;
+        let more = self.meter.time_eof(|| {
+            self.store.close_at_eof(
+                &mut |k, w| {
+                    *emitted += 1;
+                    session.give((k, w))
+                },
+                set.as_mut().map(|(e, keys)| (*e, &mut **keys)),
+            )
+        });
         (more, set.is_some_and(|(_, keys)| keys.len() > before))
     }
 }
@@ -255,8 +274,18 @@ impl<S: KeyedStore<T, W>, T, W: Data> EpochSteps<T> for KeyedSteps<'_, '_, S, T,
         let set = self
             .recovering
             .then(|| (epoch, self.touched.entry(epoch).or_default()));
-        self.store
-            .apply(items.drain(..), &mut |k, w| session.give((k, w)), set);
+        self.meter.items_in(items.len());
+        let emitted = &mut self.emitted;
+        self.meter.time(|| {
+            self.store.apply(
+                items.drain(..),
+                &mut |k, w| {
+                    *emitted += 1;
+                    session.give((k, w))
+                },
+                set,
+            )
+        });
         Ok(())
     }
 
@@ -265,38 +294,40 @@ impl<S: KeyedStore<T, W>, T, W: Data> EpochSteps<T> for KeyedSteps<'_, '_, S, T,
             return Ok(());
         };
         let mut result = Ok(());
-        let (step, worker) = (self.step, self.worker);
-        self.store.snapshot_keys(keys, &mut |key, state| {
-            if result.is_err() {
-                return;
-            }
-            // The store routes by the key's hash (per-worker windows too): the key's owner
-            // resumes it, and every worker sees it when the store asks to.
-            let hash = route_hash(&key);
-            let route = if S::SEES_OTHER_KEYS {
-                Route::KeyForAll(hash)
-            } else {
-                Route::Key(hash)
-            };
-            let encoded =
-                codec::encode_key(&key).and_then(|k| Ok((k, state.map(|s| codec::encode(&s)).transpose()?)));
-            match encoded {
-                Ok((key, state)) => snapshots.push(Snapshot {
-                    step_id: step.clone(),
-                    key,
-                    route,
-                    epoch,
-                    state,
-                }),
-                Err(e) => {
-                    result = Err(FlowError::StateEncode {
-                        step: step.to_string(),
-                        worker,
-                        key: format!("{key:?}"),
-                        cause: Cause::new(e),
-                    })
+        let (step, worker, store) = (self.step, self.worker, &*self.store);
+        self.meter.time_snapshot(|| {
+            store.snapshot_keys(keys, &mut |key, state| {
+                if result.is_err() {
+                    return;
                 }
-            }
+                // The store routes by the key's hash (per-worker windows too): the key's owner
+                // resumes it, and every worker sees it when the store asks to.
+                let hash = route_hash(&key);
+                let route = if S::SEES_OTHER_KEYS {
+                    Route::KeyForAll(hash)
+                } else {
+                    Route::Key(hash)
+                };
+                let encoded = codec::encode_key(&key)
+                    .and_then(|k| Ok((k, state.map(|s| codec::encode(&s)).transpose()?)));
+                match encoded {
+                    Ok((key, state)) => snapshots.push(Snapshot {
+                        step_id: step.clone(),
+                        key,
+                        route,
+                        epoch,
+                        state,
+                    }),
+                    Err(e) => {
+                        result = Err(FlowError::StateEncode {
+                            step: step.to_string(),
+                            worker,
+                            key: format!("{key:?}"),
+                            cause: Cause::new(e),
+                        })
+                    }
+                }
+            })
         });
         result
     }

@@ -8,6 +8,7 @@ use timely::dataflow::operators::{Concatenate, Operator};
 
 use crate::Data;
 use crate::flow::StepId;
+use crate::monitor::meter::Meter;
 
 use super::TStream;
 use super::failure::enter_step;
@@ -17,6 +18,7 @@ pub(crate) fn flat_map_batch<'s, T, U, F>(
     stream: TStream<'s, T>,
     name: &str,
     step: usize,
+    meter: Meter,
     logic: Arc<F>,
 ) -> TStream<'s, U>
 where
@@ -25,11 +27,14 @@ where
     F: Fn(&mut Vec<T>, &mut Vec<U>) + Send + Sync + 'static,
 {
     let mut out_buf: Vec<U> = Vec::new();
-    stream.unary(Pipeline, name, move |_cap, _info| {
-        move |input, output| {
+    stream.unary_frontier(Pipeline, name, move |_cap, _info| {
+        move |(input, frontier), output| {
             enter_step(step);
+            meter.frontier(frontier.frontier().first().copied());
             input.for_each(|cap, data| {
-                logic(data, &mut out_buf);
+                meter.items_in(data.len());
+                meter.time(|| logic(data, &mut out_buf));
+                meter.items_out(out_buf.len());
                 if !out_buf.is_empty() {
                     output.session(&cap).give_container(&mut out_buf);
                 }
@@ -43,6 +48,7 @@ pub(crate) fn with_local_state<'s, T, U, S, I, F>(
     stream: TStream<'s, T>,
     name: &str,
     step: usize,
+    meter: Meter,
     init: &I,
     logic: Arc<F>,
 ) -> TStream<'s, U>
@@ -55,11 +61,14 @@ where
 {
     let mut state = init();
     let mut out_buf: Vec<U> = Vec::new();
-    stream.unary(Pipeline, name, move |_cap, _info| {
-        move |input, output| {
+    stream.unary_frontier(Pipeline, name, move |_cap, _info| {
+        move |(input, frontier), output| {
             enter_step(step);
+            meter.frontier(frontier.frontier().first().copied());
             input.for_each(|cap, data| {
-                logic(&mut state, data, &mut out_buf);
+                meter.items_in(data.len());
+                meter.time(|| logic(&mut state, data, &mut out_buf));
+                meter.items_out(out_buf.len());
                 if !out_buf.is_empty() {
                     output.session(&cap).give_container(&mut out_buf);
                 }
@@ -74,6 +83,7 @@ pub(crate) fn inspect_debug<'s, T, F>(
     step_id: StepId,
     step: usize,
     worker: usize,
+    meter: Meter,
     f: Arc<F>,
 ) -> TStream<'s, T>
 where
@@ -85,6 +95,8 @@ where
         move |input, output| {
             enter_step(step);
             input.for_each(|cap, data| {
+                meter.items_in(data.len());
+                meter.items_out(data.len());
                 let epoch = cap.least().copied().unwrap_or_default();
                 for item in data.iter() {
                     f(&step_id, item, epoch, worker);
@@ -99,12 +111,29 @@ where
 pub(crate) fn branch<'s, T, F>(
     stream: TStream<'s, T>,
     step: usize,
+    meter: Meter,
     pred: Arc<F>,
 ) -> (TStream<'s, T>, TStream<'s, T>)
 where
     T: Data,
     F: Fn(&T) -> bool + Send + Sync + 'static,
 {
+    // Every item leaves by one of the two outputs, so counting the input counts both;
+    // the partition itself sees single items, hence a counting operator before it, only
+    // when something is counted.
+    let stream = if meter.counts_items() {
+        stream.unary(Pipeline, "counted", move |_cap, _info| {
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    meter.items_in(data.len());
+                    meter.items_out(data.len());
+                    output.session(&cap).give_container(data);
+                });
+            }
+        })
+    } else {
+        stream
+    };
     let mut parts =
         stream.partition::<timely::container::CapacityContainerBuilder<Vec<T>>, T, _>(2, move |item| {
             enter_step(step);
@@ -122,7 +151,11 @@ pub(crate) fn merge<'s, T: Data>(streams: Vec<TStream<'s, T>>) -> TStream<'s, T>
 }
 
 /// Spreads items over all workers, round robin per worker.
-pub(crate) fn redistribute<'s, T: crate::ExchangeData>(stream: TStream<'s, T>, name: &str) -> TStream<'s, T> {
+pub(crate) fn redistribute<'s, T: crate::ExchangeData>(
+    stream: TStream<'s, T>,
+    name: &str,
+    meter: Meter,
+) -> TStream<'s, T> {
     let mut next: u64 = 0;
     stream.unary(
         Exchange::new(move |_item: &T| {
@@ -132,17 +165,27 @@ pub(crate) fn redistribute<'s, T: crate::ExchangeData>(stream: TStream<'s, T>, n
         name,
         |_cap, _info| {
             move |input, output| {
-                input.for_each(|cap, data| output.session(&cap).give_container(data));
+                input.for_each(|cap, data| {
+                    meter.items_in(data.len());
+                    meter.items_out(data.len());
+                    output.session(&cap).give_container(data)
+                });
             }
         },
     )
 }
 
 /// Ends a stream: any item stops the flow with a panic naming the step.
-pub(crate) fn raises<T: Data + std::fmt::Debug>(stream: TStream<'_, T>, step_id: StepId, step: usize) {
+pub(crate) fn raises<T: Data + std::fmt::Debug>(
+    stream: TStream<'_, T>,
+    step_id: StepId,
+    step: usize,
+    meter: Meter,
+) {
     stream.sink(Pipeline, step_id.as_str(), move |(input, _frontier)| {
         enter_step(step);
         input.for_each(|_cap, data| {
+            meter.items_in(data.len());
             if let Some(item) = data.first() {
                 panic!("`raises` step received an item: {item:?}");
             }
@@ -164,6 +207,7 @@ pub(crate) fn split3<'s, T, A, B, C, F>(
     stream: TStream<'s, T>,
     name: &str,
     step: usize,
+    meter: Meter,
     route: F,
 ) -> (TStream<'s, A>, TStream<'s, B>, TStream<'s, C>)
 where
@@ -193,13 +237,19 @@ where
                 let mut a = a_out.session_with_builder(&cap);
                 let mut b = b_out.session_with_builder(&cap);
                 let mut c = c_out.session_with_builder(&cap);
+                let (total, mut seconds) = (data.len(), 0);
                 for item in data.drain(..) {
                     match route(item) {
                         Split3::First(x) => a.give(x),
-                        Split3::Second(x) => b.give(x),
+                        Split3::Second(x) => {
+                            seconds += 1;
+                            b.give(x)
+                        }
                         Split3::Third(x) => c.give(x),
                     }
                 }
+                meter.items_out(total);
+                meter.late_items(seconds);
             });
         }
     });

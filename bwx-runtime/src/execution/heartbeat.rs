@@ -436,7 +436,7 @@ fn listen(peer: HeartbeatPeer, watch: &Watch, failure: &Failure, stop: &StopFlag
                     "{name} has not been heard from for {timeout:?}: it is stopped, hung, or cut \
                      off by the network (heartbeat timeout)"
                 )));
-                tell_supervisor(link.peer);
+                tell_supervisor_unresponsive(link.peer);
                 sever(&data, &stream);
                 return;
             }
@@ -465,12 +465,19 @@ fn listen(peer: HeartbeatPeer, watch: &Watch, failure: &Failure, stop: &StopFlag
 /// they know that it is the cause.
 pub(crate) const ENV_SUPERVISOR_REPORT: &str = "BWX_SUPERVISOR_REPORT";
 
+/// Adds `line` to this process's report file at `path`; the process's last line goes
+/// there too (`cli::stop`), so each write appends.
+pub(crate) fn tell_supervisor(path: &std::path::Path, line: &str) -> io::Result<()> {
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    file.write_all(format!("{line}\n").as_bytes())
+}
+
 /// Tells the supervisor, if there is one, that `peer` stopped answering (`unresponsive N`).
-fn tell_supervisor(peer: usize) {
+fn tell_supervisor_unresponsive(peer: usize) {
     let Some(path) = std::env::var_os(ENV_SUPERVISOR_REPORT) else {
         return;
     };
-    if let Err(e) = std::fs::write(&path, format!("unresponsive {peer}\n")) {
+    if let Err(e) = tell_supervisor(std::path::Path::new(&path), &format!("unresponsive {peer}")) {
         tracing::warn!(
             "cannot tell the supervisor that process {peer} stopped answering ({}): {e}",
             std::path::Path::new(&path).display()

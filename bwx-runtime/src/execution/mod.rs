@@ -14,10 +14,10 @@ mod wire;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-pub(crate) use heartbeat::ENV_SUPERVISOR_REPORT;
+pub(crate) use heartbeat::{ENV_SUPERVISOR_REPORT, tell_supervisor};
 pub use secret::{ClusterSecret, ENV_SECRET, ENV_SECRET_FILE};
 
 use crate::engine::failure::{self, Failure};
@@ -25,6 +25,8 @@ use crate::engine::run::run_worker;
 use crate::engine::{Control, ExecConfig};
 use crate::errors::FlowError;
 use crate::flow::Dataflow;
+use crate::monitor::Monitor;
+use crate::monitor::snapshots::MeasuredRecovery;
 use crate::recovery::RecoveryStore;
 
 /// The default epoch length when recovery is off (as in Bytewax).
@@ -125,6 +127,8 @@ pub struct RunConfig {
     pub drop_unmatched_state: bool,
     /// How the processes of a cluster connect and watch each other.
     pub cluster: ClusterOptions,
+    /// Counts, times and tracks the run; `None` keeps no metrics (see [`crate::monitor`]).
+    pub monitor: Option<Monitor>,
 }
 
 impl Default for RunConfig {
@@ -135,6 +139,7 @@ impl Default for RunConfig {
             stop: Arc::default(),
             drop_unmatched_state: false,
             cluster: ClusterOptions::default(),
+            monitor: None,
         }
     }
 }
@@ -145,6 +150,7 @@ impl std::fmt::Debug for RunConfig {
             .field("epoch_interval", &self.epoch_interval)
             .field("recovery", &self.recovery.is_some())
             .field("cluster", &self.cluster)
+            .field("monitor", &self.monitor)
             .finish()
     }
 }
@@ -161,6 +167,13 @@ impl RunConfig {
     /// Sets how the processes of a cluster connect and watch each other.
     pub fn cluster(mut self, options: ClusterOptions) -> Self {
         self.cluster = options;
+        self
+    }
+
+    /// Counts items, times batches and tracks the run's phase and epochs in `monitor`
+    /// (which [`crate::api`] serves); see [`Monitor`].
+    pub fn monitor(mut self, monitor: Monitor) -> Self {
+        self.monitor = Some(monitor);
         self
     }
 
@@ -235,15 +248,32 @@ impl RunConfig {
 impl ExecConfig {
     /// The settings of an execution with `workers_per_process` worker threads per process.
     fn new(config: RunConfig, workers_per_process: usize) -> Self {
+        // The monitor learns where the run resumes from the plan the processes agree on.
+        let recovery = match (config.recovery, &config.monitor) {
+            (Some(store), Some(monitor)) => Some(MeasuredRecovery::wrap(store, monitor.clone())),
+            (store, _) => store,
+        };
         ExecConfig {
             epoch_interval: config.epoch_interval,
             start_epoch: 0,
             workers_per_process: workers_per_process.max(1),
-            recovery: config.recovery,
+            recovery,
             // Alone, a process stops its inputs as soon as it knows it is stopping.
             stopping: config.stop.clone(),
             stop: config.stop,
             drop_unmatched_state: config.drop_unmatched_state,
+            monitor: config.monitor,
+        }
+    }
+
+    /// Records in the monitor how the run ended.
+    fn report(&self, outcome: &Result<(), FlowError>) {
+        let Some(monitor) = &self.monitor else { return };
+        let stopped = self.stop.load(Ordering::SeqCst);
+        match outcome {
+            Err(err) => monitor.ended(Some(err.to_string()), None),
+            Ok(()) if stopped => monitor.ended(None, Some("stopped before the end of its input".into())),
+            Ok(()) => monitor.ended(None, None),
         }
     }
 }
@@ -271,8 +301,11 @@ pub fn run_main_with(flow: &Dataflow, config: RunConfig) -> Result<(), FlowError
     let config = Arc::new(ExecConfig::new(config, 1));
     let flow = flow.clone();
     let outcome = failure.clone();
-    timely::execute::execute_directly(move |worker| run_guarded(worker, &flow, config, outcome, false));
-    finish(&failure)
+    let run_config = config.clone();
+    timely::execute::execute_directly(move |worker| run_guarded(worker, &flow, run_config, outcome, false));
+    let result = finish(&failure);
+    config.report(&result);
+    result
 }
 
 /// Runs a flow on `workers` threads of this process.
@@ -334,6 +367,9 @@ pub fn cluster_main(
     if addresses.len() == 1 {
         return run_workers(flow, workers_per_process, config);
     }
+    if let Some(monitor) = &config.monitor {
+        monitor.set_process(process_id, addresses.len());
+    }
     let comm = Comm::Cluster {
         addresses,
         process: process_id,
@@ -391,6 +427,7 @@ fn execute_with(
         engine: config.stop.clone(),
     };
     let config = Arc::new(config);
+    let report = config.clone();
     let run = {
         let (flow, config, outcome) = (flow.clone(), config.clone(), failure.clone());
         move |worker: &mut timely::worker::Worker| {
@@ -430,7 +467,9 @@ fn execute_with(
             drop(connected.listening);
         }
     }
-    finish(failure)
+    let result = finish(failure);
+    report.report(&result);
+    result
 }
 
 type Joined = std::thread::Result<Vec<Result<(), String>>>;
@@ -502,12 +541,16 @@ fn run_guarded(
     cluster: bool,
 ) {
     let index = worker.index();
+    let slot = config.monitor.as_ref().map(|m| m.worker(index));
     // Allocated first on every worker, so all get the same channel.
     let mut control = cluster.then(|| Control::new(worker));
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         run_worker(worker, flow, config, failure.clone(), control.as_mut())
     }));
     record(&failure, outcome, index);
+    if let Some(slot) = slot {
+        slot.done();
+    }
     // A stopped execution leaves dataflows unfinished; drop them, or timely would keep
     // stepping them after we return.
     if failure.should_stop() {

@@ -153,7 +153,9 @@ impl<T: Data> Stream<T> {
             2,
             Arc::new(move |ctx: &mut BuildCtx<'_>, info: &StepInfo| {
                 let stream = ctx.get::<T>(info, info.inputs[0])?;
-                let (trues, falses) = stateless::branch(stream, ctx.step_index, predicate.clone());
+                let plan = ctx.meter_plan(info);
+                let meter = plan.meter().counting_in(&plan).counting_out(&plan);
+                let (trues, falses) = stateless::branch(stream, ctx.step_index, meter, predicate.clone());
                 ctx.put(info.outputs[0], trues);
                 ctx.put(info.outputs[1], falses);
                 Ok(())
@@ -187,7 +189,13 @@ impl<T: Data> Stream<T> {
             0,
             Arc::new(|ctx: &mut BuildCtx<'_>, info: &StepInfo| {
                 let stream = ctx.get::<T>(info, info.inputs[0])?;
-                stateless::raises(stream, info.id.clone(), ctx.step_index);
+                let plan = ctx.meter_plan(info);
+                stateless::raises(
+                    stream,
+                    info.id.clone(),
+                    ctx.step_index,
+                    plan.meter().counting_in(&plan),
+                );
                 Ok(())
             }),
         );
@@ -209,8 +217,10 @@ impl<T: ExchangeData> Stream<T> {
     /// assert_eq!(out.take(), vec![0, 1, 2, 3]);
     /// ```
     pub fn redistribute(&self, step: &str) -> Stream<T> {
-        self.unary_step(step, "redistribute", |_ctx, info, s| {
-            Ok(stateless::redistribute(s, info.id.as_str()))
+        self.unary_step(step, "redistribute", |ctx, info, s| {
+            let plan = ctx.meter_plan(info);
+            let meter = plan.meter().counting_in(&plan).counting_out(&plan);
+            Ok(stateless::redistribute(s, info.id.as_str(), meter))
         })
     }
 }

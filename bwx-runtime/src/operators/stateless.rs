@@ -3,8 +3,19 @@
 use std::sync::Arc;
 
 use crate::Data;
-use crate::engine::stateless;
-use crate::flow::{StepId, Stream};
+use crate::engine::{BuildCtx, stateless};
+use crate::flow::{StepId, StepInfo, Stream};
+use crate::monitor::meter::{Meter, Timing};
+
+/// The meter of a step that runs the user's code on every batch: items in and out, and
+/// the code's time.
+fn mapper_meter(ctx: &BuildCtx<'_>, info: &StepInfo) -> Meter {
+    let plan = ctx.meter_plan(info);
+    plan.meter()
+        .counting_in(&plan)
+        .counting_out(&plan)
+        .timing(&plan, Timing::FlatMapBatch)
+}
 
 impl<T: Data> Stream<T> {
     /// Transforms a whole batch at once: `f` drains the input batch into the output batch.
@@ -33,6 +44,7 @@ impl<T: Data> Stream<T> {
                 s,
                 info.id.as_str(),
                 ctx.step_index,
+                mapper_meter(ctx, info),
                 f.clone(),
             ))
         })
@@ -177,11 +189,13 @@ impl<T: Data> Stream<T> {
     {
         let f = Arc::new(f);
         self.unary_step(step, "inspect_debug", move |ctx, info, s| {
+            let plan = ctx.meter_plan(info);
             Ok(stateless::inspect_debug(
                 s,
                 info.id.clone(),
                 ctx.step_index,
                 ctx.worker_index(),
+                plan.meter().counting_in(&plan).counting_out(&plan),
                 f.clone(),
             ))
         })
@@ -198,6 +212,7 @@ impl<T: Data> Stream<T> {
                 s,
                 info.id.as_str(),
                 ctx.step_index,
+                mapper_meter(ctx, info),
                 f.clone(),
             ))
         })

@@ -114,10 +114,12 @@ impl<T: Data> Stream<T> {
     {
         let reducer = Arc::new(reducer);
         self.unary_step(step, operator, move |ctx, info, s| {
+            let plan = ctx.meter_plan(info);
             let pairs = crate::engine::stateless::flat_map_batch(
                 s,
                 info.id.as_str(),
                 ctx.step_index,
+                plan.meter().counting_in(&plan),
                 Arc::new(|inp: &mut Vec<T>, out: &mut Vec<(T::K, T::V)>| {
                     out.extend(inp.drain(..).map(KeyedItem::into_parts))
                 }),
@@ -160,10 +162,12 @@ impl<T: Data> Stream<T> {
         let key = Arc::new(key);
         self.unary_step(step, "count_final", move |ctx, info, s| {
             let key = key.clone();
+            let plan = ctx.meter_plan(info);
             let counted = with_local_state(
                 s,
                 info.id.as_str(),
                 ctx.step_index,
+                plan.meter().counting_in(&plan),
                 &rustc_hash::FxHashMap::<K, u64>::default,
                 Arc::new(
                     move |counts: &mut rustc_hash::FxHashMap<K, u64>,
@@ -318,10 +322,12 @@ impl<T: Data> Stream<T> {
         let merger = Arc::new(merger);
         self.unary_step(step, "fold_final_with_merge", move |ctx, info, s| {
             let (folder, builder) = (folder.clone(), builder.clone());
+            let plan = ctx.meter_plan(info);
             let partial = with_local_state(
                 s,
                 info.id.as_str(),
                 ctx.step_index,
+                plan.meter().counting_in(&plan),
                 &rustc_hash::FxHashMap::<T::K, Option<S>>::default,
                 Arc::new(
                     move |accs: &mut rustc_hash::FxHashMap<T::K, Option<S>>,

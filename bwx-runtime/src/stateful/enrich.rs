@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::Data;
 use crate::engine::stateless::with_local_state;
 use crate::flow::Stream;
+use crate::monitor::meter::Timing;
 
 /// A cache of looked-up values that expire after a time to live. One per worker.
 pub struct TtlCache<K, V> {
@@ -81,10 +82,17 @@ impl<T: Data> Stream<T> {
         self.unary_step(step, "enrich_cached", move |ctx, info, s| {
             let getter = getter.clone();
             let mapper = mapper.clone();
+            let plan = ctx.meter_plan(info);
+            let meter = plan
+                .meter()
+                .counting_in(&plan)
+                .counting_out(&plan)
+                .timing(&plan, Timing::FlatMapBatch);
             Ok(with_local_state(
                 s,
                 info.id.as_str(),
                 ctx.step_index,
+                meter,
                 &move || TtlCache::new(getter.clone(), ttl),
                 Arc::new(
                     move |cache: &mut TtlCache<DK, DV>, inp: &mut Vec<T>, out: &mut Vec<U>| {

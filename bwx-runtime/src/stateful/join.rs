@@ -185,12 +185,16 @@ pub(crate) fn tagged_sides<'s, K: Key, V: ExchangeData>(
     info: &StepInfo,
 ) -> Result<Tagged<'s, K, V>, FlowError> {
     let mut tagged = Vec::with_capacity(info.inputs.len());
+    // Every side's items are the step's input.
+    let plan = ctx.meter_plan(info);
+    let meter = plan.meter().counting_in(&plan);
     for (side, id) in info.inputs.iter().enumerate() {
         let stream = ctx.get::<(K, V)>(info, *id)?;
         tagged.push(stateless::flat_map_batch(
             stream,
             info.id.as_str(),
             ctx.step_index,
+            meter.clone(),
             Arc::new(move |inp: &mut Vec<(K, V)>, out: &mut Vec<(K, (usize, V))>| {
                 out.extend(inp.drain(..).map(|(k, v)| (k, (side, v))))
             }),

@@ -38,6 +38,10 @@ where
     L: WindowLogic<T::V, R>,
     B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
 {
+    // The split below emits the step's output: it claims the output count before the
+    // keyed operator is built.
+    let plan = ctx.meter_plan(info);
+    let split_meter = plan.meter().counting_out(&plan).counting_late(&plan);
     let step = Arc::new(Lowered {
         shared: shared.clone(),
         emit_meta: ctx.is_read(info.outputs[2]),
@@ -68,6 +72,7 @@ where
         events,
         info.id.as_str(),
         ctx.step_index,
+        split_meter,
         |(key, event): (T::K, WinEvent<T::V, R>)| match event {
             WinEvent::Down(id, r) => Split3::First((key, (id, r))),
             WinEvent::Late(id, v) => Split3::Second((key, (id, v))),
@@ -142,10 +147,12 @@ impl<T: Data> Stream<T> {
             3,
             Arc::new(move |ctx: &mut BuildCtx<'_>, info: &StepInfo| {
                 let input = ctx.get::<T>(info, info.inputs[0])?;
+                let plan = ctx.meter_plan(info);
                 let prepared = crate::engine::stateless::flat_map_batch(
                     input,
                     info.id.as_str(),
                     ctx.step_index,
+                    plan.meter().counting_in(&plan),
                     prepare.clone(),
                 );
                 lower::<U, R, C, D, L, B>(ctx, info, prepared, &shared)
