@@ -303,6 +303,31 @@ mod tests {
     }
 
     #[test]
+    fn an_inspector_counts_as_an_output() {
+        let flow = Dataflow::new("f");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        flow.input("inp", TestingSource::new(vec![1u32, 2]))
+            .inspect("see", move |_step, x| log.lock().unwrap().push(*x));
+        flow.check().unwrap();
+        crate::run_main(&flow).unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![1, 2]);
+    }
+
+    #[test]
+    fn inspect_debug_numbers_the_first_epoch_1() {
+        let flow = Dataflow::new("f");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        flow.input("inp", TestingSource::new(vec![7u32]))
+            .inspect_debug("see", move |_step, x, epoch, _worker| {
+                log.lock().unwrap().push((*x, epoch))
+            });
+        crate::run_main(&flow).unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![(7, 1)]);
+    }
+
+    #[test]
     fn missing_output_and_bad_name_are_reported_together() {
         let flow = Dataflow::new("f");
         flow.input("in put", TestingSource::new(vec![1u32]));

@@ -22,6 +22,9 @@ use crate::recovery::RecoveryHook;
 /// The default epoch length when recovery is off (as in Bytewax).
 pub const DEFAULT_EPOCH_INTERVAL: Duration = Duration::from_secs(10);
 
+/// The number of a flow's first epoch (Bytewax's, too).
+pub const FIRST_EPOCH: u64 = 1;
+
 /// How to run a flow, beyond where.
 #[derive(Clone)]
 pub struct RunConfig {
@@ -112,7 +115,8 @@ pub(crate) struct ExecConfig {
 
 impl From<RunConfig> for ExecConfig {
     fn from(config: RunConfig) -> Self {
-        let start_epoch = config.recovery.as_ref().map_or(0, |r| r.resume_epoch());
+        // Without recovery the first epoch is 1, as in Bytewax.
+        let start_epoch = config.recovery.as_ref().map_or(FIRST_EPOCH, |r| r.resume_epoch());
         ExecConfig {
             epoch_interval: config.epoch_interval.max(Duration::from_millis(1)),
             start_epoch,
@@ -175,7 +179,9 @@ pub fn run_workers(flow: &Dataflow, workers: usize, config: RunConfig) -> Result
 /// Runs this process's part of a flow on a cluster of processes.
 ///
 /// `addresses` lists `host:port` of every process, `process_id` is this one's index in it,
-/// and every process runs `workers_per_process` worker threads. All processes must run the
+/// and every process runs `workers_per_process` worker threads. With no addresses (or
+/// one), this is the only process: it runs `workers_per_process` workers on threads, as
+/// Bytewax's `cluster_main` does, and `process_id` must be 0. All processes must run the
 /// same flow with the same arguments: the processes greet each other with the flow id,
 /// the number of processes and the workers per process, and refuse a peer where these
 /// differ (with an error saying which). Other connections to the port are dropped.
@@ -194,14 +200,21 @@ pub fn cluster_main(
     workers_per_process: usize,
     config: RunConfig,
 ) -> Result<(), FlowError> {
+    if addresses.len() <= 1 {
+        if process_id != 0 {
+            return Err(FlowError::Setup(format!(
+                "process id {process_id} is out of range: with {} address{} this is the only process, 0",
+                addresses.len(),
+                if addresses.is_empty() { "es" } else { "" }
+            )));
+        }
+        return run_workers(flow, workers_per_process, config);
+    }
     if process_id >= addresses.len() {
         return Err(FlowError::Setup(format!(
             "process id {process_id} is out of range for {} addresses",
             addresses.len()
         )));
-    }
-    if addresses.len() == 1 {
-        return run_workers(flow, workers_per_process, config);
     }
     let comm = Comm::Cluster {
         addresses,
@@ -329,5 +342,46 @@ fn finish(failure: &Failure) -> Result<(), FlowError> {
     match failure.error() {
         Some(err) => Err(err),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::testing::{TestingSink, TestingSource};
+
+    /// The workers that saw an item of a flow spreading 0..30 over all workers.
+    fn workers_seen(run: impl FnOnce(&Dataflow) -> Result<(), FlowError>) -> BTreeSet<usize> {
+        let seen = Arc::new(Mutex::new(BTreeSet::new()));
+        let log = seen.clone();
+        let flow = Dataflow::new("f");
+        flow.input("inp", TestingSource::new(0..30u32))
+            .redistribute("spread")
+            .inspect_debug("see", move |_step, _x, _epoch, worker| {
+                log.lock().unwrap().insert(worker);
+            })
+            .output("out", TestingSink::new());
+        run(&flow).unwrap();
+        seen.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn cluster_main_without_addresses_runs_one_process_of_n_workers() {
+        let seen = workers_seen(|flow| cluster_main(flow, Vec::new(), 0, 3, RunConfig::default()));
+        assert_eq!(seen, BTreeSet::from([0, 1, 2]));
+    }
+
+    #[test]
+    fn cluster_main_without_addresses_refuses_another_process_id() {
+        let flow = Dataflow::new("f");
+        flow.input("inp", TestingSource::new(0..1u32))
+            .output("out", TestingSink::new());
+        let err = cluster_main(&flow, Vec::new(), 1, 2, RunConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("process id 1 is out of range"), "{err}");
     }
 }

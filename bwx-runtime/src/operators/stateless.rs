@@ -134,7 +134,9 @@ impl<T: Data> Stream<T> {
         })
     }
 
-    /// Calls `f(step_id, item)` for every item and passes items on unchanged.
+    /// Calls `f(step_id, item)` for every item and passes items on unchanged. It counts
+    /// as an output of the flow (as in Bytewax), so `input` then `inspect` is a complete
+    /// flow.
     ///
     /// ```
     /// use bwx_runtime::prelude::*;
@@ -156,6 +158,8 @@ impl<T: Data> Stream<T> {
     }
 
     /// Calls `f(step_id, item, epoch, worker_index)` for every item and passes items on.
+    /// Epochs are numbered from 1, as in Bytewax. Like [`inspect`](Self::inspect), it
+    /// counts as an output of the flow: `input` then `inspect_debug` is a complete flow.
     ///
     /// ```
     /// use bwx_runtime::prelude::*;
@@ -169,14 +173,14 @@ impl<T: Data> Stream<T> {
     ///     .inspect_debug("see", move |_step, x, epoch, worker| log.lock().unwrap().push((*x, epoch, worker)))
     ///     .output("out", TestingSink::new());
     /// bwx_runtime::run_main(&flow).unwrap();
-    /// assert_eq!(*seen.lock().unwrap(), vec![(7, 0, 0)]);
+    /// assert_eq!(*seen.lock().unwrap(), vec![(7, 1, 0)]);
     /// ```
     pub fn inspect_debug<F>(&self, step: &str, f: F) -> Stream<T>
     where
         F: Fn(&StepId, &T, u64, usize) + Send + Sync + 'static,
     {
         let f = Arc::new(f);
-        self.unary_step(step, "inspect_debug", move |ctx, info, s| {
+        let inspected = self.unary_step(step, "inspect_debug", move |ctx, info, s| {
             Ok(stateless::inspect_debug(
                 s,
                 info.id.clone(),
@@ -184,7 +188,10 @@ impl<T: Data> Stream<T> {
                 ctx.worker_index(),
                 f.clone(),
             ))
-        })
+        });
+        // Bytewax counts an inspector as an output: a flow may end with it.
+        self.flow.note_output();
+        inspected
     }
 
     pub(crate) fn map_batch_step<U, F>(&self, step: &str, operator: &'static str, f: F) -> Stream<U>

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::inputs::State;
 
-use super::{duration_ms, system_time_of};
+use super::{MIN_TIME, duration_ms, system_time_of};
 
 /// Makes a key's [`ClockLogic`] from its resume state (`None` for a new key).
 pub trait Clock<V>: Send + Sync + 'static {
@@ -283,7 +283,9 @@ where
     F: Fn(&V) -> i64 + Send + Sync + 'static,
 {
     /// A live event clock: `ts_getter` returns an item's timestamp in ms since the epoch;
-    /// `wait` is how long (in event time) to wait for out-of-order items.
+    /// `wait` is how long (in event time) to wait for out-of-order items. A `wait` longer
+    /// than the time since [`MIN_TIME`](super::MIN_TIME) (such as `Duration::MAX`) keeps
+    /// the watermark at `MIN_TIME` plus the system time elapsed.
     pub fn new(ts_getter: F, wait: Duration) -> Self {
         Self::with_now(ts_getter, wait, now_ms)
     }
@@ -382,7 +384,9 @@ where
     #[inline]
     fn on_item(&mut self, value: &V) -> (i64, i64) {
         let ts = (self.config.getter)(value);
-        let candidate = ts.saturating_sub(self.config.wait);
+        // A wait reaching before the earliest time (`Duration::MAX`: wait forever) gives the
+        // earliest time, as Bytewax's `UTC_MIN`, not a watermark that moves with `ts`.
+        let candidate = ts.saturating_sub(self.config.wait).max(MIN_TIME);
         let current = self.current();
         if candidate > current {
             self.state.watermark = candidate;
@@ -439,6 +443,28 @@ mod tests {
         logic.before_batch();
         assert_eq!(logic.on_item(&110), (110, 140));
         assert_eq!(logic.to_system(150), Some(system_time_of(1_060)));
+    }
+
+    #[test]
+    fn waiting_forever_gives_the_earliest_time_and_moves_only_with_system_time() {
+        static NOW_MAX: AtomicI64 = AtomicI64::new(1_000);
+        fn now_max() -> i64 {
+            NOW_MAX.load(Ordering::SeqCst)
+        }
+        let replay = EventClock::replay(|ts: &i64| *ts, Duration::MAX);
+        let mut logic = <EventClock<i64, _> as Clock<i64>>::build(&replay, None);
+        assert_eq!(logic.on_item(&1_000), (1_000, MIN_TIME));
+        assert_eq!(logic.on_item(&5_000), (5_000, MIN_TIME));
+
+        let live = EventClock::with_now(|ts: &i64| *ts, Duration::MAX, now_max);
+        let mut logic = <EventClock<i64, _> as Clock<i64>>::build(&live, None);
+        logic.before_batch();
+        assert_eq!(logic.on_item(&1_000), (1_000, MIN_TIME));
+        NOW_MAX.store(1_050, Ordering::SeqCst);
+        logic.before_batch();
+        // A later timestamp does not move it; the 50 ms of system time do.
+        assert_eq!(logic.on_item(&900_000), (900_000, MIN_TIME + 50));
+        assert_eq!(logic.on_notify(), MIN_TIME + 50);
     }
 
     #[test]

@@ -64,6 +64,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::flow::Stream;
 
+/// The earliest time, in ms since the epoch: the earliest UTC date-time `chrono` can
+/// represent. Watermarks never go below it.
+pub const MIN_TIME: i64 = DateTime::<Utc>::MIN_UTC.timestamp_millis();
+
 /// A window's id: tumbling and sliding ids count windows from `align_to` (negative before
 /// it); session ids count the sessions of a key from 0.
 pub type WindowId = i64;
