@@ -262,7 +262,9 @@ impl<T: Data> Stream<T> {
         )
     }
 
-    /// The value with the largest `by(value)` in each window (the first of equal ones).
+    /// The value with the largest `by(value)` in each window. Values are applied in arrival
+    /// order, not in timestamp order (unordered, as Bytewax's), so of equal ones the first to
+    /// arrive wins.
     ///
     /// ```
     /// use std::time::Duration;
@@ -305,7 +307,9 @@ impl<T: Data> Stream<T> {
         })
     }
 
-    /// The value with the smallest `by(value)` in each window (the first of equal ones).
+    /// The value with the smallest `by(value)` in each window. Values are applied in arrival
+    /// order, not in timestamp order (unordered, as Bytewax's), so of equal ones the first to
+    /// arrive wins.
     ///
     /// ```
     /// use std::time::Duration;
@@ -363,7 +367,7 @@ impl<T: Data> Stream<T> {
         F: Fn(T::V, T::V) -> T::V + Send + Sync + 'static,
     {
         let reducer = Arc::new(reducer);
-        // Ordered, so that "the first of equal values" means the earliest timestamp.
+        // Unordered, as Bytewax's: the first of equal values is the first to arrive.
         self.window_with(
             step,
             operator,
@@ -373,7 +377,7 @@ impl<T: Data> Stream<T> {
                 acc: resume.flatten(),
                 reducer: reducer.clone(),
             },
-            true,
+            false,
         )
     }
 
@@ -466,5 +470,45 @@ impl<T: Data> Stream<T> {
                 ordered: false,
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::Dataflow;
+    use crate::testing::{TestingSink, TestingSource};
+    use crate::windowing::{EventClock, TumblingWindower};
+
+    /// `(ts, arrival number, price)`.
+    type Value = (i64, u8, u32);
+    type Item = (char, Value);
+
+    /// Runs `max_window` (or `min_window`) by the price over one 10 ms window.
+    fn extreme(max: bool, items: Vec<Item>) -> Vec<(char, (i64, Value))> {
+        let flow = Dataflow::new("f");
+        let out = TestingSink::new();
+        let input = flow.input("inp", TestingSource::new(items));
+        let clock = EventClock::replay(|(ts, _, _): &Value| *ts, Duration::from_millis(100));
+        let windower = TumblingWindower::new(Duration::from_millis(10), 0).unwrap();
+        let by = |(_, _, price): &Value| *price;
+        let w = if max {
+            input.max_window("extreme", clock, windower, by)
+        } else {
+            input.min_window("extreme", clock, windower, by)
+        };
+        w.down.output("out", out.clone());
+        crate::run_main(&flow).unwrap();
+        out.take()
+    }
+
+    #[test]
+    fn max_and_min_window_keep_the_first_of_equal_values_to_arrive() {
+        // Equal prices, the later timestamp first, both within the wait: Bytewax applies
+        // them as they come, so the first to arrive wins (ordered, the earlier ts would).
+        let items = vec![('k', (5, 1, 9)), ('k', (2, 2, 9))];
+        assert_eq!(extreme(true, items.clone()), vec![('k', (0, (5, 1, 9)))]);
+        assert_eq!(extreme(false, items), vec![('k', (0, (5, 1, 9)))]);
     }
 }

@@ -31,9 +31,13 @@
 //! Items are applied in timestamp order once the watermark passes them (ordered mode), or
 //! in arrival order (unordered, cheaper; for order-insensitive logic). Everything a key
 //! holds (clock, windower, open windows, queued items) is its snapshot for recovery. When a
-//! key has no open window and no queued item, its state is dropped, clock included, so
-//! idle keys cost nothing (Bytewax kept session "husks" forever, #577); a later item of the
-//! key then starts with a fresh clock.
+//! key has no open window and no queued item, its windows and queue are freed (Bytewax
+//! kept whole session "husks" forever, #577). What a later item of the key still depends
+//! on is kept: the clock and the windower (an event clock's watermark, so that an item
+//! older than it stays late and cannot open a window that already closed and was emitted;
+//! a session count, so that session ids are not reused), a few dozen bytes per key. A key
+//! that would behave exactly as a new one (a system clock with tumbling or sliding
+//! windows) is dropped entirely.
 //!
 //! At EOF every window closes.
 

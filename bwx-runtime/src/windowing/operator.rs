@@ -36,10 +36,7 @@ where
     L: WindowLogic<T::V, R>,
     B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
 {
-    let step = Arc::new(Lowered {
-        shared: shared.clone(),
-        emit_meta: ctx.is_read(info.outputs[2]),
-    });
+    let step = Arc::new(Lowered::new(shared.clone(), ctx.is_read(info.outputs[2])));
     let events = if C::PER_WORKER {
         let Some(grid) = shared.windower.grid() else {
             return Err(FlowError::Setup(format!(
