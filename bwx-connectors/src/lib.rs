@@ -14,6 +14,7 @@
 //! | [`files::DirSink`] | fixed-partitioned sink of lines | one per file, by key | byte offset per file |
 //! | [`stdio::StdInSource`] | dynamic source of lines | worker 0 reads | none |
 //! | [`stdio::StdOutSink`] | dynamic sink | every worker prints | none |
+//! | [`demo::RandomMetricSource`] | fixed-partitioned source of `(name, value)` on a timer | the metric | values emitted, next due time |
 //!
 //! ```
 //! use bwx_runtime::prelude::*;
@@ -30,6 +31,7 @@
 //! assert_eq!(std::fs::read_to_string(dir.path().join("out.txt")).unwrap(), "HELLO\nWORLD\n");
 //! ```
 
+pub mod demo;
 pub mod files;
 pub mod stdio;
 

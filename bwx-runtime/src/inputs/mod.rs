@@ -11,6 +11,7 @@
 //! `next_awake`, the partition is polled again after a 1 ms cool-down.
 
 mod async_batch;
+mod batching;
 mod polling;
 
 use std::time::SystemTime;
@@ -22,6 +23,7 @@ use crate::Data;
 use crate::flow::StepId;
 
 pub use async_batch::AsyncBatcher;
+pub use batching::{GetterError, Got, batch, batch_getter, batch_getter_ex};
 pub use polling::{Polled, SimplePoller, SimplePollingSource};
 
 /// Any error of a connector; converted into a flow error naming step, worker and partition.
