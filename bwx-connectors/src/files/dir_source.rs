@@ -6,7 +6,7 @@ use bwx_runtime::StepId;
 use bwx_runtime::inputs::{ConnectorError, FixedPartitionedSource};
 use glob::{MatchOptions, Pattern};
 
-use super::{DEFAULT_BATCH_SIZE, FileError, LinePartition, LinePartitionState};
+use super::{DEFAULT_BATCH_SIZE, DEFAULT_MAX_LINE_LENGTH, FileError, LinePartition, LinePartitionState};
 
 /// Reads the lines of the files under a directory whose relative paths match a glob
 /// pattern, one partition per file, each resumable by byte offset.
@@ -41,6 +41,7 @@ pub struct DirSource {
     pattern: Pattern,
     recursive: bool,
     batch_size: usize,
+    max_line_length: usize,
 }
 
 const MATCH: MatchOptions = MatchOptions {
@@ -66,12 +67,21 @@ impl DirSource {
             // Only a pattern that can match below the top level needs a recursive walk.
             recursive: pattern.contains('/') || pattern.contains("**"),
             batch_size: DEFAULT_BATCH_SIZE,
+            max_line_length: DEFAULT_MAX_LINE_LENGTH,
         })
     }
 
     /// Emits up to `n` lines per batch (at least 1; default [`DEFAULT_BATCH_SIZE`]).
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n.max(1);
+        self
+    }
+
+    /// Accepts lines of up to `bytes` bytes before their `\n` (default
+    /// [`DEFAULT_MAX_LINE_LENGTH`]); a longer line stops the flow with an error naming the
+    /// file and the line's offset.
+    pub fn max_line_length(mut self, bytes: usize) -> Self {
+        self.max_line_length = bytes;
         self
     }
 
@@ -136,6 +146,7 @@ impl FixedPartitionedSource for DirSource {
             &self.dir.join(for_part),
             resume_state.map(|r| r.offset),
             self.batch_size,
+            self.max_line_length,
         )?)
     }
 }

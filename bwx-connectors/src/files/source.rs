@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use bwx_runtime::inputs::BatchStatus;
 
-use super::{DEFAULT_BATCH_SIZE, FileError, LinePartition, LinePartitionState};
+use super::{DEFAULT_BATCH_SIZE, DEFAULT_MAX_LINE_LENGTH, FileError, LinePartition, LinePartitionState};
 
 /// Reads the lines of one file, as a single partition named by the path, resumable by
 /// byte offset.
@@ -32,6 +32,7 @@ use super::{DEFAULT_BATCH_SIZE, FileError, LinePartition, LinePartitionState};
 pub struct FileSource {
     path: PathBuf,
     batch_size: usize,
+    max_line_length: usize,
 }
 
 impl FileSource {
@@ -40,12 +41,21 @@ impl FileSource {
         FileSource {
             path: path.into(),
             batch_size: DEFAULT_BATCH_SIZE,
+            max_line_length: DEFAULT_MAX_LINE_LENGTH,
         }
     }
 
     /// Emits up to `n` lines per batch (at least 1; default [`DEFAULT_BATCH_SIZE`]).
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n.max(1);
+        self
+    }
+
+    /// Accepts lines of up to `bytes` bytes before their `\n` (default
+    /// [`DEFAULT_MAX_LINE_LENGTH`]); a longer line stops the flow with an error naming the
+    /// file and the line's offset.
+    pub fn max_line_length(mut self, bytes: usize) -> Self {
+        self.max_line_length = bytes;
         self
     }
 }
@@ -59,7 +69,12 @@ impl LinePartition {
     }
 
     fn open(source: &FileSource, _part: &str, resume: Option<LinePartitionState>) -> Result<Self, FileError> {
-        LinePartition::open_file(&source.path, resume.map(|r| r.offset), source.batch_size)
+        LinePartition::open_file(
+            &source.path,
+            resume.map(|r| r.offset),
+            source.batch_size,
+            source.max_line_length,
+        )
     }
 
     fn next_batch(&mut self, batch: &mut Vec<String>) -> Result<BatchStatus, FileError> {
