@@ -26,7 +26,7 @@ use bwx::inputs::{BatchStatus, ConnectorError, FixedPartitionedSource, StatefulS
 use bwx::prelude::*;
 use bwx::stateful::{JoinEmitMode, JoinInsertMode};
 use bwx::testing::TestingSink;
-use bwx::windowing::{EventClock, PerWorker, SessionWindower, SlidingWindower, TumblingWindower};
+use bwx::windowing::{EventClock, PerWorker, SessionWindower, SlidingWindower, TumblingWindower, each_side};
 use nexmark::EventGenerator;
 use nexmark::config::NexmarkConfig;
 use nexmark::event::Event;
@@ -446,20 +446,21 @@ pub fn flow(
                 .output("out", rows);
         }
         Query::Q8 => {
-            type Side = (i64, Option<String>);
+            // (person id, (ts, name)) and (seller id, ts): sides of their own types.
             let persons = events.filter_map("persons", |e| match e {
-                Ev::Person { id, name, ts } => Some((id, (ts, Some(name)))),
+                Ev::Person { id, name, ts } => Some((id, (ts, name))),
                 _ => None,
             });
             let sellers = events.filter_map("sellers", |e| match e {
-                Ev::Auction { seller, ts, .. } => Some((seller, (ts, None))),
+                Ev::Auction { seller, ts, .. } => Some((seller, ts)),
                 _ => None,
             });
+            let timestamps = each_side((|(ts, _): &(i64, String)| *ts, |ts: &i64| *ts));
             let joined = flow.join_window(
                 "new_sellers",
-                PerWorker::new(EventClock::replay(|(ts, _): &Side| *ts, WAIT)),
+                PerWorker::new(EventClock::replay(timestamps, WAIT)),
                 tumbling()?,
-                [&persons, &sellers],
+                (&persons, &sellers),
                 JoinInsertMode::First,
                 JoinEmitMode::Final,
                 false,
@@ -467,20 +468,14 @@ pub fn flow(
             joined.late.map("late_events", |_| ()).output("late", late);
             joined
                 .down
-                .filter_map(
-                    "rows",
-                    |(person, (window, sides)): (u64, (i64, Vec<Option<Side>>))| {
-                        let mut sides = sides.into_iter();
-                        match (sides.next().flatten(), sides.next().flatten()) {
-                            (Some((_, Some(name))), Some(_)) => Some(Row::Q8 {
-                                start: window_start(window, WINDOW),
-                                person,
-                                name,
-                            }),
-                            _ => None,
-                        }
-                    },
-                )
+                .filter_map("rows", |(person, (window, row))| match row {
+                    (Some((_, name)), Some(_)) => Some(Row::Q8 {
+                        start: window_start(window, WINDOW),
+                        person,
+                        name,
+                    }),
+                    _ => None,
+                })
                 .output("out", rows);
         }
         Query::Q11 => {

@@ -56,6 +56,9 @@ impl<T: Clone + Send + 'static> Data for T {}
     note = "derive them: `#[derive(serde::Serialize, serde::Deserialize)]`"
 )]
 pub trait ExchangeData: Data + Serialize + DeserializeOwned {}
+// Not recommended: a type without serde gets one error naming `ExchangeData` and how to
+// derive both traits, not one per missing trait.
+#[diagnostic::do_not_recommend]
 impl<T: Data + Serialize + DeserializeOwned> ExchangeData for T {}
 
 /// Everything a flow author needs: `use bwx_runtime::prelude::*;`.

@@ -30,7 +30,14 @@ pub use polling::{Polled, SimplePoller, SimplePollingSource};
 pub type ConnectorError = Box<dyn std::error::Error + Send + Sync>;
 
 /// State that recovery stores: serde, cloneable, sendable.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is stored with recovery, so it must implement `serde::Serialize` and `serde::Deserialize` (and `Clone`, `Send`)",
+    label = "not recovery state",
+    note = "derive them: `#[derive(Clone, serde::Serialize, serde::Deserialize)]`"
+)]
 pub trait State: Clone + Send + Serialize + DeserializeOwned + 'static {}
+// Not recommended: one error naming `State`, not one per missing trait.
+#[diagnostic::do_not_recommend]
 impl<T: Clone + Send + Serialize + DeserializeOwned + 'static> State for T {}
 
 /// What a partition says after a poll.

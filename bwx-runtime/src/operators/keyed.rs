@@ -78,9 +78,11 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![1]);
     /// ```
-    pub fn key_rm(&self, step: &str) -> Stream<T::V>
+    pub fn key_rm<K, V>(&self, step: &str) -> Stream<V>
     where
-        T: KeyedItem,
+        T: KeyedItem<K = K, V = V>,
+        K: Key,
+        V: Data,
     {
         self.map_batch_step(step, "key_rm", |inp, out| {
             out.extend(inp.drain(..).map(|kv| kv.into_parts().1))
@@ -101,11 +103,13 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![("k".to_string(), 4)]);
     /// ```
-    pub fn map_value<W, F>(&self, step: &str, f: F) -> Stream<(T::K, W)>
+    pub fn map_value<K, V, W, F>(&self, step: &str, f: F) -> Stream<(K, W)>
     where
-        T: KeyedItem,
+        T: KeyedItem<K = K, V = V>,
+        K: Key,
+        V: Data,
         W: Data,
-        F: Fn(T::V) -> W + Send + Sync + 'static,
+        F: Fn(V) -> W + Send + Sync + 'static,
     {
         self.map_batch_step(step, "map_value", move |inp, out| {
             out.extend(inp.drain(..).map(|kv| {
@@ -129,10 +133,12 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![("a".to_string(), 1)]);
     /// ```
-    pub fn filter_value<F>(&self, step: &str, f: F) -> Stream<T>
+    pub fn filter_value<K, V, F>(&self, step: &str, f: F) -> Stream<T>
     where
-        T: KeyedItem,
-        F: Fn(&T::V) -> bool + Send + Sync + 'static,
+        T: KeyedItem<K = K, V = V>,
+        K: Key,
+        V: Data,
+        F: Fn(&V) -> bool + Send + Sync + 'static,
     {
         self.map_batch_step(step, "filter_value", move |inp, out| {
             out.extend(inp.drain(..).filter(|kv| f(kv.value())))
@@ -153,11 +159,13 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![("a".to_string(), 1)]);
     /// ```
-    pub fn filter_map_value<W, F>(&self, step: &str, f: F) -> Stream<(T::K, W)>
+    pub fn filter_map_value<K, V, W, F>(&self, step: &str, f: F) -> Stream<(K, W)>
     where
-        T: KeyedItem,
+        T: KeyedItem<K = K, V = V>,
+        K: Key,
+        V: Data,
         W: Data,
-        F: Fn(T::V) -> Option<W> + Send + Sync + 'static,
+        F: Fn(V) -> Option<W> + Send + Sync + 'static,
     {
         self.map_batch_step(step, "filter_map_value", move |inp, out| {
             out.extend(inp.drain(..).filter_map(|kv| {
@@ -181,12 +189,14 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![("a".to_string(), 2), ("a".to_string(), 2)]);
     /// ```
-    pub fn flat_map_value<W, I, F>(&self, step: &str, f: F) -> Stream<(T::K, W)>
+    pub fn flat_map_value<K, V, W, I, F>(&self, step: &str, f: F) -> Stream<(K, W)>
     where
-        T: KeyedItem,
+        T: KeyedItem<K = K, V = V>,
+        K: Key,
+        V: Data,
         W: Data,
         I: IntoIterator<Item = W>,
-        F: Fn(T::V) -> I + Send + Sync + 'static,
+        F: Fn(V) -> I + Send + Sync + 'static,
     {
         self.map_batch_step(step, "flat_map_value", move |inp, out| {
             for kv in inp.drain(..) {

@@ -9,7 +9,9 @@
 //! | stateful | see [`crate::stateful`] |
 //!
 //! Functions to pass to them, such as [`helpers::map_dict_value`], are in [`helpers`].
+//! Your own operators, made of these, with nested step ids: [`composite`].
 
+pub mod composite;
 mod flow_ops;
 pub mod helpers;
 mod keyed;

@@ -92,11 +92,13 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![("a".to_string(), 6)]);
     /// ```
-    pub fn reduce_final<F>(&self, step: &str, reducer: F) -> Stream<(T::K, T::V)>
+    pub fn reduce_final<K, V, F>(&self, step: &str, reducer: F) -> Stream<(K, V)>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: ExchangeData,
-        F: Fn(T::V, T::V) -> T::V + Send + Sync + 'static,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: ExchangeData,
+        F: Fn(V, V) -> V + Send + Sync + 'static,
     {
         self.reduce_final_named(step, "reduce_final", reducer)
     }
@@ -203,12 +205,14 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![(1, 9.0)]);
     /// ```
-    pub fn max_final<O, F>(&self, step: &str, by: F) -> Stream<(T::K, T::V)>
+    pub fn max_final<K, V, O, F>(&self, step: &str, by: F) -> Stream<(K, V)>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: ExchangeData,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: ExchangeData,
         O: PartialOrd,
-        F: Fn(&T::V) -> O + Send + Sync + 'static,
+        F: Fn(&V) -> O + Send + Sync + 'static,
     {
         self.reduce_final_named(step, "max_final", move |a, b| if by(&b) > by(&a) { b } else { a })
     }
@@ -227,12 +231,14 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![(1, -4)]);
     /// ```
-    pub fn min_final<O, F>(&self, step: &str, by: F) -> Stream<(T::K, T::V)>
+    pub fn min_final<K, V, O, F>(&self, step: &str, by: F) -> Stream<(K, V)>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: ExchangeData,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: ExchangeData,
         O: PartialOrd,
-        F: Fn(&T::V) -> O + Send + Sync + 'static,
+        F: Fn(&V) -> O + Send + Sync + 'static,
     {
         self.reduce_final_named(step, "min_final", move |a, b| if by(&b) < by(&a) { b } else { a })
     }
@@ -252,12 +258,14 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', "ab".to_string())]);
     /// ```
-    pub fn fold_final<S, B, F>(&self, step: &str, builder: B, folder: F) -> Stream<(T::K, S)>
+    pub fn fold_final<K, V, S, B, F>(&self, step: &str, builder: B, folder: F) -> Stream<(K, S)>
     where
-        T: KeyedItem + ExchangeData,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
         S: State,
         B: Fn() -> S + Send + Sync + 'static,
-        F: Fn(S, T::V) -> S + Send + Sync + 'static,
+        F: Fn(S, V) -> S + Send + Sync + 'static,
     {
         let folder = Arc::new(folder);
         let builder = Arc::new(builder);
@@ -299,18 +307,20 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', 3.0)]);
     /// ```
-    pub fn fold_final_with_merge<S, B, F, M>(
+    pub fn fold_final_with_merge<K, V, S, B, F, M>(
         &self,
         step: &str,
         builder: B,
         folder: F,
         merger: M,
-    ) -> Stream<(T::K, S)>
+    ) -> Stream<(K, S)>
     where
-        T: KeyedItem + ExchangeData,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
         S: State + ExchangeData,
         B: Fn() -> S + Send + Sync + 'static,
-        F: Fn(S, T::V) -> S + Send + Sync + 'static,
+        F: Fn(S, V) -> S + Send + Sync + 'static,
         M: Fn(S, S) -> S + Send + Sync + 'static,
     {
         let folder = Arc::new(folder);

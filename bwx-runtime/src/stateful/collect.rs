@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use crate::flow::Stream;
 use crate::inputs::State;
 use crate::operators::KeyedItem;
-use crate::{Data, ExchangeData};
+use crate::{Data, ExchangeData, Key};
 
 use super::{StateAction, StatefulLogic};
 
@@ -70,10 +70,12 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', vec![1, 2]), ('k', vec![3])]);
     /// ```
-    pub fn collect(&self, step: &str, timeout: Duration, max_size: usize) -> Stream<(T::K, Vec<T::V>)>
+    pub fn collect<K, V>(&self, step: &str, timeout: Duration, max_size: usize) -> Stream<(K, Vec<V>)>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: State,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: State,
     {
         let max_size = max_size.max(1);
         self.stateful_with(

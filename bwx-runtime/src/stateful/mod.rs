@@ -8,12 +8,12 @@
 mod aggregate;
 mod collect;
 mod enrich;
-pub(crate) mod join;
+pub mod join;
 mod logic;
 mod map;
 
 pub use enrich::TtlCache;
-pub use join::{JoinEmitMode, JoinInsertMode};
+pub use join::{JoinEmit, JoinEmitMode, JoinInsertMode, JoinSides};
 pub use logic::{StateAction, StatefulBatchLogic, StatefulLogic};
 
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::engine::stateful as engine;
 use crate::flow::Stream;
 use crate::operators::KeyedItem;
-use crate::{Data, ExchangeData};
+use crate::{Data, ExchangeData, Key};
 
 use logic::PerItem;
 
@@ -53,11 +53,13 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('a', 2)]);
     /// ```
-    pub fn stateful_batch<W, L, B>(&self, step: &str, builder: B) -> Stream<(T::K, W)>
+    pub fn stateful_batch<K, V, W, L, B>(&self, step: &str, builder: B) -> Stream<(K, W)>
     where
-        T: KeyedItem + ExchangeData,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
         W: Data,
-        L: StatefulBatchLogic<T::V, W>,
+        L: StatefulBatchLogic<V, W>,
         B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
     {
         let builder = Arc::new(builder);
@@ -94,11 +96,13 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![(1, 3), (1, 7)]);
     /// ```
-    pub fn stateful<W, L, B>(&self, step: &str, builder: B) -> Stream<(T::K, W)>
+    pub fn stateful<K, V, W, L, B>(&self, step: &str, builder: B) -> Stream<(K, W)>
     where
-        T: KeyedItem + ExchangeData,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
         W: Data,
-        L: StatefulLogic<T::V, W>,
+        L: StatefulLogic<V, W>,
         B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
     {
         self.stateful_with(step, "stateful", builder)

@@ -176,7 +176,7 @@ impl<T: Data> Stream<T> {
     /// assert_eq!(out.take(), vec![(a.clone(), (0, (2, 6.0))), (a, (1, (1, 1.0)))]);
     /// ```
     #[allow(clippy::too_many_arguments)]
-    pub fn fold_window<S, C, D, I, F, M>(
+    pub fn fold_window<K, V, S, C, D, I, F, M>(
         &self,
         step: &str,
         clock: C,
@@ -185,15 +185,17 @@ impl<T: Data> Stream<T> {
         folder: F,
         merger: M,
         ordered: bool,
-    ) -> WindowOut<T::K, T::V, S>
+    ) -> WindowOut<K, V, S>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: State,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: State,
         S: State,
-        C: Clock<T::V>,
+        C: Clock<V>,
         D: Windower,
         I: Fn() -> S + Send + Sync + 'static,
-        F: Fn(S, T::V) -> S + Send + Sync + 'static,
+        F: Fn(S, V) -> S + Send + Sync + 'static,
         M: Fn(S, S) -> S + Send + Sync + 'static,
     {
         let fns = Arc::new(FoldFns { init, folder, merger });
@@ -234,19 +236,21 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![(7, (0, 3)), (7, (1, 15))]);
     /// ```
-    pub fn reduce_window<C, D, F>(
+    pub fn reduce_window<K, V, C, D, F>(
         &self,
         step: &str,
         clock: C,
         windower: D,
         reducer: F,
-    ) -> WindowOut<T::K, T::V, T::V>
+    ) -> WindowOut<K, V, V>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: State,
-        C: Clock<T::V>,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: State,
+        C: Clock<V>,
         D: Windower,
-        F: Fn(T::V, T::V) -> T::V + Send + Sync + 'static,
+        F: Fn(V, V) -> V + Send + Sync + 'static,
     {
         let reducer = Arc::new(reducer);
         self.window_with(
@@ -287,20 +291,16 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', (0, (2, 9)))]);
     /// ```
-    pub fn max_window<O, C, D, F>(
-        &self,
-        step: &str,
-        clock: C,
-        windower: D,
-        by: F,
-    ) -> WindowOut<T::K, T::V, T::V>
+    pub fn max_window<K, V, O, C, D, F>(&self, step: &str, clock: C, windower: D, by: F) -> WindowOut<K, V, V>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: State,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: State,
         O: Ord,
-        C: Clock<T::V>,
+        C: Clock<V>,
         D: Windower,
-        F: Fn(&T::V) -> O + Send + Sync + 'static,
+        F: Fn(&V) -> O + Send + Sync + 'static,
     {
         self.reduce_window_with(step, "max_window", clock, windower, move |a, b| {
             if by(&b) > by(&a) { b } else { a }
@@ -331,20 +331,16 @@ impl<T: Data> Stream<T> {
     /// bwx_runtime::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', (0, 2))]);
     /// ```
-    pub fn min_window<O, C, D, F>(
-        &self,
-        step: &str,
-        clock: C,
-        windower: D,
-        by: F,
-    ) -> WindowOut<T::K, T::V, T::V>
+    pub fn min_window<K, V, O, C, D, F>(&self, step: &str, clock: C, windower: D, by: F) -> WindowOut<K, V, V>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: State,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: State,
         O: Ord,
-        C: Clock<T::V>,
+        C: Clock<V>,
         D: Windower,
-        F: Fn(&T::V) -> O + Send + Sync + 'static,
+        F: Fn(&V) -> O + Send + Sync + 'static,
     {
         self.reduce_window_with(step, "min_window", clock, windower, move |a, b| {
             if by(&b) < by(&a) { b } else { a }
@@ -401,17 +397,19 @@ impl<T: Data> Stream<T> {
     /// // Windows -1 = [-5, 5) and 0 = [0, 10).
     /// assert_eq!(out.take(), vec![(0, (-1, vec![3])), (0, (0, vec![3, 7])), (0, (1, vec![7]))]);
     /// ```
-    pub fn collect_window<C, D>(
+    pub fn collect_window<K, V, C, D>(
         &self,
         step: &str,
         clock: C,
         windower: D,
         ordered: bool,
-    ) -> WindowOut<T::K, T::V, Vec<T::V>>
+    ) -> WindowOut<K, V, Vec<V>>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: State,
-        C: Clock<T::V>,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: State,
+        C: Clock<V>,
         D: Windower,
     {
         self.window_with(

@@ -54,6 +54,7 @@ pub use clock::{
     Clock, ClockLogic, EventClock, EventClockLogic, EventClockState, PerWorker, SystemClock,
     SystemClockLogic, now_ms,
 };
+pub use join::{SideTimestamps, each_side};
 pub use logic::{Emit, WindowLogic};
 pub use windower::{
     Grid, LATE_SESSION_ID, SessionLogic, SessionState, SessionWindower, SlidingLogic, SlidingWindower,

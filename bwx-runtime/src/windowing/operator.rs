@@ -10,7 +10,7 @@ use crate::errors::FlowError;
 use crate::flow::{Dataflow, StepInfo, Stream};
 use crate::inputs::State;
 use crate::operators::KeyedItem;
-use crate::{Data, ExchangeData};
+use crate::{Data, ExchangeData, Key};
 
 use super::clock::Clock;
 use super::logic::{KeyWindows, Lowered, Shared, WinEvent, WindowLogic};
@@ -162,21 +162,23 @@ impl<T: Data> Stream<T> {
     /// let meta = meta.take();
     /// assert_eq!((meta[0].1.1.open_time, meta[0].1.1.close_time), (0, 10));
     /// ```
-    pub fn window<R, C, D, L, B>(
+    pub fn window<K, V, R, C, D, L, B>(
         &self,
         step: &str,
         clock: C,
         windower: D,
         builder: B,
         ordered: bool,
-    ) -> WindowOut<T::K, T::V, R>
+    ) -> WindowOut<K, V, R>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: State,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: State,
         R: Data,
-        C: Clock<T::V>,
+        C: Clock<V>,
         D: Windower,
-        L: WindowLogic<T::V, R>,
+        L: WindowLogic<V, R>,
         B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
     {
         self.window_with(step, "window", clock, windower, builder, ordered)
