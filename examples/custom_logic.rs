@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use bwx::connectors::stdio::StdOutSink;
-use bwx::outputs::IntoSink;
+use bwx::operators::IntoSink;
 use bwx::prelude::*;
 use bwx::testing::{TestingEvent, TestingSource};
 use serde::{Deserialize, Serialize};

@@ -13,7 +13,7 @@
 use std::process::ExitCode;
 
 use bwx::connectors::stdio::StdOutSink;
-use bwx::outputs::IntoSink;
+use bwx::operators::IntoSink;
 use bwx::prelude::*;
 use bwx::testing::TestingSource;
 

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use bwx::connectors::files::CsvSource;
 use bwx::connectors::stdio::StdOutSink;
-use bwx::outputs::IntoSink;
+use bwx::operators::IntoSink;
 use bwx::prelude::*;
 use serde::{Deserialize, Serialize};
 

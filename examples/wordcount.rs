@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use bwx::connectors::files::FileSource;
 use bwx::connectors::stdio::StdOutSink;
-use bwx::outputs::IntoSink;
+use bwx::operators::IntoSink;
 use bwx::prelude::*;
 
 /// The words of a line: runs of letters, lowercased.

@@ -39,7 +39,7 @@ fn init_then_inspect_a_written_directory() {
             (Some(t), t)
         })
         .output("out", TestingSink::new());
-    let hook = SqliteRecovery::open(&dir, Duration::ZERO, 1, "sums").unwrap();
+    let hook = SqliteRecovery::open(&dir, Duration::ZERO, "sums").unwrap();
     bwx::run_workers(&flow, 2, RunConfig::default().recovery(hook)).unwrap();
 
     let (ok, out, err) = bwx(&["recovery", "inspect", d, "--json"]);

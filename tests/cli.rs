@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bwx::cli::Runner;
 use bwx::prelude::*;
-use bwx::testing::{TestingSink, TestingSource};
+use bwx::testing::{MemoryStore, TestingSink, TestingSource};
 use common::PrintSink;
 
 const ARGS: &str = "BWX_TEST_CLI_ARGS";
@@ -304,7 +304,7 @@ fn bad_flags_exit_2_with_a_clear_message() {
         ),
         (&["run", "-p", "2", "-i", "0"], "cannot be used with"),
         (&["run", "-r", "/tmp/x"], "--snapshot-interval"),
-        (&["run", "-b", "1m"], "--recovery-directory"),
+        (&["run", "--drop-unmatched-state"], "--recovery-directory"),
         (&["walk"], "unrecognized subcommand 'walk'"),
         (&[], "Usage: flowbin <COMMAND>"),
     ];
@@ -453,42 +453,27 @@ fn kubernetes_pod_ordinals_and_host_file_form_a_cluster() {
     assert_eq!(parts, vec!["0 of 2", "1 of 2"]);
 }
 
-/// A recovery backend that records what the CLI handed it.
+/// A recovery backend that records what the CLI handed it, over a store in memory.
 #[derive(Default)]
 struct MemoryBackend {
-    opened: std::sync::Mutex<Vec<(bwx::cli::RecoveryArgs, bwx::cli::Placement)>>,
+    opened: std::sync::Mutex<Vec<(bwx::recovery::RecoveryOptions, std::sync::Arc<MemoryStore>)>>,
     inits: std::sync::Mutex<Vec<(std::path::PathBuf, usize)>>,
-    epochs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-struct CountingHook(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-
-impl bwx::recovery::RecoveryHook for CountingHook {
-    fn resume_epoch(&self) -> u64 {
-        0
-    }
-    fn resume_states(&self, _: &StepId) -> Result<std::sync::Arc<bwx::recovery::StoredStates>, FlowError> {
-        Ok(Default::default())
-    }
-    fn epoch_closed(&self, _: usize, _: u64, _: Vec<bwx::recovery::Snapshot>) -> Result<(), FlowError> {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-impl bwx::cli::RecoveryBackend for MemoryBackend {
+impl bwx::recovery::RecoveryBackend for MemoryBackend {
     fn open(
         &self,
-        args: &bwx::cli::RecoveryArgs,
-        placement: &bwx::cli::Placement,
-    ) -> Result<std::sync::Arc<dyn bwx::recovery::RecoveryHook>, FlowError> {
-        self.opened
-            .lock()
-            .unwrap()
-            .push((args.clone(), placement.clone()));
-        Ok(std::sync::Arc::new(CountingHook(self.epochs.clone())))
+        options: &bwx::recovery::RecoveryOptions,
+    ) -> Result<std::sync::Arc<dyn bwx::recovery::RecoveryStore>, bwx::recovery::RecoveryError> {
+        let store = MemoryStore::new(2);
+        self.opened.lock().unwrap().push((options.clone(), store.clone()));
+        Ok(store)
     }
-    fn init(&self, directory: &std::path::Path, partitions: usize) -> Result<(), FlowError> {
+    fn init(
+        &self,
+        directory: &std::path::Path,
+        partitions: usize,
+    ) -> Result<(), bwx::recovery::RecoveryError> {
         self.inits
             .lock()
             .unwrap()
@@ -514,14 +499,19 @@ fn a_registered_recovery_backend_gets_the_flags_and_the_snapshots() {
         .exit_code_from(args);
     assert_eq!(code, 0);
     assert_eq!(out.take().len(), 3);
-    let opened = backend.opened.lock().unwrap().clone();
+    let opened = backend.opened.lock().unwrap();
     assert_eq!(opened.len(), 1);
-    let (recovery, placement) = &opened[0];
+    let (recovery, store) = &opened[0];
     assert_eq!(recovery.directory, std::path::PathBuf::from("state"));
-    assert_eq!(recovery.snapshot_interval, Duration::from_millis(50));
     assert_eq!(recovery.backup_interval, Duration::from_secs(600));
-    assert_eq!((placement.process_id, placement.total_workers()), (0, 2));
-    assert!(backend.epochs.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    // The flow's snapshots (its source position and its three sums) reached the store.
+    let written = store.written();
+    assert!(
+        written.iter().any(|s| s.step_id.as_str() == "rec.inp"),
+        "{written:?}"
+    );
+    assert!(written.iter().filter(|s| s.step_id.as_str() == "rec.sum").count() >= 3);
+    drop(opened);
 
     let code = Runner::new(flow)
         .recovery_backend(backend.clone())

@@ -121,7 +121,7 @@ fn source_state_snapshots_and_resumes() {
     let flow = Dataflow::new("f");
     let _ = flow.input("inp", files());
     let step = flow.steps()[0].id.clone();
-    assert_eq!(source.list_parts(), vec!["a.txt", "b.txt"]);
+    assert_eq!(source.list_parts().unwrap(), vec!["a.txt", "b.txt"]);
 
     let mut part = source.build_part(&step, "a.txt", None).unwrap();
     let mut batch = Vec::new();

@@ -3,6 +3,12 @@
 //! is restarted (rescaling 2 → 1 → 3 processes across restarts), and the final files are
 //! compared with a fault-free run.
 //!
+//! While the flow runs, the harness backs up every partition at random moments (as a backup
+//! tool would, with SQLite's `VACUUM INTO`); before a restart it restores a random subset of
+//! partitions, each from a random backup of the last run taken less than
+//! half the backup interval before the run ended (garbage collection only moves while a flow
+//! runs). Partitions from different moments must still resume exactly.
+//!
 //! Half of the kills (rounded up) are at the recovery code's named crash points
 //! (`BWX_FAILPOINT`, see `bwx-runtime/src/recovery/failpoint.rs`), in turn: during the
 //! first epoch of an execution, between the snapshot rows and the frontier row, during
@@ -35,11 +41,14 @@ use bwx::prelude::*;
 use bwx::recovery::SqliteRecovery;
 
 const SOURCE_PARTS: usize = 4;
-const ITEMS_PER_PART: u64 = 6000;
+const ITEMS_PER_PART: u64 = 9000;
 const KEYS_PER_PART: u64 = 5;
 const BATCH: u64 = 6;
 const PACE: Duration = Duration::from_millis(4);
 const OUT_PARTS: usize = 3;
+/// The store's backup interval (`-b`): superseded snapshots are kept this long.
+const BACKUP_INTERVAL: Duration = Duration::from_secs(1);
+const PARTITIONS: usize = 4;
 
 /// Replays `ITEMS_PER_PART` items per partition, paced; its position is the next index.
 struct Numbers;
@@ -55,8 +64,8 @@ impl FixedPartitionedSource for Numbers {
     type State = u64;
     type Partition = NumbersPart;
 
-    fn list_parts(&self) -> Vec<String> {
-        (0..SOURCE_PARTS).map(|p| format!("p{p}")).collect()
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok((0..SOURCE_PARTS).map(|p| format!("p{p}")).collect())
     }
 
     fn build_part(&self, _: &StepId, part: &str, resume: Option<u64>) -> Result<NumbersPart, ConnectorError> {
@@ -111,8 +120,8 @@ impl FixedPartitionedSink for LinesSink {
     type State = u64;
     type Partition = LinesPart;
 
-    fn list_parts(&self) -> Vec<String> {
-        (0..OUT_PARTS).map(|p| format!("out-{p}")).collect()
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok((0..OUT_PARTS).map(|p| format!("out-{p}")).collect())
     }
 
     fn build_part(&self, _: &StepId, part: &str, resume: Option<u64>) -> Result<LinesPart, ConnectorError> {
@@ -176,7 +185,7 @@ fn harness_process() {
         .map(String::from)
         .collect();
     let me: usize = std::env::var("BWX_HARNESS_PROC").unwrap().parse().unwrap();
-    let hook = SqliteRecovery::open(&dir, Duration::ZERO, 1, "harness").unwrap();
+    let hook = SqliteRecovery::open(&dir, BACKUP_INTERVAL, "harness").unwrap();
     println!("resumed");
     std::io::stdout().flush().unwrap();
     let config = RunConfig::default()
@@ -297,6 +306,10 @@ struct Summary {
     lost: usize,
     duplicates: usize,
     recovery_ms: Vec<u128>,
+    /// Backups taken, restarts from restored partitions, and partitions restored.
+    backups: usize,
+    restores: usize,
+    restored_partitions: usize,
     /// Per crash point: how many runs armed it, and how many processes died of SIGKILL there.
     failpoints: [(usize, usize); FAILPOINTS.len()],
 }
@@ -313,8 +326,29 @@ fn fresh(base: &Path, name: &str) -> (PathBuf, PathBuf) {
     let dir = base.join(format!("{name}-db"));
     let out = base.join(format!("{name}-out"));
     std::fs::create_dir_all(&out).unwrap();
-    bwx::recovery::init_dir(&dir, 4).unwrap();
+    bwx::recovery::init_dir(&dir, PARTITIONS).unwrap();
     (dir, out)
+}
+
+/// Copies every partition of `dir` into `to`, consistently while it is written.
+fn backup(dir: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for p in 0..PARTITIONS {
+        let name = format!("part-{p}.sqlite3");
+        let conn = rusqlite::Connection::open(dir.join(&name)).unwrap();
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        conn.execute("VACUUM INTO ?1", [to.join(&name).to_string_lossy().as_ref()])
+            .unwrap();
+    }
+}
+
+/// Replaces partition `p` of `dir` (stopped) with its copy in `from`.
+fn restore(dir: &Path, from: &Path, p: usize) {
+    let name = format!("part-{p}.sqlite3");
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.join(format!("{name}{suffix}")));
+    }
+    std::fs::copy(from.join(&name), dir.join(&name)).unwrap();
 }
 
 fn run_seed(seed: u64, kills: usize, base: &Path, expected: &BTreeMap<String, usize>, s: &mut Summary) {
@@ -325,8 +359,27 @@ fn run_seed(seed: u64, kills: usize, base: &Path, expected: &BTreeMap<String, us
     let mut killed_at: Option<Instant> = None;
     let mut run = 0usize;
     let mut seed_kills = 0;
+    // Backups of the last run that are recent enough to restore.
+    let mut recent: Vec<PathBuf> = Vec::new();
     loop {
         let processes = schedule[run % schedule.len()];
+        // Every process is down: restore some partitions from recent backups.
+        if !recent.is_empty() {
+            let mut restored = 0;
+            // A random non-empty subset of the partitions.
+            let subset = 1 + rng.below((1 << PARTITIONS) - 1);
+            for p in 0..PARTITIONS {
+                if subset & (1 << p) != 0 {
+                    let from = &recent[rng.below(recent.len() as u64) as usize];
+                    restore(&dir, from, p);
+                    restored += 1;
+                }
+            }
+            if restored > 0 {
+                s.restores += 1;
+                s.restored_partitions += restored;
+            }
+        }
         // The first kills of a seed (half, rounded up) are at the crash points in turn.
         let armed =
             (seed_kills < kills && seed_kills < kills.div_ceil(2)).then_some(seed_kills % FAILPOINTS.len());
@@ -344,7 +397,10 @@ fn run_seed(seed: u64, kills: usize, base: &Path, expected: &BTreeMap<String, us
         let mut ready = 0;
         let want_kill = seed_kills < kills;
         // Kill times spread over start-up (resume), the first epochs and the run.
-        let kill_after = Duration::from_millis(rng.below(600));
+        let kill_after = Duration::from_millis(rng.below(500));
+        // The backup comes before the kill, in the part of the run after start-up.
+        let backup_after = kill_after.mul_f64(0.3 + 0.6 * (rng.below(100) as f64 / 100.0));
+        let mut backed_up: Option<(Instant, PathBuf)> = None;
         let mut killed = false;
         if let Some(fp) = armed {
             // The armed process kills itself at the crash point; anything else is a failure.
@@ -397,6 +453,12 @@ fn run_seed(seed: u64, kills: usize, base: &Path, expected: &BTreeMap<String, us
             if exited {
                 break;
             }
+            if backed_up.is_none() && ready == processes && started.elapsed() >= backup_after {
+                let to = base.join(format!("seed{seed}-backup{}", s.backups));
+                backup(&dir, &to);
+                backed_up = Some((Instant::now(), to));
+                s.backups += 1;
+            }
             if want_kill && started.elapsed() >= kill_after {
                 let victim = rng.below(processes as u64) as usize;
                 // SAFETY: sending a signal to a child process we own.
@@ -417,6 +479,12 @@ fn run_seed(seed: u64, kills: usize, base: &Path, expected: &BTreeMap<String, us
             Duration::from_secs(60)
         };
         let ok = wait_all(&mut cluster.children, grace);
+        // Recent enough: the flow ran less than half the backup interval after it.
+        recent = backed_up
+            .filter(|(at, _)| killed_at.is_some_and(|k| k.duration_since(*at) < BACKUP_INTERVAL / 2))
+            .map(|(_, b)| b)
+            .into_iter()
+            .collect();
         run += 1;
         if !killed && ok.iter().all(|o| *o) {
             break;
@@ -482,17 +550,25 @@ fn kills_restarts_and_rescaling_lose_nothing() {
         .map(|((name, _), (_, fired))| format!("{name}:{fired}"))
         .collect();
     println!(
-        "crash harness: seeds={seeds} runs={} kills={} (at crash points {}) restarts={} mismatches={} lost={} duplicates={} recovery_median_ms={median} recovery_max_ms={max} elapsed_s={}",
+        "crash harness: seeds={seeds} runs={} kills={} (at crash points {}) restarts={} backups={} restores={} (partitions {}) mismatches={} lost={} duplicates={} recovery_median_ms={median} recovery_max_ms={max} elapsed_s={}",
         summary.runs,
         summary.kills,
         at_points.join(","),
         summary.restarts,
+        summary.backups,
+        summary.restores,
+        summary.restored_partitions,
         summary.mismatches,
         summary.lost,
         summary.duplicates,
         started.elapsed().as_secs()
     );
     assert!(summary.kills >= 20, "only {} kills", summary.kills);
+    assert!(
+        summary.restores >= 2,
+        "only {} restarts from restored partitions",
+        summary.restores
+    );
     for ((name, _), (armed, fired)) in FAILPOINTS.iter().zip(&summary.failpoints) {
         // With at least 8 kills per seed every crash point is armed at least once.
         assert!(*fired >= 1 || kills_per_seed < 8, "no kill at crash point {name}");

@@ -1,11 +1,10 @@
 //! Behaviour of the engine across workers: equal results, fail-stop, timers, snapshots.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bwx::prelude::*;
-use bwx::recovery::{RecoveryHook, Snapshot, StoredStates, codec};
-use bwx::testing::{TestingEvent, TestingSink, TestingSource};
+use bwx::recovery::codec;
+use bwx::testing::{MemoryStore, TestingEvent, TestingSink, TestingSource};
 
 fn keyed_sums(workers: usize) -> Vec<(u32, u64)> {
     keyed_sums_over(workers, 97)
@@ -108,27 +107,9 @@ fn abort_stops_without_eof() {
     assert!(out.take().is_empty(), "an aborted execution emits no EOF results");
 }
 
-#[derive(Default)]
-struct MemoryHook {
-    closed: Mutex<Vec<(usize, u64, Vec<Snapshot>)>>,
-}
-
-impl RecoveryHook for MemoryHook {
-    fn resume_epoch(&self) -> u64 {
-        0
-    }
-    fn resume_states(&self, _step: &StepId) -> Result<Arc<StoredStates>, FlowError> {
-        Ok(Arc::default())
-    }
-    fn epoch_closed(&self, worker: usize, epoch: u64, snapshots: Vec<Snapshot>) -> Result<(), FlowError> {
-        self.closed.lock().unwrap().push((worker, epoch, snapshots));
-        Ok(())
-    }
-}
-
 #[test]
 fn snapshots_cover_keys_touched_in_each_epoch() {
-    let hook = Arc::new(MemoryHook::default());
+    let store = MemoryStore::new(2);
     let flow = Dataflow::new("s");
     let events = vec![
         TestingEvent::Item(("a".to_string(), 1)),
@@ -143,12 +124,11 @@ fn snapshots_cover_keys_touched_in_each_epoch() {
         .output("out", TestingSink::new());
     let config = RunConfig::default()
         .epoch_interval(Duration::from_millis(40))
-        .recovery(hook.clone());
+        .recovery(store.clone());
     bwx::run_main_with(&flow, config).unwrap();
-    let closed = hook.closed.lock().unwrap();
-    let state_snaps: Vec<(String, u64, Option<i32>)> = closed
+    let written = store.written();
+    let state_snaps: Vec<(String, u64, Option<i32>)> = written
         .iter()
-        .flat_map(|(_, _, s)| s.iter())
         .filter(|s| s.step_id.as_str() == "s.sum")
         .map(|s| {
             let key: String = codec::decode_key(&s.key).unwrap();
@@ -167,10 +147,5 @@ fn snapshots_cover_keys_touched_in_each_epoch() {
     assert_eq!(a[0].2, Some(1), "{state_snaps:?}");
     assert!(b[0].1 > a[0].1 && b[0].2 == Some(2), "{state_snaps:?}");
     // The source's position is snapshotted too.
-    assert!(
-        closed
-            .iter()
-            .flat_map(|(_, _, s)| s)
-            .any(|s| s.step_id.as_str() == "s.inp")
-    );
+    assert!(written.iter().any(|s| s.step_id.as_str() == "s.inp"));
 }

@@ -28,8 +28,8 @@ impl FixedPartitionedSink for RecordingSink {
     type State = usize;
     type Partition = RecordingPart;
 
-    fn list_parts(&self) -> Vec<String> {
-        vec!["p0".into(), "p1".into(), "p2".into()]
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok(vec!["p0".into(), "p1".into(), "p2".into()])
     }
 
     fn part_fn(&self, key: &u32) -> u64 {
@@ -160,7 +160,7 @@ fn a_connector_error_names_step_worker_and_partition() {
         .output("out", TestingSink::new());
     let err = bwx::run_workers(&flow, 2, RunConfig::default())
         .unwrap_err()
-        .to_string();
+        .report();
     assert!(
         err.contains("'bad.inp'") && err.contains("worker 1") && err.contains("no such device"),
         "{err}"

@@ -6,29 +6,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bwx::inputs::{BatchStatus, ConnectorError, FixedPartitionedSource, StatefulSourcePartition};
 use bwx::prelude::*;
-use bwx::recovery::{RecoveryHook, Snapshot, StoredStates, codec};
-use bwx::testing::{TestingEvent, TestingSink, TestingSource};
+use bwx::recovery::codec;
+use bwx::testing::{MemoryStore, TestingEvent, TestingSink, TestingSource};
 use bwx::windowing::{
     EventClock, PerWorker, SessionWindower, SlidingWindower, SystemClock, TumblingWindower,
 };
-
-#[derive(Default)]
-struct MemoryHook {
-    snaps: Mutex<Vec<Snapshot>>,
-}
-
-impl RecoveryHook for MemoryHook {
-    fn resume_epoch(&self) -> u64 {
-        0
-    }
-    fn resume_states(&self, _step: &StepId) -> Result<Arc<StoredStates>, FlowError> {
-        Ok(Arc::default())
-    }
-    fn epoch_closed(&self, _worker: usize, _epoch: u64, snapshots: Vec<Snapshot>) -> Result<(), FlowError> {
-        self.snaps.lock().unwrap().extend(snapshots);
-        Ok(())
-    }
-}
 
 #[test]
 fn system_clock_closes_windows_at_a_wake_up_without_more_input() {
@@ -70,7 +52,7 @@ fn system_clock_closes_windows_at_a_wake_up_without_more_input() {
 
 #[test]
 fn live_event_clock_closes_sessions_on_time_and_frees_the_key() {
-    let hook = Arc::new(MemoryHook::default());
+    let store = MemoryStore::new(2);
     let flow = Dataflow::new("live");
     let out = TestingSink::new();
     let order = Arc::new(Mutex::new(Vec::new()));
@@ -100,7 +82,7 @@ fn live_event_clock_closes_sessions_on_time_and_frees_the_key() {
         .output("out", out.clone());
     let config = RunConfig::default()
         .epoch_interval(Duration::from_millis(30))
-        .recovery(hook.clone());
+        .recovery(store.clone());
     bwx::run_main_with(&flow, config).unwrap();
     assert_eq!(
         out.take(),
@@ -115,7 +97,7 @@ fn live_event_clock_closes_sessions_on_time_and_frees_the_key() {
     );
     // Key a's state was discarded when its session closed (Bytewax #577 kept it forever):
     // its last snapshot before b arrived says "no state".
-    let snaps = hook.snaps.lock().unwrap();
+    let snaps = store.written();
     let a: Vec<Option<&Vec<u8>>> = snaps
         .iter()
         .filter(|s| s.step_id.as_str() == "live.sess" && codec::decode_key::<String>(&s.key).unwrap() == "a")
@@ -265,8 +247,8 @@ impl FixedPartitionedSource for FastAndSlow {
     type State = i64;
     type Partition = FastOrSlow;
 
-    fn list_parts(&self) -> Vec<String> {
-        vec!["fast".into(), "slow".into()]
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok(vec!["fast".into(), "slow".into()])
     }
 
     fn build_part(&self, _: &StepId, part: &str, resume: Option<i64>) -> Result<FastOrSlow, ConnectorError> {

@@ -73,8 +73,8 @@ impl<G: Generator> FixedPartitionedSource for GeneratedSource<G> {
     type State = u64;
     type Partition = GeneratedPartition<G>;
 
-    fn list_parts(&self) -> Vec<String> {
-        (0..PARTS).map(|p| p.to_string()).collect()
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok((0..PARTS).map(|p| p.to_string()).collect())
     }
 
     fn build_part(

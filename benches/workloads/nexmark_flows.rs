@@ -232,8 +232,8 @@ impl FixedPartitionedSource for NexmarkSource {
     type State = u64;
     type Partition = NexmarkPartition;
 
-    fn list_parts(&self) -> Vec<String> {
-        (0..PARTS).map(|p| p.to_string()).collect()
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok((0..PARTS).map(|p| p.to_string()).collect())
     }
 
     fn build_part(

@@ -20,10 +20,10 @@ impl FixedPartitionedSource for Shards {
     type State = usize;
     type Partition = ShardPart;
 
-    fn list_parts(&self) -> Vec<String> {
-        (0..4)
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok((0..4)
             .map(|p| format!("{}/wc/shards/part-{p}.txt", self.dir))
-            .collect()
+            .collect())
     }
 
     fn build_part(

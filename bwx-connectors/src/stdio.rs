@@ -323,10 +323,10 @@ mod tests {
     #[test]
     fn bad_utf8_names_stdin_and_the_offset() {
         let source = StdInSource::from_reader(&b"fine\nbr\xc3oken\n"[..]);
-        let err = run(source, 1).unwrap_err().to_string();
+        let err = run(source, 1).unwrap_err().report();
         assert_eq!(
             err,
-            "step 'f.inp' on worker 0, partition '-': <stdin>: invalid UTF-8 at byte offset 7"
+            "step 'f.inp' on worker 0, partition '-': cannot read the next batch: <stdin>: invalid UTF-8 at byte offset 7"
         );
     }
 
@@ -336,7 +336,7 @@ mod tests {
         flow.input("inp", StdInSource::from_reader(&b"x\n"[..]))
             .output("out", TestingSink::new());
         bwx_runtime::run_main(&flow).unwrap();
-        let err = bwx_runtime::run_main(&flow).unwrap_err().to_string();
+        let err = bwx_runtime::run_main(&flow).unwrap_err().report();
         assert!(err.contains("used by an earlier run"), "{err}");
     }
 }

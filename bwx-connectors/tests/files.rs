@@ -1,61 +1,12 @@
 //! The file connectors in whole flows: across workers, and resumed from stored positions.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bwx_connectors::files::{CsvPosition, CsvSource, DirSink, DirSource, FileSink, FileSource};
 use bwx_runtime::prelude::*;
-use bwx_runtime::recovery::{RecoveryHook, Snapshot, StoredStates, codec};
-use bwx_runtime::testing::{TestingEvent, TestingSink, TestingSource};
-
-/// Encoded key → encoded state, per step id.
-type States = HashMap<String, HashMap<Vec<u8>, Vec<u8>>>;
-
-/// Recovery in memory: the latest state of every (step, key) from the epochs that closed.
-#[derive(Default)]
-struct MemoryStore {
-    states: Mutex<States>,
-    last_epoch: Mutex<Option<u64>>,
-}
-
-impl MemoryStore {
-    fn put(&self, step: &str, key: Vec<u8>, state: Vec<u8>) {
-        self.states
-            .lock()
-            .unwrap()
-            .entry(step.to_string())
-            .or_default()
-            .insert(key, state);
-    }
-}
-
-impl RecoveryHook for MemoryStore {
-    fn resume_epoch(&self) -> u64 {
-        self.last_epoch.lock().unwrap().map_or(0, |e| e + 1)
-    }
-    fn resume_states(&self, step: &StepId) -> Result<Arc<StoredStates>, FlowError> {
-        Ok(Arc::new(
-            self.states
-                .lock()
-                .unwrap()
-                .get(step.as_str())
-                .cloned()
-                .unwrap_or_default(),
-        ))
-    }
-    fn epoch_closed(&self, _worker: usize, epoch: u64, snapshots: Vec<Snapshot>) -> Result<(), FlowError> {
-        for snap in snapshots {
-            if let Some(state) = snap.state {
-                self.put(snap.step_id.as_str(), snap.key, state);
-            }
-        }
-        let mut last = self.last_epoch.lock().unwrap();
-        *last = Some(last.map_or(epoch, |l| l.max(epoch)));
-        Ok(())
-    }
-}
+use bwx_runtime::recovery::codec;
+use bwx_runtime::testing::{MemoryStore, TestingEvent, TestingSink, TestingSource};
 
 fn lines_of(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -94,18 +45,21 @@ fn file_source_resumes_from_a_stored_byte_offset() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
     std::fs::write(&input, "skip me\nand me\nfirst kept\nlast kept\n").unwrap();
-    let store = Arc::new(MemoryStore::default());
-    let part = input.to_string_lossy().into_owned();
+    let store = MemoryStore::new(2);
+    let part = std::fs::canonicalize(&input)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     store.put(
         "resume.inp",
-        codec::encode_key(&part),
+        codec::part_key(&part),
         codec::encode(&15u64).unwrap(),
     );
     let flow = Dataflow::new("resume");
     let out = TestingSink::new();
     flow.input("inp", FileSource::new(&input))
         .output("out", out.clone());
-    bwx_runtime::run_main_with(&flow, RunConfig::default().recovery(store)).unwrap();
+    bwx_runtime::run_main_with(&flow, RunConfig::default().recovery(store.resume())).unwrap();
     assert_eq!(out.take(), vec!["first kept", "last kept"]);
 }
 
@@ -119,12 +73,13 @@ fn a_bad_line_stops_the_flow_naming_step_file_and_offset() {
         .output("out", TestingSink::new());
     let err = bwx_runtime::run_workers(&flow, 2, RunConfig::default())
         .unwrap_err()
-        .to_string();
-    let file = input.display();
+        .report();
+    let file = std::fs::canonicalize(&input).unwrap();
+    let file = file.display();
     assert!(
         err.starts_with("step 'bad.inp' on worker ")
             && err.ends_with(&format!(
-                "partition '{file}': {file}: invalid UTF-8 at byte offset 9"
+                "partition '{file}': cannot read the next batch: {file}: invalid UTF-8 at byte offset 9"
             )),
         "{err}"
     );
@@ -138,12 +93,13 @@ fn a_line_over_the_maximum_stops_the_flow_naming_step_file_and_offset() {
     let flow = Dataflow::new("long");
     flow.input("inp", FileSource::new(&input).max_line_length(64))
         .output("out", TestingSink::new());
-    let err = bwx_runtime::run_main(&flow).unwrap_err().to_string();
-    let file = input.display();
+    let err = bwx_runtime::run_main(&flow).unwrap_err().report();
+    let file = std::fs::canonicalize(&input).unwrap();
+    let file = file.display();
     assert!(
         err.starts_with("step 'long.inp' on worker 0")
             && err.ends_with(&format!(
-                "partition '{file}': {file}: the line at byte offset 3 is longer than the maximum of 64 bytes; raise it with `max_line_length`"
+                "partition '{file}': cannot read the next batch: {file}: the line at byte offset 3 is longer than the maximum of 64 bytes; raise it with `max_line_length`"
             )),
         "{err}"
     );
@@ -169,16 +125,14 @@ fn numbers_with_abort() -> TestingSource<u32> {
 fn file_sink_is_exactly_once_across_an_abort_and_resume() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("out.txt");
-    let store = Arc::new(MemoryStore::default());
+    let store = MemoryStore::new(2);
     let flow = Dataflow::new("once");
     flow.input("inp", numbers_with_abort())
         .key_on("key", |_| ())
         .output("out", FileSink::new(&output));
-    let config = RunConfig::default()
-        .epoch_interval(Duration::from_millis(15))
-        .recovery(store.clone());
+    let config = RunConfig::default().epoch_interval(Duration::from_millis(15));
 
-    bwx_runtime::run_main_with(&flow, config.clone()).unwrap();
+    bwx_runtime::run_main_with(&flow, config.clone().recovery(store.clone())).unwrap();
     let written = lines_of(&output);
     assert!(
         written.len() >= 30 && written.len() < 40,
@@ -192,7 +146,7 @@ fn file_sink_is_exactly_once_across_an_abort_and_resume() {
     .unwrap();
 
     // The same flow object: its TestingSource aborts only once.
-    bwx_runtime::run_main_with(&flow, config).unwrap();
+    bwx_runtime::run_main_with(&flow, config.recovery(store.resume())).unwrap();
     let want: Vec<String> = (0..40).map(|i| i.to_string()).collect();
     assert_eq!(lines_of(&output), want);
 }
@@ -251,7 +205,7 @@ fn csv_rows_sum_per_key_on_two_workers_and_resume_mid_file() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("r.csv");
     std::fs::write(&input, "sensor,value\na,1.5\nb,2\na,3\nb,-1\n").unwrap();
-    let run = |store: Option<Arc<MemoryStore>>| {
+    let run = |store: Option<std::sync::Arc<MemoryStore>>| {
         let flow = Dataflow::new("csv");
         let out = TestingSink::new();
         flow.input("inp", CsvSource::<Reading>::new(&input).batch_size(1))
@@ -270,16 +224,19 @@ fn csv_rows_sum_per_key_on_two_workers_and_resume_mid_file() {
     assert_eq!(run(None), vec![("a".to_string(), 4.5), ("b".to_string(), 1.0)]);
 
     // Resume after the first two records ("sensor,value\na,1.5\nb,2\n" is 23 bytes).
-    let store = Arc::new(MemoryStore::default());
-    let part = input.to_string_lossy().into_owned();
+    let store = MemoryStore::new(2);
+    let part = std::fs::canonicalize(&input)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let position = CsvPosition { byte: 23, line: 4 };
     store.put(
         "csv.inp",
-        codec::encode_key(&part),
+        codec::part_key(&part),
         codec::encode(&position).unwrap(),
     );
     assert_eq!(
-        run(Some(store)),
+        run(Some(store.resume())),
         vec![("a".to_string(), 3.0), ("b".to_string(), -1.0)]
     );
 }
@@ -289,23 +246,23 @@ fn dir_source_resumes_each_file_from_its_own_offset() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.log"), "a1\na2\n").unwrap();
     std::fs::write(dir.path().join("b.log"), "b1\nb2\nb3\n").unwrap();
-    let store = Arc::new(MemoryStore::default());
+    let store = MemoryStore::new(2);
     // a.log was read to its end, b.log up to "b2".
     store.put(
         "dirs.inp",
-        codec::encode_key("a.log"),
+        codec::part_key("a.log"),
         codec::encode(&6u64).unwrap(),
     );
     store.put(
         "dirs.inp",
-        codec::encode_key("b.log"),
+        codec::part_key("b.log"),
         codec::encode(&3u64).unwrap(),
     );
     let flow = Dataflow::new("dirs");
     let out = TestingSink::new();
     flow.input("inp", DirSource::new(dir.path(), "*.log").unwrap())
         .output("out", out.clone());
-    bwx_runtime::run_workers(&flow, 2, RunConfig::default().recovery(store)).unwrap();
+    bwx_runtime::run_workers(&flow, 2, RunConfig::default().recovery(store.resume())).unwrap();
     let mut got = out.take();
     got.sort();
     assert_eq!(got, vec!["b2", "b3"]);

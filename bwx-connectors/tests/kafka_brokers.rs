@@ -120,7 +120,7 @@ fn resume_from_stored_offsets_loses_and_repeats_nothing() {
             )
             .map("v", |m| value_of(&m))
             .output("out", out.clone());
-            run_workers(&flow, 2, RunConfig::default().recovery(hook.clone())).unwrap();
+            run_workers(&flow, 2, RunConfig::default().recovery(hook.next())).unwrap();
         };
         produce(
             &b,
@@ -360,7 +360,7 @@ fn at_least_once_with_no_loss_across_a_broker_restart() {
         .output("out", KafkaSink::new(config(&b), Some(&output)));
     let run_config = RunConfig::default()
         .epoch_interval(Duration::from_millis(200))
-        .recovery(Arc::new(MemoryRecovery::default()))
+        .recovery(MemoryRecovery::default().next())
         .stop_flag(stop.clone());
     let running = std::thread::spawn(move || run_workers(&flow, 2, run_config));
     let copied = values_in(&b, &output, 2, 2000, Duration::from_secs(20));

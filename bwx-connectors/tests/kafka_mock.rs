@@ -115,7 +115,7 @@ fn a_resumed_flow_continues_from_the_stored_offsets() {
                     .unwrap()
             })
             .output("out", out.clone());
-        run_workers(&flow, 2, RunConfig::default().recovery(hook.clone())).unwrap();
+        run_workers(&flow, 2, RunConfig::default().recovery(hook.next())).unwrap();
     };
     produce(&brokers, &topic, numbered(90, 3));
     let first = TestingSink::new();
@@ -158,7 +158,7 @@ fn consumer_errors_go_to_errs_or_stop_the_flow() {
     out.oks.output("oks", TestingSink::new());
     // The error arrives as data; `raises` turns the first one into a flow error to end the test.
     out.errs.raises("fail_on_err");
-    let err = run_main(&flow).unwrap_err().to_string();
+    let err = run_main(&flow).unwrap_err().report();
     assert!(
         err.contains("errs.fail_on_err") && err.contains("partition 0 of topic"),
         "{err}"
@@ -166,7 +166,7 @@ fn consumer_errors_go_to_errs_or_stop_the_flow() {
 
     let flow = Dataflow::new("raise");
     flow.input("in", source()).output("out", TestingSink::new());
-    let err = run_main(&flow).unwrap_err().to_string();
+    let err = run_main(&flow).unwrap_err().report();
     assert!(err.contains("raise.in") && err.contains(&topic), "{err}");
 }
 
@@ -179,7 +179,7 @@ fn a_missing_topic_is_a_clear_error() {
         KafkaSource::new(KafkaConfig::new(&brokers), ["nope"]).tail(false),
     )
     .output("out", TestingSink::new());
-    let err = run_main(&flow).unwrap_err().to_string();
+    let err = run_main(&flow).unwrap_err().report();
     assert!(
         err.contains("cannot list the partitions of topic \"nope\""),
         "{err}"
@@ -196,7 +196,7 @@ fn secrets_stay_out_of_errors() {
         .set("message.timeout.ms", "2000");
     flow.input("in", TestingSource::new(vec![KafkaSinkMessage::new(None, None)]))
         .output("out", KafkaSink::new(config, Some("t")));
-    let err = run_main(&flow).unwrap_err().to_string();
+    let err = run_main(&flow).unwrap_err().report();
     assert!(err.contains("cannot create a producer"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
@@ -245,7 +245,7 @@ fn a_message_without_topic_stops_the_flow() {
     let flow = Dataflow::new("notopic");
     flow.input("in", TestingSource::new(vec![KafkaSinkMessage::new(None, None)]))
         .output("out", KafkaSink::new(KafkaConfig::new(&brokers), None));
-    let err = run_main(&flow).unwrap_err().to_string();
+    let err = run_main(&flow).unwrap_err().report();
     assert!(err.contains("no default topic"), "{err}");
 }
 
@@ -417,10 +417,10 @@ fn after_a_crash_the_flow_resumes_from_the_last_snapshot_without_loss() {
                 .raises("crash");
         }
         let config = RunConfig::default().epoch_interval(std::time::Duration::from_millis(2));
-        run_workers(&flow, 2, config.recovery(hook.clone()))
+        run_workers(&flow, 2, config.recovery(hook.next()))
     };
     let first = TestingSink::new();
-    let err = run(&first, Some(2400)).unwrap_err().to_string();
+    let err = run(&first, Some(2400)).unwrap_err().report();
     assert!(err.contains("crash.crash"), "{err}");
     assert!(
         hook.states_of("crash.in") > 0,

@@ -91,6 +91,25 @@ pub fn connector_error<E: Into<ConnectorError>>(error: E) -> ConnectorError {
     error.into()
 }
 
+/// What a `list_parts` method of `#[source]` / `#[sink]` may return: the partitions, or a
+/// `Result` of them with any error that converts into a [`ConnectorError`].
+pub trait IntoParts {
+    /// The partitions, or why they could not be listed.
+    fn into_parts(self) -> Result<Vec<String>, ConnectorError>;
+}
+
+impl IntoParts for Vec<String> {
+    fn into_parts(self) -> Result<Vec<String>, ConnectorError> {
+        Ok(self)
+    }
+}
+
+impl<E: Into<ConnectorError>> IntoParts for Result<Vec<String>, E> {
+    fn into_parts(self) -> Result<Vec<String>, ConnectorError> {
+        self.map_err(Into::into)
+    }
+}
+
 /// What `dataflow!` passes a keyed operator: the stream, checked to be keyed in one
 /// bound, so that an unkeyed stream gets one error on its name (the operator's own
 /// bounds then see unknown types, which rustc does not report again).

@@ -10,63 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::engine::BuildCtx;
 use crate::errors::FlowError;
-
-/// A dotted step id such as `wordcount.count`; cheap to clone.
-///
-/// The flow makes the ids of its steps; make one yourself to call a connector's
-/// `build_part` or `build` in a test of the connector, as the engine would:
-///
-/// ```
-/// use bwx::prelude::*;
-/// use bwx::testing::TestingSource;
-///
-/// let step = StepId::new("flow.inp".to_string());
-/// assert_eq!(step.as_str(), "flow.inp");
-/// assert_eq!(step, StepId::from("flow.inp"));
-/// let mut part = TestingSource::new(vec![1, 2]).build_part(&step, "iterable", None).unwrap();
-/// let mut batch = Vec::new();
-/// part.next_batch(&mut batch).unwrap();
-/// assert_eq!(batch, vec![1]);
-/// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct StepId(Arc<str>);
-
-impl StepId {
-    /// The step id `id`, such as `"wordcount.count"` (the flow id, then the step's name,
-    /// and the names of the operators it is nested in, separated by dots).
-    pub fn new(id: String) -> Self {
-        StepId(id.into())
-    }
-
-    /// The id as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for StepId {
-    fn from(id: &str) -> Self {
-        StepId(id.into())
-    }
-}
-
-impl From<String> for StepId {
-    fn from(id: String) -> Self {
-        StepId::new(id)
-    }
-}
-
-impl fmt::Display for StepId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for StepId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
+pub use crate::step_id::StepId;
 
 /// Identifies a stream within its flow.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -118,7 +62,9 @@ pub(crate) struct Scope {
 
 /// Lists the partitions a fixed-partitioned source or sink can reach from this worker.
 pub(crate) trait PartLister: Send + Sync {
-    fn list_parts(&self) -> Vec<String>;
+    fn list_parts(&self) -> Result<Vec<String>, crate::inputs::ConnectorError>;
+    /// Whether no partition anywhere in the cluster is allowed.
+    fn may_be_empty(&self) -> bool;
 }
 
 /// A dataflow: a named description of sources, operators and sinks.
@@ -437,6 +383,11 @@ mod tests {
                 log.lock().unwrap().push((*x, epoch))
             });
         crate::run_main(&flow).unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![(7, 1)]);
+        // With recovery, a store that holds nothing starts there too.
+        seen.lock().unwrap().clear();
+        let store = crate::testing::MemoryStore::new(1);
+        crate::run_main_with(&flow, crate::RunConfig::default().recovery(store)).unwrap();
         assert_eq!(*seen.lock().unwrap(), vec![(7, 1)]);
     }
 

@@ -21,6 +21,7 @@
 
 #[doc(hidden)]
 pub mod __private;
+mod cause;
 pub mod cli;
 mod engine;
 mod errors;
@@ -32,6 +33,7 @@ pub mod operators;
 pub mod outputs;
 pub mod recovery;
 pub mod stateful;
+mod step_id;
 pub mod testing;
 mod visualize;
 pub mod windowing;

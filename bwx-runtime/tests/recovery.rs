@@ -1,5 +1,5 @@
-//! Recovery end to end: resume, rescaling, GC, snapshot intervals, graceful stop, and
-//! every bad-directory case with its own message.
+//! Recovery end to end: resume, rescaling, GC, graceful stop, and every bad-directory case
+//! with its own message.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -38,8 +38,8 @@ fn sum_flow(flow_id: &str, step: &str, events: Vec<TestingEvent<(String, u64)>>)
     (flow, out)
 }
 
-fn run(flow: &Dataflow, dir: &Path, workers: usize, every: u64) -> Result<(), FlowError> {
-    let hook = SqliteRecovery::open(dir, Duration::ZERO, every, "sums")?;
+fn run(flow: &Dataflow, dir: &Path, workers: usize) -> Result<(), FlowError> {
+    let hook = SqliteRecovery::open(dir, Duration::ZERO, "sums")?;
     let config = RunConfig::default()
         .epoch_interval(Duration::from_millis(2))
         .recovery(hook);
@@ -71,7 +71,7 @@ fn resume_rescales_two_to_one_to_three_workers() {
     let mut seen = 0;
     for (round, workers) in [2usize, 1, 3].into_iter().enumerate() {
         let (flow, out) = sum_flow("sums", "sum", all.clone());
-        run(&flow, dir.path(), workers, 1).unwrap();
+        run(&flow, dir.path(), workers).unwrap();
         let got = out.take();
         seen += got.len();
         // Each execution reads exactly the next chunk and continues every key's sum.
@@ -85,63 +85,44 @@ fn resume_rescales_two_to_one_to_three_workers() {
     let counts: Vec<usize> = found.executions.iter().map(|e| e.worker_count).collect();
     assert_eq!(counts, vec![2, 1, 3]);
     assert_eq!(found.steps.iter().find(|s| s.step == "sums.sum").unwrap().keys, 8);
+    // Every partition recorded that the last execution completed.
     assert!(
         found
-            .executions
+            .partition_progress
             .iter()
-            .all(|e| e.frontiers.iter().all(Option::is_some))
+            .all(|p| p.last_execution == Some(2) && p.complete),
+        "{:?}",
+        found.partition_progress
     );
 }
 
 #[test]
-fn snapshot_every_k_epochs_puts_frontiers_on_multiples_of_k() {
+fn an_abort_resumes_at_the_least_frontier_of_any_partition() {
     let dir = tempfile::tempdir().unwrap();
-    init_dir(dir.path(), 2).unwrap();
-    let mut evs = Vec::new();
-    for i in 0..40 {
-        evs.push(TestingEvent::Item((format!("k{}", i % 3), 1)));
-        evs.push(TestingEvent::Pause(Duration::from_millis(3)));
-    }
-    evs.push(TestingEvent::Eof);
-    evs.push(TestingEvent::Item(("k0".to_string(), 100)));
-    let (flow, _) = sum_flow("sums", "sum", evs.clone());
-    let hook = SqliteRecovery::open_store(dir.path(), Duration::ZERO, 5, "sums").unwrap();
-    let hook = Arc::new(hook);
-    let config = RunConfig::default()
-        .epoch_interval(Duration::from_millis(1))
-        .recovery(hook.clone());
-    bwx_runtime::run_main_with(&flow, config).unwrap();
-    let found = inspect(dir.path()).unwrap();
-    let front = found.executions[0].frontiers[0].unwrap();
-    assert!(front > 5, "frontier {front}");
-    // The last execution's state is complete: the resumed run sees every key's sum.
-    let (flow, out) = sum_flow("sums", "sum", evs);
-    run(&flow, dir.path(), 1, 5).unwrap();
-    let k0: u64 = (0..40).filter(|i| i % 3 == 0).count() as u64;
-    assert_eq!(out.take(), vec![("k0".to_string(), k0 + 100)]);
-}
-
-#[test]
-fn snapshot_epochs_are_fixed_by_number() {
-    let dir = tempfile::tempdir().unwrap();
-    init_dir(dir.path(), 1).unwrap();
-    // Abort mid-way so the frontier is an intermediate snapshot epoch, not the final one.
+    init_dir(dir.path(), 3).unwrap();
     let mut evs = Vec::new();
     for i in 0..30 {
-        evs.push(TestingEvent::Item((format!("k{}", i % 2), 1)));
+        evs.push(TestingEvent::Item((format!("k{}", i % 5), 1)));
         evs.push(TestingEvent::Pause(Duration::from_millis(3)));
     }
     evs.push(TestingEvent::Abort);
     let (flow, _) = sum_flow("sums", "sum", evs);
-    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, 4, "sums").unwrap();
+    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, "sums").unwrap();
     let config = RunConfig::default()
         .epoch_interval(Duration::from_millis(1))
         .recovery(hook);
-    bwx_runtime::run_main_with(&flow, config).unwrap();
+    bwx_runtime::run_workers(&flow, 2, config).unwrap();
     let found = inspect(dir.path()).unwrap();
-    let front = found.executions[0].frontiers[0].unwrap();
-    assert_eq!(front % 4, 0, "frontier {front} is not a snapshot epoch");
-    assert_eq!(found.resume_epoch, front);
+    let fronts: Vec<u64> = found
+        .partition_progress
+        .iter()
+        .map(|p| {
+            assert!(!p.complete, "an aborted execution is not complete: {p:?}");
+            p.frontier.unwrap()
+        })
+        .collect();
+    assert!(fronts.iter().all(|f| *f > 5), "{fronts:?}");
+    assert_eq!(found.resume_epoch, *fronts.iter().min().unwrap());
 }
 
 /// Rows stored for one step, straight from the files.
@@ -177,7 +158,7 @@ fn gc_keeps_superseded_snapshots_for_the_backup_interval_only() {
         let dir = tempfile::tempdir().unwrap();
         init_dir(dir.path(), 2).unwrap();
         let (flow, _) = sum_flow("sums", "sum", paced(40));
-        let hook = SqliteRecovery::open(dir.path(), backup, 1, "sums").unwrap();
+        let hook = SqliteRecovery::open(dir.path(), backup, "sums").unwrap();
         let config = RunConfig::default()
             .epoch_interval(Duration::from_millis(1))
             .recovery(hook);
@@ -194,7 +175,7 @@ fn gc_keeps_superseded_snapshots_for_the_backup_interval_only() {
             e.push(TestingEvent::Item(("k".to_string(), 2)));
             e
         });
-        run(&flow, dir.path(), 1, 1).unwrap();
+        run(&flow, dir.path(), 1).unwrap();
         assert_eq!(out.take(), vec![("k".to_string(), 42)]);
     }
 }
@@ -220,7 +201,7 @@ fn discarded_keys_are_deleted_from_the_store() {
             }
         })
         .output("out", out.clone());
-    run(&flow, dir.path(), 2, 1).unwrap();
+    run(&flow, dir.path(), 2).unwrap();
     let found = inspect(dir.path()).unwrap();
     let sums = found.steps.iter().find(|s| s.step == "sums.sum").unwrap();
     assert_eq!(sums.keys, 1);
@@ -259,7 +240,7 @@ fn graceful_stop_writes_a_final_snapshot_without_eof() {
         std::thread::sleep(Duration::from_millis(150));
         trigger.store(true, Ordering::SeqCst);
     });
-    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, 1, "counts").unwrap();
+    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, "counts").unwrap();
     let config = RunConfig::default()
         .epoch_interval(Duration::from_millis(20))
         .recovery(hook)
@@ -273,7 +254,7 @@ fn graceful_stop_writes_a_final_snapshot_without_eof() {
     assert_eq!(stored.keys, 4);
     // The resumed run finishes the input; the counts cover every item exactly once.
     let (flow, out) = build();
-    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, 1, "counts").unwrap();
+    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, "counts").unwrap();
     let config = RunConfig::default()
         .epoch_interval(Duration::from_millis(20))
         .recovery(hook);
@@ -312,12 +293,20 @@ fn sigterm_stops_the_flow_gracefully() {
     assert!(n > 0 && n < 100_000, "{n} items");
 }
 
-fn message(err: impl std::fmt::Display) -> String {
-    err.to_string()
+/// An error and its causes, as the command line prints them.
+fn message(err: impl std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
 }
 
 fn open_err(dir: &Path, flow: &str) -> String {
-    match SqliteRecovery::open_store(dir, Duration::ZERO, 1, flow) {
+    match SqliteRecovery::open_store(dir, Duration::ZERO, flow) {
         Ok(_) => panic!("opened a bad recovery directory"),
         Err(e) => message(e),
     }
@@ -328,7 +317,7 @@ fn written_dir(parts: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     init_dir(dir.path(), parts).unwrap();
     let (flow, _) = sum_flow("sums", "sum", events(40, 40));
-    run(&flow, dir.path(), 2, 1).unwrap();
+    run(&flow, dir.path(), 2).unwrap();
     dir
 }
 
@@ -412,7 +401,7 @@ fn a_bit_flip_inside_a_stored_value_is_detected() {
             (Some(value.clone()), 0u64)
         })
         .output("out", TestingSink::new());
-    run(&flow, dir.path(), 1, 1).unwrap();
+    run(&flow, dir.path(), 1).unwrap();
     // Checkpoint the WAL into the main file, then flip one bit of the stored string there.
     sql(dir.path(), 0, "PRAGMA wal_checkpoint(TRUNCATE);");
     let path = dir.path().join("part-0.sqlite3");
@@ -441,7 +430,7 @@ fn a_truncated_partition_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     init_dir(dir.path(), 1).unwrap();
     let (flow, _) = sum_flow("sums", "sum", events(3000, 3000));
-    run(&flow, dir.path(), 1, 1).unwrap();
+    run(&flow, dir.path(), 1).unwrap();
     sql(dir.path(), 0, "PRAGMA wal_checkpoint(TRUNCATE);");
     let path = dir.path().join("part-0.sqlite3");
     let len = std::fs::metadata(&path).unwrap().len();
@@ -455,22 +444,30 @@ fn a_truncated_partition_is_refused() {
 #[test]
 fn a_gc_point_past_the_resume_epoch_is_refused() {
     let dir = written_dir(2);
-    sql(dir.path(), 1, "UPDATE commits SET commit_epoch = 1000000");
+    sql(dir.path(), 1, "UPDATE gc SET gc_epoch = 1000000");
     let m = open_err(dir.path(), "sums");
+    assert!(m.contains("the partitions hold no common resume epoch"), "{m}");
     assert!(
-        m.contains("part-1.sqlite3 was garbage-collected through epoch 1000000, past the resume epoch"),
+        m.contains("part-1.sqlite3 was garbage-collected through epoch 1000000"),
         "{m}"
     );
 }
 
 #[test]
-fn renamed_steps_are_reported() {
+fn a_renamed_step_is_refused_unless_its_state_may_be_dropped() {
     let dir = written_dir(2);
     let (flow, _) = sum_flow("sums", "total", events(40, 40));
-    let hook = Arc::new(SqliteRecovery::open_store(dir.path(), Duration::ZERO, 1, "sums").unwrap());
-    let config = RunConfig::default().recovery(hook.clone());
+    let open = || SqliteRecovery::open(dir.path(), Duration::ZERO, "sums").unwrap();
+    let err = bwx_runtime::run_workers(&flow, 2, RunConfig::default().recovery(open())).unwrap_err();
+    let m = message(err);
+    assert!(m.contains("step 'sums.sum' is not in the flow"), "{m}");
+    // Told to drop it, the renamed step starts from scratch.
+    let mut more = events(40, 40);
+    more.push(TestingEvent::Item(("k0".to_string(), 5)));
+    let (flow, out) = sum_flow("sums", "total", more);
+    let config = RunConfig::default().recovery(open()).drop_unmatched_state(true);
     bwx_runtime::run_workers(&flow, 2, config).unwrap();
-    assert_eq!(hook.orphaned_steps(), vec!["sums.sum".to_string()]);
+    assert_eq!(out.take(), vec![("k0".to_string(), 5)]);
 }
 
 #[test]
@@ -519,7 +516,7 @@ fn a_join_resumes_its_sides_after_a_stop() {
     };
     let (flow, out) = build();
     let stop = Arc::new(AtomicBool::new(false));
-    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, 1, "joins").unwrap();
+    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, "joins").unwrap();
     // Stop once the left side is in, while the right side still waits.
     let trigger = stop.clone();
     let stopper = std::thread::spawn(move || {
@@ -535,7 +532,7 @@ fn a_join_resumes_its_sides_after_a_stop() {
     assert!(out.take().is_empty());
     // The left source resumes after its 6 items, so only the stored left side can join.
     let (flow, out) = build();
-    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, 1, "joins").unwrap();
+    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, "joins").unwrap();
     bwx_runtime::run_workers(&flow, 2, RunConfig::default().recovery(hook)).unwrap();
     let mut got = out.take();
     got.sort();
@@ -611,7 +608,7 @@ fn per_worker_windows_resume_with_their_watermark_and_queue_after_a_stop() {
         std::thread::sleep(Duration::from_millis(300));
         trigger.store(true, Ordering::SeqCst);
     });
-    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, 1, "wins").unwrap();
+    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, "wins").unwrap();
     let config = RunConfig::default()
         .epoch_interval(Duration::from_millis(10))
         .recovery(hook)
@@ -626,7 +623,7 @@ fn per_worker_windows_resume_with_their_watermark_and_queue_after_a_stop() {
     );
 
     let (flow, down, late) = build(true);
-    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, 1, "wins").unwrap();
+    let hook = SqliteRecovery::open(dir.path(), Duration::ZERO, "wins").unwrap();
     bwx_runtime::run_workers(&flow, 2, RunConfig::default().recovery(hook)).unwrap();
     got_down.extend(down.take());
     got_late.extend(late.take());

@@ -96,18 +96,19 @@ impl<T: DeserializeOwned + Data> FixedPartitionedSource for CsvSource<T> {
     type State = CsvPosition;
     type Partition = CsvPartition<T>;
 
-    fn list_parts(&self) -> Vec<String> {
-        vec![self.path.to_string_lossy().into_owned()]
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
+        let path = FileError::canonical(&self.path)?;
+        Ok(vec![path.to_string_lossy().into_owned()])
     }
 
     fn build_part(
         &self,
         _step_id: &StepId,
-        _for_part: &str,
+        for_part: &str,
         resume_state: Option<CsvPosition>,
     ) -> Result<CsvPartition<T>, ConnectorError> {
         Ok(CsvPartition::open(
-            &self.path,
+            std::path::Path::new(for_part),
             resume_state,
             self.batch_size,
             self.delimiter,

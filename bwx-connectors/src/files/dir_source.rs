@@ -42,6 +42,7 @@ pub struct DirSource {
     recursive: bool,
     batch_size: usize,
     max_line_length: usize,
+    allow_empty: bool,
 }
 
 const MATCH: MatchOptions = MatchOptions {
@@ -68,7 +69,15 @@ impl DirSource {
             recursive: pattern.contains('/') || pattern.contains("**"),
             batch_size: DEFAULT_BATCH_SIZE,
             max_line_length: DEFAULT_MAX_LINE_LENGTH,
+            allow_empty: false,
         })
+    }
+
+    /// Lets the flow run when no worker finds a matching file. By default that stops the
+    /// flow before it starts, naming the step: usually the pattern or directory is wrong.
+    pub fn allow_empty(mut self, allow: bool) -> Self {
+        self.allow_empty = allow;
+        self
     }
 
     /// Emits up to `n` lines per batch (at least 1; default [`DEFAULT_BATCH_SIZE`]).
@@ -132,8 +141,12 @@ impl FixedPartitionedSource for DirSource {
     type State = LinePartitionState;
     type Partition = LinePartition;
 
-    fn list_parts(&self) -> Vec<String> {
-        self.matching_files()
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok(self.matching_files())
+    }
+
+    fn may_be_empty(&self) -> bool {
+        self.allow_empty
     }
 
     fn build_part(
@@ -163,12 +176,15 @@ mod tests {
             std::fs::write(dir.path().join(f), "x\n").unwrap();
         }
         let top = DirSource::new(dir.path(), "*.txt").unwrap();
-        assert_eq!(top.list_parts(), vec!["a.txt"]);
+        assert_eq!(top.list_parts().unwrap(), vec!["a.txt"]);
         let all = DirSource::new(dir.path(), "**/*.txt").unwrap();
-        assert_eq!(all.list_parts(), vec!["a.txt", "sub/c.txt", "sub/deeper/d.txt"]);
+        assert_eq!(
+            all.list_parts().unwrap(),
+            vec!["a.txt", "sub/c.txt", "sub/deeper/d.txt"]
+        );
         let every = DirSource::new(dir.path(), "*").unwrap();
         assert_eq!(
-            every.list_parts(),
+            every.list_parts().unwrap(),
             vec!["a.txt", "b.csv"],
             "directories are not partitions"
         );

@@ -82,6 +82,27 @@ pub enum FileError {
 }
 
 impl FileError {
+    /// The canonical (absolute, resolved) form of `path`, which names its partition: the
+    /// same file written as `x`, `./x` or `/abs/x` is one partition, so a resume finds it.
+    pub(crate) fn canonical(path: &Path) -> Result<PathBuf, FileError> {
+        std::fs::canonicalize(path).map_err(FileError::io("find", path))
+    }
+
+    /// The canonical form of a file that may not exist yet: its directory resolved, its
+    /// name kept.
+    pub(crate) fn canonical_new(path: &Path) -> Result<PathBuf, FileError> {
+        let name = path.file_name().ok_or_else(|| FileError::Io {
+            op: "write to",
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file"),
+        })?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        Ok(FileError::canonical(dir)?.join(name))
+    }
+
     /// An I/O error of `op` on `path`.
     /// The path is copied only when the error happens.
     pub(crate) fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FileError + 'a {

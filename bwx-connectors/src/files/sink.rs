@@ -2,12 +2,12 @@
 //!
 //! Durability: each batch is written to the file with one `write` call (no user-space
 //! buffering, so a batch is in the operating system when `write_batch` returns). The file is
-//! fsynced when an epoch closes, just before its position is handed to recovery (only when
-//! recovery is on), and when the sink closes at EOF. On resume the file is truncated to the
-//! stored position, dropping lines written after the last completed epoch, which the
-//! resumed flow writes again.
+//! fsynced in `pre_commit`, when an epoch that wrote to it closes and before its position is
+//! stored (a failed fsync stops the flow at once), and when the sink closes at EOF; a new
+//! file's directory is fsynced too, so that the file itself survives a power loss. On
+//! resume the file is truncated to the stored position, dropping lines written after the
+//! last durable epoch, which the resumed flow writes again: the output is exactly-once.
 
-use std::cell::Cell;
 use std::fmt::Display;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -179,8 +179,8 @@ impl<K: Key, V: ExchangeData + Display, A: FileAssigner<K>> FixedPartitionedSink
     type State = FileSinkPartitionState;
     type Partition = FileSinkPartition<V>;
 
-    fn list_parts(&self) -> Vec<String> {
-        (0..self.count).map(|i| self.file_name(i)).collect()
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok((0..self.count).map(|i| self.file_name(i)).collect())
     }
 
     fn part_fn(&self, key: &K) -> u64 {
@@ -213,9 +213,8 @@ pub struct FileSinkPartition<V> {
     offset: u64,
     /// Reused for every batch.
     buf: Vec<u8>,
-    /// An fsync that failed in `snapshot` (which cannot return errors), reported by the
-    /// next write or the close.
-    sync_error: Cell<Option<std::io::Error>>,
+    /// The directory to fsync once, when the file was created by this partition.
+    new_in: Option<PathBuf>,
     _v: PhantomData<fn(V)>,
 }
 
@@ -225,6 +224,7 @@ impl<V> FileSinkPartition<V> {
     /// A resume position past the end of the file is an error: lines the stored position
     /// counts were lost, so truncating would not restore them.
     pub fn open_file(path: &Path, resume: Option<u64>) -> Result<Self, FileError> {
+        let created = !path.exists();
         let mut file = OpenOptions::new()
             .create(true)
             .write(true)
@@ -248,20 +248,26 @@ impl<V> FileSinkPartition<V> {
             file,
             offset,
             buf: Vec::new(),
-            sync_error: Cell::new(None),
+            new_in: created.then(|| match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                _ => PathBuf::from("."),
+            }),
             _v: PhantomData,
         })
     }
 
-    fn check_sync(&self) -> Result<(), FileError> {
-        match self.sync_error.take() {
-            Some(source) => Err(FileError::Io {
-                op: "fsync at the close of an epoch",
-                path: self.path.clone(),
-                source,
-            }),
-            None => Ok(()),
+    /// Makes the bytes written so far durable (and the file's directory entry, the first
+    /// time after the file was created).
+    fn sync(&mut self) -> Result<(), FileError> {
+        self.file
+            .sync_data()
+            .map_err(FileError::io("fsync", &self.path))?;
+        if let Some(dir) = self.new_in.take() {
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(FileError::io("fsync the directory of", &self.path))?;
         }
+        Ok(())
     }
 }
 
@@ -270,20 +276,20 @@ impl<V> FileSinkPartition<V> {
 /// `open` (the partition does not have it).
 #[bwx_macros::sink(crate = bwx_runtime, key = K)]
 impl<V: ExchangeData + Display> FileSinkPartition<V> {
-    fn list_parts<K>(sink: &FileSink<K, V>) -> Vec<String> {
-        vec![sink.path.to_string_lossy().into_owned()]
+    fn list_parts<K>(sink: &FileSink<K, V>) -> Result<Vec<String>, FileError> {
+        let path = FileError::canonical_new(&sink.path)?;
+        Ok(vec![path.to_string_lossy().into_owned()])
     }
 
     fn open<K: Key>(
-        sink: &FileSink<K, V>,
-        _part: &str,
+        _sink: &FileSink<K, V>,
+        part: &str,
         resume: Option<FileSinkPartitionState>,
     ) -> Result<Self, FileError> {
-        FileSinkPartition::open_file(&sink.path, resume.map(|r| r.offset))
+        FileSinkPartition::open_file(Path::new(part), resume.map(|r| r.offset))
     }
 
     fn write_batch(&mut self, values: &mut Vec<V>) -> Result<(), FileError> {
-        self.check_sync()?;
         self.buf.clear();
         for value in values.drain(..) {
             // Writing into a Vec fails only when `Display` does.
@@ -299,17 +305,17 @@ impl<V: ExchangeData + Display> FileSinkPartition<V> {
         Ok(())
     }
 
+    fn pre_commit(&mut self, _epoch: u64) -> Result<(), FileError> {
+        // Recovery stores the position next: the bytes before it must be durable first.
+        self.sync()
+    }
+
     fn snapshot(&self) -> FileSinkPartitionState {
-        // Recovery stores this position next: make the bytes before it durable first.
-        if let Err(e) = self.file.sync_data() {
-            self.sync_error.set(Some(e));
-        }
         FileSinkPartitionState { offset: self.offset }
     }
 
     fn close(&mut self) -> Result<(), FileError> {
-        self.check_sync()?;
-        self.file.sync_all().map_err(FileError::io("fsync", &self.path))
+        self.sync()
     }
 }
 
@@ -329,6 +335,7 @@ mod tests {
         let path = dir.path().join("out.txt");
         let mut part = FileSinkPartition::open_file(&path, None).unwrap();
         write(&mut part, &["a", "bb"]);
+        part.pre_commit(0).unwrap();
         let position = part.snapshot().offset;
         assert_eq!(position, 5);
         // Written after the snapshot, then the process died.
@@ -364,7 +371,7 @@ mod tests {
     #[test]
     fn dir_sink_names_sort_in_index_order() {
         let sink: DirSink<u64> = DirSink::new("/tmp/x", 12).suffix(".log");
-        let names = sink.list_parts();
+        let names = sink.list_parts().unwrap();
         assert_eq!(names[0], "part-00.log");
         assert_eq!(names[11], "part-11.log");
         let mut sorted = names.clone();

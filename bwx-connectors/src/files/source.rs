@@ -1,13 +1,14 @@
 //! `FileSource`: the lines of one file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bwx_runtime::inputs::BatchStatus;
 
 use super::{DEFAULT_BATCH_SIZE, DEFAULT_MAX_LINE_LENGTH, FileError, LinePartition, LinePartitionState};
 
-/// Reads the lines of one file, as a single partition named by the path, resumable by
-/// byte offset.
+/// Reads the lines of one file, as a single partition named by the file's canonical path
+/// (so `x` and `/abs/x` resume the same partition), resumable by byte offset. A missing
+/// file stops the flow before it starts, naming the path.
 ///
 /// Every worker lists the partition, so the file must be readable by whichever worker
 /// becomes its primary; on a cluster without a shared file system, use [`super::DirSource`],
@@ -64,13 +65,14 @@ impl FileSource {
 /// stored byte offset.
 #[bwx_macros::source(crate = bwx_runtime)]
 impl LinePartition {
-    fn list_parts(source: &FileSource) -> Vec<String> {
-        vec![source.path.to_string_lossy().into_owned()]
+    fn list_parts(source: &FileSource) -> Result<Vec<String>, FileError> {
+        let path = FileError::canonical(&source.path)?;
+        Ok(vec![path.to_string_lossy().into_owned()])
     }
 
-    fn open(source: &FileSource, _part: &str, resume: Option<LinePartitionState>) -> Result<Self, FileError> {
+    fn open(source: &FileSource, part: &str, resume: Option<LinePartitionState>) -> Result<Self, FileError> {
         LinePartition::open_file(
-            &source.path,
+            Path::new(part),
             resume.map(|r| r.offset),
             source.batch_size,
             source.max_line_length,

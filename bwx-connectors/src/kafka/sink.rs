@@ -198,7 +198,7 @@ impl StatelessSinkPartition for KafkaSinkPartition {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), ConnectorError> {
+    fn pre_commit(&mut self, _epoch: u64) -> Result<(), ConnectorError> {
         self.wait_for_deliveries()
     }
 

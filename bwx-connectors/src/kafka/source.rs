@@ -273,7 +273,7 @@ impl<M: ErrorMode> FixedPartitionedSource for KafkaSource<M> {
     type State = StartOffset;
     type Partition = KafkaSourcePartition<M>;
 
-    fn list_parts(&self) -> Vec<String> {
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
         let consumer: Result<BaseConsumer, _> =
             self.config.client_config(&[("group.id", IGNORED_GROUP)]).create();
         let mut parts = Vec::new();
@@ -305,7 +305,7 @@ impl<M: ErrorMode> FixedPartitionedSource for KafkaSource<M> {
         if let Ok(mut slot) = self.list_errors.lock() {
             *slot = errors;
         }
-        parts
+        Ok(parts)
     }
 
     fn build_part(

@@ -1,4 +1,4 @@
-//! Helpers shared by the Kafka tests: an in-memory recovery hook, topic set-up, and a
+//! Helpers shared by the Kafka tests: recovery in memory across executions, topic set-up, and a
 //! plain rdkafka producer and reader to check what the flows wrote.
 
 #![allow(dead_code)]
@@ -6,70 +6,44 @@
 #[cfg(feature = "avro")]
 pub mod registry;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bwx_runtime::FlowError;
-use bwx_runtime::StepId;
-use bwx_runtime::recovery::{RecoveryHook, Snapshot, StoredStates};
+use bwx_runtime::testing::MemoryStore;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-/// Encoded states by (step id, encoded key).
-type States = HashMap<(String, Vec<u8>), Vec<u8>>;
-
-/// Keeps the latest snapshot of every (step, key) and the last closed epoch, in memory.
+/// One recovery store in memory across the executions of a test: each run takes `next()`.
 #[derive(Default)]
 pub struct MemoryRecovery {
-    states: Mutex<States>,
-    epoch: Mutex<u64>,
+    current: Mutex<Option<Arc<MemoryStore>>>,
 }
 
 impl MemoryRecovery {
-    /// The stored states of a step.
+    /// The store for the next execution, resuming where the last one left off.
+    pub fn next(&self) -> Arc<MemoryStore> {
+        let mut current = self.current.lock().unwrap();
+        let store = match current.as_ref() {
+            None => MemoryStore::new(2),
+            Some(last) => last.resume(),
+        };
+        *current = Some(store.clone());
+        store
+    }
+
+    /// How many keys of a step have had a snapshot written.
     pub fn states_of(&self, step: &str) -> usize {
-        self.states
-            .lock()
-            .unwrap()
-            .keys()
-            .filter(|(s, _)| s == step)
-            .count()
-    }
-}
-
-impl RecoveryHook for MemoryRecovery {
-    fn resume_epoch(&self) -> u64 {
-        *self.epoch.lock().unwrap()
-    }
-
-    fn resume_states(&self, step: &StepId) -> Result<Arc<StoredStates>, FlowError> {
-        Ok(Arc::new(
-            self.states
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|((s, _), _)| s == step.as_str())
-                .map(|((_, k), v)| (k.clone(), v.clone()))
-                .collect(),
-        ))
-    }
-
-    fn epoch_closed(&self, _worker: usize, epoch: u64, snapshots: Vec<Snapshot>) -> Result<(), FlowError> {
-        let mut states = self.states.lock().unwrap();
-        for s in snapshots {
-            let key = (s.step_id.to_string(), s.key);
-            match s.state {
-                Some(state) => states.insert(key, state),
-                None => states.remove(&key),
-            };
-        }
-        let mut e = self.epoch.lock().unwrap();
-        *e = (*e).max(epoch + 1);
-        Ok(())
+        let current = self.current.lock().unwrap();
+        let written = current.as_ref().map(|s| s.written()).unwrap_or_default();
+        let keys: std::collections::HashSet<Vec<u8>> = written
+            .into_iter()
+            .filter(|s| s.step_id.as_str() == step && s.state.is_some())
+            .map(|s| s.key)
+            .collect();
+        keys.len()
     }
 }
 

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use super::duration::parse_duration;
 use super::place::{parse_addresses, pod_ordinal, read_hostfile};
+use crate::recovery::RecoveryOptions;
 
 /// The arguments of a flow binary.
 #[derive(Parser, Debug, Clone, PartialEq)]
@@ -133,10 +134,15 @@ pub struct RunArgs {
         env = "BYTEWAX_RECOVERY_BACKUP_INTERVAL",
         value_parser = parse_duration,
         value_name = "DURATION",
-        requires = "recovery_directory",
         help_heading = "Recovery"
     )]
     pub backup_interval: Option<Duration>,
+
+    /// Resume even when the recovery store holds state that matches no step or partition
+    /// of this flow (a renamed or removed step, a file no longer read): that state is
+    /// dropped with a warning. Without it such a resume is refused.
+    #[arg(long, requires = "recovery_directory", help_heading = "Recovery")]
+    pub drop_unmatched_state: bool,
 
     /// Kubernetes: this pod's name; with --statefulset-name its ordinal is the process id.
     #[arg(
@@ -180,17 +186,6 @@ fn parse_positive(text: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(_) => Err(format!("'{text}' is not a whole number")),
     }
-}
-
-/// The recovery flags of `run`, for a [`RecoveryBackend`](super::RecoveryBackend).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecoveryArgs {
-    /// `-r`: the directory of recovery partitions.
-    pub directory: PathBuf,
-    /// `-s`: the epoch (snapshot) interval.
-    pub snapshot_interval: Duration,
-    /// `-b`: how long superseded snapshots are kept.
-    pub backup_interval: Duration,
 }
 
 /// Where this process runs: its place in the cluster and its worker threads.
@@ -237,11 +232,10 @@ impl RunArgs {
             .unwrap_or(crate::execution::DEFAULT_EPOCH_INTERVAL)
     }
 
-    /// The recovery flags, when `-r` is given (clap already checked that -s and -b are).
-    pub fn recovery(&self) -> Option<RecoveryArgs> {
-        Some(RecoveryArgs {
+    /// The recovery options, when `-r` is given (clap already checked that -s and -b are).
+    pub fn recovery(&self) -> Option<RecoveryOptions> {
+        Some(RecoveryOptions {
             directory: self.recovery_directory.clone()?,
-            snapshot_interval: self.snapshot_interval?,
             backup_interval: self.backup_interval?,
         })
     }
@@ -341,6 +335,9 @@ impl RunArgs {
             args.push("-b".into());
             args.push(humantime::format_duration(interval).to_string().into());
         }
+        if self.drop_unmatched_state {
+            args.push("--drop-unmatched-state".into());
+        }
         args
     }
 }
@@ -420,7 +417,31 @@ mod tests {
         let args = parse(&["run", "-r", "state", "-s", "30", "-b", "1h"]);
         let recovery = args.recovery().unwrap();
         assert_eq!(recovery.directory, std::path::PathBuf::from("state"));
-        assert_eq!(recovery.snapshot_interval, Duration::from_secs(30));
+        assert_eq!(args.epoch_interval(), Duration::from_secs(30));
         assert_eq!(recovery.backup_interval, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn zero_intervals_and_a_backup_interval_alone_are_accepted() {
+        let args = parse(&["run", "-r", "state", "-s", "0", "-b", "0"]);
+        assert_eq!(args.epoch_interval(), Duration::ZERO);
+        assert_eq!(args.recovery().unwrap().backup_interval, Duration::ZERO);
+        // As in Bytewax, `-b` without `-r` is accepted and changes nothing.
+        let args = parse(&["run", "-b", "1m"]);
+        assert_eq!(args.recovery(), None);
+        let child = parse(&[
+            "run",
+            "-r",
+            "state",
+            "-s",
+            "0",
+            "-b",
+            "0",
+            "--drop-unmatched-state",
+        ])
+        .child_args(1, &["a:1".into(), "b:2".into()]);
+        let child: Vec<String> = child.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert!(child.windows(2).any(|w| w == ["-s", "0s"]), "{child:?}");
+        assert!(child.contains(&"--drop-unmatched-state".to_string()), "{child:?}");
     }
 }

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 /// Parses `30` as thirty seconds, and anything else as a humantime duration (`30s`, `5m`,
-/// `1h 30m`, `100ms`). Zero is refused: an epoch or backup interval of zero makes no sense.
+/// `1h 30m`, `100ms`). Zero is a duration too: `-s 0` closes an epoch after every batch
+/// and `-b 0` keeps no superseded snapshot, as in Bytewax.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let duration = if let Ok(seconds) = text.parse::<u64>() {
@@ -15,9 +16,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             format!("'{text}' is not a duration ({e}); write seconds (`30`) or a unit (`30s`, `5m`, `100ms`)")
         })?
     };
-    if duration.is_zero() {
-        return Err(format!("'{text}' is zero; give a duration longer than zero"));
-    }
     Ok(duration)
 }
 
@@ -41,11 +39,15 @@ mod tests {
     }
 
     #[test]
-    fn nonsense_zero_and_negative_are_refused() {
+    fn zero_is_a_duration() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn nonsense_and_negative_are_refused() {
         let err = parse_duration("soon").unwrap_err();
         assert!(err.contains("'soon' is not a duration"), "{err}");
-        assert!(parse_duration("0").unwrap_err().contains("zero"));
-        assert!(parse_duration("0s").unwrap_err().contains("zero"));
         assert!(parse_duration("-3").is_err());
         assert!(parse_duration("").is_err());
     }

@@ -51,7 +51,7 @@ use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches};
 
-pub use args::{AddressList, Cli, CliCommand, Launch, Placement, RecoveryArgs, RecoveryCommand, RunArgs};
+pub use args::{AddressList, Cli, CliCommand, Launch, Placement, RecoveryCommand, RunArgs};
 pub use duration::parse_duration;
 pub use place::{parse_addresses, pod_ordinal, read_hostfile};
 pub(crate) use spawn::describe as describe_status;
@@ -59,27 +59,7 @@ pub(crate) use spawn::describe as describe_status;
 use crate::errors::FlowError;
 use crate::execution::{RunConfig, cluster_main, run_workers};
 use crate::flow::Dataflow;
-use crate::recovery::RecoveryHook;
-
-/// Where recovery state lives, plugged into the CLI by the recovery store.
-pub trait RecoveryBackend: Send + Sync + 'static {
-    /// Opens the recovery partitions in `args.directory` for this process of the execution.
-    fn open(&self, args: &RecoveryArgs, placement: &Placement) -> Result<Arc<dyn RecoveryHook>, FlowError>;
-
-    /// Creates `directory` (if needed) and `partitions` empty partitions in it (`recovery init`).
-    fn init(&self, directory: &Path, partitions: usize) -> Result<(), FlowError>;
-}
-
-/// A shared backend (so the caller can keep a handle to it).
-impl<B: RecoveryBackend + ?Sized> RecoveryBackend for Arc<B> {
-    fn open(&self, args: &RecoveryArgs, placement: &Placement) -> Result<Arc<dyn RecoveryHook>, FlowError> {
-        (**self).open(args, placement)
-    }
-
-    fn init(&self, directory: &Path, partitions: usize) -> Result<(), FlowError> {
-        (**self).init(directory, partitions)
-    }
-}
+use crate::recovery::{RecoveryBackend, RecoveryError};
 
 /// Why `run` did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +71,9 @@ pub enum CliError {
     /// The flow failed (exit code 1).
     #[error(transparent)]
     Flow(#[from] FlowError),
+    /// The recovery store could not be opened or created (exit code 1).
+    #[error("recovery: {0}")]
+    Recovery(#[from] RecoveryError),
     /// A process of a `--processes` run failed, or could not be started (exit code 1).
     #[error("{0}")]
     Processes(String),
@@ -210,7 +193,7 @@ impl Runner {
                 2
             }
             Err(err) => {
-                eprintln!("error: {err}");
+                eprintln!("error: {}", crate::errors::report(&err));
                 err.exit_code()
             }
         }
@@ -248,9 +231,10 @@ impl Runner {
         // SIGINT / SIGTERM stop the inputs at the next epoch and write a final snapshot.
         let mut config = RunConfig::default()
             .epoch_interval(args.epoch_interval())
+            .drop_unmatched_state(args.drop_unmatched_state)
             .stop_on_signals()?;
         if let (Some(recovery), Some(backend)) = (args.recovery(), &self.recovery) {
-            config = config.recovery(backend.open(&recovery, &placement)?);
+            config = config.recovery(backend.open(&recovery)?);
         }
         let workers = placement.workers_per_process;
         if placement.addresses.len() <= 1 {

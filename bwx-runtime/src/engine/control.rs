@@ -15,7 +15,7 @@ use timely::Bincode;
 use timely::communication::{Pull, Push};
 use timely::worker::Worker;
 
-use crate::errors::FlowError;
+use crate::errors::{Cause, FlowError};
 
 use super::failure::Failure;
 
@@ -35,7 +35,10 @@ enum Notice {
         step: String,
         worker: usize,
         part: String,
-        message: String,
+        doing: String,
+        retriable: bool,
+        /// The cause and its own causes, as they print.
+        cause: String,
     },
     /// Any other error, as displayed.
     Other(String),
@@ -57,14 +60,18 @@ impl Notice {
                 step,
                 worker,
                 part,
-                message,
+                doing,
+                retriable,
+                cause,
             } => Notice::Connector {
                 step: step.clone(),
                 worker: *worker,
                 part: part.clone(),
-                message: message.clone(),
+                doing: doing.clone(),
+                retriable: *retriable,
+                cause: crate::errors::report(cause),
             },
-            other => Notice::Other(other.to_string()),
+            other => Notice::Other(other.report()),
         }
     }
 
@@ -84,12 +91,16 @@ impl Notice {
                 step,
                 worker,
                 part,
-                message,
+                doing,
+                retriable,
+                cause,
             } => Some(FlowError::Connector {
                 step,
                 worker,
                 part,
-                message,
+                doing,
+                retriable,
+                cause: Cause::new(cause),
             }),
             Notice::Other(message) => Some(FlowError::Cluster(format!("another process failed: {message}"))),
         }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use timely::dataflow::{Scope, Stream};
 
 use crate::errors::FlowError;
-use crate::execution::ExecConfig;
 use crate::flow::{StepId, StepInfo, StreamId};
 use crate::recovery::Snapshot;
 
+use super::config::ExecConfig;
 use super::failure::Failure;
 
 /// A timely stream of bwx items: epochs are `u64`, containers are `Vec<T>`.
@@ -57,6 +57,8 @@ pub(crate) struct BuildCtx<'s> {
     pub(crate) failure: Arc<Failure>,
     pub(crate) assignments: Arc<Assignments>,
     pub(crate) snapshots: Vec<TStream<'s, Snapshot>>,
+    /// With recovery on: the cluster's durable frontier, for sinks to commit by.
+    pub(crate) durable: Option<TStream<'s, ()>>,
     pub(crate) step_index: usize,
 }
 
@@ -83,6 +85,7 @@ impl<'s> BuildCtx<'s> {
             failure,
             assignments,
             snapshots: Vec::new(),
+            durable: None,
             step_index: 0,
         }
     }
@@ -98,6 +101,17 @@ impl<'s> BuildCtx<'s> {
     /// Whether stateful steps must produce snapshots (recovery is on).
     pub(crate) fn snapshots_enabled(&self) -> bool {
         self.config.recovery.is_some()
+    }
+
+    /// The stored state of `step` to resume from (empty without recovery).
+    pub(crate) fn resume_states(
+        &self,
+        step: &StepId,
+    ) -> Result<Arc<crate::recovery::StoredStates>, FlowError> {
+        match &self.config.recovery {
+            Some(store) => Ok(store.resume_states(step)?),
+            None => Ok(Arc::default()),
+        }
     }
 
     /// The timely stream behind a bwx stream.

@@ -6,10 +6,10 @@ use std::time::SystemTime;
 use rustc_hash::FxHashMap;
 
 use crate::operators::KeyedItem;
-use crate::stateful::{StateAction, StatefulBatchLogic};
+use crate::stateful::logic::{StateAction, StatefulBatchLogic};
 use crate::{Key, route_hash};
 
-use super::stateful::{KeyedStore, Touched};
+use super::keyed_store::{KeyedStore, Touched};
 
 /// Keys closed per activation at the end of the input.
 const EOF_CHUNK: usize = 4096;

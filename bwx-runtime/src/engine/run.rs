@@ -8,16 +8,18 @@ use std::time::Duration;
 
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::vec::Broadcast;
-use timely::dataflow::operators::{Input, Operator, Probe};
+use timely::dataflow::operators::{ConnectLoop, Feedback, Input, Operator, Probe};
 use timely::dataflow::{InputHandleVec, ProbeHandle};
 use timely::worker::Worker;
 
 use crate::errors::FlowError;
-use crate::execution::ExecConfig;
-use crate::flow::{Dataflow, StepId};
+use crate::flow::{Dataflow, PartLister, StepId};
+use crate::recovery::{RecoveryStore, codec};
 
+use super::config::ExecConfig;
 use super::control::Control;
 use super::ctx::{Assignments, BuildCtx};
+use super::durability;
 use super::failure::{self, Failure};
 
 /// The longest a waiting worker parks before it looks at the stop flag again.
@@ -43,11 +45,19 @@ pub(crate) fn run_worker(
     let step_ids: Arc<[StepId]> = steps.iter().map(|s| s.id.clone()).collect();
     let _guard = failure::enter_worker(failure.clone(), worker.index(), step_ids.clone());
 
-    let listed: Vec<(usize, String)> = partitioned
-        .iter()
-        .enumerate()
-        .flat_map(|(i, (_, lister))| lister.list_parts().into_iter().map(move |p| (i, p)))
-        .collect();
+    let mut listed: Vec<(usize, String)> = Vec::new();
+    for (i, (step, lister)) in partitioned.iter().enumerate() {
+        let parts = lister
+            .list_parts()
+            .map_err(|e| FlowError::connector(step, worker.index(), "-", "cannot list the partitions", e));
+        match parts {
+            Ok(parts) => listed.extend(parts.into_iter().map(|p| (i, p))),
+            Err(err) => {
+                failure.fail(err.clone());
+                return Err(err);
+            }
+        }
+    }
     let assignments = if partitioned.is_empty() {
         Assignments::new()
     } else {
@@ -60,13 +70,21 @@ pub(crate) fn run_worker(
             seen,
         )
     };
-    let assignments = Arc::new(assignments);
-    if let Some(recovery) = &config.recovery
-        && let Err(err) = recovery.begin(worker.index(), worker.peers(), &step_ids)
-    {
+    let checked = check_partitions(&partitioned, &assignments).and_then(|()| match &config.recovery {
+        Some(store) => check_stored(
+            &**store,
+            &step_ids,
+            &assignments,
+            config.drop_unmatched_state,
+            worker.index(),
+        ),
+        None => Ok(()),
+    });
+    if let Err(err) = checked {
         failure.fail(err.clone());
         return Err(err);
     }
+    let assignments = Arc::new(assignments);
 
     let built: Result<(), FlowError> = worker.dataflow_named::<u64, _, _>(flow.id().as_str(), |scope| {
         let mut ctx = BuildCtx::new(
@@ -77,16 +95,35 @@ pub(crate) fn run_worker(
             failure.clone(),
             assignments.clone(),
         );
+        // With recovery, the durable frontier comes back from the durability operator,
+        // which is built last, through a feedback edge.
+        let feedback = config.recovery.as_ref().map(|_| scope.feedback::<Vec<()>>(0));
+        ctx.durable = feedback.as_ref().map(|(_, stream)| stream.clone());
+        let mut built = Ok(());
         for (index, (info, build)) in steps.iter().zip(builders.iter()).enumerate() {
             ctx.step_index = index;
             failure::enter_step(index);
-            build(&mut ctx, info)?;
+            built = build(&mut ctx, info);
+            if built.is_err() {
+                break;
+            }
         }
-        if let Some(recovery) = &config.recovery {
+        if let (Some(store), Some((handle, stream))) = (&config.recovery, feedback) {
             let snapshots = std::mem::take(&mut ctx.snapshots);
-            super::sink::attach_snapshots(&ctx, snapshots, recovery.clone());
+            let durable = built
+                .clone()
+                .and_then(|()| durability::attach(&ctx, snapshots, stream, store.clone()));
+            match durable {
+                Ok(durable) => durable.connect_loop(handle),
+                Err(err) => {
+                    // The loop must be closed even when the flow is not built: an
+                    // unconnected feedback operator cannot be dropped.
+                    timely::dataflow::operators::generic::operator::empty(ctx.scope).connect_loop(handle);
+                    built = Err(err);
+                }
+            }
         }
-        Ok(())
+        built
     });
     if let Err(err) = built {
         failure.fail(err.clone());
@@ -101,6 +138,80 @@ pub(crate) fn run_worker(
         }
     }
     Ok(())
+}
+
+/// Every fixed-partitioned source and sink must have partitions somewhere in the cluster,
+/// unless the source says it may be empty: an empty listing is more often a wrong path or
+/// topic than an empty input.
+fn check_partitions(
+    partitioned: &[(StepId, Arc<dyn PartLister>)],
+    assignments: &Assignments,
+) -> Result<(), FlowError> {
+    for (step, lister) in partitioned {
+        if assignments.get(step).is_none_or(Vec::is_empty) && !lister.may_be_empty() {
+            return Err(FlowError::Partitions {
+                step: step.to_string(),
+                why: "no worker of the cluster lists any partition (a wrong path, topic or address?); \
+                      a source that may be empty says so with `may_be_empty`"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Stored state must match the flow: a step that no longer exists, or a source or sink
+/// partition that is no longer listed, would be dropped silently. It is an error, unless
+/// the run was told to drop it (then a warning names what is dropped).
+fn check_stored(
+    store: &dyn RecoveryStore,
+    steps: &[StepId],
+    assignments: &Assignments,
+    drop_unmatched: bool,
+    worker: usize,
+) -> Result<(), FlowError> {
+    let mut unmatched = Vec::new();
+    for step in store.stored_steps() {
+        if !steps.contains(&step) {
+            unmatched.push(format!("step '{step}' is not in the flow (renamed or removed?)"));
+            continue;
+        }
+        let Some(parts) = assignments.get(&step) else {
+            continue;
+        };
+        let mut gone: Vec<String> = store
+            .resume_states(&step)?
+            .keys()
+            .filter_map(|key| match codec::decode_key::<String>(key) {
+                Ok(name) if parts.iter().any(|(p, _)| *p == name) => None,
+                Ok(name) => Some(format!("'{name}'")),
+                Err(_) => Some(format!(
+                    "a partition stored as {}",
+                    crate::recovery::inspect::printable_key(key)
+                )),
+            })
+            .collect();
+        if !gone.is_empty() {
+            gone.sort();
+            unmatched.push(format!(
+                "step '{step}' has stored partitions it no longer lists: {}",
+                gone.join(", ")
+            ));
+        }
+    }
+    if unmatched.is_empty() {
+        return Ok(());
+    }
+    if drop_unmatched {
+        if worker == 0 {
+            tracing::warn!(
+                "recovery: dropping stored state that matches nothing in the flow: {}",
+                unmatched.join("; ")
+            );
+        }
+        return Ok(());
+    }
+    Err(FlowError::UnmatchedState(unmatched))
 }
 
 /// A partitioned step's index, one of its partitions, and a worker that can reach it.

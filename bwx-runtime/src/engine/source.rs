@@ -1,4 +1,8 @@
-//! Source operators: poll partitions, advance epochs, snapshot positions.
+//! Source operators: poll partitions, close epochs, snapshot positions.
+//!
+//! A source decides the epochs of the items it reads: it closes one every epoch interval
+//! (or after every batch when the interval is zero, as Bytewax's `-s 0`), and with recovery
+//! on its close stores every partition position that moved ([`super::epochs`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,14 +12,15 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
-use crate::errors::FlowError;
-use crate::flow::StepInfo;
+use crate::errors::{Cause, FlowError};
+use crate::flow::{StepId, StepInfo};
 use crate::inputs::{
     BatchStatus, ConnectorError, DynamicSource, FixedPartitionedSource, StatefulSourcePartition,
     StatelessSourcePartition,
 };
 use crate::recovery::{Snapshot, codec};
 
+use super::epochs::{EpochSteps, Epochs, SnapshotPort};
 use super::failure::{Failure, enter_step};
 use super::{BuildCtx, TStream};
 
@@ -29,7 +34,7 @@ trait Poll {
     fn awake(&self) -> Option<SystemTime>;
     fn finish(&mut self) -> Result<(), ConnectorError>;
     /// The encoded position, for partitions that keep one.
-    fn position(&self) -> Option<Vec<u8>>;
+    fn position(&self) -> Result<Option<Vec<u8>>, codec::CodecError>;
 }
 
 struct Stateful<P>(P);
@@ -47,8 +52,8 @@ where
     fn finish(&mut self) -> Result<(), ConnectorError> {
         self.0.close()
     }
-    fn position(&self) -> Option<Vec<u8>> {
-        codec::encode(&self.0.snapshot()).ok()
+    fn position(&self) -> Result<Option<Vec<u8>>, codec::CodecError> {
+        codec::encode(&self.0.snapshot()).map(Some)
     }
 }
 
@@ -64,8 +69,8 @@ impl<P: StatelessSourcePartition> Poll for Stateless<P> {
     fn finish(&mut self) -> Result<(), ConnectorError> {
         self.0.close()
     }
-    fn position(&self) -> Option<Vec<u8>> {
-        None
+    fn position(&self) -> Result<Option<Vec<u8>>, codec::CodecError> {
+        Ok(None)
     }
 }
 
@@ -75,6 +80,8 @@ struct Part<P> {
     /// Not to be polled before this instant.
     wake: Option<Instant>,
     done: bool,
+    /// The position last stored (or resumed from), so that an unmoved one is not stored again.
+    stored: Option<Vec<u8>>,
 }
 
 /// Builds the operator for a fixed-partitioned source on this worker.
@@ -84,39 +91,34 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSource>(
     source: Arc<S>,
 ) -> Result<TStream<'s, S::Item>, FlowError> {
     let me = ctx.worker_index();
-    let resume = match &ctx.config.recovery {
-        Some(recovery) => recovery.resume_states(&step.id)?,
-        None => Default::default(),
-    };
+    let resume = ctx.resume_states(&step.id)?;
     let mut parts = Vec::new();
     for (name, primary) in ctx.assignments.get(&step.id).into_iter().flatten() {
         if *primary != me {
             continue;
         }
-        let state = match resume.get(&codec_key(name)) {
+        let stored = resume.get(&codec::part_key(name)).cloned();
+        let state = match &stored {
             Some(bytes) => Some(
-                codec::decode::<S::State>(bytes).map_err(|e| FlowError::Connector {
+                codec::decode::<S::State>(bytes).map_err(|e| FlowError::StateDecode {
                     step: step.id.to_string(),
                     worker: me,
-                    part: name.clone(),
-                    message: format!("cannot decode the stored source position: {e}"),
+                    what: "position",
+                    key: name.clone(),
+                    cause: Cause::new(e),
                 })?,
             ),
             None => None,
         };
         let reader = source
             .build_part(&step.id, name, state)
-            .map_err(|e| FlowError::Connector {
-                step: step.id.to_string(),
-                worker: me,
-                part: name.clone(),
-                message: format!("cannot open the partition: {e}"),
-            })?;
+            .map_err(|e| FlowError::connector(&step.id, me, name, "cannot open the partition", e))?;
         parts.push(Part {
             name: name.clone(),
             reader: Stateful(reader),
             wake: None,
             done: false,
+            stored,
         });
     }
     Ok(build(ctx, step, parts))
@@ -131,23 +133,51 @@ pub(crate) fn dynamic<'s, S: DynamicSource>(
     let (me, count) = (ctx.worker_index(), ctx.worker_count());
     let reader = source
         .build(&step.id, me, count)
-        .map_err(|e| FlowError::Connector {
-            step: step.id.to_string(),
-            worker: me,
-            part: "-".into(),
-            message: format!("cannot build the worker's partition: {e}"),
-        })?;
+        .map_err(|e| FlowError::connector(&step.id, me, "-", "cannot build the worker's partition", e))?;
     let parts = vec![Part {
         name: "-".into(),
         reader: Stateless(reader),
         wake: None,
         done: false,
+        stored: None,
     }];
     Ok(build(ctx, step, parts))
 }
 
-fn codec_key(part: &str) -> Vec<u8> {
-    codec::encode_key(&part.to_string())
+/// What a source does when one of its epochs closes: store the positions that moved.
+struct Positions<'a, P> {
+    parts: &'a mut [Part<P>],
+    step: &'a StepId,
+    worker: usize,
+}
+
+impl<P: Poll> EpochSteps<()> for Positions<'_, P> {
+    fn apply(&mut self, _: u64, _: &mut Vec<()>) -> Result<(), FlowError> {
+        Ok(())
+    }
+
+    fn close(&mut self, epoch: u64, snapshots: &mut Vec<Snapshot>) -> Result<(), FlowError> {
+        for part in self.parts.iter_mut() {
+            let position = part.reader.position().map_err(|e| FlowError::StateEncode {
+                step: self.step.to_string(),
+                worker: self.worker,
+                key: part.name.clone(),
+                cause: Cause::new(e),
+            })?;
+            if let Some(position) = position
+                && part.stored.as_ref() != Some(&position)
+            {
+                snapshots.push(Snapshot {
+                    step_id: self.step.clone(),
+                    key: codec::part_key(&part.name),
+                    epoch,
+                    state: Some(position.clone()),
+                });
+                part.stored = Some(position);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn build<'s, P: Poll + 'static>(
@@ -162,9 +192,9 @@ where
     let step_id = step.id.clone();
     let me = ctx.worker_index();
     let interval = ctx.config.epoch_interval;
+    let per_batch = interval.is_zero();
     let start_epoch = ctx.config.start_epoch;
     let failure: Arc<Failure> = ctx.failure.clone();
-    let snapshots_on = ctx.snapshots_enabled();
     let stop = ctx.config.stop.clone();
 
     let mut builder = OperatorBuilder::new(step.id.to_string(), ctx.scope);
@@ -173,27 +203,19 @@ where
     let (output, stream) = builder.new_output::<Vec<P::Item>>();
     let mut output =
         OutputBuilder::<_, timely::container::CapacityContainerBuilder<Vec<P::Item>>>::from(output);
-    let (snap_output, snap_stream) = if snapshots_on {
-        let (o, s) = builder.new_output::<Vec<Snapshot>>();
-        (
-            Some(OutputBuilder::<
-                _,
-                timely::container::CapacityContainerBuilder<Vec<Snapshot>>,
-            >::from(o)),
-            Some(s),
-        )
-    } else {
-        (None, None)
-    };
-    let mut snap_output = snap_output;
+    let snapshots = ctx
+        .snapshots_enabled()
+        .then(|| builder.new_output::<Vec<Snapshot>>());
+    let (snap_output, snap_stream) = snapshots.unzip();
 
     builder.build(move |mut caps| {
-        let snap_cap = if snapshots_on { caps.pop() } else { None };
+        // The snapshot output, when there is one, is the last: its capability too.
+        let port = snap_output.and_then(|o| caps.pop().map(|c| SnapshotPort::new(o, c, start_epoch)));
         let mut cap: Option<Capability<u64>> = caps.pop();
-        let mut snap_cap = snap_cap;
-        for c in cap.iter_mut().chain(snap_cap.iter_mut()) {
+        if let Some(c) = cap.as_mut() {
             c.downgrade(&start_epoch);
         }
+        let mut epochs = Epochs::new(start_epoch, port, false);
         let mut epoch = start_epoch;
         let mut epoch_ends = Instant::now() + interval;
         let mut batch = Vec::new();
@@ -206,56 +228,54 @@ where
             if stop.load(Ordering::Relaxed) {
                 // Graceful stop: the epoch closes with everything emitted so far, the
                 // positions are its snapshot, and the input ends without reading more.
-                if let (Some(snap_out), Some(sc)) = (snap_output.as_mut(), snap_cap.as_ref()) {
-                    emit_positions(&step_id, epoch, &parts, &mut snap_out.activate(), sc);
-                }
+                epochs.touch(epoch);
+                let mut result = close(&mut epochs, None, &mut parts, &step_id, me);
                 for part in parts.iter_mut().filter(|p| !p.done) {
                     part.done = true;
                     if let Err(e) = part.reader.finish() {
-                        failure.fail(FlowError::Connector {
-                            step: step_id.to_string(),
-                            worker: me,
-                            part: part.name.clone(),
-                            message: format!("cannot close the partition: {e}"),
-                        });
+                        result = result.and(Err(FlowError::connector(
+                            &step_id,
+                            me,
+                            &part.name,
+                            "cannot close the partition",
+                            e,
+                        )));
                     }
                 }
+                if let Err(err) = result {
+                    failure.fail(err);
+                }
                 cap = None;
-                snap_cap = None;
                 return;
             }
             let mut now = Instant::now();
-            if now >= epoch_ends {
-                if let (Some(snap_out), Some(sc)) = (snap_output.as_mut(), snap_cap.as_ref()) {
-                    emit_positions(&step_id, epoch, &parts, &mut snap_out.activate(), sc);
+            if !per_batch && now >= epoch_ends {
+                if let Err(err) = close(&mut epochs, Some(epoch + 1), &mut parts, &step_id, me) {
+                    failure.fail(err);
+                    return;
                 }
                 epoch += 1;
                 epoch_ends = now + interval;
                 out_cap.downgrade(&epoch);
-                if let Some(sc) = snap_cap.as_mut() {
-                    sc.downgrade(&epoch);
-                }
             }
-            let mut out = output.activate();
-            for part in parts.iter_mut().filter(|p| !p.done) {
-                if part.wake.is_some_and(|w| w > now) {
+            for i in 0..parts.len() {
+                let part = &mut parts[i];
+                if part.done || part.wake.is_some_and(|w| w > now) {
                     continue;
                 }
                 let status = match part.reader.poll(&mut batch) {
                     Ok(status) => status,
                     Err(e) => {
-                        failure.fail(FlowError::Connector {
-                            step: step_id.to_string(),
-                            worker: me,
-                            part: part.name.clone(),
-                            message: e.to_string(),
-                        });
+                        batch.clear();
+                        let doing = "cannot read the next batch";
+                        failure.fail(FlowError::connector(&step_id, me, &part.name, doing, e));
                         return;
                     }
                 };
+                epochs.touch(epoch);
                 let was_empty = batch.is_empty();
                 if !was_empty {
-                    out.session(&*out_cap).give_container(&mut batch);
+                    output.activate().session(&*out_cap).give_container(&mut batch);
                     batch.clear();
                 }
                 now = Instant::now();
@@ -269,12 +289,8 @@ where
                     BatchStatus::Eof => {
                         part.done = true;
                         if let Err(e) = part.reader.finish() {
-                            failure.fail(FlowError::Connector {
-                                step: step_id.to_string(),
-                                worker: me,
-                                part: part.name.clone(),
-                                message: format!("cannot close the partition: {e}"),
-                            });
+                            let doing = "cannot close the partition";
+                            failure.fail(FlowError::connector(&step_id, me, &part.name, doing, e));
                             return;
                         }
                     }
@@ -283,19 +299,30 @@ where
                         return;
                     }
                 }
+                if per_batch && !was_empty {
+                    // Bytewax's `-s 0`: every batch is an epoch of its own.
+                    if let Err(err) = close(&mut epochs, Some(epoch + 1), &mut parts, &step_id, me) {
+                        failure.fail(err);
+                        return;
+                    }
+                    epoch += 1;
+                    out_cap.downgrade(&epoch);
+                }
             }
-            drop(out);
             if parts.iter().all(|p| p.done) {
-                if let (Some(snap_out), Some(sc)) = (snap_output.as_mut(), snap_cap.as_ref()) {
-                    emit_positions(&step_id, epoch, &parts, &mut snap_out.activate(), sc);
+                if let Err(err) = close(&mut epochs, None, &mut parts, &step_id, me) {
+                    failure.fail(err);
                 }
                 cap = None;
-                snap_cap = None;
                 return;
             }
             // Poll again now if a partition is ready, else when the first one wakes or the
             // epoch ends, whichever is earlier; the worker parks meanwhile.
-            let until_epoch_end = epoch_ends.saturating_duration_since(now);
+            let until_epoch_end = if per_batch {
+                Duration::MAX
+            } else {
+                epoch_ends.saturating_duration_since(now)
+            };
             match parts.iter().filter(|p| !p.done).map(|p| p.wake).min() {
                 Some(None) => activator.activate(),
                 Some(Some(at)) => {
@@ -311,26 +338,14 @@ where
     stream
 }
 
-fn emit_positions<P: Poll>(
-    step_id: &crate::flow::StepId,
-    epoch: u64,
-    parts: &[Part<P>],
-    out: &mut timely::dataflow::operators::generic::OutputBuilderSession<
-        '_,
-        u64,
-        timely::container::CapacityContainerBuilder<Vec<Snapshot>>,
-    >,
-    cap: &Capability<u64>,
-) {
-    let mut session = out.session_with_builder(cap);
-    for part in parts {
-        if let Some(state) = part.reader.position() {
-            session.give(Snapshot {
-                step_id: step_id.clone(),
-                key: codec_key(&part.name),
-                epoch,
-                state: Some(state),
-            });
-        }
-    }
+/// Closes the source's epochs before `frontier` (all of them with `None`), storing the
+/// positions that moved.
+fn close<P: Poll>(
+    epochs: &mut Epochs<()>,
+    frontier: Option<u64>,
+    parts: &mut [Part<P>],
+    step: &StepId,
+    worker: usize,
+) -> Result<(), FlowError> {
+    epochs.advance(frontier, &mut Positions { parts, step, worker })
 }

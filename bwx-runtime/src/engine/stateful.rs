@@ -2,6 +2,7 @@
 //! that runs before the exchange of associative aggregations.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
@@ -9,75 +10,22 @@ use std::time::SystemTime;
 use rustc_hash::FxHashMap;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::Operator;
-use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::{OutputBuilder, OutputBuilderSession};
+use timely::dataflow::operators::{Capability, Operator};
 
-use crate::errors::FlowError;
-use crate::flow::StepInfo;
-use crate::inputs::State;
+use crate::errors::{Cause, FlowError};
+use crate::flow::{StepId, StepInfo};
 use crate::operators::KeyedItem;
-use crate::recovery::{Snapshot, codec};
-use crate::stateful::StatefulBatchLogic;
+use crate::recovery::{Snapshot, StoredStates, codec};
+use crate::stateful::logic::StatefulBatchLogic;
 use crate::{Data, ExchangeData, Key, worker_for_key};
 
+use super::epochs::{EpochSteps, Epochs, SnapshotPort};
 use super::failure::enter_step;
+pub(crate) use super::keyed_store::{KeyedStore, Touched};
 use super::per_key::PerKey;
 use super::{BuildCtx, TStream};
-
-/// Keys changed in the current epoch (each once), for its snapshot; `None` when recovery
-/// is off.
-pub(crate) type Touched<'a, K> = Option<(u64, &'a mut Vec<K>)>;
-
-/// What a worker keeps for one keyed stateful step, and what the keyed operator asks of
-/// it. The operator owns routing, epochs, snapshots, wake-up scheduling and the end of the
-/// input; the store owns the keys' state. Most steps keep one logic per key
-/// ([`PerKey`]); a store may also lay state out across keys (per-worker windows).
-pub(crate) trait KeyedStore<T, W>: 'static {
-    /// The key of the state (and of every output).
-    type Key: Key;
-
-    /// A key's state as recovery stores it.
-    type State: State;
-
-    /// Whether [`resume_other`](Self::resume_other) wants the stored states of the keys
-    /// other workers own (they are decoded only then).
-    const SEES_OTHER_KEYS: bool = false;
-
-    /// The routing hash of an item: of `n` workers, worker `hash % n` gets it (as
-    /// [`worker_for_key`] for a key's [`route_hash`]).
-    fn route(item: &T) -> u64;
-
-    /// Puts back a key's stored state when a flow resumes.
-    fn resume(&mut self, key: Self::Key, state: Self::State);
-
-    /// Sees the stored state of a key another worker owns, e.g. to restore a watermark
-    /// that all keys share.
-    fn resume_other(&mut self, state: Self::State) {
-        let _ = state;
-    }
-
-    /// Runs a batch of items, emitting outputs and recording the keys it changed.
-    fn apply(
-        &mut self,
-        items: impl Iterator<Item = T>,
-        emit: &mut impl FnMut(Self::Key, W),
-        touched: Touched<'_, Self::Key>,
-    );
-
-    /// Runs the wake-ups due at `now`.
-    fn wake(&mut self, now: SystemTime, emit: &mut impl FnMut(Self::Key, W), touched: Touched<'_, Self::Key>);
-
-    /// When the next wake-up is due.
-    fn next_wake(&self) -> Option<SystemTime>;
-
-    /// At the end of the input, closes a share of the state (so that the steps downstream
-    /// take each share's results before the next); true while some is left.
-    fn close_at_eof(&mut self, emit: &mut impl FnMut(Self::Key, W), touched: Touched<'_, Self::Key>) -> bool;
-
-    /// The current state of each of `keys` (`None` for a key that has none left).
-    fn snapshot_keys(&self, keys: Vec<Self::Key>, each: &mut impl FnMut(Self::Key, Option<Self::State>));
-}
 
 /// Builds the keyed stateful operator with one [`StatefulBatchLogic`] per key, made by
 /// `builder` from the key's resume state.
@@ -116,60 +64,28 @@ where
     let step_index = ctx.step_index;
     let step_id = step.id.clone();
     let snapshots_on = ctx.snapshots_enabled();
-
-    if let Some(recovery) = &ctx.config.recovery {
-        for (key, state) in recovery.resume_states(&step.id)?.iter() {
-            let bad = |what: &str, e: codec::CodecError| FlowError::Connector {
-                step: step.id.to_string(),
-                worker: me,
-                part: "-".into(),
-                message: format!("cannot decode a stored {what}: {e}"),
-            };
-            let key: S::Key = codec::decode_key(key).map_err(|e| bad("key", e))?;
-            let mine = worker_for_key(&key, peers) == me;
-            if !mine && !S::SEES_OTHER_KEYS {
-                continue;
-            }
-            let state: S::State = codec::decode(state).map_err(|e| bad("state", e))?;
-            if mine {
-                store.resume(key, state);
-            } else {
-                store.resume_other(state);
-            }
-        }
-    }
+    resume(&mut store, &*ctx.resume_states(&step.id)?, &step.id, me, peers)?;
 
     let mut op = OperatorBuilder::new(step.id.to_string(), ctx.scope);
     let activator = ctx.scope.activator_for(op.operator_info().address.clone());
     let mut input = op.new_input(stream, Exchange::new(S::route));
     let (output, out_stream) = op.new_output::<Vec<(S::Key, W)>>();
     let mut output = OutputBuilder::<_, CapacityContainerBuilder<Vec<(S::Key, W)>>>::from(output);
-    let snap = snapshots_on.then(|| op.new_output::<Vec<Snapshot>>());
-    let (mut snap_out, snap_stream) = match snap {
-        Some((o, s)) => (
-            Some(OutputBuilder::<_, CapacityContainerBuilder<Vec<Snapshot>>>::from(
-                o,
-            )),
-            Some(s),
-        ),
-        None => (None, None),
-    };
+    let (snap_output, snap_stream) = snapshots_on.then(|| op.new_output::<Vec<Snapshot>>()).unzip();
     let failure = ctx.failure.clone();
     let start = ctx.config.start_epoch;
     let stop = ctx.config.stop.clone();
 
     op.build(move |mut caps| {
-        let mut snap_cap = if snapshots_on { caps.pop() } else { None };
+        // The snapshot output, when there is one, is the last: its capability too.
+        let port = snap_output.and_then(|o| caps.pop().map(|c| SnapshotPort::new(o, c, start)));
         let mut held = caps.pop();
-        for c in held.iter_mut().chain(snap_cap.iter_mut()) {
+        if let Some(c) = held.as_mut() {
             c.downgrade(&start);
         }
-        // Keys touched per open epoch, each once; only tracked with recovery on.
+        let mut epochs = Epochs::new(start, port, false);
+        // With recovery on, the keys each open epoch changed, each once.
         let mut touched: BTreeMap<u64, Vec<S::Key>> = BTreeMap::new();
-        // With recovery on, items of epochs after the oldest open one wait here, so that
-        // each epoch's snapshot holds exactly the state at its end.
-        let mut stash: BTreeMap<u64, Vec<T>> = BTreeMap::new();
-        let mut snaps: Vec<Snapshot> = Vec::new();
         // Whether the end of the input was reached and the store is closing its state.
         let mut at_eof = false;
         move |frontiers| {
@@ -179,127 +95,64 @@ where
             }
             let Some(cap) = held.as_mut() else { return };
             let frontier = frontiers[0].frontier().first().copied();
-            // Items of the oldest open epoch (or of closed ones) can be applied now.
-            let ready = |e: u64| frontier.is_none_or(|f| e <= f);
+            let ended = frontier.is_none();
+            // A graceful stop is not the end of the input: state is kept for the resume.
+            let eof = ended && (at_eof || !stop.load(Ordering::Relaxed));
+            // Epochs before the frontier close; at the end every stashed item is applied
+            // first, in the last epoch, which stays open while the state closes.
+            let open_until = frontier.unwrap_or_else(|| epochs.last_open());
             let mut out = output.activate();
-            let mut result = Ok(());
-
-            // Stashed epochs that became ready, oldest first, each after the snapshot of
-            // the epochs before it (and before newer items of its own epoch, for order).
-            while let Some(mut entry) = stash.first_entry() {
-                let epoch = *entry.key();
-                if !ready(epoch) {
-                    break;
-                }
-                let mut items = std::mem::take(entry.get_mut());
-                entry.remove();
-                result = result.and(take_snapshots(
-                    &mut touched,
-                    epoch,
-                    &store,
-                    &step_id,
-                    me,
-                    &mut snaps,
-                ));
-                let at = cap.delayed(&epoch);
-                let mut session = out.session_with_builder(&at);
-                let set = touched.entry(epoch).or_default();
-                store.apply(
-                    items.drain(..),
-                    &mut |k, w| session.give((k, w)),
-                    Some((epoch, set)),
-                );
+            let mut steps = KeyedSteps {
+                store: &mut store,
+                out: &mut out,
+                cap,
+                touched: &mut touched,
+                recovering: snapshots_on,
+                step: &step_id,
+                worker: me,
+                _items: PhantomData,
+            };
+            let mut result = epochs.advance(Some(open_until), &mut steps);
+            if *steps.cap.time() < open_until {
+                steps.cap.downgrade(&open_until);
             }
-            if let Some(f) = frontier
-                && *cap.time() < f
-            {
-                cap.downgrade(&f);
-            }
-
             input.for_each(|in_cap, data| {
                 let epoch = in_cap.least().copied().unwrap_or_default();
-                if !snapshots_on {
-                    let mut session = out.session_with_builder(&in_cap);
-                    store.apply(data.drain(..), &mut |k, w| session.give((k, w)), None);
-                    return;
+                if result.is_ok() {
+                    result = epochs.admit(epoch, data, &mut steps);
                 }
-                if !ready(epoch) {
-                    stash.entry(epoch).or_default().append(data);
-                    return;
-                }
-                result = std::mem::replace(&mut result, Ok(())).and(take_snapshots(
-                    &mut touched,
-                    epoch,
-                    &store,
-                    &step_id,
-                    me,
-                    &mut snaps,
-                ));
-                let mut session = out.session_with_builder(&in_cap);
-                let set = touched.entry(epoch).or_default();
-                store.apply(
-                    data.drain(..),
-                    &mut |k, w| session.give((k, w)),
-                    Some((epoch, set)),
-                );
+                data.clear();
             });
-
+            let now_epoch = *steps.cap.time();
             // Wake-ups stop at the end of the input: all state is closed then.
-            if !at_eof {
-                let mut session = out.session_with_builder(&*cap);
-                let epoch = *cap.time();
-                let set = snapshots_on.then(|| (epoch, touched.entry(epoch).or_default()));
-                store.wake(SystemTime::now(), &mut |k, w| session.give((k, w)), set);
+            if !at_eof && steps.wake(now_epoch) {
+                epochs.touch(now_epoch);
             }
-
-            // A graceful stop is not the end of the input: state is kept for the resume.
             let mut closing = false;
-            if frontier.is_none() && (at_eof || !stop.load(Ordering::Relaxed)) {
+            if eof {
                 at_eof = true;
-                let mut session = out.session_with_builder(&*cap);
-                let epoch = *cap.time();
-                let set = snapshots_on.then(|| (epoch, touched.entry(epoch).or_default()));
-                closing = store.close_at_eof(&mut |k, w| session.give((k, w)), set);
-            }
-
-            if let (Some(snap), Some(sc)) = (snap_out.as_mut(), snap_cap.as_ref()) {
-                let limit = frontier.unwrap_or(u64::MAX);
-                result = result.and(take_snapshots(
-                    &mut touched,
-                    limit,
-                    &store,
-                    &step_id,
-                    me,
-                    &mut snaps,
-                ));
-                if !snaps.is_empty() {
-                    snap.activate()
-                        .session_with_builder(sc)
-                        .give_container(&mut snaps);
-                    snaps.clear();
+                let (more, changed) = steps.close_at_eof(now_epoch);
+                closing = more;
+                if changed {
+                    epochs.touch(now_epoch);
                 }
             }
+            if ended && !closing && result.is_ok() {
+                result = epochs.advance(None, &mut steps);
+            }
+            drop(out);
             if let Err(err) = result {
                 failure.fail(err);
                 return;
             }
-
             match frontier {
-                Some(f) => {
-                    for c in snap_cap.iter_mut() {
-                        if *c.time() < f {
-                            c.downgrade(&f);
-                        }
-                    }
+                Some(_) => {
                     if let Some(at) = store.next_wake() {
                         activator.activate_after(at.duration_since(SystemTime::now()).unwrap_or_default());
                     }
                 }
                 None if closing => activator.activate(),
-                None => {
-                    held = None;
-                    snap_cap = None;
-                }
+                None => held = None,
             }
         }
     });
@@ -309,55 +162,140 @@ where
     Ok(out_stream)
 }
 
+/// Puts back the stored state of the keys this worker owns (and shows the store the
+/// others' when it asks to see them).
+fn resume<T, W, S: KeyedStore<T, W>>(
+    store: &mut S,
+    stored: &StoredStates,
+    step: &StepId,
+    me: usize,
+    peers: usize,
+) -> Result<(), FlowError> {
+    let bad = |what: &'static str, key: &[u8], e: codec::CodecError| FlowError::StateDecode {
+        step: step.to_string(),
+        worker: me,
+        what,
+        key: crate::recovery::inspect::printable_key(key),
+        cause: Cause::new(e),
+    };
+    for (key, state) in stored.iter() {
+        let decoded: S::Key = codec::decode_key(key).map_err(|e| bad("key", key, e))?;
+        let mine = worker_for_key(&decoded, peers) == me;
+        if !mine && !S::SEES_OTHER_KEYS {
+            continue;
+        }
+        let state: S::State = codec::decode(state).map_err(|e| bad("state", key, e))?;
+        if mine {
+            store.resume(decoded, state);
+        } else {
+            store.resume_other(state);
+        }
+    }
+    Ok(())
+}
+
+/// The keyed operator's output, activated for one call.
+type KeyedOut<'o, K, W> = OutputBuilderSession<'o, u64, CapacityContainerBuilder<Vec<(K, W)>>>;
+
+/// What the keyed operator does at each stage of an epoch, for one activation.
+struct KeyedSteps<'a, 'o, S: KeyedStore<T, W>, T, W: Data> {
+    store: &'a mut S,
+    out: &'a mut KeyedOut<'o, S::Key, W>,
+    /// The output capability, at the oldest open epoch.
+    cap: &'a mut Capability<u64>,
+    /// With recovery on, the keys each open epoch changed.
+    touched: &'a mut BTreeMap<u64, Vec<S::Key>>,
+    recovering: bool,
+    step: &'a StepId,
+    worker: usize,
+    _items: PhantomData<fn(T)>,
+}
+
+impl<S: KeyedStore<T, W>, T, W: Data> KeyedSteps<'_, '_, S, T, W> {
+    /// Runs the wake-ups due now, in `epoch`; true if any key changed.
+    fn wake(&mut self, epoch: u64) -> bool {
+        let mut session = self.out.session_with_builder(&*self.cap);
+        let mut set = self
+            .recovering
+            .then(|| (epoch, self.touched.entry(epoch).or_default()));
+        let before = set.as_ref().map_or(0, |(_, keys)| keys.len());
+        let mut emitted = false;
+        self.store.wake(
+            SystemTime::now(),
+            &mut |k, w| {
+                emitted = true;
+                session.give((k, w))
+            },
+            set.as_mut().map(|(e, keys)| (*e, &mut **keys)),
+        );
+        emitted || set.is_some_and(|(_, keys)| keys.len() > before)
+    }
+
+    /// Closes a share of the state at the end of the input, in `epoch`: whether some is
+    /// left, and whether any key changed.
+    fn close_at_eof(&mut self, epoch: u64) -> (bool, bool) {
+        let mut session = self.out.session_with_builder(&*self.cap);
+        let mut set = self
+            .recovering
+            .then(|| (epoch, self.touched.entry(epoch).or_default()));
+        let before = set.as_ref().map_or(0, |(_, keys)| keys.len());
+        let more = self.store.close_at_eof(
+            &mut |k, w| session.give((k, w)),
+            set.as_mut().map(|(e, keys)| (*e, &mut **keys)),
+        );
+        (more, set.is_some_and(|(_, keys)| keys.len() > before))
+    }
+}
+
+impl<S: KeyedStore<T, W>, T, W: Data> EpochSteps<T> for KeyedSteps<'_, '_, S, T, W> {
+    fn apply(&mut self, epoch: u64, items: &mut Vec<T>) -> Result<(), FlowError> {
+        let at = self.cap.delayed(&epoch);
+        let mut session = self.out.session_with_builder(&at);
+        let set = self
+            .recovering
+            .then(|| (epoch, self.touched.entry(epoch).or_default()));
+        self.store
+            .apply(items.drain(..), &mut |k, w| session.give((k, w)), set);
+        Ok(())
+    }
+
+    fn close(&mut self, epoch: u64, snapshots: &mut Vec<Snapshot>) -> Result<(), FlowError> {
+        let Some(keys) = self.touched.remove(&epoch) else {
+            return Ok(());
+        };
+        let mut result = Ok(());
+        let (step, worker) = (self.step, self.worker);
+        self.store.snapshot_keys(keys, &mut |key, state| {
+            if result.is_err() {
+                return;
+            }
+            let encoded =
+                codec::encode_key(&key).and_then(|k| Ok((k, state.map(|s| codec::encode(&s)).transpose()?)));
+            match encoded {
+                Ok((key, state)) => snapshots.push(Snapshot {
+                    step_id: step.clone(),
+                    key,
+                    epoch,
+                    state,
+                }),
+                Err(e) => {
+                    result = Err(FlowError::StateEncode {
+                        step: step.to_string(),
+                        worker,
+                        key: format!("{key:?}"),
+                        cause: Cause::new(e),
+                    })
+                }
+            }
+        });
+        result
+    }
+}
+
 /// Batches with fewer items say too little about whether combining pays.
 const BYPASS_SAMPLE: usize = 64;
 /// How many batches to pass through after a batch combined less than 10 %.
 const BYPASS_BATCHES: u32 = 32;
-
-/// Snapshots the keys touched in every epoch before `limit`, with their current state
-/// (`None` for keys whose state is gone).
-fn take_snapshots<T, W, S: KeyedStore<T, W>>(
-    touched: &mut BTreeMap<u64, Vec<S::Key>>,
-    limit: u64,
-    store: &S,
-    step_id: &crate::flow::StepId,
-    worker: usize,
-    out: &mut Vec<Snapshot>,
-) -> Result<(), FlowError> {
-    let mut result = Ok(());
-    while let Some(entry) = touched.first_entry() {
-        let epoch = *entry.key();
-        if epoch >= limit {
-            break;
-        }
-        store.snapshot_keys(entry.remove(), &mut |key, state| {
-            let state = match state.map(|s| codec::encode(&s)).transpose() {
-                Ok(state) => state,
-                Err(e) => {
-                    if result.is_ok() {
-                        result = Err(FlowError::Connector {
-                            step: step_id.to_string(),
-                            worker,
-                            part: "-".into(),
-                            message: format!("cannot encode the state of key {key:?}: {e}"),
-                        });
-                    }
-                    return;
-                }
-            };
-            out.push(Snapshot {
-                step_id: step_id.clone(),
-                key: codec::encode_key(&key),
-                epoch,
-                state,
-            });
-        });
-        if result.is_err() {
-            break;
-        }
-    }
-    result
-}
 
 /// Combines values per key within each batch before the exchange, for associative
 /// aggregations: the exchange then carries one item per key and batch.

@@ -12,29 +12,29 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use crate::engine::Control;
 use crate::engine::failure::{self, Failure};
 use crate::engine::run::run_worker;
+use crate::engine::{Control, ExecConfig};
 use crate::errors::FlowError;
 use crate::flow::Dataflow;
-use crate::recovery::RecoveryHook;
+use crate::recovery::RecoveryStore;
 
 /// The default epoch length when recovery is off (as in Bytewax).
 pub const DEFAULT_EPOCH_INTERVAL: Duration = Duration::from_secs(10);
 
-/// The number of a flow's first epoch (Bytewax's, too).
-pub const FIRST_EPOCH: u64 = 1;
-
 /// How to run a flow, beyond where.
 #[derive(Clone)]
 pub struct RunConfig {
-    /// How often inputs start a new epoch.
+    /// How often inputs start a new epoch; zero starts one after every source batch.
     pub epoch_interval: Duration,
     /// Where snapshots go and resume state comes from; `None` turns recovery off.
-    pub recovery: Option<Arc<dyn RecoveryHook>>,
+    pub recovery: Option<Arc<dyn RecoveryStore>>,
     /// Set to stop the flow gracefully: inputs stop, the last epoch closes, a final
     /// snapshot is written, and the run returns `Ok` (see [`RunConfig::stop_on_signals`]).
     pub stop: Arc<AtomicBool>,
+    /// Whether stored state that matches no step or partition of the flow is dropped with
+    /// a warning, instead of refusing to resume ([`FlowError::UnmatchedState`]).
+    pub drop_unmatched_state: bool,
 }
 
 impl Default for RunConfig {
@@ -43,6 +43,7 @@ impl Default for RunConfig {
             epoch_interval: DEFAULT_EPOCH_INTERVAL,
             recovery: None,
             stop: Arc::default(),
+            drop_unmatched_state: false,
         }
     }
 }
@@ -57,15 +58,24 @@ impl std::fmt::Debug for RunConfig {
 }
 
 impl RunConfig {
-    /// Sets the epoch interval.
+    /// Sets the epoch interval. Zero closes an epoch after every source batch (Bytewax's
+    /// `-s 0`): with recovery, nothing already read is lost to an abort, at the cost of a
+    /// snapshot per batch.
     pub fn epoch_interval(mut self, interval: Duration) -> Self {
         self.epoch_interval = interval;
         self
     }
 
-    /// Turns recovery on with the given hook.
-    pub fn recovery(mut self, hook: Arc<dyn RecoveryHook>) -> Self {
-        self.recovery = Some(hook);
+    /// Turns recovery on with the given store.
+    pub fn recovery(mut self, store: Arc<dyn RecoveryStore>) -> Self {
+        self.recovery = Some(store);
+        self
+    }
+
+    /// Drops stored state that matches no step or partition of the flow (a renamed or
+    /// removed step, a file no longer read) with a warning, instead of refusing to resume.
+    pub fn drop_unmatched_state(mut self, drop: bool) -> Self {
+        self.drop_unmatched_state = drop;
         self
     }
 
@@ -105,23 +115,18 @@ impl RunConfig {
     }
 }
 
-/// What the engine needs of a [`RunConfig`] on every worker.
-pub(crate) struct ExecConfig {
-    pub(crate) epoch_interval: Duration,
-    pub(crate) start_epoch: u64,
-    pub(crate) recovery: Option<Arc<dyn RecoveryHook>>,
-    pub(crate) stop: Arc<AtomicBool>,
-}
-
 impl From<RunConfig> for ExecConfig {
     fn from(config: RunConfig) -> Self {
-        // Without recovery the first epoch is 1, as in Bytewax.
-        let start_epoch = config.recovery.as_ref().map_or(FIRST_EPOCH, |r| r.resume_epoch());
+        let start_epoch = config
+            .recovery
+            .as_ref()
+            .map_or(crate::recovery::FIRST_EPOCH, |r| r.resume_point().epoch);
         ExecConfig {
-            epoch_interval: config.epoch_interval.max(Duration::from_millis(1)),
+            epoch_interval: config.epoch_interval,
             start_epoch,
             recovery: config.recovery,
             stop: config.stop,
+            drop_unmatched_state: config.drop_unmatched_state,
         }
     }
 }

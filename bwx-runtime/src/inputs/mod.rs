@@ -20,14 +20,49 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Data;
-use crate::flow::StepId;
+use crate::step_id::StepId;
 
 pub use async_batch::AsyncBatcher;
 pub use batching::{GetterError, Got, batch, batch_getter, batch_getter_ex};
 pub use polling::{Polled, SimplePoller, SimplePollingSource};
 
-/// Any error of a connector; converted into a flow error naming step, worker and partition.
+/// Any error of a connector; converted into a flow error naming step, worker and partition,
+/// which keeps it as its [`source`](std::error::Error::source).
 pub type ConnectorError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Marks a connector error that a later retry may cure (a server unavailable, a timeout),
+/// unlike a permanent one (bad configuration, bad data). The flow still stops; the error it
+/// stops with says whether running it again can help ([`crate::FlowError::is_retriable`]).
+///
+/// ```
+/// use bwx_runtime::inputs::{ConnectorError, Transient};
+///
+/// fn connect() -> Result<(), ConnectorError> {
+///     Err(Transient::new("the broker did not answer within 5 s").into())
+/// }
+/// assert!(connect().unwrap_err().is::<Transient>());
+/// ```
+#[derive(Debug)]
+pub struct Transient(ConnectorError);
+
+impl Transient {
+    /// Marks `cause` as transient.
+    pub fn new(cause: impl Into<ConnectorError>) -> Self {
+        Transient(cause.into())
+    }
+}
+
+impl std::fmt::Display for Transient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Transient {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
 
 /// State that recovery stores: serde, cloneable, sendable.
 #[diagnostic::on_unimplemented(
@@ -62,8 +97,16 @@ pub trait FixedPartitionedSource: Send + Sync + 'static {
     type Partition: StatefulSourcePartition<Item = Self::Item, State = Self::State>;
 
     /// The partitions this worker can reach. Workers may list different subsets; each
-    /// partition is read by exactly one of the workers that list it.
-    fn list_parts(&self) -> Vec<String>;
+    /// partition is read by exactly one of the workers that list it. An error (a missing
+    /// directory, a refused connection) stops the flow before it starts, naming the step.
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError>;
+
+    /// Whether the flow may run when no worker of the cluster lists any partition. By
+    /// default that is an error naming the step: a source that finds nothing to read is
+    /// more often misconfigured (a wrong path, a wrong topic) than meant to be empty.
+    fn may_be_empty(&self) -> bool {
+        false
+    }
 
     /// Opens a partition, resuming from `resume_state` when recovery has one.
     fn build_part(
@@ -131,67 +174,5 @@ pub trait StatelessSourcePartition: 'static {
     /// Called once, after EOF or when the execution stops.
     fn close(&mut self) -> Result<(), ConnectorError> {
         Ok(())
-    }
-}
-
-/// Marker for [`IntoSource`] implemented by fixed-partitioned sources.
-pub enum FixedKind {}
-/// Marker for [`IntoSource`] implemented by dynamic sources.
-pub enum DynamicKind {}
-
-/// Anything [`crate::Dataflow::input`] accepts: a fixed-partitioned or a dynamic source.
-///
-/// Implemented for every [`FixedPartitionedSource`] and every [`DynamicSource`]; the
-/// marker `M` keeps the two implementations apart and is inferred. The methods are the
-/// engine's; implement one of the two source traits instead.
-#[allow(private_interfaces)]
-pub trait IntoSource<M>: Send + Sync + 'static {
-    /// Items the source emits.
-    type Item: Data;
-    #[doc(hidden)]
-    fn build_input<'s>(
-        self: std::sync::Arc<Self>,
-        ctx: &mut crate::engine::BuildCtx<'s>,
-        step: &crate::flow::StepInfo,
-    ) -> Result<crate::engine::TStream<'s, Self::Item>, crate::FlowError>;
-    #[doc(hidden)]
-    fn lister(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn crate::flow::PartLister>>;
-}
-
-struct FixedLister<S>(std::sync::Arc<S>);
-
-impl<S: FixedPartitionedSource> crate::flow::PartLister for FixedLister<S> {
-    fn list_parts(&self) -> Vec<String> {
-        self.0.list_parts()
-    }
-}
-
-#[allow(private_interfaces)]
-impl<S: FixedPartitionedSource> IntoSource<FixedKind> for S {
-    type Item = S::Item;
-    fn build_input<'s>(
-        self: std::sync::Arc<Self>,
-        ctx: &mut crate::engine::BuildCtx<'s>,
-        step: &crate::flow::StepInfo,
-    ) -> Result<crate::engine::TStream<'s, Self::Item>, crate::FlowError> {
-        crate::engine::source::fixed(ctx, step, self)
-    }
-    fn lister(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn crate::flow::PartLister>> {
-        Some(std::sync::Arc::new(FixedLister(self)))
-    }
-}
-
-#[allow(private_interfaces)]
-impl<S: DynamicSource> IntoSource<DynamicKind> for S {
-    type Item = S::Item;
-    fn build_input<'s>(
-        self: std::sync::Arc<Self>,
-        ctx: &mut crate::engine::BuildCtx<'s>,
-        step: &crate::flow::StepInfo,
-    ) -> Result<crate::engine::TStream<'s, Self::Item>, crate::FlowError> {
-        crate::engine::source::dynamic(ctx, step, self)
-    }
-    fn lister(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn crate::flow::PartLister>> {
-        None
     }
 }

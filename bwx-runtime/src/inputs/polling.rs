@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::Data;
-use crate::flow::StepId;
 use crate::inputs::{BatchStatus, ConnectorError, FixedPartitionedSource, State, StatefulSourcePartition};
+use crate::step_id::StepId;
 
 /// What one poll of a [`SimplePoller`] gave.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,8 +111,8 @@ impl<P: SimplePoller, F: Fn() -> P + Send + Sync + 'static> FixedPartitionedSour
     type State = P::State;
     type Partition = PollingPartition<P>;
 
-    fn list_parts(&self) -> Vec<String> {
-        vec!["singleton".to_string()]
+    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok(vec!["singleton".to_string()])
     }
 
     fn build_part(

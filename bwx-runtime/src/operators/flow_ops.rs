@@ -3,10 +3,9 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use super::connect::{IntoSink, IntoSource};
 use crate::engine::{BuildCtx, stateless};
 use crate::flow::{Dataflow, StepInfo, Stream};
-use crate::inputs::IntoSource;
-use crate::outputs::IntoSink;
 use crate::{Data, ExchangeData};
 
 /// The two streams of [`Stream::branch`].

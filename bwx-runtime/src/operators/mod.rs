@@ -12,11 +12,13 @@
 //! Your own operators, made of these, with nested step ids: [`composite`].
 
 pub mod composite;
+mod connect;
 mod flow_ops;
 pub mod helpers;
 mod keyed;
 mod stateless;
 
+pub use connect::{DynamicKind, FixedKind, IntoSink, IntoSource};
 pub use flow_ops::BranchOut;
 pub use keyed::KeyedItem;
 

@@ -1,14 +1,44 @@
-//! The SQLite store as the CLI's recovery backend (`-r DIR`, `recovery init DIR N`).
+//! How a flow binary opens its recovery store: the [`RecoveryBackend`] contract, and the
+//! SQLite store as the default backend (`-r DIR`, `recovery init DIR N`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::cli::{Placement, RecoveryArgs, RecoveryBackend};
-use crate::errors::FlowError;
+use super::{RecoveryError, RecoveryStore, SqliteRecovery, init_dir};
 
-use super::{RecoveryHook, SqliteRecovery, init_dir};
+/// What a run asks of recovery (`-r`, `-b`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryOptions {
+    /// Where the partitions are.
+    pub directory: PathBuf,
+    /// How long superseded snapshots are kept (so that partitions backed up at different
+    /// moments within it still share a resume point).
+    pub backup_interval: Duration,
+}
 
-/// Opens [`SqliteRecovery`] partitions for a flow; `bwx::cli::main` registers it.
+/// Where recovery state lives; the command line (`bwx::cli`) opens it for every run with
+/// `-r` and creates it for `recovery init`.
+pub trait RecoveryBackend: Send + Sync + 'static {
+    /// Opens the store for this process of an execution.
+    fn open(&self, options: &RecoveryOptions) -> Result<Arc<dyn RecoveryStore>, RecoveryError>;
+
+    /// Creates `directory` (if needed) and `partitions` empty partitions in it.
+    fn init(&self, directory: &Path, partitions: usize) -> Result<(), RecoveryError>;
+}
+
+/// A shared backend (so the caller can keep a handle to it).
+impl<B: RecoveryBackend + ?Sized> RecoveryBackend for Arc<B> {
+    fn open(&self, options: &RecoveryOptions) -> Result<Arc<dyn RecoveryStore>, RecoveryError> {
+        (**self).open(options)
+    }
+
+    fn init(&self, directory: &Path, partitions: usize) -> Result<(), RecoveryError> {
+        (**self).init(directory, partitions)
+    }
+}
+
+/// Opens [`SqliteRecovery`] partitions for a flow; the command line uses it by default.
 #[derive(Clone, Debug)]
 pub struct SqliteBackend {
     flow_id: String,
@@ -24,14 +54,11 @@ impl SqliteBackend {
 }
 
 impl RecoveryBackend for SqliteBackend {
-    fn open(&self, args: &RecoveryArgs, _placement: &Placement) -> Result<Arc<dyn RecoveryHook>, FlowError> {
-        // In the CLI the snapshot interval is the epoch length (as in Bytewax), so every
-        // epoch is snapshotted.
-        let every = SqliteRecovery::epochs_per_snapshot(args.snapshot_interval, args.snapshot_interval);
-        SqliteRecovery::open(&args.directory, args.backup_interval, every, &self.flow_id)
+    fn open(&self, options: &RecoveryOptions) -> Result<Arc<dyn RecoveryStore>, RecoveryError> {
+        SqliteRecovery::open(&options.directory, options.backup_interval, &self.flow_id)
     }
 
-    fn init(&self, directory: &Path, partitions: usize) -> Result<(), FlowError> {
+    fn init(&self, directory: &Path, partitions: usize) -> Result<(), RecoveryError> {
         init_dir(directory, partitions)?;
         Ok(())
     }

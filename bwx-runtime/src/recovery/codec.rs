@@ -44,11 +44,32 @@ pub fn decode<S: DeserializeOwned>(blob: &[u8]) -> Result<S, CodecError> {
     }
 }
 
-/// Encodes a key for the store (compact MessagePack). Keys are plain data; a key type
-/// whose `Serialize` fails cannot be stored, which is a bug in that type, reported as an
-/// empty key rather than a panic.
-pub fn encode_key<K: Serialize + ?Sized>(key: &K) -> Vec<u8> {
-    rmp_serde::to_vec(key).unwrap_or_default()
+/// Encodes a key for the store (compact MessagePack): equal keys give equal bytes. A key
+/// type whose `Serialize` fails (a map with non-string keys in some formats, a custom
+/// impl that errors) is an error, never an empty key that another key could collide with.
+pub fn encode_key<K: Serialize + ?Sized>(key: &K) -> Result<Vec<u8>, CodecError> {
+    Ok(rmp_serde::to_vec(key)?)
+}
+
+/// The stored key of a source or sink partition: its name, encoded as [`encode_key`]
+/// encodes a string (MessagePack `str`), which cannot fail.
+pub fn part_key(name: &str) -> Vec<u8> {
+    let len = name.len();
+    let mut out = Vec::with_capacity(len + 5);
+    match len {
+        0..=31 => out.push(0xa0 | len as u8),
+        32..=0xff => out.extend([0xd9, len as u8]),
+        0x100..=0xffff => {
+            out.push(0xda);
+            out.extend((len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0xdb);
+            out.extend((len as u32).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(name.as_bytes());
+    out
 }
 
 /// Decodes a key written by [`encode_key`].
@@ -90,8 +111,28 @@ mod tests {
     }
 
     #[test]
+    fn a_key_that_fails_to_serialize_is_an_error() {
+        struct Refuses;
+        impl Serialize for Refuses {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("this key cannot be written"))
+            }
+        }
+        let err = encode_key(&Refuses).unwrap_err();
+        assert!(err.to_string().contains("this key cannot be written"), "{err}");
+    }
+
+    #[test]
+    fn partition_keys_are_encoded_strings() {
+        for len in [0, 1, 31, 32, 255, 256, 65535, 65536] {
+            let name = "p".repeat(len);
+            assert_eq!(part_key(&name), encode_key(&name).unwrap(), "length {len}");
+        }
+    }
+
+    #[test]
     fn keys_round_trip() {
         let k = ("a".to_string(), 7u32);
-        assert_eq!(decode_key::<(String, u32)>(&encode_key(&k)).unwrap(), k);
+        assert_eq!(decode_key::<(String, u32)>(&encode_key(&k).unwrap()).unwrap(), k);
     }
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::cause::Cause;
+
 /// A problem with a recovery directory or one of its partition files.
 #[derive(Debug, Clone, Error)]
 #[non_exhaustive]
@@ -38,6 +40,17 @@ pub enum RecoveryError {
         dir: PathBuf,
         /// What disagrees.
         why: String,
+    },
+    /// A partition was made by another `recovery init` than the rest of the set.
+    #[error(
+        "{} belongs to another recovery store than {} (made by another `recovery init`, or copied from another directory): restore it from a backup of this store",
+        .file.display(), .other.display()
+    )]
+    ForeignStore {
+        /// The partition file that differs.
+        file: PathBuf,
+        /// A partition of the set it was compared with.
+        other: PathBuf,
     },
     /// A partition belongs to another flow.
     #[error(
@@ -76,7 +89,7 @@ pub enum RecoveryError {
     Corrupt {
         /// The partition file.
         file: PathBuf,
-        /// What SQLite reported.
+        /// What is wrong.
         why: String,
     },
     /// A stored row does not match its checksum.
@@ -94,26 +107,34 @@ pub enum RecoveryError {
         /// The epoch of the row.
         epoch: u64,
     },
-    /// Snapshots needed to resume were garbage-collected.
+    /// The partitions cannot agree on a resume epoch: some were garbage-collected past the
+    /// epoch that others end at (backups taken further apart than the backup interval).
     #[error(
-        "{} was garbage-collected through epoch {gc_epoch}, past the resume epoch {resume_epoch}: the partitions come from backups taken more than the backup interval apart; restore a consistent set",
-        .file.display()
+        "the partitions hold no common resume epoch: {} end at epoch {resume_epoch}, but {} was garbage-collected through epoch {gc_epoch}; \
+         restore partitions backed up less than the backup interval (-b) apart",
+        .behind.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        .collected.display()
     )]
-    GcPastResume {
-        /// The partition file.
-        file: PathBuf,
-        /// Its GC commit point.
-        gc_epoch: u64,
-        /// The resume epoch computed over all partitions.
+    BackupsTooFarApart {
+        /// The partitions whose progress sets the resume epoch.
+        behind: Vec<PathBuf>,
+        /// The epoch they hold everything before.
         resume_epoch: u64,
+        /// A partition that no longer holds the state at that epoch.
+        collected: PathBuf,
+        /// Its garbage-collection point.
+        gc_epoch: u64,
     },
-    /// A SQLite or file-system operation failed.
-    #[error("{}: {why}", .file.display())]
+    /// A SQLite or file-system operation failed; the cause says how.
+    #[error("{}: {doing}", .file.display())]
     Io {
         /// The file or directory.
         file: PathBuf,
-        /// What failed.
-        why: String,
+        /// What was being done.
+        doing: String,
+        /// The SQLite or I/O error.
+        #[source]
+        cause: Cause,
     },
     /// Invalid arguments (e.g. zero partitions).
     #[error("{0}")]

@@ -7,8 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::RecoveryError;
-use super::resume::{self, hex};
-use super::store::sql_err;
+use super::sqlite::plan::{self, hex};
 
 /// One execution recorded in the partitions.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -19,8 +18,21 @@ pub struct ExecutionInfo {
     pub worker_count: usize,
     /// The epoch it started at.
     pub resume_epoch: u64,
-    /// Per worker, the first epoch it had not made durable (`None`: none durable).
-    pub frontiers: Vec<Option<u64>>,
+}
+
+/// How far one partition is complete.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// The partition file's name.
+    pub file: String,
+    /// The last execution that wrote to it, if any.
+    pub last_execution: Option<u64>,
+    /// In that execution, it holds every snapshot of the epochs before this one...
+    pub frontier: Option<u64>,
+    /// ... or every snapshot of the execution, which completed.
+    pub complete: bool,
+    /// Its garbage-collection point: no resume may start before it.
+    pub gc_epoch: u64,
 }
 
 /// The stored state of one step, as a resume would load it.
@@ -41,10 +53,10 @@ pub struct Inspection {
     pub flow_id: Option<String>,
     /// Every execution, oldest first.
     pub executions: Vec<ExecutionInfo>,
+    /// Every partition's progress, by index.
+    pub partition_progress: Vec<PartitionInfo>,
     /// Where the next execution would resume.
     pub resume_epoch: u64,
-    /// Per partition, the GC point.
-    pub gc_epochs: Vec<u64>,
     /// Steps with stored state, by id.
     pub steps: Vec<StepSummary>,
 }
@@ -58,19 +70,6 @@ pub struct KeyState {
     pub state: serde_json::Value,
 }
 
-/// Every row of a query that selects three integer columns.
-fn three_ints(
-    conn: &rusqlite::Connection,
-    sql: &str,
-    err: &impl Fn(rusqlite::Error) -> RecoveryError,
-) -> Result<Vec<(i64, i64, i64)>, RecoveryError> {
-    let mut stmt = conn.prepare(sql).map_err(err)?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .map_err(err)?;
-    rows.collect::<Result<_, _>>().map_err(err)
-}
-
 /// Reads and checks a recovery directory: every file, the set, the resume calculation and
 /// every row's checksum, as a resume would.
 ///
@@ -82,48 +81,40 @@ fn three_ints(
 /// ```
 pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
     let dir = dir.as_ref();
-    let mut set = resume::open_set(dir, None)?;
-    let plan = resume::plan(&set)?;
+    let mut set = plan::open_set(dir, None)?;
+    let progress = plan::progress(&set)?;
+    let resume = plan::plan(&set.files, &progress)?;
     let mut executions: BTreeMap<u64, ExecutionInfo> = BTreeMap::new();
-    let mut flow_id = None;
-    let mut gc_epochs = Vec::new();
-    for (conn, file) in set.conns.iter().zip(&set.files) {
-        let err = sql_err(file);
-        for (ex, workers, resume) in
-            three_ints(conn, "SELECT ex_num, worker_count, resume_epoch FROM exs", &err)?
-        {
-            executions.entry(ex as u64).or_insert(ExecutionInfo {
-                execution: ex as u64,
-                worker_count: workers as usize,
-                resume_epoch: resume as u64,
-                frontiers: vec![None; workers as usize],
-            });
-        }
-        for (ex, worker, frontier) in three_ints(
-            conn,
-            "SELECT ex_num, worker_index, worker_frontier FROM fronts",
-            &err,
-        )? {
-            if let Some(slot) = executions
-                .get_mut(&(ex as u64))
-                .and_then(|e| e.frontiers.get_mut(worker as usize))
-            {
-                *slot = Some(slot.unwrap_or(0).max(frontier as u64));
-            }
-        }
-        let gc: i64 = conn
-            .query_row("SELECT COALESCE(MAX(commit_epoch), 0) FROM commits", [], |r| {
-                r.get(0)
-            })
-            .map_err(&err)?;
-        gc_epochs.push(gc as u64);
-        if flow_id.is_none() {
-            flow_id = conn
-                .query_row("SELECT value FROM meta WHERE name = 'flow_id'", [], |r| r.get(0))
-                .ok();
-        }
+    for ex in progress.iter().flat_map(|p| &p.executions) {
+        executions.entry(ex.ex_num).or_insert(ExecutionInfo {
+            execution: ex.ex_num,
+            worker_count: ex.worker_count,
+            resume_epoch: ex.resume_epoch,
+        });
     }
-    let state = resume::load(&mut set, plan.resume_epoch)?;
+    let partition_progress = set
+        .files
+        .iter()
+        .zip(&progress)
+        .map(|(file, p)| {
+            let last = p.executions.last();
+            PartitionInfo {
+                file: file.file_name().map_or_else(
+                    || file.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
+                last_execution: last.map(|e| e.ex_num),
+                frontier: last.map(|e| e.frontier),
+                complete: last.is_some_and(|e| e.complete),
+                gc_epoch: p.gc_epoch,
+            }
+        })
+        .collect();
+    let flow_id = set.conns.iter().find_map(|conn| {
+        conn.query_row("SELECT value FROM meta WHERE name = 'flow_id'", [], |r| r.get(0))
+            .ok()
+    });
+    let state = plan::load(&mut set, resume.resume_epoch)?;
     let mut steps: Vec<StepSummary> = state
         .iter()
         .map(|(step, keys)| StepSummary {
@@ -136,8 +127,8 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
         partitions: set.files.len(),
         flow_id,
         executions: executions.into_values().collect(),
-        resume_epoch: plan.resume_epoch,
-        gc_epochs,
+        partition_progress,
+        resume_epoch: resume.resume_epoch,
         steps,
     })
 }
@@ -146,9 +137,10 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
 /// without quotes), as a resume would load it; `None` if the key has no state.
 pub fn key_state(dir: impl AsRef<Path>, step: &str, key: &str) -> Result<Option<KeyState>, RecoveryError> {
     let dir = dir.as_ref();
-    let mut set = resume::open_set(dir, None)?;
-    let plan = resume::plan(&set)?;
-    let state = resume::load(&mut set, plan.resume_epoch)?;
+    let mut set = plan::open_set(dir, None)?;
+    let progress = plan::progress(&set)?;
+    let resume = plan::plan(&set.files, &progress)?;
+    let state = plan::load(&mut set, resume.resume_epoch)?;
     let Some(keys) = state
         .into_iter()
         .find(|(s, _)| s.as_str() == step)
@@ -171,6 +163,11 @@ pub fn key_state(dir: impl AsRef<Path>, step: &str, key: &str) -> Result<Option<
     Ok(None)
 }
 
+/// A stored key as it prints in messages: its JSON form, or hex.
+pub(crate) fn printable_key(bytes: &[u8]) -> String {
+    to_json(bytes).to_string()
+}
+
 /// MessagePack to JSON; bytes that are not MessagePack show as hex.
 fn to_json(bytes: &[u8]) -> serde_json::Value {
     rmp_serde::from_slice::<serde_json::Value>(bytes)
@@ -190,22 +187,27 @@ impl fmt::Display for Inspection {
             writeln!(f, "  (none)")?;
         }
         for ex in &self.executions {
-            let fronts: Vec<String> = ex
-                .frontiers
-                .iter()
-                .map(|f| f.map_or("-".to_string(), |e| e.to_string()))
-                .collect();
             writeln!(
                 f,
-                "  #{}: {} workers, resumed at epoch {}, worker frontiers [{}]",
-                ex.execution,
-                ex.worker_count,
-                ex.resume_epoch,
-                fronts.join(", ")
+                "  #{}: {} workers, resumed at epoch {}",
+                ex.execution, ex.worker_count, ex.resume_epoch
+            )?;
+        }
+        writeln!(f, "partitions:")?;
+        for p in &self.partition_progress {
+            let progress = match (p.last_execution, p.frontier, p.complete) {
+                (None, _, _) => "never written".to_string(),
+                (Some(ex), _, true) => format!("complete in execution #{ex}"),
+                (Some(ex), Some(f), false) => format!("holds epochs before {f} in execution #{ex}"),
+                (Some(ex), None, false) => format!("written in execution #{ex}"),
+            };
+            writeln!(
+                f,
+                "  {}: {progress}; garbage-collected through epoch {}",
+                p.file, p.gc_epoch
             )?;
         }
         writeln!(f, "next resume epoch: {}", self.resume_epoch)?;
-        writeln!(f, "GC points per partition: {:?}", self.gc_epochs)?;
         writeln!(f, "steps:")?;
         if self.steps.is_empty() {
             writeln!(f, "  (no stored state)")?;

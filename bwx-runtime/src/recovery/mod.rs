@@ -1,63 +1,69 @@
 //! Recovery: snapshots of state, and resuming a flow where it stopped.
 //!
 //! With recovery off (the default) no operator tracks touched keys or produces snapshots.
-//! With a [`RecoveryHook`] configured, every stateful step and every fixed-partitioned
-//! source and sink emits one [`Snapshot`] per key it touched in an epoch when that epoch
-//! closes, and the hook receives them on the worker that made them.
+//! With a [`RecoveryStore`] configured, every stateful step, every fixed-partitioned
+//! source and sink, and every sink partition takes part in each epoch's life cycle
+//! (`engine::epochs`): when an epoch closes on a worker, its operators emit one
+//! [`Snapshot`] per key or partition the epoch changed; each snapshot travels to the worker
+//! that owns its recovery partition ([`RecoveryStore::partition_of`], partition `p` is
+//! owned by worker `p % workers`), which writes it off the worker thread through a
+//! [`PartitionWriter`] and records, in the same transaction, that the partition holds every
+//! snapshot of the epochs before the new frontier. The least frontier over all partitions
+//! is the cluster's durable frontier: it comes back to every worker through the dataflow,
+//! and sinks commit the epochs before it.
 //!
-//! [`SqliteRecovery`] stores them in a directory of SQLite partition files made by
-//! [`init_dir`] (`bwx recovery init DIR N`). A resumed execution starts at the smallest
-//! frontier every worker of the last execution made durable, with the state of every key
-//! as of that epoch re-routed to the workers that now own it, so the worker count may
-//! change between executions. [`inspect()`] reports what a directory holds.
+//! [`SqliteRecovery`] stores snapshots in a directory of SQLite partition files made by
+//! [`init_dir`] (`recovery init DIR N`). A resumed execution starts at the least frontier
+//! recorded in any partition, with the state of every key as of that epoch re-routed to
+//! the workers that now own it, so the worker count may change between executions.
+//! [`inspect()`] reports what a directory holds.
 //!
 //! # Guarantees
 //! - State and source positions are exactly-once: a resume replays the input after the
 //!   stored positions into the stored state.
-//! - Sinks whose partitions store a position and truncate to it on resume (file sinks) are
-//!   exactly-once; every other sink is at-least-once: the output of the epochs after the
-//!   resume epoch is written again.
+//! - Sinks are two-phase ([`crate::outputs`]): a sink partition that truncates to its stored
+//!   position on resume (file sinks) or commits transactions on `commit` is exactly-once;
+//!   every other sink is at-least-once: the output of the epochs after the resume epoch is
+//!   written again.
+//! - Every partition records its own progress, so partitions backed up at different moments
+//!   within the backup interval still resume at an epoch they all hold; a set that cannot
+//!   (backups further apart, a partition of another store or flow, a missing partition) is
+//!   refused with an error naming the partitions.
 //! - Stop a flow with SIGINT or SIGTERM ([`crate::RunConfig::stop_on_signals`]): inputs stop,
 //!   a final snapshot is written and the run returns `Ok`. A `kill -9` loses at most the
-//!   epochs after the last durable snapshot, which are replayed.
+//!   epochs after the last durable one, which are replayed.
 //!
 //! # Several processes
-//! Every worker opens the partition files it writes to. On one host, SQLite's WAL mode
-//! serialises writers of all processes. On several hosts the directory must be on shared
-//! storage that every process reaches with working POSIX locks, as in Bytewax. Restart
-//! every process of a cluster together: each computes the resume point from the files
-//! before any of them writes.
+//! Every process opens the whole set to compute the resume point and load the state, and
+//! each worker writes only the partitions it owns. On several hosts the directory must be on
+//! storage that every process reaches, as in Bytewax. Restart every process of a cluster
+//! together: each computes the resume point from the files before any of them writes.
 //!
 //! # Crash testing
-//! `BWX_FAILPOINT=NAME[:N]` makes a process kill itself with SIGKILL the `N`-th time it
-//! reaches a named point of the recovery code (`first-epoch`, `after-snapshot-write`,
-//! `during-gc`, `during-resume`); the crash harness uses it. It is for tests only.
+//! With the `failpoints` cargo feature, `BWX_FAILPOINT=NAME[:N]` makes a process kill itself
+//! with SIGKILL the `N`-th time it reaches a named point of the recovery code; the crash
+//! harness uses it. Without the feature (users' flows) the points compile to nothing.
 
 mod backend;
 pub mod codec;
 mod error;
 mod failpoint;
-mod gc;
-mod init;
 pub mod inspect;
-mod resume;
 mod sqlite;
-mod store;
-mod writer;
 
-pub use backend::SqliteBackend;
+pub use backend::{RecoveryBackend, RecoveryOptions, SqliteBackend};
 pub use error::RecoveryError;
-pub use init::init_dir;
 pub use inspect::inspect;
-pub use sqlite::SqliteRecovery;
+pub use sqlite::{SqliteRecovery, init_dir};
 
 use std::collections::HashMap;
+use std::hash::Hasher;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use twox_hash::XxHash64;
 
-use crate::errors::FlowError;
-use crate::flow::StepId;
+use crate::step_id::StepId;
 
 /// The state of one key of one step at the close of an epoch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,46 +78,114 @@ pub struct Snapshot {
     pub state: Option<Vec<u8>>,
 }
 
-impl Serialize for StepId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for StepId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(StepId::new)
-    }
-}
-
 /// One step's stored state: encoded key (or partition name) → encoded state.
 pub type StoredStates = HashMap<Vec<u8>, Vec<u8>>;
 
-/// Receives snapshots and supplies resume state; the recovery store implements it.
-pub trait RecoveryHook: Send + Sync + 'static {
-    /// The epoch the execution starts at (0 for a fresh start).
-    fn resume_epoch(&self) -> u64;
+/// The epoch a flow's first execution starts at, as in Bytewax: a store that holds nothing
+/// resumes here.
+pub const FIRST_EPOCH: u64 = 1;
 
-    /// Worker `worker` of `worker_count` starts an execution of a flow with `steps`; called
-    /// on every worker before the flow is built.
-    fn begin(&self, worker: usize, worker_count: usize, steps: &[StepId]) -> Result<(), FlowError> {
-        let _ = (worker, worker_count, steps);
-        Ok(())
+/// Where an execution starts, as the store computed it when it was opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ResumePoint {
+    /// The number of this execution (0 for the first).
+    pub execution: u64,
+    /// The epoch it starts at: every partition holds the state of the epochs before it.
+    pub epoch: u64,
+}
+
+/// How far a partition is complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// The partition holds every snapshot of the epochs before this one.
+    Until(u64),
+    /// The execution finished (every input ended, or it stopped gracefully): the
+    /// partition holds every snapshot it will ever get from it. The epochs before `until`
+    /// had closed everywhere before.
+    Complete {
+        /// The last frontier before the end.
+        until: u64,
+    },
+}
+
+/// A recovery store: where each epoch's snapshots become durable, and where a resumed
+/// execution's state comes from. The engine drives it: every process opens the store before
+/// the flow is built, and each worker writes the partitions it owns through a
+/// [`PartitionWriter`] on a thread of its own.
+pub trait RecoveryStore: Send + Sync + 'static {
+    /// Where this execution starts.
+    fn resume_point(&self) -> ResumePoint;
+
+    /// How many partitions hold the snapshots.
+    fn partitions(&self) -> usize;
+
+    /// The partition that stores `key` of `step`; the same in every process.
+    fn partition_of(&self, step: &StepId, key: &[u8]) -> usize {
+        partition_of(step.as_str(), key, self.partitions())
     }
 
-    /// The stored state of `step`, for every worker of the process to take what it needs
-    /// from without a copy. Called once per step per worker while the flow is built; a
-    /// stateful step takes the keys it now owns, a source or sink its partitions.
-    fn resume_states(&self, step: &StepId) -> Result<Arc<StoredStates>, FlowError>;
+    /// The steps that have stored state to resume from.
+    fn stored_steps(&self) -> Vec<StepId>;
 
-    /// Epoch `epoch` closed on worker `worker`; `snapshots` are all that the worker's steps
-    /// made for it (possibly none).
-    fn epoch_closed(&self, worker: usize, epoch: u64, snapshots: Vec<Snapshot>) -> Result<(), FlowError>;
+    /// The stored state of `step` at the resume epoch, shared by the workers of the process:
+    /// a stateful step takes the keys it now owns, a source or sink its partitions.
+    fn resume_states(&self, step: &StepId) -> Result<Arc<StoredStates>, RecoveryError>;
 
-    /// Worker `worker` finished (every input reached EOF, or a graceful stop) after its
-    /// last `epoch_closed`: whatever the hook still buffers must be made durable now.
-    fn finished(&self, worker: usize) -> Result<(), FlowError> {
-        let _ = worker;
+    /// Every worker of the process has taken its resume state: it can be freed.
+    fn resume_taken(&self) {}
+
+    /// Opens the writer of partitions `parts` for this execution of `workers` workers.
+    fn open_writer(
+        &self,
+        parts: Vec<usize>,
+        workers: usize,
+    ) -> Result<Box<dyn PartitionWriter>, RecoveryError>;
+}
+
+/// Writes some partitions of a store; runs on a thread of its own, one per worker that
+/// owns partitions.
+pub trait PartitionWriter: Send + 'static {
+    /// Makes `rows` (every snapshot of the writer's partitions up to the new progress not
+    /// written before) durable, then records `progress` in each partition, atomically with
+    /// its rows. Rows of several epochs may come at once; every one must be kept, since a
+    /// resume may start at any epoch that every partition holds.
+    fn write(&mut self, rows: Vec<Snapshot>, progress: Progress) -> Result<(), RecoveryError>;
+
+    /// The cluster's durable frontier (the least over all partitions) is now `frontier`:
+    /// snapshots that no resume can need any more may be collected.
+    fn durable(&mut self, frontier: u64) -> Result<(), RecoveryError>;
+
+    /// Whether garbage is left to collect: [`collect_garbage`](Self::collect_garbage)
+    /// runs while the writer has nothing to write.
+    fn has_garbage(&self) -> bool {
+        false
+    }
+
+    /// Collects some garbage (one bounded step, so that writes do not wait long).
+    fn collect_garbage(&mut self) -> Result<(), RecoveryError> {
         Ok(())
+    }
+}
+
+/// The stable hash that routes a snapshot to a partition: `route_hash(&(step, key))` with
+/// the key's encoded bytes, computed without allocating the tuple.
+pub(crate) fn partition_of(step: &str, key: &[u8], parts: usize) -> usize {
+    let mut h = XxHash64::with_seed(0);
+    h.write(step.as_bytes());
+    h.write(&(step.len() as u64).to_le_bytes());
+    h.write(key);
+    h.write(&(key.len() as u64).to_le_bytes());
+    (h.finish() % parts.max(1) as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_routing_is_the_route_hash_of_step_and_key() {
+        let (step, key) = ("f.sum".to_string(), vec![1u8, 2, 3]);
+        let expected = (crate::route_hash(&(step.clone(), key.clone())) % 7) as usize;
+        assert_eq!(partition_of(&step, &key, 7), expected);
     }
 }

@@ -9,7 +9,7 @@ mod aggregate;
 mod collect;
 mod enrich;
 pub mod join;
-mod logic;
+pub(crate) mod logic;
 mod map;
 
 pub use enrich::TtlCache;

@@ -4,7 +4,9 @@
 mod cluster;
 mod sink;
 mod source;
+mod store;
 
 pub use cluster::{ClusterMember, LocalCluster, ProcessOutcome};
 pub use sink::TestingSink;
 pub use source::{TestingEvent, TestingPartition, TestingPartitionState, TestingSource};
+pub use store::MemoryStore;

@@ -23,7 +23,12 @@ const SOURCE: &[Known] = &[
     Known {
         name: "list_parts",
         required: false,
-        signature: "fn list_parts(source: &S) -> Vec<String>",
+        signature: "fn list_parts(source: &S) -> Result<Vec<String>, ConnectorError>",
+    },
+    Known {
+        name: "may_be_empty",
+        required: false,
+        signature: "fn may_be_empty(source: &S) -> bool",
     },
     Known {
         name: "open",
@@ -71,7 +76,7 @@ const SINK: &[Known] = &[
     Known {
         name: "list_parts",
         required: false,
-        signature: "fn list_parts(sink: &S) -> Vec<String>",
+        signature: "fn list_parts(sink: &S) -> Result<Vec<String>, ConnectorError>",
     },
     Known {
         name: "part_fn",
@@ -89,9 +94,19 @@ const SINK: &[Known] = &[
         signature: "fn write_batch(&mut self, batch: &mut Vec<Value>) -> Result<(), ConnectorError>",
     },
     Known {
+        name: "pre_commit",
+        required: false,
+        signature: "fn pre_commit(&mut self, epoch: u64) -> Result<(), ConnectorError>",
+    },
+    Known {
         name: "snapshot",
         required: false,
         signature: "fn snapshot(&self) -> PartState",
+    },
+    Known {
+        name: "commit",
+        required: false,
+        signature: "fn commit(&mut self, epoch: u64) -> Result<(), ConnectorError>",
     },
     Known {
         name: "close",
@@ -193,10 +208,31 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
     let (part_impl, _, part_where) = part_generics.split_for_impl();
     let (connector_impl, _, connector_where) = connector_generics.split_for_impl();
     let list_parts = if has("list_parts") {
-        quote!(<#part>::list_parts(self))
+        quote!(#private::IntoParts::into_parts(<#part>::list_parts(self)))
     } else {
-        quote!(::std::vec![::std::string::String::from("singleton")])
+        quote!(::core::result::Result::Ok(::std::vec![
+            ::std::string::String::from("singleton")
+        ]))
     };
+    let may_be_empty = has("may_be_empty").then(|| {
+        quote! {
+            fn may_be_empty(&self) -> bool {
+                <#part>::may_be_empty(self)
+            }
+        }
+    });
+    let epoch_hooks: TokenStream = ["pre_commit", "commit"]
+        .into_iter()
+        .filter(|name| has(name))
+        .map(|name| {
+            let method = format_ident!("{name}");
+            quote! {
+                fn #method(&mut self, epoch: u64) -> ::core::result::Result<(), #private::ConnectorError> {
+                    <#part>::#method(self, epoch).map_err(#private::connector_error)
+                }
+            }
+        })
+        .collect();
     let close = has("close").then(|| {
         quote! {
             fn close(&mut self) -> ::core::result::Result<(), #private::ConnectorError> {
@@ -248,9 +284,12 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
                     type Item = #item_ty;
                     type State = #state;
                     type Partition = #part;
-                    fn list_parts(&self) -> ::std::vec::Vec<::std::string::String> {
+                    fn list_parts(
+                        &self,
+                    ) -> ::core::result::Result<::std::vec::Vec<::std::string::String>, #private::ConnectorError> {
                         #list_parts
                     }
+                    #may_be_empty
                     #build_part
                 }
 
@@ -294,7 +333,9 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
                     type Value = #item_ty;
                     type State = #state;
                     type Partition = #part;
-                    fn list_parts(&self) -> ::std::vec::Vec<::std::string::String> {
+                    fn list_parts(
+                        &self,
+                    ) -> ::core::result::Result<::std::vec::Vec<::std::string::String>, #private::ConnectorError> {
                         #list_parts
                     }
                     #part_fn
@@ -311,6 +352,7 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
                     ) -> ::core::result::Result<(), #private::ConnectorError> {
                         <#part>::write_batch(self, batch).map_err(#private::connector_error)
                     }
+                    #epoch_hooks
                     fn snapshot(&self) -> #state {
                         #snapshot
                     }

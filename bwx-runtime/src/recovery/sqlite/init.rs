@@ -2,11 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
-use super::RecoveryError;
-use super::{resume, store};
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::SystemTime;
+
+use super::{file as store, plan};
+use crate::recovery::RecoveryError;
 
 /// Creates `dir` (mode 0700) if needed and `count` empty partitions `part-0.sqlite3` …
-/// (mode 0600). Running it again with the same count on a complete set changes nothing
+/// (mode 0600), which all carry the id of this new store: a partition copied in from
+/// another store (even of the same flow) is refused when the store is opened. Running it again with the same count on a complete set changes nothing
 /// (so an init step may run before every start); any other existing partition is an error.
 ///
 /// Create at least as many partitions as the most workers you expect to run with: the
@@ -28,7 +33,7 @@ pub fn init_dir(dir: impl AsRef<Path>, count: usize) -> Result<Vec<PathBuf>, Rec
     store::create_dir(dir)?;
     let existing = store::list_partitions(dir)?;
     if !existing.is_empty() {
-        let set = resume::open_set(dir, None)?;
+        let set = plan::open_set(dir, None)?;
         if set.files.len() != count {
             return Err(RecoveryError::Inconsistent {
                 dir: dir.to_path_buf(),
@@ -40,10 +45,41 @@ pub fn init_dir(dir: impl AsRef<Path>, count: usize) -> Result<Vec<PathBuf>, Rec
         }
         return Ok(set.files);
     }
+    let store_id = new_store_id();
     (0..count)
         .map(|i| {
-            store::create_partition(dir, i, count)?;
+            store::create_partition(dir, i, count, &store_id)?;
             Ok(store::part_path(dir, i))
         })
         .collect()
+}
+
+/// A fresh store id: 128 bits from the operating system's randomness (through the keys of
+/// `RandomState`), the time and the process id, in hex.
+fn new_store_id() -> String {
+    let mut id = String::with_capacity(32);
+    for salt in 0..2u64 {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.write_u128(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.write_u32(std::process::id());
+        id.push_str(&format!("{:016x}", h.finish()));
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_ids_differ() {
+        let ids: std::collections::HashSet<String> = (0..100).map(|_| new_store_id()).collect();
+        assert_eq!(ids.len(), 100);
+        assert!(ids.iter().all(|id| id.len() == 32));
+    }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use super::schema::{CREATE, FORMAT_VERSION};
+use crate::cause::Cause;
 use crate::recovery::RecoveryError;
 
 /// How long a writer waits for another writer's transaction on the same file.
@@ -27,7 +28,8 @@ pub(crate) fn sql_err(file: &Path) -> impl Fn(rusqlite::Error) -> RecoveryError 
         },
         _ => RecoveryError::Io {
             file: file.to_path_buf(),
-            why: e.to_string(),
+            doing: "SQLite failed".into(),
+            cause: Cause::new(e),
         },
     }
 }
@@ -35,7 +37,8 @@ pub(crate) fn sql_err(file: &Path) -> impl Fn(rusqlite::Error) -> RecoveryError 
 fn io_err(file: &Path) -> impl Fn(std::io::Error) -> RecoveryError + '_ {
     move |e| RecoveryError::Io {
         file: file.to_path_buf(),
-        why: e.to_string(),
+        doing: "cannot access it".into(),
+        cause: Cause::new(e),
     }
 }
 
@@ -51,8 +54,14 @@ pub(crate) fn create_dir(dir: &Path) -> Result<(), RecoveryError> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))
 }
 
-/// Creates partition `index` of `count` in `dir`: a 0600 file with the tables and identity.
-pub(crate) fn create_partition(dir: &Path, index: usize, count: usize) -> Result<(), RecoveryError> {
+/// Creates partition `index` of `count` of the store `store_id` in `dir`: a 0600 file with
+/// the tables and identity.
+pub(crate) fn create_partition(
+    dir: &Path,
+    index: usize,
+    count: usize,
+    store_id: &str,
+) -> Result<(), RecoveryError> {
     create_dir(dir)?;
     let path = part_path(dir, index);
     // Create the file ourselves so that it is 0600 from the start; SQLite gives its WAL
@@ -78,10 +87,12 @@ pub(crate) fn create_partition(dir: &Path, index: usize, count: usize) -> Result
     )
     .map_err(sql_err(&path))?;
     tx.execute(
-        "INSERT INTO commits(part_index, commit_epoch) VALUES (?1, 0)",
-        [index as i64],
+        "INSERT INTO meta(name, value) VALUES ('store_id', ?1)",
+        [store_id],
     )
     .map_err(sql_err(&path))?;
+    tx.execute("INSERT INTO gc(gc_epoch) VALUES (0)", [])
+        .map_err(sql_err(&path))?;
     tx.commit().map_err(sql_err(&path))
 }
 
@@ -95,7 +106,8 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), RecoveryError> {
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(RecoveryError::Io {
             file: path.to_path_buf(),
-            why: format!("cannot switch to WAL mode (got {mode})"),
+            doing: "cannot switch to WAL mode".into(),
+            cause: Cause::new(format!("SQLite answered journal mode {mode}")),
         });
     }
     // A 64 MiB page cache keeps the B-tree pages of a large snapshot in memory.
@@ -108,6 +120,7 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), RecoveryError> {
 pub(crate) struct PartIdentity {
     pub(crate) index: usize,
     pub(crate) count: usize,
+    pub(crate) store_id: String,
     pub(crate) flow_id: Option<String>,
 }
 
@@ -155,7 +168,7 @@ fn identity(conn: &Connection, path: &Path) -> Result<PartIdentity, RecoveryErro
         })
         .optional()
         .map_err(|e| match sql_err(path)(e) {
-            RecoveryError::Io { why, .. } => not_a_partition(why),
+            RecoveryError::Io { cause, .. } => not_a_partition(cause.to_string()),
             other => other,
         })?;
     let version = version.ok_or_else(|| not_a_partition("no format version".into()))?;
@@ -171,6 +184,11 @@ fn identity(conn: &Connection, path: &Path) -> Result<PartIdentity, RecoveryErro
             Ok((r.get(0)?, r.get(1)?))
         })
         .map_err(|e| not_a_partition(format!("no partition identity: {e}")))?;
+    let store_id: String = conn
+        .query_row("SELECT value FROM meta WHERE name = 'store_id'", [], |r| r.get(0))
+        .optional()
+        .map_err(sql_err(path))?
+        .ok_or_else(|| not_a_partition("no store id".into()))?;
     let flow_id: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE name = 'flow_id'", [], |r| r.get(0))
         .optional()
@@ -178,6 +196,7 @@ fn identity(conn: &Connection, path: &Path) -> Result<PartIdentity, RecoveryErro
     Ok(PartIdentity {
         index: index as usize,
         count: count as usize,
+        store_id,
         flow_id,
     })
 }
@@ -229,6 +248,12 @@ pub(crate) fn check_set(
                     id.count,
                     part_path(dir, first.index).display()
                 ),
+            });
+        }
+        if id.store_id != first.store_id {
+            return Err(RecoveryError::ForeignStore {
+                file: path.clone(),
+                other: part_path(dir, first.index),
             });
         }
         if part_path(dir, id.index) != *path {

@@ -1,18 +1,20 @@
 //! The resume calculation: which execution comes next, from which epoch, with which state.
 //!
 //! Every process computes it from the same files before any worker writes (a new
-//! execution's rows are written at its first snapshot, which needs every worker of the
-//! cluster to have started), so all processes agree without talking to each other.
+//! execution's rows are written once its first epoch closed everywhere, which needs every
+//! worker of the cluster to have started), so all processes agree without talking.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-use super::failpoint::{self, Point};
-use super::store::{self, PartIdentity, checksum, sql_err};
-use super::{RecoveryError, StoredStates};
-use crate::flow::StepId;
+use super::file::{self as store, PartIdentity, sql_err};
+use super::schema::checksum;
+use crate::cause::Cause;
+use crate::recovery::failpoint::{self, Point};
+use crate::recovery::{RecoveryError, StoredStates};
+use crate::step_id::StepId;
 
 /// Stored state to resume from: step → encoded key → encoded state.
 pub(crate) type ResumeState = HashMap<StepId, StoredStates>;
@@ -52,14 +54,27 @@ pub(crate) fn open_set(dir: &Path, flow_id: Option<&str>) -> Result<OpenSet, Rec
     Ok(OpenSet { files, conns })
 }
 
-/// The last execution recorded in a set of partitions.
+/// One execution as a partition recorded it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct LastExecution {
+pub(crate) struct Recorded {
     pub(crate) ex_num: u64,
     pub(crate) worker_count: usize,
     pub(crate) resume_epoch: u64,
-    /// Per worker, the first epoch it has not made durable (`None`: it made none durable).
-    pub(crate) frontiers: Vec<Option<u64>>,
+    /// The partition holds every snapshot of the epochs before this one...
+    pub(crate) frontier: u64,
+    /// ... or every snapshot of the execution.
+    pub(crate) complete: bool,
+}
+
+/// What one partition says about its progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PartProgress {
+    /// Every execution that wrote to the partition, oldest first.
+    pub(crate) executions: Vec<Recorded>,
+    /// Its garbage-collection point: no resume may start before it.
+    pub(crate) gc_epoch: u64,
+    /// One past the newest epoch of any snapshot it holds (0 when it holds none).
+    pub(crate) after_last_snapshot: u64,
 }
 
 /// Where the next execution starts.
@@ -67,94 +82,114 @@ pub(crate) struct LastExecution {
 pub(crate) struct ResumePlan {
     /// The number of the next execution.
     pub(crate) ex_num: u64,
-    /// The epoch it starts at: the smallest frontier of the last execution.
+    /// The epoch it starts at.
     pub(crate) resume_epoch: u64,
-    /// The last execution, if any.
-    pub(crate) last: Option<LastExecution>,
+    /// Per partition, the epoch before which it holds a consistent state.
+    pub(crate) complete_until: Vec<Option<u64>>,
 }
 
-/// Reads the last execution of a set, if any.
-pub(crate) fn last_execution(set: &OpenSet) -> Result<Option<LastExecution>, RecoveryError> {
-    let mut last: Option<(u64, usize, u64)> = None;
-    for (conn, file) in set.conns.iter().zip(&set.files) {
-        let row: Option<(i64, i64, i64)> = conn
-            .query_row(
-                "SELECT ex_num, worker_count, resume_epoch FROM exs ORDER BY ex_num DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(sql_err(file)(e)),
-            })?;
-        if let Some((ex, workers, resume)) = row
-            && last.is_none_or(|(l, _, _)| ex as u64 > l)
-        {
-            last = Some((ex as u64, workers as usize, resume as u64));
-        }
-    }
-    let Some((ex_num, worker_count, resume_epoch)) = last else {
-        return Ok(None);
-    };
-    let mut frontiers = vec![None; worker_count];
-    for (conn, file) in set.conns.iter().zip(&set.files) {
-        let mut stmt = conn
-            .prepare("SELECT worker_index, worker_frontier FROM fronts WHERE ex_num = ?1")
-            .map_err(sql_err(file))?;
-        let rows = stmt
-            .query_map([ex_num as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+/// Reads what every partition of a set says about its progress.
+pub(crate) fn progress(set: &OpenSet) -> Result<Vec<PartProgress>, RecoveryError> {
+    set.conns
+        .iter()
+        .zip(&set.files)
+        .map(|(conn, file)| {
+            let err = sql_err(file);
+            let mut stmt = conn
+                .prepare(
+                    "SELECT ex_num, worker_count, resume_epoch, frontier, complete FROM exs ORDER BY ex_num",
+                )
+                .map_err(&err)?;
+            let executions = stmt
+                .query_map([], |r| {
+                    Ok(Recorded {
+                        ex_num: r.get::<_, i64>(0)? as u64,
+                        worker_count: r.get::<_, i64>(1)? as usize,
+                        resume_epoch: r.get::<_, i64>(2)? as u64,
+                        frontier: r.get::<_, i64>(3)? as u64,
+                        complete: r.get::<_, i64>(4)? != 0,
+                    })
+                })
+                .map_err(&err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(&err)?;
+            let (gc_epoch, last): (i64, Option<i64>) = conn
+                .query_row(
+                    "SELECT (SELECT COALESCE(MAX(gc_epoch), 0) FROM gc), (SELECT MAX(snap_epoch) FROM snaps)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(&err)?;
+            Ok(PartProgress {
+                executions,
+                gc_epoch: gc_epoch as u64,
+                after_last_snapshot: last.map_or(0, |l| l as u64 + 1),
             })
-            .map_err(sql_err(file))?;
-        for row in rows {
-            let (worker, frontier) = row.map_err(sql_err(file))?;
-            if let Some(slot) = frontiers.get_mut(worker as usize) {
-                *slot = Some(slot.unwrap_or(0).max(frontier as u64));
+        })
+        .collect()
+}
+
+/// The resume calculation over all partitions.
+///
+/// A partition holds a consistent state up to its frontier in the last execution that
+/// wrote to it, but no further than where any later execution started: the later one
+/// replaced what came after. The next execution starts at the least of these over all
+/// partitions, so that every partition holds the state before it; when every partition
+/// completed the last execution, it starts after everything stored. A partition that was
+/// garbage-collected past that epoch no longer holds the state there: the set is refused.
+pub(crate) fn plan(files: &[PathBuf], parts: &[PartProgress]) -> Result<ResumePlan, RecoveryError> {
+    let mut starts: BTreeMap<u64, u64> = BTreeMap::new();
+    for ex in parts.iter().flat_map(|p| &p.executions) {
+        starts.insert(ex.ex_num, ex.resume_epoch);
+    }
+    let complete_until: Vec<Option<u64>> = parts
+        .iter()
+        .map(|p| {
+            let (latest, own) = match p.executions.last() {
+                None => (None, Some(0)),
+                Some(ex) => (Some(ex.ex_num), (!ex.complete).then_some(ex.frontier)),
+            };
+            let later = starts
+                .range(latest.map_or(0, |l| l + 1)..)
+                .map(|(_, start)| *start)
+                .min();
+            match (own, later) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             }
-        }
-    }
-    Ok(Some(LastExecution {
-        ex_num,
-        worker_count,
-        resume_epoch,
-        frontiers,
-    }))
-}
-
-/// The resume calculation over all partitions, with the GC check.
-pub(crate) fn plan(set: &OpenSet) -> Result<ResumePlan, RecoveryError> {
-    let last = last_execution(set)?;
-    let (ex_num, resume_epoch) = match &last {
-        None => (0, 0),
-        Some(l) => {
-            let resume = l
-                .frontiers
-                .iter()
-                .map(|f| f.unwrap_or(l.resume_epoch))
-                .min()
-                .unwrap_or(l.resume_epoch);
-            (l.ex_num + 1, resume)
-        }
-    };
-    for (conn, file) in set.conns.iter().zip(&set.files) {
-        let gc: i64 = conn
-            .query_row("SELECT COALESCE(MAX(commit_epoch), 0) FROM commits", [], |r| {
-                r.get(0)
+        })
+        .collect();
+    let resume_epoch = match complete_until.iter().flatten().min() {
+        Some(epoch) => *epoch,
+        // Every partition completed the last execution: after everything it reached.
+        None => parts
+            .iter()
+            .flat_map(|p| {
+                let reached = p.executions.iter().map(|e| e.frontier);
+                reached.chain([p.after_last_snapshot])
             })
-            .map_err(sql_err(file))?;
-        if gc as u64 > resume_epoch {
-            return Err(RecoveryError::GcPastResume {
-                file: file.clone(),
-                gc_epoch: gc as u64,
-                resume_epoch,
-            });
-        }
+            .chain(starts.values().copied())
+            .max()
+            .unwrap_or(crate::recovery::FIRST_EPOCH),
+    };
+    if let Some((collected, part)) = files.iter().zip(parts).find(|(_, p)| p.gc_epoch > resume_epoch) {
+        let behind = files
+            .iter()
+            .zip(&complete_until)
+            .filter(|(_, until)| **until == Some(resume_epoch))
+            .map(|(f, _)| f.clone())
+            .collect();
+        return Err(RecoveryError::BackupsTooFarApart {
+            behind,
+            resume_epoch,
+            collected: collected.clone(),
+            gc_epoch: part.gc_epoch,
+        });
     }
     Ok(ResumePlan {
-        ex_num,
+        ex_num: starts.keys().next_back().map_or(0, |l| l + 1),
         resume_epoch,
-        last,
+        complete_until,
     })
 }
 
@@ -208,14 +243,20 @@ fn in_parallel_owned<I: Send, T: Send>(
             .into_iter()
             .zip(files)
             .map(|(handle, file)| {
-                let failed = |why: String| RecoveryError::Io {
+                let failed = |doing: &str, cause: Cause| RecoveryError::Io {
                     file: file.clone(),
-                    why,
+                    doing: doing.into(),
+                    cause,
                 };
                 handle
-                    .map_err(|e| failed(format!("cannot start a thread to read this partition: {e}")))?
+                    .map_err(|e| failed("cannot start a thread to read this partition", Cause::new(e)))?
                     .join()
-                    .unwrap_or_else(|_| Err(failed("the thread reading this partition panicked".into())))
+                    .unwrap_or_else(|_| {
+                        Err(failed(
+                            "cannot read this partition",
+                            Cause::new("the thread reading it panicked"),
+                        ))
+                    })
             })
             .collect()
     })

@@ -1,20 +1,30 @@
-//! The tables of a partition file, the row checksum and the partition routing hash.
+//! The tables of a partition file and the row checksum.
 
 use std::hash::Hasher;
 
 use twox_hash::XxHash64;
 
-/// The format version this build reads and writes.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The format version this build reads and writes. Version 1 kept each worker's progress
+/// in one partition only, so a restored backup of another could not pull the resume back.
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
-/// Creates the tables of a new partition file.
+/// Creates the tables of a new partition file:
+/// - `meta(name, value)`: `format_version`, `store_id` (the set made by one `recovery
+///   init`), `flow_id` (once a flow has written), `gc_done` (garbage collection progress);
+/// - `parts(part_index, part_count)`: which partition of the set this file is;
+/// - `exs(ex_num, worker_count, resume_epoch, frontier, complete)`: every execution that
+///   wrote to this partition, and how far this partition is complete in it: it holds every
+///   snapshot of the epochs before `frontier`, or all of them once `complete` is 1;
+/// - `gc(gc_epoch)`: superseded snapshots older than it are gone, so no execution may
+///   resume before it;
+/// - `snaps(step_id, state_key, snap_epoch, ser_change, checksum)`: the state of a key at
+///   the close of an epoch, `NULL` when the key's state was discarded.
 pub(crate) const CREATE: &str = "
 CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE parts(part_index INTEGER NOT NULL, part_count INTEGER NOT NULL);
-CREATE TABLE exs(ex_num INTEGER PRIMARY KEY, worker_count INTEGER NOT NULL, resume_epoch INTEGER NOT NULL);
-CREATE TABLE fronts(ex_num INTEGER NOT NULL, worker_index INTEGER NOT NULL, worker_frontier INTEGER NOT NULL,
-    PRIMARY KEY (ex_num, worker_index));
-CREATE TABLE commits(part_index INTEGER PRIMARY KEY, commit_epoch INTEGER NOT NULL);
+CREATE TABLE exs(ex_num INTEGER PRIMARY KEY, worker_count INTEGER NOT NULL, resume_epoch INTEGER NOT NULL,
+    frontier INTEGER NOT NULL, complete INTEGER NOT NULL);
+CREATE TABLE gc(gc_epoch INTEGER NOT NULL);
 CREATE TABLE snaps(step_id TEXT NOT NULL, state_key BLOB NOT NULL, snap_epoch INTEGER NOT NULL,
     ser_change BLOB, checksum INTEGER NOT NULL,
     PRIMARY KEY (step_id, state_key, snap_epoch)) WITHOUT ROWID;
@@ -43,27 +53,9 @@ pub(crate) fn checksum(step: &str, key: &[u8], epoch: u64, state: Option<&[u8]>)
     h.finish() as i64
 }
 
-/// The stable hash that routes a snapshot to a partition: `route_hash(&(step, key))` with
-/// the key's encoded bytes, computed without allocating the tuple.
-pub(crate) fn partition_of(step: &str, key: &[u8], parts: usize) -> usize {
-    let mut h = XxHash64::with_seed(0);
-    h.write(step.as_bytes());
-    h.write(&(step.len() as u64).to_le_bytes());
-    h.write(key);
-    h.write(&(key.len() as u64).to_le_bytes());
-    (h.finish() % parts.max(1) as u64) as usize
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partition_routing_is_the_route_hash_of_step_and_key() {
-        let (step, key) = ("f.sum".to_string(), vec![1u8, 2, 3]);
-        let expected = (crate::route_hash(&(step.clone(), key.clone())) % 7) as usize;
-        assert_eq!(partition_of(&step, &key, 7), expected);
-    }
 
     #[test]
     fn checksum_covers_every_field() {
