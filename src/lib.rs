@@ -68,6 +68,8 @@ pub use bwx_macros::dataflow;
 /// `Option<<Part>State>`, to seek). The connector value `S` is the type of `open`'s first
 /// parameter; without `list_parts` there is one partition, `"singleton"`. Methods may
 /// return any error that converts into `ConnectorError`. See `examples/custom_source.rs`.
+/// The struct needs the attribute too: "cannot find type `<Part>State`" on the impl block
+/// means it lacks it.
 ///
 /// ```
 /// use bwx::prelude::*;

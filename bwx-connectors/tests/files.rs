@@ -181,7 +181,7 @@ fn dir_source_reads_every_file_once_and_dir_sink_routes_by_key() {
         bwx_runtime::run_workers(&flow, workers, RunConfig::default()).unwrap();
         let mut got = Vec::new();
         for file in 0..3u64 {
-            let lines = lines_of(&out_dir.join(format!("part-{file}")));
+            let lines = lines_of(&out_dir.join(format!("part_{file}")));
             assert!(
                 lines
                     .iter()

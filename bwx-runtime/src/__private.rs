@@ -93,6 +93,11 @@ pub fn connector_error<E: Into<ConnectorError>>(error: E) -> ConnectorError {
 
 /// What a `list_parts` method of `#[source]` / `#[sink]` may return: the partitions, or a
 /// `Result` of them with any error that converts into a [`ConnectorError`].
+#[diagnostic::on_unimplemented(
+    message = "`list_parts` returns the partitions' names, not `{Self}`",
+    label = "expected `Vec<String>` or `Result<Vec<String>, E>`",
+    note = "partitions are named by strings: `fn list_parts(source: &S) -> Vec<String>`, or `Result<Vec<String>, E>` when listing can fail"
+)]
 pub trait IntoParts {
     /// The partitions, or why they could not be listed.
     fn into_parts(self) -> Result<Vec<String>, ConnectorError>;
