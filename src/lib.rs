@@ -17,6 +17,9 @@
 //! assert_eq!(out.take(), vec![2, 4, 6]);
 //! ```
 
+// Every doc example compiles as a user writes it, warnings included.
+#![doc(test(attr(deny(warnings))))]
+
 pub use bwx_runtime::*;
 
 #[cfg(feature = "connectors")]
@@ -26,7 +29,6 @@ pub use bwx_connectors as connectors;
 /// compile time.
 ///
 /// ```
-/// use bwx::prelude::*;
 /// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// let out = TestingSink::new();

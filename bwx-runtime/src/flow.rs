@@ -72,15 +72,15 @@ pub(crate) trait PartLister: Send + Sync {
 /// Cloning a `Dataflow` clones a handle to the same description.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// let flow = Dataflow::new("double");
 /// let out = TestingSink::new();
 /// flow.input("inp", TestingSource::new(vec![1, 2, 3]))
 ///     .map("double", |x| x * 2)
 ///     .output("out", out.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// assert_eq!(out.take(), vec![2, 4, 6]);
 /// ```
 #[derive(Clone)]

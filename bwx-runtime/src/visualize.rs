@@ -22,8 +22,8 @@ impl Dataflow {
     /// The flow as a Mermaid flowchart: one node per step, one edge per stream use.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// flow.input("inp", TestingSource::new(vec![1])).map("double", |x| x * 2).output("out", TestingSink::new());
@@ -61,8 +61,8 @@ impl Dataflow {
     /// streams it reads and makes.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// flow.input("inp", TestingSource::new(vec![1])).output("out", TestingSink::new());

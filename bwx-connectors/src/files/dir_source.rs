@@ -18,9 +18,9 @@ use super::{DEFAULT_BATCH_SIZE, DEFAULT_MAX_LINE_LENGTH, FileError, LinePartitio
 /// whose names are not UTF-8 cannot be named as partitions and fail when opened.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::TestingSink;
-/// use bwx_connectors::files::DirSource;
+/// use bwx::prelude::*;
+/// use bwx::testing::TestingSink;
+/// use bwx::connectors::files::DirSource;
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// std::fs::write(dir.path().join("a.log"), "a1\na2\n").unwrap();
@@ -30,7 +30,7 @@ use super::{DEFAULT_BATCH_SIZE, DEFAULT_MAX_LINE_LENGTH, FileError, LinePartitio
 /// let flow = Dataflow::new("logs");
 /// let out = TestingSink::new();
 /// flow.input("inp", DirSource::new(dir.path(), "*.log").unwrap()).output("out", out.clone());
-/// bwx_runtime::run_workers(&flow, 2, RunConfig::default()).unwrap();
+/// bwx::run_workers(&flow, 2, RunConfig::default()).unwrap();
 /// let mut lines = out.take();
 /// lines.sort();
 /// assert_eq!(lines, vec!["a1", "a2", "b1"]);

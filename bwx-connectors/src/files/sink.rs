@@ -35,9 +35,9 @@ use super::FileError;
 /// position always covers durable bytes.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::TestingSource;
-/// use bwx_connectors::files::FileSink;
+/// use bwx::prelude::*;
+/// use bwx::testing::TestingSource;
+/// use bwx::connectors::files::FileSink;
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("out.txt");
@@ -47,7 +47,7 @@ use super::FileError;
 ///     .key_on("key", |n: &i32| n.to_string())
 ///     .map_value("square", |n| n * n)
 ///     .output("out", FileSink::new(&path));
-/// bwx_runtime::run_workers(&flow, 2, RunConfig::default()).unwrap();
+/// bwx::run_workers(&flow, 2, RunConfig::default()).unwrap();
 /// assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n4\n9\n");
 /// ```
 pub struct FileSink<K = (), V = String> {
@@ -78,7 +78,7 @@ pub trait FileAssigner<K>: Send + Sync + 'static {
     fn assign(&self, key: &K) -> u64;
 }
 
-/// The default [`FileAssigner`]: the stable routing hash of the key ([`bwx_runtime::route_hash`]).
+/// The default [`FileAssigner`]: the stable routing hash of the key ([`route_hash`](bwx_runtime::route_hash)).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HashAssign;
 
@@ -104,16 +104,16 @@ impl<K, F: Fn(&K) -> u64 + Send + Sync + 'static> FileAssigner<K> for F {
 /// created if needed.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::TestingSource;
-/// use bwx_connectors::files::DirSink;
+/// use bwx::prelude::*;
+/// use bwx::testing::TestingSource;
+/// use bwx::connectors::files::DirSink;
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let flow = Dataflow::new("split");
 /// flow.input("inp", TestingSource::new(0..6u64))
 ///     .key_on("parity", |n| n % 2)
 ///     .output("out", DirSink::new(dir.path(), 2).suffix(".txt").assign_file(|k: &u64| *k));
-/// bwx_runtime::run_workers(&flow, 2, RunConfig::default()).unwrap();
+/// bwx::run_workers(&flow, 2, RunConfig::default()).unwrap();
 /// assert_eq!(std::fs::read_to_string(dir.path().join("part_0.txt")).unwrap(), "0\n2\n4\n");
 /// assert_eq!(std::fs::read_to_string(dir.path().join("part_1.txt")).unwrap(), "1\n3\n5\n");
 /// ```

@@ -15,9 +15,9 @@ use super::{DEFAULT_BATCH_SIZE, DEFAULT_MAX_LINE_LENGTH, FileError, LinePartitio
 /// whose workers list only the files they can see.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::TestingSink;
-/// use bwx_connectors::files::FileSource;
+/// use bwx::prelude::*;
+/// use bwx::testing::TestingSink;
+/// use bwx::connectors::files::FileSource;
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("in.txt");
@@ -26,7 +26,7 @@ use super::{DEFAULT_BATCH_SIZE, DEFAULT_MAX_LINE_LENGTH, FileError, LinePartitio
 /// let flow = Dataflow::new("read");
 /// let out = TestingSink::new();
 /// flow.input("inp", FileSource::new(&path).batch_size(2)).output("out", out.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// assert_eq!(out.take(), vec!["first", "second", "no newline at the end"]);
 /// ```
 #[derive(Debug, Clone)]

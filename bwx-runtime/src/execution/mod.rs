@@ -85,14 +85,14 @@ impl RunConfig {
     /// ```
     /// use std::sync::Arc;
     /// use std::sync::atomic::AtomicBool;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(0..1_000_000u64)).output("out", out.clone());
     /// let stop = Arc::new(AtomicBool::new(true));
-    /// bwx_runtime::run_main_with(&flow, RunConfig::default().stop_flag(stop)).unwrap();
+    /// bwx::run_main_with(&flow, RunConfig::default().stop_flag(stop)).unwrap();
     /// assert!(out.take().len() < 1_000_000);
     /// ```
     pub fn stop_flag(mut self, flag: Arc<AtomicBool>) -> Self {
@@ -134,13 +134,13 @@ impl From<RunConfig> for ExecConfig {
 /// Runs a flow on the calling thread with the default configuration.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// let flow = Dataflow::new("f");
 /// let out = TestingSink::new();
 /// flow.input("inp", TestingSource::new(vec![1])).output("out", out.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// assert_eq!(out.take(), vec![1]);
 /// ```
 pub fn run_main(flow: &Dataflow) -> Result<(), FlowError> {
@@ -161,15 +161,15 @@ pub fn run_main_with(flow: &Dataflow, config: RunConfig) -> Result<(), FlowError
 /// Runs a flow on `workers` threads of this process.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// let flow = Dataflow::new("f");
 /// let out = TestingSink::new();
 /// flow.input("inp", TestingSource::new(vec![("a".to_string(), 1), ("b".to_string(), 2), ("a".to_string(), 3)]))
 ///     .reduce_final("sum", |x, y| x + y)
 ///     .output("out", out.clone());
-/// bwx_runtime::run_workers(&flow, 3, RunConfig::default()).unwrap();
+/// bwx::run_workers(&flow, 3, RunConfig::default()).unwrap();
 /// let mut got = out.take();
 /// got.sort();
 /// assert_eq!(got, vec![("a".to_string(), 4), ("b".to_string(), 2)]);

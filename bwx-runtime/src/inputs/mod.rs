@@ -35,7 +35,7 @@ pub type ConnectorError = Box<dyn std::error::Error + Send + Sync>;
 /// stops with says whether running it again can help ([`crate::FlowError::is_retriable`]).
 ///
 /// ```
-/// use bwx_runtime::inputs::{ConnectorError, Transient};
+/// use bwx::inputs::{ConnectorError, Transient};
 ///
 /// fn connect() -> Result<(), ConnectorError> {
 ///     Err(Transient::new("the broker did not answer within 5 s").into())

@@ -47,9 +47,9 @@ pub trait SimplePoller: Send + 'static {
 ///
 /// ```
 /// use std::time::Duration;
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::inputs::{Polled, SimplePoller, SimplePollingSource, ConnectorError};
-/// use bwx_runtime::testing::TestingSink;
+/// use bwx::prelude::*;
+/// use bwx::inputs::{Polled, SimplePoller, SimplePollingSource, ConnectorError};
+/// use bwx::testing::TestingSink;
 ///
 /// struct Counter(u32);
 /// impl SimplePoller for Counter {
@@ -67,7 +67,7 @@ pub trait SimplePoller: Send + 'static {
 /// let out = TestingSink::new();
 /// flow.input("tick", SimplePollingSource::new(|| Counter(0), Duration::from_millis(1)))
 ///     .output("out", out.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// assert_eq!(out.take(), vec![1, 2, 3]);
 /// ```
 pub struct SimplePollingSource<F> {

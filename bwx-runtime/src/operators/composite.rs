@@ -39,6 +39,19 @@ use crate::windowing::WindowOut;
 ///         self.bad.stream_ids(ids);
 ///     }
 /// }
+///
+/// let flow = Dataflow::new("f");
+/// let readings = flow.input("inp", bwx::testing::TestingSource::new(vec![1.5, f64::NAN]));
+/// let checked = flow.operator("check", &readings, |readings| {
+///     let split = readings.branch("finite", |x: &f64| x.is_finite());
+///     Checked { good: split.trues, bad: split.falses.map("describe", |x: f64| format!("not a reading: {x}")) }
+/// });
+/// let (good, bad) = (bwx::testing::TestingSink::new(), bwx::testing::TestingSink::new());
+/// checked.good.output("good", good.clone());
+/// checked.bad.output("bad", bad.clone());
+/// bwx::run_main(&flow).unwrap();
+/// assert_eq!(good.take(), vec![1.5]);
+/// assert_eq!(bad.take(), vec!["not a reading: NaN".to_string()]);
 /// ```
 pub trait Streams {
     /// Appends the ids of the streams in `self`.

@@ -81,15 +81,15 @@ impl<T: Data> Stream<T> {
     /// Values are combined within each batch before they cross workers.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![("a".to_string(), 1), ("a".to_string(), 5)]))
     ///     .reduce_final("sum", |a, b| a + b)
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![("a".to_string(), 6)]);
     /// ```
     pub fn reduce_final<K, V, F>(&self, step: &str, reducer: F) -> Stream<(K, V)>
@@ -141,15 +141,15 @@ impl<T: Data> Stream<T> {
     /// Counts items per key (`key` picks the key) and emits `(key, count)` at EOF.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec!["a", "b", "a"]))
     ///     .count_final("count", |w: &&str| w.to_string())
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// let mut got = out.take();
     /// got.sort();
     /// assert_eq!(got, vec![("a".to_string(), 2), ("b".to_string(), 1)]);
@@ -194,15 +194,15 @@ impl<T: Data> Stream<T> {
     /// Emits each key's largest value by `by` at EOF (the first one on ties).
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![(1u32, 2.5), (1, 9.0), (1, -1.0)]))
     ///     .max_final("max", |v: &f64| *v)
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![(1, 9.0)]);
     /// ```
     pub fn max_final<K, V, O, F>(&self, step: &str, by: F) -> Stream<(K, V)>
@@ -220,15 +220,15 @@ impl<T: Data> Stream<T> {
     /// Emits each key's smallest value by `by` at EOF (the first one on ties).
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![(1u32, 2), (1, -4), (1, 7)]))
     ///     .min_final("min", |v: &i32| *v)
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![(1, -4)]);
     /// ```
     pub fn min_final<K, V, O, F>(&self, step: &str, by: F) -> Stream<(K, V)>
@@ -247,15 +247,15 @@ impl<T: Data> Stream<T> {
     /// at EOF.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![('k', "a".to_string()), ('k', "b".to_string())]))
     ///     .fold_final("concat", String::new, |mut acc: String, v: String| { acc.push_str(&v); acc })
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', "ab".to_string())]);
     /// ```
     pub fn fold_final<K, V, S, B, F>(&self, step: &str, builder: B, folder: F) -> Stream<(K, S)>
@@ -289,8 +289,8 @@ impl<T: Data> Stream<T> {
     /// exchange.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// // Mean per key: fold to (count, sum), merge partial folds by adding them.
     /// let flow = Dataflow::new("f");
@@ -304,7 +304,7 @@ impl<T: Data> Stream<T> {
     ///     )
     ///     .map_value("mean", |(n, s)| s / n as f64)
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', 3.0)]);
     /// ```
     pub fn fold_final_with_merge<K, V, S, B, F, M>(

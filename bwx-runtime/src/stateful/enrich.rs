@@ -86,8 +86,8 @@ impl<T: Data> Stream<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
@@ -99,7 +99,7 @@ impl<T: Data> Stream<T> {
     ///         Duration::from_secs(60),
     ///     )
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![11.0, 10.0]);
     /// ```
     pub fn enrich_cached<DK, DV, U, G, F>(&self, step: &str, getter: G, mapper: F, ttl: Duration) -> Stream<U>

@@ -48,8 +48,8 @@ impl<T: Data> Stream<T> {
     /// The state starts as `None`; returning `None` discards it.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
@@ -59,7 +59,7 @@ impl<T: Data> Stream<T> {
     ///         (Some(sum), sum)
     ///     })
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![("a".to_string(), 1), ("a".to_string(), 3)]);
     /// ```
     pub fn stateful_map<K, V, S, W, F>(&self, step: &str, mapper: F) -> Stream<(K, W)>
@@ -85,8 +85,8 @@ impl<T: Data> Stream<T> {
     /// Like [`stateful_map`](Self::stateful_map) with any number of outputs per value.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// // Emits each value once per value seen so far for the key.
     /// let flow = Dataflow::new("f");
@@ -97,7 +97,7 @@ impl<T: Data> Stream<T> {
     ///         (Some(n), vec![v; n])
     ///     })
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', 'x'), ('k', 'y'), ('k', 'y')]);
     /// ```
     pub fn stateful_flat_map<K, V, S, W, I, F>(&self, step: &str, mapper: F) -> Stream<(K, W)>

@@ -30,8 +30,8 @@ impl<T: Data> Stream<T> {
     /// [`StatefulBatchLogic`], which sees the key's values in batches.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// /// Emits the running count of items per key.
     /// struct Count(u64);
@@ -50,7 +50,7 @@ impl<T: Data> Stream<T> {
     /// flow.input("inp", TestingSource::new(vec![('a', 'x'), ('a', 'y')]).batch_size(2))
     ///     .stateful_batch("count", |resume: Option<u64>| Count(resume.unwrap_or(0)))
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('a', 2)]);
     /// ```
     pub fn stateful_batch<K, V, W, L, B>(&self, step: &str, builder: B) -> Stream<(K, W)>
@@ -72,8 +72,8 @@ impl<T: Data> Stream<T> {
     /// state, the key's next item gets fresh logic from `builder(None)`.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// /// Emits the sum of every two values of a key.
     /// struct Pairs(Option<i64>);
@@ -93,7 +93,7 @@ impl<T: Data> Stream<T> {
     /// flow.input("inp", TestingSource::new(vec![(1u8, 1), (1, 2), (1, 3), (1, 4)]))
     ///     .stateful("pairs", |resume: Option<Option<i64>>| Pairs(resume.flatten()))
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![(1, 3), (1, 7)]);
     /// ```
     pub fn stateful<K, V, W, L, B>(&self, step: &str, builder: B) -> Stream<(K, W)>

@@ -15,8 +15,8 @@ use crate::step_id::StepId;
 /// and [`resume`](Self::resume) opens the next execution over the same contents.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{MemoryStore, TestingEvent, TestingSink, TestingSource};
+/// use bwx::prelude::*;
+/// use bwx::testing::{MemoryStore, TestingEvent, TestingSink, TestingSource};
 ///
 /// let run = |store| {
 ///     let flow = Dataflow::new("f");
@@ -29,7 +29,7 @@ use crate::step_id::StepId;
 ///     flow.input("inp", TestingSource::from_events(events))
 ///         .stateful_map("sum", |s: Option<u64>, v: u64| (Some(s.unwrap_or(0) + v), s.unwrap_or(0) + v))
 ///         .output("out", out.clone());
-///     bwx_runtime::run_workers(&flow, 2, RunConfig::default().recovery(store)).unwrap();
+///     bwx::run_workers(&flow, 2, RunConfig::default().recovery(store)).unwrap();
 ///     out.take()
 /// };
 /// let store = MemoryStore::new(3);

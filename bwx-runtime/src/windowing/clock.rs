@@ -63,9 +63,9 @@ pub trait Clock<V>: Send + Sync + 'static {
 ///
 /// ```
 /// use std::time::Duration;
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
-/// use bwx_runtime::windowing::{EventClock, PerWorker, TumblingWindower};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
+/// use bwx::windowing::{EventClock, PerWorker, TumblingWindower};
 ///
 /// let flow = Dataflow::new("f");
 /// let (out, late) = (TestingSink::new(), TestingSink::new());
@@ -80,7 +80,7 @@ pub trait Clock<V>: Send + Sync + 'static {
 ///     .fold_window("count", clock, win, || 0u64, |n, _| n + 1, |a, b| a + b, false);
 /// w.down.output("out", out.clone());
 /// w.late.output("late", late.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// let mut counts = out.take();
 /// counts.sort();
 /// assert_eq!(counts, vec![('a', (0, 1)), ('a', (3, 2)), ('b', (0, 1))]);
@@ -162,9 +162,9 @@ pub fn now_ms() -> i64 {
 /// wake-up or at EOF.
 ///
 /// ```
-/// use bwx_runtime::windowing::{SystemClock, TumblingWindower};
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::windowing::{SystemClock, TumblingWindower};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
 /// use std::time::Duration;
 ///
 /// let flow = Dataflow::new("f");
@@ -174,7 +174,7 @@ pub fn now_ms() -> i64 {
 ///     .count_window("count", SystemClock, win, |_: &u64| "all".to_string())
 ///     .down
 ///     .output("out", out.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// // Both items arrived within the same hour (barring an hour boundary in between).
 /// assert_eq!(out.take().iter().map(|(_, (_, n))| n).sum::<u64>(), 2);
 /// ```
@@ -244,9 +244,9 @@ enum Mode {
 ///
 /// ```
 /// use std::time::Duration;
-/// use bwx_runtime::windowing::{EventClock, TumblingWindower};
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::windowing::{EventClock, TumblingWindower};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// let flow = Dataflow::new("f");
 /// let out = TestingSink::new();
@@ -260,7 +260,7 @@ enum Mode {
 /// let late = TestingSink::new();
 /// w.down.output("out", out.clone());
 /// w.late.output("late", late.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// // Ordered mode: each window's items are applied in timestamp order.
 /// assert_eq!(out.take(), vec![(1, (0, vec![('a', 1), ('c', 2), ('b', 7)])), (1, (3, vec![('d', 30)]))]);
 /// assert_eq!(late.take(), vec![(1, (0, ('e', 3)))]);

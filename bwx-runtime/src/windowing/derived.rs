@@ -150,9 +150,9 @@ impl<T: Data> Stream<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
-    /// use bwx_runtime::windowing::{EventClock, TumblingWindower};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
+    /// use bwx::windowing::{EventClock, TumblingWindower};
     ///
     /// // (sensor, (ts ms, reading)) -> (count, sum) per sensor and 10 ms window.
     /// let items = vec![("a", (1i64, 2.0)), ("a", (5, 4.0)), ("a", (11, 1.0))];
@@ -171,7 +171,7 @@ impl<T: Data> Stream<T> {
     ///     )
     ///     .down
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// let a = "a".to_string();
     /// assert_eq!(out.take(), vec![(a.clone(), (0, (2, 6.0))), (a, (1, (1, 1.0)))]);
     /// ```
@@ -218,9 +218,9 @@ impl<T: Data> Stream<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
-    /// use bwx_runtime::windowing::{EventClock, TumblingWindower};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
+    /// use bwx::windowing::{EventClock, TumblingWindower};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
@@ -233,7 +233,7 @@ impl<T: Data> Stream<T> {
     ///     )
     ///     .down
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![(7, (0, 3)), (7, (1, 15))]);
     /// ```
     pub fn reduce_window<K, V, C, D, F>(
@@ -272,9 +272,9 @@ impl<T: Data> Stream<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
-    /// use bwx_runtime::windowing::{EventClock, TumblingWindower};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
+    /// use bwx::windowing::{EventClock, TumblingWindower};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
@@ -288,7 +288,7 @@ impl<T: Data> Stream<T> {
     ///     )
     ///     .down
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', (0, (2, 9)))]);
     /// ```
     pub fn max_window<K, V, O, C, D, F>(&self, step: &str, clock: C, windower: D, by: F) -> WindowOut<K, V, V>
@@ -313,9 +313,9 @@ impl<T: Data> Stream<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
-    /// use bwx_runtime::windowing::{EventClock, TumblingWindower};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
+    /// use bwx::windowing::{EventClock, TumblingWindower};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
@@ -328,7 +328,7 @@ impl<T: Data> Stream<T> {
     ///     )
     ///     .down
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', (0, 2))]);
     /// ```
     pub fn min_window<K, V, O, C, D, F>(&self, step: &str, clock: C, windower: D, by: F) -> WindowOut<K, V, V>
@@ -382,9 +382,9 @@ impl<T: Data> Stream<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
-    /// use bwx_runtime::windowing::{EventClock, SlidingWindower};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
+    /// use bwx::windowing::{EventClock, SlidingWindower};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
@@ -393,7 +393,7 @@ impl<T: Data> Stream<T> {
     ///     .collect_window("all", EventClock::replay(|ts: &i64| *ts, Duration::from_millis(10)), win, true)
     ///     .down
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// // Windows -1 = [-5, 5) and 0 = [0, 10).
     /// assert_eq!(out.take(), vec![(0, (-1, vec![3])), (0, (0, vec![3, 7])), (0, (1, vec![7]))]);
     /// ```
@@ -427,9 +427,9 @@ impl<T: Data> Stream<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
-    /// use bwx_runtime::windowing::{EventClock, TumblingWindower};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
+    /// use bwx::windowing::{EventClock, TumblingWindower};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
@@ -444,7 +444,7 @@ impl<T: Data> Stream<T> {
     ///     )
     ///     .down
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// let mut got = out.take();
     /// got.sort();
     /// assert_eq!(got, vec![("a".to_string(), (0, 2)), ("b".to_string(), (0, 1))]);

@@ -117,7 +117,7 @@ pub struct WindowOut<K, V, R> {
 /// ```
 /// use chrono::{TimeZone, Utc};
 /// let t = Utc.with_ymd_and_hms(2023, 11, 14, 22, 13, 20).unwrap();
-/// assert_eq!(bwx_runtime::windowing::ms_of(t), 1_700_000_000_000);
+/// assert_eq!(bwx::windowing::ms_of(t), 1_700_000_000_000);
 /// ```
 pub fn ms_of(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()

@@ -128,9 +128,9 @@ impl<T: Data> Stream<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
-    /// use bwx_runtime::windowing::{Emit, EventClock, TumblingWindower, WindowLogic};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
+    /// use bwx::windowing::{Emit, EventClock, TumblingWindower, WindowLogic};
     ///
     /// /// Emits the first and last value of each window.
     /// struct FirstLast(Option<(i64, i64)>);
@@ -157,7 +157,7 @@ impl<T: Data> Stream<T> {
     ///     .window("fl", clock, win, |resume| FirstLast(resume.flatten()), true);
     /// w.down.output("out", out.clone());
     /// w.meta.output("meta", meta.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![(1, (0, (1, 3))), (1, (1, (12, 12)))]);
     /// let meta = meta.take();
     /// assert_eq!((meta[0].1.1.open_time, meta[0].1.1.close_time), (0, 10));

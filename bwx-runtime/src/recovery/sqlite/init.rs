@@ -19,7 +19,7 @@ use crate::recovery::RecoveryError;
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
-/// let files = bwx_runtime::recovery::init_dir(dir.path().join("db"), 3).unwrap();
+/// let files = bwx::recovery::init_dir(dir.path().join("db"), 3).unwrap();
 /// assert_eq!(files.len(), 3);
 /// assert!(files[2].ends_with("part-2.sqlite3"));
 /// ```

@@ -33,9 +33,9 @@ use crate::step_id::StepId;
 ///
 /// ```
 /// use std::time::Duration;
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::recovery::{SqliteRecovery, init_dir};
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::prelude::*;
+/// use bwx::recovery::{SqliteRecovery, init_dir};
+/// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// init_dir(dir.path(), 2).unwrap();
@@ -49,7 +49,7 @@ use crate::step_id::StepId;
 ///         })
 ///         .output("out", out.clone());
 ///     let store = SqliteRecovery::open(dir.path(), Duration::ZERO, "sums").unwrap();
-///     bwx_runtime::run_main_with(&flow, RunConfig::default().recovery(store)).unwrap();
+///     bwx::run_main_with(&flow, RunConfig::default().recovery(store)).unwrap();
 ///     out.take()
 /// };
 /// assert_eq!(run(vec![("a".into(), 1), ("a".into(), 2)]), vec![("a".to_string(), 1), ("a".to_string(), 3)]);
