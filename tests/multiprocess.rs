@@ -191,10 +191,9 @@ fn a_killed_process_stops_the_others() {
     let other = others[0];
     assert!(!other.timed_out, "{other}");
     assert_eq!(other.status.code(), Some(1), "{other}");
-    assert!(
-        other.stderr.contains("lost the connection to another process"),
-        "{other}"
-    );
+    // The survivor names the process it lost.
+    let lost = format!("lost the connection to process {} (", killed[0].process_id);
+    assert!(other.stderr.contains(&lost), "{other}");
 }
 
 #[test]
@@ -239,4 +238,88 @@ fn local_cluster_kills_processes_still_running_at_the_timeout() {
         assert!(outcome.timed_out && !outcome.status.success(), "{outcome}");
         assert!(outcome.elapsed < Duration::from_secs(10), "{outcome}");
     }
+}
+
+/// A flow whose process 1 stops itself (SIGSTOP) at item 300, and has itself continued
+/// after `resume_after`; with `nap`, one item instead sleeps that long in a user function.
+fn stalling_flow(name: &str, nap: bool, resume_after: Duration) -> Dataflow {
+    let flow = Dataflow::new(name);
+    flow.input("inp", TestingSource::new(0..600u32).batch_size(10))
+        .redistribute("spread")
+        .inspect("stall", move |_step, x| {
+            if *x != 300 {
+                return;
+            }
+            if nap {
+                std::thread::sleep(resume_after);
+                return;
+            }
+            let me = std::process::id();
+            let wake = format!("sleep {}; kill -CONT {me}", resume_after.as_secs_f64());
+            // Outlives this process's wait; init reaps it.
+            #[allow(clippy::zombie_processes)]
+            std::process::Command::new("sh")
+                .args(["-c", &wake])
+                .spawn()
+                .unwrap();
+            // SAFETY: raise(3) on this process; no memory is involved.
+            unsafe { libc::raise(libc::SIGSTOP) };
+        })
+        .output("out", TestingSink::new());
+    flow
+}
+
+#[test]
+fn a_stopped_process_is_detected_within_the_heartbeat_timeout() {
+    let timeout = Duration::from_millis(800);
+    if let Some(member) = LocalCluster::member() {
+        let options = bwx::ClusterOptions::default().heartbeat_timeout(timeout);
+        let flow = stalling_flow("stall", false, Duration::from_secs(4));
+        member.run(&flow, RunConfig::default().cluster(options));
+    }
+    let outcomes = LocalCluster::new("a_stopped_process_is_detected_within_the_heartbeat_timeout", 2)
+        .timeout(Duration::from_secs(20))
+        .run()
+        .unwrap();
+    // Item 300 reaches one of the two processes; the other one notices.
+    let stalled: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.elapsed >= Duration::from_secs(4))
+        .collect();
+    let watcher: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.elapsed < Duration::from_secs(4))
+        .collect();
+    assert_eq!((stalled.len(), watcher.len()), (1, 1), "{outcomes:?}");
+    let (stalled, watcher) = (stalled[0], watcher[0]);
+    assert_eq!(watcher.status.code(), Some(1), "{watcher}");
+    let named = format!("process {} (", stalled.process_id);
+    assert!(
+        watcher.stderr.contains(&named) && watcher.stderr.contains("has not been heard from"),
+        "{watcher}"
+    );
+    // Detected within the timeout and a little more (the stop comes early in the run).
+    assert!(
+        watcher.elapsed < timeout + Duration::from_millis(2500),
+        "{watcher}"
+    );
+    // Continued, the stopped process finds its peer gone and fails too, without hanging.
+    assert!(
+        !stalled.timed_out && stalled.status.code() == Some(1),
+        "{stalled}"
+    );
+}
+
+#[test]
+fn a_long_user_function_is_not_a_hung_process() {
+    if let Some(member) = LocalCluster::member() {
+        let options = bwx::ClusterOptions::default().heartbeat_timeout(Duration::from_millis(300));
+        let flow = stalling_flow("nap", true, Duration::from_secs(2));
+        member.run(&flow, RunConfig::default().cluster(options));
+    }
+    let outcomes = LocalCluster::new("a_long_user_function_is_not_a_hung_process", 2)
+        .timeout(Duration::from_secs(20))
+        .run()
+        .unwrap();
+    assert_all_succeeded(&outcomes);
 }

@@ -11,7 +11,7 @@ use bwx::connectors::files::{DirSource, FileSink, FileSource};
 use bwx::inputs::ConnectorError;
 use bwx::outputs::{DynamicSink, StatelessSinkPartition};
 use bwx::prelude::*;
-use bwx::recovery::{RecoveryStore, SqliteRecovery, init_dir, inspect};
+use bwx::recovery::{SqliteRecovery, init_dir, inspect};
 use bwx::testing::{MemoryStore, TestingEvent, TestingSink, TestingSource};
 
 /// An error and its causes, as the command line prints them.
@@ -363,7 +363,7 @@ fn partitions_restored_from_backups_taken_at_different_moments_resume_exactly() 
         std::fs::copy(early.join(name), db.join(name)).unwrap();
     }
     let found = inspect(&db).unwrap();
-    let resumed_at = found.resume_epoch;
+    let resumed_at = found.resume_epoch.expect("the directory holds the whole set");
     let config = RunConfig::default()
         .epoch_interval(Duration::from_millis(5))
         .recovery(SqliteRecovery::open(&db, Duration::from_secs(60), "paced").unwrap());
@@ -663,7 +663,7 @@ fn a_failed_pre_commit_stops_the_flow_and_its_epoch_never_becomes_durable() {
     let m = report(&err);
     assert_eq!(
         m,
-        "step 'fails.out' on worker 0, partition '-': cannot pre-commit epoch 3: the disk is full"
+        "step 'fails.out' on worker 0: cannot pre-commit epoch 3: the disk is full"
     );
     // Nothing of epoch 3 or later is durable: a resume starts at 3 at the latest.
     assert!(

@@ -326,7 +326,7 @@ mod tests {
         let err = run(source, 1).unwrap_err().report();
         assert_eq!(
             err,
-            "step 'f.inp' on worker 0, partition '-': cannot read the next batch: <stdin>: invalid UTF-8 at byte offset 7"
+            "step 'f.inp' on worker 0: cannot read the next batch: <stdin>: invalid UTF-8 at byte offset 7"
         );
     }
 

@@ -50,11 +50,7 @@ fn file_source_resumes_from_a_stored_byte_offset() {
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    store.put(
-        "resume.inp",
-        codec::part_key(&part),
-        codec::encode(&15u64).unwrap(),
-    );
+    store.put_position("resume.inp", &part, codec::encode(&15u64).unwrap());
     let flow = Dataflow::new("resume");
     let out = TestingSink::new();
     flow.input("inp", FileSource::new(&input))
@@ -230,11 +226,7 @@ fn csv_rows_sum_per_key_on_two_workers_and_resume_mid_file() {
         .to_string_lossy()
         .into_owned();
     let position = CsvPosition { byte: 23, line: 4 };
-    store.put(
-        "csv.inp",
-        codec::part_key(&part),
-        codec::encode(&position).unwrap(),
-    );
+    store.put_position("csv.inp", &part, codec::encode(&position).unwrap());
     assert_eq!(
         run(Some(store.resume())),
         vec![("a".to_string(), 3.0), ("b".to_string(), -1.0)]
@@ -248,16 +240,8 @@ fn dir_source_resumes_each_file_from_its_own_offset() {
     std::fs::write(dir.path().join("b.log"), "b1\nb2\nb3\n").unwrap();
     let store = MemoryStore::new(2);
     // a.log was read to its end, b.log up to "b2".
-    store.put(
-        "dirs.inp",
-        codec::part_key("a.log"),
-        codec::encode(&6u64).unwrap(),
-    );
-    store.put(
-        "dirs.inp",
-        codec::part_key("b.log"),
-        codec::encode(&3u64).unwrap(),
-    );
+    store.put_position("dirs.inp", "a.log", codec::encode(&6u64).unwrap());
+    store.put_position("dirs.inp", "b.log", codec::encode(&3u64).unwrap());
     let flow = Dataflow::new("dirs");
     let out = TestingSink::new();
     flow.input("inp", DirSource::new(dir.path(), "*.log").unwrap())

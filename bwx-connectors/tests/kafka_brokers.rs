@@ -197,7 +197,7 @@ fn corrupt_payloads_go_to_errs() {
 #[test]
 fn avro_round_trip_through_the_schema_registry() {
     use bwx_connectors::kafka::serde::{
-        ConfluentAvroDeserializer, ConfluentAvroSerializer, SchemaType, SubjectNameStrategy, SuppliedSchema,
+        ConfluentAvroDeserializer, ConfluentAvroSerializer, SchemaRegistry, SubjectName,
     };
 
     #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -212,11 +212,6 @@ fn avro_round_trip_through_the_schema_registry() {
     for b in brokers() {
         let topic = unique_topic("avro");
         create_topic(&b, &topic, 2);
-        let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(
-            topic.clone(),
-            false,
-            SuppliedSchema::new(Some("bwx.test.Reading".into()), SchemaType::Avro, SCHEMA.into()),
-        );
         let readings: Vec<Reading> = (0..500)
             .map(|i| Reading {
                 sensor: format!("s{}", i % 5),
@@ -226,13 +221,19 @@ fn avro_round_trip_through_the_schema_registry() {
         let flow = Dataflow::new("avro_out");
         let msgs = flow
             .input("in", TestingSource::new(readings.clone()))
-            .map("msg", |r: Reading| {
-                KafkaSinkMessage::new(Some(r.sensor.clone().into_bytes()), r)
+            .map("msg", {
+                let topic = topic.clone();
+                move |r: Reading| KafkaSinkMessage::new(Some(r.sensor.clone().into_bytes()), r).topic(&topic)
             });
         let encoded = kafka::serialize_value(
             &msgs,
             "encode",
-            ConfluentAvroSerializer::new(&registry.url, strategy),
+            ConfluentAvroSerializer::new(
+                SchemaRegistry::new(&registry.url).unwrap(),
+                SCHEMA,
+                SubjectName::Topic,
+            )
+            .unwrap(),
         );
         encoded.errs.map("why", |e| e.error).raises("encode_failed");
         kafka::output(&encoded.oks, "out", KafkaSink::new(config(&b), Some(&topic)));
@@ -257,7 +258,7 @@ fn avro_round_trip_through_the_schema_registry() {
         let decoded = kafka::deserialize_value(
             &msgs.oks,
             "decode",
-            ConfluentAvroDeserializer::<Reading>::new(&registry.url),
+            ConfluentAvroDeserializer::<Reading>::new(SchemaRegistry::new(&registry.url).unwrap()),
         );
         decoded
             .oks
@@ -272,27 +273,33 @@ fn avro_round_trip_through_the_schema_registry() {
     }
 }
 
-/// A noida-db broker of this test's own, on a free port, managed by `scripts/kafka-brokers.sh`;
-/// stopped, and its files deleted, when dropped.
+/// A broker of this test's own (`noida` or `tansu`), on a free port, managed by
+/// `scripts/kafka-brokers.sh`; stopped, and its files deleted, when dropped.
 struct OwnBroker {
     port: u16,
+    kind: &'static str,
 }
 
 impl OwnBroker {
-    /// Starts the broker, or `None` (with a message) when the brokers are not installed.
+    /// Starts a noida-db broker, or `None` (with a message) when the brokers are not installed.
     fn start() -> Option<OwnBroker> {
+        Self::start_kind("noida")
+    }
+
+    /// Starts a broker of `kind`, or `None` when the brokers are not installed.
+    fn start_kind(kind: &'static str) -> Option<OwnBroker> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("find a free port")
             .port();
-        let broker = OwnBroker { port };
+        let broker = OwnBroker { port, kind };
         match broker.script("start").code() {
             Some(0) => Some(broker),
             Some(3) => {
                 eprintln!("the brokers are not installed (run scripts/kafka-brokers.sh start): skipping");
                 None
             }
-            other => panic!("scripts/kafka-brokers.sh start noida on port {port} failed: {other:?}"),
+            other => panic!("scripts/kafka-brokers.sh start {kind} on port {port} failed: {other:?}"),
         }
     }
 
@@ -304,7 +311,7 @@ impl OwnBroker {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/kafka-brokers.sh");
         // Both ports name the instance's directory: the same free port keeps it unique.
         std::process::Command::new(script)
-            .args([command, "noida"])
+            .args([command, self.kind])
             .env("KAFKA_NOIDA_PORT", self.port.to_string())
             .env("KAFKA_TANSU_PORT", self.port.to_string())
             .env("KAFKA_NO_INSTALL", "1")
@@ -342,6 +349,7 @@ fn at_least_once_with_no_loss_across_a_broker_restart() {
     if brokers().is_empty() {
         return;
     }
+    let logs = captured_logs();
     let Some(broker) = OwnBroker::start() else { return };
     let b = broker.address();
     let (input, output) = (unique_topic("restart-in"), unique_topic("restart-out"));
@@ -392,6 +400,16 @@ fn at_least_once_with_no_loss_across_a_broker_restart() {
     let copied = values_in(&b, &output, 2, TOTAL, Duration::from_secs(30));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     running.join().unwrap().expect("the flow rides out the restart");
+    // The outage the flow survived is told in a few warnings, not in error lines.
+    let lines: Vec<String> = logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("step copy."))
+        .cloned()
+        .collect();
+    assert!(!lines.iter().any(|l| l.contains("ERROR")), "{b}: {lines:#?}");
+    assert!(lines.len() <= 20, "{b}: {} lines: {lines:#?}", lines.len());
     let missing: Vec<u64> = (0..TOTAL).filter(|v| !copied.contains(v)).collect();
     if !missing.is_empty() {
         let stored = values_in(&b, &input, 2, TOTAL, Duration::from_secs(10));
@@ -401,5 +419,670 @@ fn at_least_once_with_no_loss_across_a_broker_restart() {
             missing.len(),
             &missing[..missing.len().min(10)]
         );
+    }
+}
+
+/// Log lines at warn level and above, from every thread of this test process (`tracing`
+/// and `log` records).
+fn captured_logs() -> &'static std::sync::Mutex<Vec<String>> {
+    use std::sync::{Mutex, OnceLock};
+    static LOGS: OnceLock<&'static Mutex<Vec<String>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static Mutex<Vec<String>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        struct Lines(&'static Mutex<Vec<String>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(buf).into_owned());
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        // `try_init` also forwards the `log` crate's records (rdkafka's default logging).
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || Lines(logs))
+            .finish()
+            .try_init()
+            .expect("install the log capture");
+        logs
+    })
+}
+
+fn admin(brokers: &str) -> (AdminClient<DefaultClientContext>, tokio::runtime::Runtime) {
+    let admin = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (admin, rt)
+}
+
+/// Waits up to `within` for `check` to hold, polling every 100 ms; returns how long it took.
+fn wait_for(within: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        if check() {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// A tailing flow whose topic is deleted reports it for each partition within seconds, as
+/// an error with code `UnknownTopicOrPartition`; a partition added to another topic is
+/// reported as a warning. (On brokers that can add partitions and delete topics.)
+#[test]
+fn deleted_topics_and_added_partitions_are_reported_within_seconds() {
+    use bwx_connectors::kafka::rdkafka::admin::NewPartitions;
+    use bwx_connectors::kafka::rdkafka::types::RDKafkaErrorCode;
+    let logs = captured_logs();
+    for b in brokers() {
+        let (doomed, growing) = (unique_topic("doomed"), unique_topic("growing"));
+        create_topic(&b, &doomed, 2);
+        create_topic(&b, &growing, 1);
+        produce(
+            &b,
+            &doomed,
+            (0..10u64).map(|i| (vec![], i.to_string().into_bytes(), (i % 2) as i32)),
+        );
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flow = Dataflow::new("watch");
+        let (oks, errs) = (TestingSink::new(), TestingSink::new());
+        let source = KafkaSource::new(config(&b), [doomed.as_str(), growing.as_str()])
+            .metadata_interval(Duration::from_secs(1));
+        let out = kafka::input(&flow, "in", source);
+        out.oks.map("v", |m| value_of(&m)).output("oks", oks.clone());
+        out.errs.output("errs", errs.clone());
+        let run_config = RunConfig::default().stop_flag(stop.clone());
+        let running = std::thread::spawn(move || run_workers(&flow, 2, run_config));
+        let mut read = Vec::new();
+        assert!(
+            wait_for(Duration::from_secs(20), || {
+                read.extend(oks.take());
+                read.len() == 10
+            })
+            .is_some(),
+            "{b}: the flow reads the topic first: {read:?} {:?}",
+            errs.take()
+        );
+
+        let (admin, rt) = admin(&b);
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        // tansu does not implement CreatePartitions: that half is checked on the others.
+        let added = rt
+            .block_on(admin.create_partitions(&[NewPartitions::new(&growing, 3)], &options))
+            .map_err(|e| match e {
+                bwx_connectors::kafka::rdkafka::error::KafkaError::AdminOp(code) => Some(code),
+                other => other.rdkafka_error_code(),
+            })
+            .and_then(|mut r| r.pop().expect("one result").map_err(|(_, code)| Some(code)));
+        let grew = match added {
+            Ok(_) => true,
+            Err(Some(RDKafkaErrorCode::UnsupportedFeature)) => {
+                eprintln!("{b} cannot add partitions to a topic");
+                false
+            }
+            Err(e) => panic!("{b}: cannot add partitions to {growing}: {e:?}"),
+        };
+        if !grew {
+            // tansu (the broker without CreatePartitions) answers metadata requests about a
+            // topic deleted under a consumer in a way that crashes librdkafka 2.12.1 (a null
+            // topic name reaches its metadata cache): the deletion half runs on the others.
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            running.join().unwrap().unwrap();
+            continue;
+        }
+        rt.block_on(admin.delete_topics(&[doomed.as_str()], &options))
+            .expect("delete the topic")
+            .into_iter()
+            .for_each(|r| {
+                r.expect("delete the topic");
+            });
+
+        let mut gone = Vec::new();
+        let took = wait_for(Duration::from_secs(15), || {
+            gone.extend(errs.take());
+            gone.len() >= 2
+        });
+        let warned = wait_for(Duration::from_secs(15), || {
+            logs.lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(&growing) && l.contains("has 3 partitions now, 2 more"))
+        })
+        .is_some();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        running.join().unwrap().unwrap();
+        let took = took.unwrap_or_else(|| panic!("{b}: the deleted topic was not reported: {gone:?}"));
+        assert!(took < Duration::from_secs(10), "{b}: reported after {took:?}");
+        let mut partitions: Vec<i32> = gone.iter().filter_map(|e| e.partition).collect();
+        partitions.sort();
+        assert_eq!(partitions, [0, 1], "{b}: {gone:?}");
+        for e in &gone {
+            assert_eq!(e.code, RDKafkaErrorCode::UnknownTopicOrPartition, "{b}");
+            assert_eq!(e.topic.as_deref(), Some(doomed.as_str()));
+            assert!(
+                e.error.contains("the topic was deleted while the flow read it"),
+                "{}",
+                e.error
+            );
+        }
+        assert!(warned, "{b}: no warning about the added partitions");
+    }
+}
+
+/// A produce to a partition the topic does not have names the partition and the count.
+#[test]
+fn a_produce_to_a_missing_partition_names_it() {
+    for b in brokers() {
+        let topic = unique_topic("p99");
+        create_topic(&b, &topic, 4);
+        let flow = Dataflow::new("p99");
+        flow.input(
+            "in",
+            TestingSource::new(vec![
+                KafkaSinkMessage::new(None, Some(b"x".to_vec())).partition(99),
+            ]),
+        )
+        .output(
+            "out",
+            KafkaSink::new(config(&b).set("message.timeout.ms", "5000"), Some(&topic)),
+        );
+        let err = bwx_runtime::run_main(&flow).unwrap_err().report();
+        assert!(
+            err.contains("p99.out")
+                && err.contains(&format!("partition 99 of topic {topic:?}"))
+                && err.contains("(the topic has 4 partitions)"),
+            "{b}: {err}"
+        );
+    }
+}
+
+/// A run that reads to the end of its partitions writes no error lines: the end of a
+/// partition is no error. (The broker-restart test checks the lines of a survived outage.)
+#[test]
+fn a_run_to_the_partition_ends_logs_no_errors() {
+    let logs = captured_logs();
+    for b in brokers() {
+        let topic = unique_topic("quiet");
+        create_topic(&b, &topic, 4);
+        produce(
+            &b,
+            &topic,
+            (0..100u64).map(|i| (vec![], i.to_string().into_bytes(), (i % 4) as i32)),
+        );
+        let before = logs.lock().unwrap().len();
+        let flow = Dataflow::new("quiet");
+        flow.input("in", KafkaSource::new(config(&b), [topic.as_str()]).tail(false))
+            .output("out", TestingSink::new());
+        run_workers(&flow, 2, RunConfig::default()).unwrap();
+        let lines: Vec<String> = logs.lock().unwrap()[before..].to_vec();
+        assert!(
+            !lines.iter().any(|l| l.contains("ERROR") && l.contains("quiet")),
+            "{b}: {lines:?}"
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains("PartitionEOF")),
+            "{b}: {lines:?}"
+        );
+    }
+}
+
+/// Latency, timestamp type, the key-and-value operators and Kafka's primitive formats,
+/// through a real broker, read back by a client that is not bwx.
+#[test]
+fn primitive_serdes_and_message_metadata_on_a_real_broker() {
+    use bwx_connectors::kafka::TimestampType;
+    use bwx_connectors::kafka::serde::{LongSerde, StringSerde};
+    for b in brokers() {
+        let (input, output) = (unique_topic("prim-in"), unique_topic("prim-out"));
+        create_topic(&b, &input, 1);
+        create_topic(&b, &output, 1);
+        // Written a minute in the past: the source sees a latency of at least a minute.
+        let minute_ago = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            - 60_000;
+        let flow = Dataflow::new("prim_out");
+        let msgs = flow
+            .input("in", TestingSource::new(0..20i64))
+            .map("msg", move |i| {
+                KafkaSinkMessage::new(format!("k{i}"), i * 1_000_000_007).timestamp(minute_ago + i)
+            });
+        let encoded = kafka::serialize(&msgs, "encode", StringSerde, LongSerde);
+        encoded.errs.map("why", |e| e.error).raises("encode_failed");
+        kafka::output(&encoded.oks, "out", KafkaSink::new(config(&b), Some(&input)));
+        run_workers(&flow, 1, RunConfig::default()).unwrap();
+
+        let flow = Dataflow::new("prim_in");
+        let (oks, errs) = (TestingSink::new(), TestingSink::new());
+        let read = kafka::input(
+            &flow,
+            "in",
+            KafkaSource::new(config(&b), [input.as_str()]).tail(false),
+        );
+        let decoded = kafka::deserialize(&read.oks, "decode", StringSerde, LongSerde);
+        decoded
+            .oks
+            .map("meta", |m| (m.key.clone(), m.value, m.timestamp_type, m.latency))
+            .output("oks", oks.clone());
+        decoded.errs.output("errs", errs.clone());
+        let copy = decoded.oks.map("copy", |m| {
+            KafkaSinkMessage::new(m.key.unwrap_or_default(), m.value.unwrap_or_default() + 1)
+        });
+        let encoded = kafka::serialize(&copy, "encode", StringSerde, LongSerde);
+        encoded.errs.map("why", |e| e.error).raises("encode_failed");
+        kafka::output(&encoded.oks, "out", KafkaSink::new(config(&b), Some(&output)));
+        run_workers(&flow, 1, RunConfig::default()).unwrap();
+        assert!(errs.take().is_empty(), "{b}");
+        let got = oks.take();
+        assert_eq!(got.len(), 20, "{b}");
+        for (key, value, ts_type, latency) in got {
+            let i: i64 = key.unwrap().trim_start_matches('k').parse().unwrap();
+            assert_eq!(value, Some(i * 1_000_000_007), "{b}");
+            assert_eq!(ts_type, TimestampType::CreateTime, "{b}");
+            assert!(latency.unwrap() >= Duration::from_secs(59), "{b}: {latency:?}");
+        }
+        // An independent client reads 8-byte big-endian longs and UTF-8 keys.
+        let back = python_read_back(&b, &output, 20);
+        let mut values: Vec<(String, i64)> = back
+            .into_iter()
+            .map(|(k, v)| (k, i64::from_be_bytes(v.try_into().expect("8 bytes"))))
+            .collect();
+        values.sort();
+        let mut want: Vec<(String, i64)> = (0..20)
+            .map(|i| (format!("k{i}"), i * 1_000_000_007 + 1))
+            .collect();
+        want.sort();
+        assert_eq!(values, want, "{b}");
+    }
+}
+
+/// The Python of the brokers' environment (`scripts/kafka-brokers.sh` installs kafka-python
+/// there), or `BWX_KAFKA_PYTHON`.
+fn python() -> String {
+    std::env::var("BWX_KAFKA_PYTHON").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/kafka-brokers/venv/bin/python"
+        )
+        .to_string()
+    })
+}
+
+/// Reads `n` messages of `topic` with kafka-python: (UTF-8 key, value bytes).
+fn python_read_back(brokers: &str, topic: &str, n: usize) -> Vec<(String, Vec<u8>)> {
+    let script = r#"
+import sys, json
+from kafka import KafkaConsumer
+brokers, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+c = KafkaConsumer(topic, bootstrap_servers=brokers, auto_offset_reset="earliest",
+                  enable_auto_commit=False, consumer_timeout_ms=20000)
+out = []
+for m in c:
+    out.append([m.key.decode(), m.value.hex()])
+    if len(out) >= n:
+        break
+print(json.dumps(out))
+"#;
+    let result = std::process::Command::new(python())
+        .args(["-c", script, brokers, topic, &n.to_string()])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} (scripts/kafka-brokers.sh start installs it): {e}",
+                python()
+            )
+        });
+    assert!(
+        result.status.success(),
+        "kafka-python failed: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let rows: Vec<(String, String)> = serde_json::from_slice(&result.stdout).expect("JSON from the reader");
+    rows.into_iter()
+        .map(|(k, hex)| {
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            (k, bytes)
+        })
+        .collect()
+}
+
+/// A topic deleted and created again under a flow that read 30 messages (as after a broker
+/// that lost its data): its partition ends at 0, before the next offset (offsets went
+/// backwards); the flow reports it and reads every message written afterwards
+/// (`OnOffsetsLost::ReadOn`). On a noida-db broker of the test's own (tansu answers
+/// metadata about a missing topic in a way that crashes librdkafka 2.12.1).
+#[test]
+fn offsets_going_backwards_after_a_broker_lost_its_data_are_reported_and_read_on() {
+    use bwx_connectors::kafka::rdkafka::types::RDKafkaErrorCode;
+    if brokers().is_empty() {
+        return;
+    }
+    let Some(broker) = OwnBroker::start() else { return };
+    let b = broker.address();
+    let topic = unique_topic("lost");
+    create_topic(&b, &topic, 1);
+    produce(
+        &b,
+        &topic,
+        (0..30u64).map(|i| (vec![], i.to_string().into_bytes(), 0)),
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flow = Dataflow::new("lost");
+    let (oks, errs) = (TestingSink::new(), TestingSink::new());
+    let source = KafkaSource::new(config(&b), [topic.as_str()]).metadata_interval(Duration::from_secs(1));
+    let out = kafka::input(&flow, "in", source);
+    out.oks
+        .map("v", |m| (m.offset, value_of(&m)))
+        .output("oks", oks.clone());
+    out.errs.output("errs", errs.clone());
+    let run_config = RunConfig::default().stop_flag(stop.clone());
+    let running = std::thread::spawn(move || run_workers(&flow, 1, run_config));
+    let mut read = Vec::new();
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            read.extend(oks.take());
+            read.len() == 30
+        })
+        .is_some(),
+        "the flow reads the first 30: {read:?}"
+    );
+    let (admin, rt) = admin(&b);
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for r in rt
+        .block_on(admin.delete_topics(&[topic.as_str()], &options))
+        .expect("delete the topic")
+    {
+        r.expect("delete the topic");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    create_topic(&b, &topic, 1);
+    let mut reports = Vec::new();
+    let reported = wait_for(Duration::from_secs(30), || {
+        reports.extend(errs.take());
+        reports
+            .iter()
+            .any(|e| e.code == RDKafkaErrorCode::AutoOffsetReset)
+    });
+    // Written after the report, so that where reading goes on is certain.
+    produce(
+        &b,
+        &topic,
+        (100..110u64).map(|i| (vec![], i.to_string().into_bytes(), 0)),
+    );
+    let mut after = Vec::new();
+    let read_on = wait_for(Duration::from_secs(30), || {
+        after.extend(oks.take());
+        after.len() >= 10
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    running.join().unwrap().unwrap();
+    assert!(
+        reported.is_some(),
+        "offsets going backwards were not reported: {reports:?}"
+    );
+    let report = reports
+        .iter()
+        .find(|e| e.code == RDKafkaErrorCode::AutoOffsetReset)
+        .unwrap();
+    assert!(
+        report
+            .error
+            .contains("offsets went backwards: the next offset to read is 30 but the partition ends at 0"),
+        "{}",
+        report.error
+    );
+    assert!(
+        read_on.is_some(),
+        "the messages written after it were not read: {after:?}"
+    );
+    assert_eq!(
+        after,
+        (100..110u64)
+            .enumerate()
+            .map(|(o, v)| (o as i64, v))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// JSON Schema and Protobuf in the Confluent wire format through a real broker: written by
+/// bwx, the frames read back by kafka-python, decoded again by bwx.
+#[cfg(all(feature = "json-schema", feature = "protobuf"))]
+#[test]
+fn json_schema_and_protobuf_through_a_real_broker() {
+    use bwx_connectors::kafka::serde::{
+        ConfluentJsonDeserializer, ConfluentJsonSerializer, ConfluentProtobufDeserializer,
+        ConfluentProtobufSerializer, SchemaRegistry, SubjectName,
+    };
+
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Reading {
+        sensor: String,
+        value: f64,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct ProtoReading {
+        #[prost(string, tag = "1")]
+        sensor: String,
+        #[prost(double, tag = "2")]
+        value: f64,
+    }
+    const SCHEMA: &str = r#"{"title":"Reading","type":"object","required":["sensor","value"],
+        "properties":{"sensor":{"type":"string"},"value":{"type":"number"}}}"#;
+    const PROTO: &str =
+        "syntax = \"proto3\";\npackage s;\nmessage Reading { string sensor = 1; double value = 2; }\n";
+
+    let registry = kafka_common::registry::MockRegistry::start();
+    let client = SchemaRegistry::new(&registry.url).unwrap();
+    for b in brokers() {
+        let (json_topic, proto_topic) = (unique_topic("jsonschema"), unique_topic("protobuf"));
+        create_topic(&b, &json_topic, 1);
+        create_topic(&b, &proto_topic, 1);
+        let flow = Dataflow::new("formats_out");
+        let readings = flow
+            .input("in", TestingSource::new(0..30u32))
+            .map("r", |i| Reading {
+                sensor: format!("s{i}"),
+                value: f64::from(i),
+            });
+        let jt = json_topic.clone();
+        let as_json = readings.map("json_msg", move |r: Reading| {
+            KafkaSinkMessage::new(r.sensor.clone(), r).topic(&jt)
+        });
+        let json = kafka::serialize(
+            &as_json,
+            "json",
+            bwx_connectors::kafka::serde::StringSerde,
+            ConfluentJsonSerializer::new(client.clone(), SCHEMA, SubjectName::Topic).unwrap(),
+        );
+        json.errs.map("json_why", |e| e.error).raises("json_failed");
+        kafka::output(&json.oks, "json_out", KafkaSink::new(config(&b), None));
+        let pt = proto_topic.clone();
+        let as_proto = readings.map("proto_msg", move |r: Reading| {
+            KafkaSinkMessage::new(
+                r.sensor.clone(),
+                ProtoReading {
+                    sensor: r.sensor,
+                    value: r.value,
+                },
+            )
+            .topic(&pt)
+        });
+        let proto = kafka::serialize(
+            &as_proto,
+            "proto",
+            bwx_connectors::kafka::serde::StringSerde,
+            ConfluentProtobufSerializer::<ProtoReading>::new(
+                client.clone(),
+                PROTO,
+                "s.Reading",
+                SubjectName::Topic,
+            )
+            .unwrap(),
+        );
+        proto.errs.map("proto_why", |e| e.error).raises("proto_failed");
+        kafka::output(&proto.oks, "proto_out", KafkaSink::new(config(&b), None));
+        run_workers(&flow, 1, RunConfig::default()).unwrap();
+
+        // kafka-python sees the frames: magic byte, schema id, then JSON or indexes + message.
+        let json_id = client.latest(&format!("{json_topic}-value")).unwrap().id.unwrap();
+        for (key, value) in python_read_back(&b, &json_topic, 30) {
+            assert_eq!(&value[..5], &[0, 0, 0, 0, json_id as u8][..], "{b}");
+            let r: Reading = serde_json::from_slice(&value[5..]).unwrap();
+            assert_eq!(r.sensor, key, "{b}");
+        }
+        let proto_id = client
+            .latest(&format!("{proto_topic}-value"))
+            .unwrap()
+            .id
+            .unwrap();
+        for (_, value) in python_read_back(&b, &proto_topic, 30) {
+            assert_eq!(&value[..6], &[0, 0, 0, 0, proto_id as u8, 0][..], "{b}");
+        }
+
+        let flow = Dataflow::new("formats_in");
+        let (jsons, protos, errs) = (TestingSink::new(), TestingSink::new(), TestingSink::new());
+        let j = kafka::input(
+            &flow,
+            "jin",
+            KafkaSource::new(config(&b), [json_topic.as_str()]).tail(false),
+        );
+        let jd = kafka::deserialize_value(
+            &j.oks,
+            "jde",
+            ConfluentJsonDeserializer::<Reading>::new(client.clone()),
+        );
+        jd.oks
+            .filter_map("jv", |m| m.value)
+            .output("jsons", jsons.clone());
+        jd.errs.map("jwhy", |e| e.error).output("jerrs", errs.clone());
+        let p = kafka::input(
+            &flow,
+            "pin",
+            KafkaSource::new(config(&b), [proto_topic.as_str()]).tail(false),
+        );
+        let pd = kafka::deserialize_value(
+            &p.oks,
+            "pde",
+            ConfluentProtobufDeserializer::<ProtoReading>::new(client.clone(), "s.Reading"),
+        );
+        pd.oks
+            .filter_map("pv", |m| m.value.map(|r| r.value))
+            .output("protos", protos.clone());
+        pd.errs.map("pwhy", |e| e.error).output("perrs", errs.clone());
+        run_workers(&flow, 1, RunConfig::default()).unwrap();
+        assert_eq!(errs.take(), Vec::<String>::new(), "{b}");
+        let mut got: Vec<f64> = jsons.take().into_iter().map(|r| r.value).collect();
+        got.sort_by(f64::total_cmp);
+        assert_eq!(got, (0..30).map(f64::from).collect::<Vec<_>>(), "{b}");
+        let mut got = protos.take();
+        got.sort_by(f64::total_cmp);
+        assert_eq!(got, (0..30).map(f64::from).collect::<Vec<_>>(), "{b}");
+    }
+}
+
+/// Plain Avro whose schema references a named schema, with the writer's schema fetched as
+/// a subject's latest version (Bytewax's recipe), through a real broker; the combined
+/// `serialize` / `deserialize` operators on both sides.
+#[cfg(feature = "avro")]
+#[test]
+fn plain_avro_with_named_schemas_from_the_latest_version_through_a_real_broker() {
+    use bwx_connectors::kafka::serde::{
+        PlainAvroDeserializer, PlainAvroSerializer, SchemaRegistry, StringSerde,
+    };
+
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Point {
+        x: i64,
+        y: i64,
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Line {
+        from: Point,
+        to: Point,
+    }
+    const POINT: &str = r#"{"type":"record","name":"Point","namespace":"geo","fields":[
+        {"name":"x","type":"long"},{"name":"y","type":"long"}]}"#;
+    const LINE: &str = r#"{"type":"record","name":"Line","namespace":"geo","fields":[
+        {"name":"from","type":"geo.Point"},{"name":"to","type":"geo.Point"}]}"#;
+
+    for flavor in [
+        kafka_common::registry::Flavor::Confluent,
+        kafka_common::registry::Flavor::Redpanda,
+    ] {
+        let registry = kafka_common::registry::MockRegistry::start_flavor(flavor);
+        registry.register("geo.Point", "AVRO", POINT);
+        registry.register("lines-value", "AVRO", r#"{"type":"string"}"#);
+        registry.register("lines-value", "AVRO", LINE);
+        let client = SchemaRegistry::new(&registry.url).unwrap();
+        let latest = client.latest("lines-value").unwrap();
+        let point = client.latest("geo.Point").unwrap();
+        for b in brokers() {
+            let topic = unique_topic("lines");
+            create_topic(&b, &topic, 1);
+            let lines: Vec<Line> = (0..20)
+                .map(|i| Line {
+                    from: Point { x: i, y: -i },
+                    to: Point { x: 2 * i, y: 0 },
+                })
+                .collect();
+            let flow = Dataflow::new("lines_out");
+            let msgs = flow
+                .input("in", TestingSource::new(lines.clone()))
+                .map("msg", |l: Line| KafkaSinkMessage::new(format!("{}", l.from.x), l));
+            let encoded = kafka::serialize(
+                &msgs,
+                "encode",
+                StringSerde,
+                PlainAvroSerializer::with_named_schemas(&latest.schema, &[point.schema.as_str()]).unwrap(),
+            );
+            encoded.errs.map("why", |e| e.error).raises("encode_failed");
+            kafka::output(&encoded.oks, "out", KafkaSink::new(config(&b), Some(&topic)));
+            run_workers(&flow, 1, RunConfig::default()).unwrap();
+
+            let flow = Dataflow::new("lines_in");
+            let (oks, errs) = (TestingSink::new(), TestingSink::new());
+            let read = kafka::input(
+                &flow,
+                "in",
+                KafkaSource::new(config(&b), [topic.as_str()]).tail(false),
+            );
+            let decoded = kafka::deserialize(
+                &read.oks,
+                "decode",
+                StringSerde,
+                PlainAvroDeserializer::<Line>::with_named_schemas(&latest.schema, &[point.schema.as_str()])
+                    .unwrap(),
+            );
+            decoded
+                .oks
+                .map("kv", |m| (m.key.unwrap(), m.value.unwrap()))
+                .output("oks", oks.clone());
+            decoded.errs.map("why", |e| e.error).output("errs", errs.clone());
+            run_workers(&flow, 1, RunConfig::default()).unwrap();
+            assert_eq!(errs.take(), Vec::<String>::new(), "{b} {flavor:?}");
+            let got = oks.take();
+            assert_eq!(got.len(), 20, "{b} {flavor:?}");
+            for (key, line) in got {
+                assert_eq!(key, line.from.x.to_string());
+                assert!(lines.contains(&line));
+            }
+        }
     }
 }

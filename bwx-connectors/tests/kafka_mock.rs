@@ -5,9 +5,10 @@ mod kafka_common;
 
 use std::sync::Arc;
 
+use bwx_connectors::kafka::rdkafka::types::RDKafkaErrorCode;
 use bwx_connectors::kafka::{
     self, JsonDeserializer, JsonSerializer, KafkaConfig, KafkaSink, KafkaSinkMessage, KafkaSource,
-    StartOffset,
+    OnOffsetsLost, StartOffset,
 };
 use bwx_runtime::prelude::*;
 use bwx_runtime::testing::{TestingSink, TestingSource};
@@ -139,35 +140,54 @@ fn a_resumed_flow_continues_from_the_stored_offsets() {
     );
 }
 
+/// A source positioned past a partition's end (as after a broker lost messages the flow had
+/// read) reports it with the offsets, and reads on from the end or stops, per policy.
 #[test]
-fn consumer_errors_go_to_errs_or_stop_the_flow() {
+fn offsets_past_the_end_are_reported_and_follow_the_policy() {
     let topic = unique_topic("oor");
     let (_mock, brokers) = cluster(&topic, 1);
     produce(&brokers, &topic, numbered(5, 1));
-    // Reading past the end with `auto.offset.reset=error` is a consumer error.
     let source = || {
-        KafkaSource::new(
-            KafkaConfig::new(&brokers).set("auto.offset.reset", "error"),
-            [topic.as_str()],
-        )
-        .tail(false)
-        .starting_offset(StartOffset::Offset(1000))
+        KafkaSource::new(KafkaConfig::new(&brokers), [topic.as_str()])
+            .tail(false)
+            .starting_offset(StartOffset::Offset(1000))
     };
     let flow = Dataflow::new("errs");
+    let (oks, errs) = (TestingSink::new(), TestingSink::new());
     let out = kafka::input(&flow, "in", source());
-    out.oks.output("oks", TestingSink::new());
-    // The error arrives as data; `raises` turns the first one into a flow error to end the test.
-    out.errs.raises("fail_on_err");
-    let err = run_main(&flow).unwrap_err().report();
+    out.oks.output("oks", oks.clone());
+    out.errs.output("errs", errs.clone());
+    run_main(&flow).unwrap();
+    assert!(oks.take().is_empty());
+    let errs = errs.take();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let e = &errs[0];
+    assert_eq!(
+        (e.code, e.partition, e.offset, e.topic.as_deref()),
+        (
+            RDKafkaErrorCode::AutoOffsetReset,
+            Some(0),
+            Some(1000),
+            Some(topic.as_str())
+        )
+    );
     assert!(
-        err.contains("errs.fail_on_err") && err.contains("partition 0 of topic"),
-        "{err}"
+        e.error
+            .contains("offsets went backwards: the next offset to read is 1000 but the partition ends at 5")
+            && e.error.contains("reading on at offset 5")
+            && e.error.contains("errs.in"),
+        "{}",
+        e.error
     );
 
     let flow = Dataflow::new("raise");
-    flow.input("in", source()).output("out", TestingSink::new());
+    flow.input("in", source().on_offsets_lost(OnOffsetsLost::Stop))
+        .output("out", TestingSink::new());
     let err = run_main(&flow).unwrap_err().report();
-    assert!(err.contains("raise.in") && err.contains(&topic), "{err}");
+    assert!(
+        err.contains("raise.in") && err.contains(&topic) && err.contains("OnOffsetsLost::Stop"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -437,4 +457,164 @@ fn after_a_crash_the_flow_resumes_from_the_last_snapshot_without_loss() {
         b.len() < 3000,
         "the resumed run starts at the stored offsets, not the beginning"
     );
+}
+
+#[cfg(feature = "avro")]
+mod confluent_avro {
+    use std::time::Duration;
+
+    use bwx_connectors::kafka::serde::{ConfluentAvroDeserializer, RetryPolicy, SchemaRegistry};
+
+    use super::kafka_common::registry::MockRegistry;
+    use super::*;
+
+    const REC: &str = r#"{"type":"record","name":"Rec","fields":[
+        {"name":"id","type":"long"},{"name":"name","type":"string"}]}"#;
+
+    /// Offsets and decoded values.
+    type Decoded = TestingSink<(i64, Option<serde_json::Value>)>;
+    /// Decoding errors.
+    type Failed = TestingSink<kafka::KafkaError<kafka::KafkaSourceMessage>>;
+
+    /// Reads `topic` through a Confluent Avro deserializer into `oks` and `errs`.
+    fn decode_flow(brokers: &str, topic: &str, registry: SchemaRegistry) -> (Dataflow, Decoded, Failed) {
+        let flow = Dataflow::new("avro");
+        let (oks, errs) = (TestingSink::new(), TestingSink::new());
+        let msgs = kafka::input(
+            &flow,
+            "in",
+            KafkaSource::new(KafkaConfig::new(brokers), [topic]).tail(false),
+        );
+        let decoded = kafka::deserialize_value(
+            &msgs.oks,
+            "decode",
+            ConfluentAvroDeserializer::<serde_json::Value>::new(registry),
+        );
+        decoded
+            .oks
+            .map("v", |m| (m.offset, m.value))
+            .output("oks", oks.clone());
+        decoded.errs.output("errs", errs.clone());
+        (flow, oks, errs)
+    }
+
+    /// The payloads of the strict-decoding report land on `errs` with topic, partition,
+    /// offset and what was wrong; they used to be accepted as `{"id":4,"name":null}` and
+    /// `{"id":7,"name":"g"}`.
+    #[test]
+    fn corrupt_confluent_avro_goes_to_errs_with_where_and_why() {
+        let topic = unique_topic("corrupt-avro");
+        let (_mock, brokers) = cluster(&topic, 1);
+        let registry = MockRegistry::start();
+        assert_eq!(registry.register(&format!("{topic}-value"), "AVRO", REC), 1);
+        let truncated = vec![0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x0c, 0x64, 0x64, 0x64];
+        let trailing = vec![0x00, 0x00, 0x00, 0x00, 0x01, 0x0e, 0x02, 0x67, 0x00, 0x01, 0x02];
+        let good = vec![0x00, 0x00, 0x00, 0x00, 0x01, 0x0e, 0x02, 0x67];
+        produce(
+            &brokers,
+            &topic,
+            [truncated, trailing, good].map(|v| (vec![], v, 0)),
+        );
+        let (flow, oks, errs) = decode_flow(&brokers, &topic, SchemaRegistry::new(&registry.url).unwrap());
+        run_main(&flow).unwrap();
+        assert_eq!(
+            oks.take(),
+            vec![(2, Some(serde_json::json!({"id": 7, "name": "g"})))]
+        );
+        let errs = errs.take();
+        assert_eq!(errs.len(), 2);
+        for (e, offset, why) in [
+            (&errs[0], 0, "truncated"),
+            (&errs[1], 1, "3 bytes left after a complete datum"),
+        ] {
+            assert_eq!(
+                (e.code, e.topic.as_deref(), e.partition, e.offset, e.retriable),
+                (
+                    RDKafkaErrorCode::ValueDeserialization,
+                    Some(topic.as_str()),
+                    Some(0),
+                    Some(offset),
+                    false
+                )
+            );
+            assert!(
+                e.error.contains("avro.decode")
+                    && e.error
+                        .contains(&format!("partition 0 of topic {topic:?} at offset {offset}"))
+                    && e.error.contains(why),
+                "{}",
+                e.error
+            );
+        }
+    }
+
+    /// With the registry down, the partition waits (nothing reaches `oks` or `errs`); once
+    /// it is back, every message is decoded and none was diverted.
+    #[test]
+    fn a_registry_outage_holds_the_partition_and_diverts_nothing() {
+        let topic = unique_topic("outage");
+        let (_mock, brokers) = cluster(&topic, 2);
+        let registry = MockRegistry::start();
+        let id = registry.register(&format!("{topic}-value"), "AVRO", REC);
+        let n = 200i64;
+        produce(
+            &brokers,
+            &topic,
+            (0..n).map(|i| {
+                // The frame, then Rec{id: i % 64 (a one-byte zigzag varint), name: "x"}.
+                let v = vec![0, 0, 0, 0, id as u8, ((i % 64) as u8) << 1, 0x02, b'x'];
+                (vec![], v, (i % 2) as i32)
+            }),
+        );
+        registry.stop();
+        let client = SchemaRegistry::new(&registry.url)
+            .unwrap()
+            .retry(RetryPolicy::up_to(Duration::from_secs(60)));
+        let (flow, oks, errs) = decode_flow(&brokers, &topic, client);
+        let running = std::thread::spawn(move || run_workers(&flow, 2, RunConfig::default()));
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(
+            oks.take().is_empty(),
+            "nothing decodes while the registry is down"
+        );
+        assert!(
+            errs.take().is_empty(),
+            "nothing is diverted while the registry is down"
+        );
+        assert!(!running.is_finished(), "the flow waits for the registry");
+        registry.restart();
+        running.join().unwrap().unwrap();
+        assert_eq!(oks.take().len(), n as usize, "every message decoded");
+        assert!(errs.take().is_empty());
+    }
+
+    /// A registry down for longer than the retry limit stops the flow, naming the registry
+    /// and the limit; nothing goes to `errs`.
+    #[test]
+    fn a_registry_down_past_the_retry_limit_stops_the_flow() {
+        let topic = unique_topic("down");
+        let (_mock, brokers) = cluster(&topic, 1);
+        let registry = MockRegistry::start();
+        let id = registry.register(&format!("{topic}-value"), "AVRO", REC);
+        produce(
+            &brokers,
+            &topic,
+            [(vec![], vec![0, 0, 0, 0, id as u8, 0x0e, 0x02, 0x67], 0)],
+        );
+        registry.stop();
+        let client = SchemaRegistry::new(&registry.url)
+            .unwrap()
+            .retry(RetryPolicy::up_to(Duration::from_millis(800)));
+        let (flow, oks, errs) = decode_flow(&brokers, &topic, client);
+        let err = run_main(&flow).unwrap_err().report();
+        assert!(
+            err.contains("avro.decode")
+                && err.contains("offset 0")
+                && err.contains(&registry.url)
+                && err.contains("the retry limit is 800ms")
+                && err.contains("stops rather than put a message that is not at fault"),
+            "{err}"
+        );
+        assert!(oks.take().is_empty() && errs.take().is_empty());
+    }
 }

@@ -19,8 +19,7 @@ use bwx_runtime::inputs::ConnectorError;
 use bwx_runtime::outputs::{DynamicSink, StatelessSinkPartition};
 use bwx_runtime::prelude::*;
 use bwx_runtime::recovery::{
-    PartitionWriter, Progress, RecoveryError, RecoveryStore, ResumePoint, Snapshot, SqliteRecovery,
-    StoredStates, init_dir,
+    PartitionWriter, Progress, RecoveryError, RecoveryStore, ResumePlan, Snapshot, SqliteRecovery, init_dir,
 };
 
 /// `total` items `(key, value)` over `keys` keys, in batches of 1024.
@@ -138,28 +137,26 @@ struct Timed {
 }
 
 impl RecoveryStore for Timed {
-    fn resume_point(&self) -> ResumePoint {
-        self.inner.resume_point()
-    }
     fn partitions(&self) -> usize {
         self.inner.partitions()
     }
-    fn stored_steps(&self) -> Vec<StepId> {
-        self.inner.stored_steps()
+    fn local_summary(&self) -> Result<Vec<u8>, RecoveryError> {
+        self.inner.local_summary()
     }
-    fn resume_states(&self, step: &StepId) -> Result<Arc<StoredStates>, RecoveryError> {
-        self.inner.resume_states(step)
+    fn plan(&self, summaries: &[Vec<u8>]) -> Result<ResumePlan, RecoveryError> {
+        self.inner.plan(summaries)
     }
-    fn resume_taken(&self) {
-        self.inner.resume_taken()
+    fn load(&self, plan: &ResumePlan, process: usize) -> Result<Vec<Snapshot>, RecoveryError> {
+        self.inner.load(plan, process)
     }
     fn open_writer(
         &self,
+        plan: &ResumePlan,
         parts: Vec<usize>,
         workers: usize,
     ) -> Result<Box<dyn PartitionWriter>, RecoveryError> {
         Ok(Box::new(TimedWriter {
-            inner: self.inner.open_writer(parts, workers)?,
+            inner: self.inner.open_writer(plan, parts, workers)?,
             spent: self.spent.clone(),
         }))
     }
@@ -256,9 +253,11 @@ fn main() {
     };
     let (t, c) = (Instant::now(), cpu());
     let store = SqliteRecovery::open(dir.path(), Duration::ZERO, "mean").unwrap();
+    let plan = store.plan(&[store.local_summary().unwrap()]).unwrap();
+    let rows = store.load(&plan, 0).unwrap();
     let (load, load_cpu) = (t.elapsed(), cpu() - c);
-    let state = store.resume_states(&flow.steps()[1].id).unwrap();
-    assert_eq!(state.len(), keys as usize);
+    let step = flow.steps()[1].id.clone();
+    assert_eq!(rows.iter().filter(|r| r.step_id == step).count(), keys as usize);
     // A full resume: open, load, route to the worker and rebuild every key's logic.
     let (t, c) = (Instant::now(), cpu());
     let out = Count::default();

@@ -74,13 +74,14 @@ pub enum FlowError {
         message: String,
     },
     /// A source or sink failed; the connector's error is the source.
-    #[error("step '{step}' on worker {worker}, partition '{part}': {doing}")]
+    #[error("step '{step}' on worker {worker}{}: {doing}", partition_clause(part))]
     Connector {
         /// The dotted step id.
         step: String,
         /// The global worker index.
         worker: usize,
-        /// The partition, or `-` for a dynamic (per-worker) one.
+        /// The partition, or `-` for a dynamic (per-worker) one, which
+        /// the message leaves out: the worker names it.
         part: String,
         /// What the engine asked of it ("cannot open the partition", ...).
         doing: String,
@@ -197,6 +198,18 @@ pub(crate) fn report(err: &(dyn Error + 'static)) -> String {
     out
 }
 
+/// The partition name of a dynamic source or sink: one per worker, named by the worker.
+pub(crate) const DYNAMIC_PART: &str = "-";
+
+/// `, partition 'p'` for a named partition; nothing for a worker's dynamic one.
+fn partition_clause(part: &str) -> String {
+    if part == DYNAMIC_PART {
+        String::new()
+    } else {
+        format!(", partition '{part}'")
+    }
+}
+
 /// Whether `err` or one of its causes says a retry may cure it.
 fn is_transient(err: &(dyn Error + 'static)) -> bool {
     use std::io::ErrorKind::*;
@@ -253,6 +266,21 @@ mod tests {
             "step 'f.inp' on worker 1, partition 'a.txt': cannot open the partition: no such file"
         );
         assert!(!err.is_retriable());
+    }
+
+    #[test]
+    fn a_dynamic_partition_is_named_by_its_worker_alone() {
+        let err = FlowError::connector(
+            &StepId::new("f.out".into()),
+            2,
+            DYNAMIC_PART,
+            "cannot write a batch",
+            "full",
+        );
+        assert_eq!(
+            err.report(),
+            "step 'f.out' on worker 2: cannot write a batch: full"
+        );
     }
 
     #[test]

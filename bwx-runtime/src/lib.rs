@@ -42,7 +42,9 @@ mod visualize;
 pub mod windowing;
 
 pub use errors::FlowError;
-pub use execution::{RunConfig, cluster_main, run_main, run_main_with, run_workers};
+pub use execution::{
+    ClusterOptions, ClusterSecret, RunConfig, cluster_main, run_main, run_main_with, run_workers,
+};
 pub use flow::{Dataflow, StepId, StepInfo, Stream, StreamId};
 pub use key::{Key, KeyHasher, route_hash, worker_for_key};
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bwx_runtime::prelude::*;
-use bwx_runtime::recovery::{self, RecoveryError, SqliteRecovery, init_dir, inspect};
+use bwx_runtime::recovery::{self, RecoveryError, RecoveryStore, SqliteRecovery, init_dir, inspect};
 use bwx_runtime::testing::{TestingEvent, TestingSink, TestingSource};
 
 type Out = TestingSink<(String, u64)>;
@@ -122,7 +122,7 @@ fn an_abort_resumes_at_the_least_frontier_of_any_partition() {
         })
         .collect();
     assert!(fronts.iter().all(|f| *f > 5), "{fronts:?}");
-    assert_eq!(found.resume_epoch, *fronts.iter().min().unwrap());
+    assert_eq!(found.resume_epoch, fronts.iter().min().copied());
 }
 
 /// Rows stored for one step, straight from the files.
@@ -305,8 +305,14 @@ fn message(err: impl std::error::Error) -> String {
     out
 }
 
+/// Opens a directory, plans the resume (as one process) and loads its state: the error of
+/// the first step that refuses it.
 fn open_err(dir: &Path, flow: &str) -> String {
-    match SqliteRecovery::open_store(dir, Duration::ZERO, flow) {
+    let opened = SqliteRecovery::open_store(dir, Duration::ZERO, flow).and_then(|store| {
+        let plan = store.plan(&[store.local_summary()?])?;
+        store.load(&plan, 0)
+    });
+    match opened {
         Ok(_) => panic!("opened a bad recovery directory"),
         Err(e) => message(e),
     }

@@ -13,9 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 
+use super::client::ClientLogs;
 use super::config::KafkaConfig;
+use super::source::KafkaConsumer;
 
 /// One lag report of one topic-partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,9 +65,12 @@ pub(crate) fn watch(
     observer: LagObserver,
     interval: Duration,
 ) -> Result<LagWatch, String> {
-    let client: BaseConsumer = config
+    let client: KafkaConsumer = config
         .client_config(&[])
-        .create()
+        .create_with_context(ClientLogs::new(format!(
+            "step {}: lag of partition {} of {:?}",
+            target.step_id, target.partition, target.topic
+        )))
         .map_err(|e| format!("cannot create the lag client: {}", config.scrub(&e.to_string())))?;
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();

@@ -1,6 +1,7 @@
 //! The items Kafka steps emit and take.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,22 @@ pub struct KafkaSourceMessage<K = Bytes, V = Bytes> {
     pub partition: i32,
     /// Its timestamp in milliseconds since the Unix epoch, when the broker gave one.
     pub timestamp: Option<i64>,
+    /// What the timestamp is: the producer's create time or the broker's log-append time.
+    pub timestamp_type: TimestampType,
+    /// How long after its timestamp the source read it (the time it waited to be read,
+    /// clamped at zero when clocks disagree); `None` without a timestamp.
+    pub latency: Option<Duration>,
+}
+
+/// What a message's timestamp is (Kafka's `message.timestamp.type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TimestampType {
+    /// The message has no timestamp.
+    NotAvailable,
+    /// Set by the producer when it created the message.
+    CreateTime,
+    /// Set by the broker when it appended the message to the log.
+    LogAppendTime,
 }
 
 impl<K, V> KafkaSourceMessage<K, V> {
@@ -53,6 +70,8 @@ impl<K, V> KafkaSourceMessage<K, V> {
             offset: self.offset,
             partition: self.partition,
             timestamp: self.timestamp,
+            timestamp_type: self.timestamp_type,
+            latency: self.latency,
         }
     }
 
@@ -66,6 +85,23 @@ impl<K, V> KafkaSourceMessage<K, V> {
             offset: self.offset,
             partition: self.partition,
             timestamp: self.timestamp,
+            timestamp_type: self.timestamp_type,
+            latency: self.latency,
+        }
+    }
+
+    /// The same message with another key and value.
+    pub fn with_key_and_value<K2, V2>(self, key: K2, value: V2) -> KafkaSourceMessage<K2, V2> {
+        KafkaSourceMessage {
+            key,
+            value,
+            topic: self.topic,
+            headers: self.headers,
+            offset: self.offset,
+            partition: self.partition,
+            timestamp: self.timestamp,
+            timestamp_type: self.timestamp_type,
+            latency: self.latency,
         }
     }
 }
@@ -150,17 +186,18 @@ impl<K, V> KafkaSinkMessage<K, V> {
             timestamp: self.timestamp,
         }
     }
-}
 
-/// A failed message, as data on an `errs` stream: what went wrong and the message it
-/// concerns (for a consumer error, a message with the partition's topic, partition and
-/// next offset and no key or value).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KafkaError<M> {
-    /// What went wrong, naming the step and the topic-partition.
-    pub error: String,
-    /// The message concerned.
-    pub message: M,
+    /// The same message with another key and value.
+    pub fn with_key_and_value<K2, V2>(self, key: K2, value: V2) -> KafkaSinkMessage<K2, V2> {
+        KafkaSinkMessage {
+            key,
+            value,
+            topic: self.topic,
+            headers: self.headers,
+            partition: self.partition,
+            timestamp: self.timestamp,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +214,8 @@ mod tests {
             offset: 7,
             partition: 2,
             timestamp: Some(1),
+            timestamp_type: TimestampType::CreateTime,
+            latency: None,
         };
         let s = m.to_sink();
         assert_eq!(

@@ -3,12 +3,18 @@
 //!
 //! - [`KafkaSource`]: one partition per topic-partition (`"{partition}-{topic}"`), no
 //!   consumer group, positions stored with recovery, `tail` or stop at the end. Partitions
-//!   are listed at start; new partitions are read after a restart.
+//!   are listed at start; topics are watched while the flow runs (deletion and added
+//!   partitions are reported within seconds; new partitions are read after a restart);
+//!   offsets the broker lost or expired are reported and handled per [`OnOffsetsLost`].
 //! - [`KafkaSink`]: one producer per worker, per-message topic/key/headers/partition,
 //!   flushed once per epoch before the epoch's snapshots are committed; at-least-once.
-//! - [`input`] / [`output`] and [`deserialize_key`], [`deserialize_value`],
-//!   [`serialize_key`], [`serialize_value`], with [`serde`] formats (JSON; Avro and the
-//!   Confluent schema-registry wire format with the `avro` feature).
+//! - [`input`] / [`output`] and [`deserialize`], [`deserialize_key`], [`deserialize_value`],
+//!   [`serialize`], [`serialize_key`], [`serialize_value`], with [`serde`] formats (JSON and
+//!   Kafka's primitives; plain Avro and the Confluent schema-registry wire format for Avro,
+//!   JSON Schema and Protobuf behind the features `avro`, `json-schema` and `protobuf`).
+//! - Errors are [`KafkaError`]s: librdkafka's code, retriable or fatal, topic, partition,
+//!   offset. librdkafka's own log lines go to `tracing` at fitting levels (a partition's end
+//!   is not an error; a broker outage the client survives is a warning, not repeated).
 //! - Any librdkafka setting passes through [`KafkaConfig`]; secret values are never printed.
 //! - [`ConsumerLag`] reports each partition's lag to an observer ([`KafkaSource::on_lag`]).
 //!
@@ -34,25 +40,32 @@
 //! bwx::run_main(&flow).unwrap();
 //! ```
 
+mod client;
 mod config;
+mod error;
 mod lag;
 mod message;
 mod ops;
 pub mod serde;
 mod sink;
 mod source;
+mod watch;
 
 /// The rdkafka crate the connectors use, for admin tasks and anything the connectors do not
 /// cover (topic creation, offsets queries).
 pub use rdkafka;
 
 pub use config::{KafkaConfig, is_secret_setting};
+pub use error::{KafkaError, is_retriable};
 pub use lag::{ConsumerLag, LagObserver};
-pub use message::{Bytes, Headers, KafkaError, KafkaSinkMessage, KafkaSourceMessage};
+pub use message::{Bytes, Headers, KafkaSinkMessage, KafkaSourceMessage, TimestampType};
 pub use ops::{
-    KafkaOut, SinkOut, SourceOut, deserialize_key, deserialize_value, input, output, serialize_key,
-    serialize_value,
+    KafkaOut, SinkOut, SourceOut, deserialize, deserialize_key, deserialize_value, input, output, serialize,
+    serialize_key, serialize_value,
 };
-pub use serde::{Deserializer, JsonDeserializer, JsonSerializer, SerdeError, Serializer};
+pub use serde::{
+    Deserializer, JsonDeserializer, JsonSerializer, MessageField, SerdeContext, SerdeError, SerdeErrorKind,
+    Serializer,
+};
 pub use sink::{KafkaSink, KafkaSinkPartition};
-pub use source::{Emit, ErrorMode, KafkaSource, KafkaSourcePartition, Raise, StartOffset};
+pub use source::{Emit, ErrorMode, KafkaSource, KafkaSourcePartition, OnOffsetsLost, Raise, StartOffset};

@@ -3,11 +3,25 @@
 //!
 //! An operator called with step id `s` adds the steps `s` (the source, for [`input`]),
 //! `s_split`, `s_oks` and `s_errs`. Errors are data on `errs`: nothing is dropped silently.
+//!
+//! A (de)serializer error whose kind is [`SerdeErrorKind::Unavailable`] (a schema registry
+//! that stayed down past its retry limit) is not the message's fault: it stops the flow
+//! with the step, the topic-partition and offset, instead of diverting good messages to
+//! `errs`. With recovery, the resumed flow reads the message again.
+
+// The results are stream items split into `oks` and `errs` in the next step, not errors
+// returned up a call stack: boxing the error side would only add an allocation.
+#![allow(clippy::result_large_err)]
 
 use bwx_runtime::{Data, Dataflow, Stream};
 
-use super::message::{Bytes, KafkaError, KafkaSinkMessage, KafkaSourceMessage};
-use super::serde::{Deserializer, Serializer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::error::KafkaError;
+use super::message::{Bytes, KafkaSinkMessage, KafkaSourceMessage};
+use super::serde::{
+    Deserializer, MessageField, SerdeContext, SerdeError, SerdeErrorKind, Serializer, with_causes,
+};
 use super::{KafkaSink, KafkaSource};
 
 /// The two streams of a Kafka operator.
@@ -95,6 +109,82 @@ fn where_from<K, V>(m: &KafkaSourceMessage<K, V>) -> String {
     )
 }
 
+/// Stops the flow from inside a step (the engine reports the step and worker): for a
+/// service that stayed unavailable, where putting the message on `errs` would lose it.
+fn stop_flow(why: String) -> ! {
+    panic!("{why}; the flow stops rather than put a message that is not at fault on `errs`")
+}
+
+/// The `errs` item for a message that failed to decode, or a stop for a failed service.
+fn decode_failure<K, V>(
+    id: &str,
+    field: MessageField,
+    m: KafkaSourceMessage<K, V>,
+    e: SerdeError,
+) -> KafkaError<KafkaSourceMessage<K, V>> {
+    let text = format!(
+        "step {id}: cannot deserialize the {field} of {}: {}",
+        where_from(&m),
+        with_causes(&e)
+    );
+    if e.kind() == SerdeErrorKind::Unavailable {
+        stop_flow(text);
+    }
+    let code = match field {
+        MessageField::Key => RDKafkaErrorCode::KeyDeserialization,
+        MessageField::Value => RDKafkaErrorCode::ValueDeserialization,
+    };
+    let at = (Some(m.topic.clone()), Some(m.partition), Some(m.offset));
+    KafkaError::new(text, code, m).at(at.0, at.1, at.2)
+}
+
+/// The `errs` item for a message that failed to encode, or a stop for a failed service.
+fn encode_failure<K, V>(
+    id: &str,
+    field: MessageField,
+    m: KafkaSinkMessage<K, V>,
+    e: SerdeError,
+) -> KafkaError<KafkaSinkMessage<K, V>> {
+    let text = format!(
+        "step {id}: cannot serialize the {field} of a message to {}: {}",
+        m.topic
+            .as_deref()
+            .map_or_else(|| "the sink's topic".to_string(), |t| format!("topic {t:?}")),
+        with_causes(&e)
+    );
+    if e.kind() == SerdeErrorKind::Unavailable {
+        stop_flow(text);
+    }
+    let code = match field {
+        MessageField::Key => RDKafkaErrorCode::KeySerialization,
+        MessageField::Value => RDKafkaErrorCode::ValueSerialization,
+    };
+    let at = (m.topic.clone(), m.partition);
+    KafkaError::new(text, code, m).at(at.0, at.1, None)
+}
+
+fn decode<T, D: Deserializer<T>>(
+    d: &D,
+    bytes: Option<&[u8]>,
+    topic: &str,
+    field: MessageField,
+) -> Result<Option<T>, SerdeError> {
+    let ctx = SerdeContext {
+        topic: Some(topic),
+        field,
+    };
+    bytes.map(|b| d.deserialize(b, &ctx)).transpose()
+}
+
+fn encode<T, S: Serializer<T>>(
+    s: &S,
+    item: &T,
+    topic: Option<&str>,
+    field: MessageField,
+) -> Result<Vec<u8>, SerdeError> {
+    s.serialize(item, &SerdeContext { topic, field })
+}
+
 /// Decodes message keys; a missing key stays `None`, a key that cannot be decoded goes to
 /// `errs` with its message.
 pub fn deserialize_key<V, T, D>(
@@ -109,12 +199,9 @@ where
 {
     let id = format!("{}.{step}", stream.flow().id());
     let results = stream.map(step, move |m: KafkaSourceMessage<Bytes, V>| {
-        match m.key.as_deref().map(|k| deserializer.deserialize(k)).transpose() {
+        match decode(&deserializer, m.key.as_deref(), &m.topic, MessageField::Key) {
             Ok(key) => Ok(m.with_key(key)),
-            Err(e) => Err(KafkaError {
-                error: format!("step {id}: cannot deserialize the key of {}: {e}", where_from(&m)),
-                message: m,
-            }),
+            Err(e) => Err(decode_failure(&id, MessageField::Key, m, e)),
         }
     });
     split(&results, step)
@@ -143,10 +230,10 @@ where
 /// let msgs = kafka::input(&flow, "in", KafkaSource::new(config, ["t"]).tail(false));
 /// let values = kafka::deserialize_value(&msgs.oks, "decode", JsonDeserializer::<Vec<u32>>::new());
 /// values.oks.map("v", |m| m.value).output("ok", good.clone());
-/// values.errs.map("offset", |e| e.message.offset).output("bad", bad.clone());
+/// values.errs.map("offset", |e| (e.partition, e.offset)).output("bad", bad.clone());
 /// bwx::run_main(&flow).unwrap();
 /// assert_eq!(good.take(), vec![Some(vec![1, 2])]);
-/// assert_eq!(bad.take(), vec![1]);
+/// assert_eq!(bad.take(), vec![(Some(0), Some(1))]);
 /// ```
 pub fn deserialize_value<K, T, D>(
     stream: &Stream<KafkaSourceMessage<K, Bytes>>,
@@ -160,20 +247,43 @@ where
 {
     let id = format!("{}.{step}", stream.flow().id());
     let results = stream.map(step, move |m: KafkaSourceMessage<K, Bytes>| {
-        match m
-            .value
-            .as_deref()
-            .map(|v| deserializer.deserialize(v))
-            .transpose()
-        {
+        match decode(&deserializer, m.value.as_deref(), &m.topic, MessageField::Value) {
             Ok(value) => Ok(m.with_value(value)),
-            Err(e) => Err(KafkaError {
-                error: format!(
-                    "step {id}: cannot deserialize the value of {}: {e}",
-                    where_from(&m)
-                ),
-                message: m,
-            }),
+            Err(e) => Err(decode_failure(&id, MessageField::Value, m, e)),
+        }
+    });
+    split(&results, step)
+}
+
+/// Decodes message keys and values in one step; if either cannot be decoded, the message
+/// goes to `errs` as it was read (Bytewax's `deserialize`). Missing keys and values stay
+/// `None`.
+pub fn deserialize<KT, VT, KD, VD>(
+    stream: &Stream<KafkaSourceMessage<Bytes, Bytes>>,
+    step: &str,
+    key_deserializer: KD,
+    value_deserializer: VD,
+) -> SourceOut<Option<KT>, Option<VT>, Bytes, Bytes>
+where
+    KT: Data,
+    VT: Data,
+    KD: Deserializer<KT>,
+    VD: Deserializer<VT>,
+{
+    let id = format!("{}.{step}", stream.flow().id());
+    let results = stream.map(step, move |m: KafkaSourceMessage<Bytes, Bytes>| {
+        let key = match decode(&key_deserializer, m.key.as_deref(), &m.topic, MessageField::Key) {
+            Ok(key) => key,
+            Err(e) => return Err(decode_failure(&id, MessageField::Key, m, e)),
+        };
+        match decode(
+            &value_deserializer,
+            m.value.as_deref(),
+            &m.topic,
+            MessageField::Value,
+        ) {
+            Ok(value) => Ok(m.with_key_and_value(key, value)),
+            Err(e) => Err(decode_failure(&id, MessageField::Value, m, e)),
         }
     });
     split(&results, step)
@@ -193,12 +303,9 @@ where
 {
     let id = format!("{}.{step}", stream.flow().id());
     let results = stream.map(step, move |m: KafkaSinkMessage<T, V>| {
-        match serializer.serialize(&m.key) {
+        match encode(&serializer, &m.key, m.topic.as_deref(), MessageField::Key) {
             Ok(key) => Ok(m.with_key(Some(key))),
-            Err(e) => Err(KafkaError {
-                error: format!("step {id}: cannot serialize a key: {e}"),
-                message: m,
-            }),
+            Err(e) => Err(encode_failure(&id, MessageField::Key, m, e)),
         }
     });
     split(&results, step)
@@ -218,12 +325,42 @@ where
 {
     let id = format!("{}.{step}", stream.flow().id());
     let results = stream.map(step, move |m: KafkaSinkMessage<K, T>| {
-        match serializer.serialize(&m.value) {
+        match encode(&serializer, &m.value, m.topic.as_deref(), MessageField::Value) {
             Ok(value) => Ok(m.with_value(Some(value))),
-            Err(e) => Err(KafkaError {
-                error: format!("step {id}: cannot serialize a value: {e}"),
-                message: m,
-            }),
+            Err(e) => Err(encode_failure(&id, MessageField::Value, m, e)),
+        }
+    });
+    split(&results, step)
+}
+
+/// Encodes message keys and values in one step; if either cannot be encoded, the message
+/// goes to `errs` as it came (Bytewax's `serialize`).
+pub fn serialize<KT, VT, KS, VS>(
+    stream: &Stream<KafkaSinkMessage<KT, VT>>,
+    step: &str,
+    key_serializer: KS,
+    value_serializer: VS,
+) -> SinkOut<Bytes, Bytes, KT, VT>
+where
+    KT: Data,
+    VT: Data,
+    KS: Serializer<KT>,
+    VS: Serializer<VT>,
+{
+    let id = format!("{}.{step}", stream.flow().id());
+    let results = stream.map(step, move |m: KafkaSinkMessage<KT, VT>| {
+        let key = match encode(&key_serializer, &m.key, m.topic.as_deref(), MessageField::Key) {
+            Ok(key) => key,
+            Err(e) => return Err(encode_failure(&id, MessageField::Key, m, e)),
+        };
+        match encode(
+            &value_serializer,
+            &m.value,
+            m.topic.as_deref(),
+            MessageField::Value,
+        ) {
+            Ok(value) => Ok(m.with_key_and_value(Some(key), Some(value))),
+            Err(e) => Err(encode_failure(&id, MessageField::Value, m, e)),
         }
     });
     split(&results, step)

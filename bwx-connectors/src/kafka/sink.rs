@@ -7,11 +7,14 @@ use bwx_runtime::StepId;
 use bwx_runtime::inputs::ConnectorError;
 use bwx_runtime::outputs::{DynamicSink, StatelessSinkPartition};
 use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 
+use super::client::ClientLogs;
 use super::config::KafkaConfig;
+use super::error::KafkaError;
 use super::message::KafkaSinkMessage;
 
 /// Writes [`KafkaSinkMessage`]s to Kafka: a dynamic sink with one producer per worker.
@@ -20,7 +23,8 @@ use super::message::KafkaSinkMessage;
 /// partition and timestamp. Messages are handed to librdkafka as they come (it batches and
 /// sends them in the background) and the producer is **flushed once per epoch**, when the
 /// epoch closes: every message of the epoch is then acknowledged, or the flow stops with
-/// the first delivery error (naming step, topic and partition). With recovery on, the
+/// the first delivery error: a [`KafkaError`] naming step, topic and partition, with
+/// librdkafka's code (e.g. a partition the topic does not have). With recovery on, the
 /// epoch's snapshots are committed only after that flush, so the sink is
 /// **at-least-once**: after a resume, the output of the epochs after the last snapshot is
 /// written again. There are no Kafka transactions.
@@ -68,7 +72,10 @@ impl DynamicSink for KafkaSink {
         let producer: BaseProducer<SinkContext> = self
             .config
             .client_config(&[])
-            .create_with_context(SinkContext::default())
+            .create_with_context(SinkContext {
+                logs: ClientLogs::new(format!("step {step_id}: producer")),
+                failed: Mutex::new(None),
+            })
             .map_err(|e| format!("cannot create a producer: {}", self.config.scrub(&e.to_string())))?;
         Ok(KafkaSinkPartition {
             producer,
@@ -78,13 +85,22 @@ impl DynamicSink for KafkaSink {
     }
 }
 
-/// Records the first failed delivery; librdkafka reports deliveries while polling.
-#[derive(Default)]
+/// Records the first failed delivery (librdkafka reports deliveries while polling) and
+/// logs the client's events.
 pub(crate) struct SinkContext {
-    failed: Mutex<Option<String>>,
+    logs: ClientLogs,
+    failed: Mutex<Option<KafkaError<()>>>,
 }
 
-impl ClientContext for SinkContext {}
+impl ClientContext for SinkContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.logs.log(level, facility, message);
+    }
+
+    fn error(&self, error: RdError, reason: &str) {
+        self.logs.error(error, reason);
+    }
+}
 
 impl ProducerContext for SinkContext {
     type DeliveryOpaque = ();
@@ -94,11 +110,20 @@ impl ProducerContext for SinkContext {
             && let Ok(mut slot) = self.failed.lock()
             && slot.is_none()
         {
-            *slot = Some(format!(
-                "cannot deliver a message to partition {} of topic {:?}: {e}",
-                m.partition(),
-                m.topic()
-            ));
+            let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+            let partition = (m.partition() >= 0).then_some(m.partition());
+            let mut err = KafkaError::new(
+                format!(
+                    "cannot deliver a message to {} of topic {:?}: {e}",
+                    partition.map_or_else(|| "a partition".to_string(), |p| format!("partition {p}")),
+                    m.topic()
+                ),
+                code,
+                (),
+            )
+            .at(Some(m.topic().into()), partition, None);
+            err.fatal = code == RDKafkaErrorCode::Fatal;
+            *slot = Some(err);
         }
     }
 }
@@ -156,11 +181,44 @@ impl KafkaSinkPartition {
                     self.producer.poll(Duration::from_millis(10));
                     record = r;
                 }
-                Err((e, _)) => {
-                    return Err(format!("step {}: cannot produce to topic {topic:?}: {e}", self.step).into());
-                }
+                Err((e, _)) => return Err(Box::new(self.produce_error(topic, m.partition, &e))),
             }
         }
+    }
+
+    /// A message librdkafka refused, naming the partition asked for and, when it does not
+    /// exist, how many the topic has.
+    fn produce_error(&self, topic: &str, partition: Option<i32>, e: &RdError) -> KafkaError<()> {
+        let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+        let target = match partition {
+            Some(p) => format!("partition {p} of topic {topic:?}"),
+            None => format!("topic {topic:?}"),
+        };
+        let has = match code {
+            RDKafkaErrorCode::UnknownPartition => self.partition_count(topic),
+            _ => String::new(),
+        };
+        KafkaError::new(
+            format!("step {}: cannot produce to {target}{has}: {e}", self.step),
+            code,
+            (),
+        )
+        .at(Some(topic.into()), partition, None)
+    }
+
+    /// ` (the topic has N partitions)`, when the broker says.
+    fn partition_count(&self, topic: &str) -> String {
+        self.producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .ok()
+            .and_then(|md| {
+                md.topics()
+                    .iter()
+                    .find(|t| t.name() == topic)
+                    .map(|t| t.partitions().len())
+            })
+            .map_or_else(String::new, |n| format!(" (the topic has {n} partitions)"))
     }
 
     /// Waits until every message sent is acknowledged or failed, then reports a failure.
@@ -178,7 +236,15 @@ impl KafkaSinkPartition {
         }
         match self.producer.context().failed.lock() {
             Ok(mut slot) => match slot.take() {
-                Some(why) => Err(format!("step {}: {why}", self.step).into()),
+                Some(mut e) => {
+                    // Asked here, not in the delivery callback, which runs inside a poll.
+                    let has = match (&e.topic, e.code) {
+                        (Some(t), RDKafkaErrorCode::UnknownPartition) => self.partition_count(t),
+                        _ => String::new(),
+                    };
+                    e.error = format!("step {}: {}{has}", self.step, e.error);
+                    Err(Box::new(e))
+                }
                 None => Ok(()),
             },
             Err(_) => Err(format!("step {}: the delivery report lock is poisoned", self.step).into()),

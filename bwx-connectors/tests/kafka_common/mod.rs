@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-#[cfg(feature = "avro")]
+#[cfg(feature = "schema-registry")]
 pub mod registry;
 
 use std::sync::{Arc, Mutex};

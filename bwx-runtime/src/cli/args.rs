@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand};
 
 use super::duration::parse_duration;
 use super::place::{parse_addresses, pod_ordinal, read_hostfile};
+use crate::errors::FlowError;
+use crate::execution::{ClusterOptions, ClusterSecret};
 use crate::recovery::RecoveryOptions;
 
 /// The arguments of a flow binary.
@@ -22,6 +24,8 @@ pub struct Cli {
 }
 
 /// The commands of a flow binary.
+// Parsed once per process: the size of `run`'s flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug, Clone, PartialEq)]
 pub enum CliCommand {
     /// Run the dataflow: on one thread by default, on several with -w, as one process of a
@@ -170,6 +174,76 @@ pub struct RunArgs {
         help_heading = "Kubernetes"
     )]
     pub hostfile_path: Option<PathBuf>,
+
+    /// The cluster secret every process must prove before its connections are accepted
+    /// (at least 16 bytes). Prefer the variable or --cluster-secret-file: a flag shows in
+    /// the process list. --processes makes a random one when none is given.
+    #[arg(
+        long,
+        env = "BWX_CLUSTER_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET",
+        conflicts_with = "cluster_secret_file",
+        help_heading = "Cluster security"
+    )]
+    pub cluster_secret: Option<String>,
+
+    /// A file holding the cluster secret (a mounted Kubernetes Secret, say).
+    #[arg(
+        long,
+        env = "BWX_CLUSTER_SECRET_FILE",
+        value_name = "FILE",
+        help_heading = "Cluster security"
+    )]
+    pub cluster_secret_file: Option<PathBuf>,
+
+    /// Encrypt and authenticate every byte between processes (ChaCha20-Poly1305, keys
+    /// from the handshake); needs a cluster secret, and every process must agree.
+    #[arg(long, env = "BWX_CLUSTER_ENCRYPTION", help_heading = "Cluster security")]
+    pub cluster_encryption: bool,
+
+    /// Listen on this host or IP (with or without a port) instead of this process's own
+    /// address: `0.0.0.0` in a container, say.
+    #[arg(
+        long,
+        env = "BWX_BIND_ADDRESS",
+        value_name = "ADDRESS",
+        help_heading = "Processes"
+    )]
+    pub bind_address: Option<String>,
+
+    /// How long to wait for every other process at start-up before failing, naming those
+    /// that could not be reached [default: 60s].
+    #[arg(
+        long,
+        env = "BWX_STARTUP_TIMEOUT",
+        value_parser = parse_duration,
+        value_name = "DURATION",
+        help_heading = "Processes"
+    )]
+    pub startup_timeout: Option<Duration>,
+
+    /// How long another process may stay silent (stopped, hung, cut off by the network)
+    /// before the cluster stops with an error naming it [default: 10s].
+    #[arg(
+        long,
+        env = "BWX_HEARTBEAT_TIMEOUT",
+        value_parser = parse_duration,
+        value_name = "DURATION",
+        help_heading = "Processes"
+    )]
+    pub heartbeat_timeout: Option<Duration>,
+
+    /// With --processes: after a process fails, restart the whole cluster from the last
+    /// snapshot, at most N times (needs -r).
+    #[arg(
+        long,
+        env = "BWX_RESTARTS",
+        value_name = "N",
+        requires_all = ["processes", "recovery_directory"],
+        help_heading = "Processes"
+    )]
+    pub restarts: Option<usize>,
 }
 
 /// A parsed `-a` list.
@@ -238,6 +312,31 @@ impl RunArgs {
             directory: self.recovery_directory.clone()?,
             backup_interval: self.backup_interval?,
         })
+    }
+
+    /// The cluster secret of --cluster-secret or --cluster-secret-file (or their variables).
+    pub fn cluster_secret(&self) -> Result<Option<ClusterSecret>, FlowError> {
+        match (&self.cluster_secret, &self.cluster_secret_file) {
+            (Some(secret), _) => ClusterSecret::new(secret)
+                .map(Some)
+                .map_err(|e| FlowError::Setup(format!("{e} (in --cluster-secret / BWX_CLUSTER_SECRET)"))),
+            (None, Some(path)) => ClusterSecret::from_file(path).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// How this process connects to and watches the others.
+    pub fn cluster_options(&self) -> Result<ClusterOptions, FlowError> {
+        let mut options = ClusterOptions::default().encrypt(self.cluster_encryption);
+        options.secret = self.cluster_secret()?;
+        options.bind = self.bind_address.clone();
+        if let Some(timeout) = self.startup_timeout {
+            options.startup_timeout = timeout;
+        }
+        if let Some(timeout) = self.heartbeat_timeout {
+            options.heartbeat_timeout = timeout;
+        }
+        Ok(options)
     }
 
     /// Reconciles the cluster flags: `-i` wins over the pod ordinal, `-a` over the host file.
@@ -337,6 +436,19 @@ impl RunArgs {
         }
         if self.drop_unmatched_state {
             args.push("--drop-unmatched-state".into());
+        }
+        // The secret goes by environment variable, never on a command line.
+        if self.cluster_encryption {
+            args.push("--cluster-encryption".into());
+        }
+        for (flag, timeout) in [
+            ("--startup-timeout", self.startup_timeout),
+            ("--heartbeat-timeout", self.heartbeat_timeout),
+        ] {
+            if let Some(timeout) = timeout {
+                args.push(flag.into());
+                args.push(humantime::format_duration(timeout).to_string().into());
+            }
         }
         args
     }

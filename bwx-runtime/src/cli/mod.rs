@@ -15,6 +15,13 @@
 //! | `--pod-name` | `BYTEWAX_POD_NAME` | Kubernetes: with the StatefulSet name, the process id is the pod ordinal |
 //! | `--statefulset-name` | `BYTEWAX_STATEFULSET_NAME` | Kubernetes: the pod's StatefulSet |
 //! | `--hostfile-path FILE` | `BYTEWAX_HOSTFILE_PATH` | Kubernetes: the addresses, one per line |
+//! | `--cluster-secret S` | `BWX_CLUSTER_SECRET` | the secret every process proves (prefer the variable) |
+//! | `--cluster-secret-file FILE` | `BWX_CLUSTER_SECRET_FILE` | a file holding it |
+//! | `--cluster-encryption` | `BWX_CLUSTER_ENCRYPTION` | seal all traffic between processes (needs a secret) |
+//! | `--bind-address A` | `BWX_BIND_ADDRESS` | listen there (e.g. `0.0.0.0`) instead of on this process's address |
+//! | `--startup-timeout D` | `BWX_STARTUP_TIMEOUT` | how long to wait for every peer at start-up (default 60 s) |
+//! | `--heartbeat-timeout D` | `BWX_HEARTBEAT_TIMEOUT` | silence after which a peer counts as failed (default 10 s) |
+//! | `--restarts N` | `BWX_RESTARTS` | with `--processes` and `-r`: restart the cluster from the last snapshot after a failure, at most N times |
 //!
 //! Durations are seconds (`30`) or carry a unit (`30s`, `5m`, `100ms`). A flag wins over its
 //! variable; `-i` wins over the pod ordinal and `-a` over the host file. Bad flags print a
@@ -231,6 +238,7 @@ impl Runner {
         // SIGINT / SIGTERM stop the inputs at the next epoch and write a final snapshot.
         let mut config = RunConfig::default()
             .epoch_interval(args.epoch_interval())
+            .cluster(args.cluster_options()?)
             .drop_unmatched_state(args.drop_unmatched_state)
             .stop_on_signals()?;
         if let (Some(recovery), Some(backend)) = (args.recovery(), &self.recovery) {

@@ -1,10 +1,27 @@
 //! `--processes N`: start N copies of this program as a local cluster and supervise them.
+//!
+//! - The children connect over loopback ports the supervisor reserved, authenticated by a
+//!   cluster secret: the user's (`BWX_CLUSTER_SECRET`, `--cluster-secret-file`), or a random
+//!   one. It reaches them in their environment, never on a command line.
+//! - The children run in a process group of their own, so a terminal's Ctrl-C reaches only
+//!   the supervisor, which stops them once: SIGINT or SIGTERM to the supervisor sends
+//!   SIGTERM to every child, each stops gracefully with a final snapshot, and the supervisor
+//!   exits 0 once they have. A second signal kills them. A supervisor killed by SIGKILL
+//!   takes them along (Linux: a parent-death signal).
+//! - When a child fails, the supervisor waits briefly for the others to stop on their own
+//!   (they do: a failure stops the whole cluster), stops those that do not, and names the
+//!   child that failed first and how: its exit code, or the signal that killed it.
+//! - With `--restarts N` (and `-r`), it then starts the cluster again, which resumes from
+//!   the last snapshot, at most N times, pausing 1 s, 2 s, 4 s... (at most 30 s) between
+//!   attempts.
 
 use std::ffi::OsString;
 use std::process::{Child, Command, ExitStatus};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use super::args::RunArgs;
+use crate::execution::ClusterSecret;
 use crate::execution::reserved_ports::ReservedPorts;
 
 /// The default way to start a process: this executable again.
@@ -15,21 +32,137 @@ pub(crate) fn current_exe_command(args: &[OsString]) -> std::io::Result<Command>
     Ok(command)
 }
 
-/// How often the supervisor looks at its children.
-const POLL: Duration = Duration::from_millis(20);
+/// How long the other children may take to stop on their own after one failed (they do:
+/// a failure stops the whole cluster) before they are killed.
+const FAILURE_GRACE: Duration = Duration::from_secs(5);
+/// Within this window after the first failure, a child killed by a signal counts as the
+/// cause rather than one that exited with an error (its peers exit as soon as they notice).
+const SAME_MOMENT: Duration = Duration::from_millis(100);
+const MAX_RESTART_PAUSE: Duration = Duration::from_secs(30);
 
-/// Starts the processes, waits for all of them, and on the first failure kills the rest.
-/// Returns a message naming the failed process.
+/// What the supervisor hears about.
+enum Event {
+    Exited(usize, std::io::Result<ExitStatus>, Instant),
+    Signal(i32),
+}
+
+/// How one start of the cluster ended.
+enum Ended {
+    /// Every process finished, or stopped gracefully when asked to.
+    Finished,
+    /// A process failed; the message names it.
+    Failed(String),
+}
+
+/// Starts the processes and supervises them (see the module docs). Returns a message
+/// naming the failed process.
 pub(crate) fn run_processes(
     args: &RunArgs,
     processes: usize,
     command: &dyn Fn(&[OsString]) -> std::io::Result<Command>,
 ) -> Result<(), String> {
+    let secret = match args.cluster_secret().map_err(|e| e.to_string())? {
+        Some(secret) => secret,
+        None => ClusterSecret::random().map_err(|e| e.to_string())?,
+    };
+    let (events, heard) = mpsc::channel();
+    let signals = watch_signals(events.clone())?;
+    let restarts = args.restarts.unwrap_or(0);
+    let mut attempt = 0;
+    let outcome = loop {
+        match run_once(args, processes, command, &secret, &events, &heard) {
+            Ok(Ended::Finished) => break Ok(()),
+            Ok(Ended::Failed(why)) if attempt < restarts => {
+                attempt += 1;
+                let pause = Duration::from_secs(1 << (attempt - 1).min(5)).min(MAX_RESTART_PAUSE);
+                tracing::warn!(
+                    "{why}; restarting the cluster from the last snapshot in {pause:?} (restart {attempt} of {restarts})"
+                );
+                if stopped_while_waiting(&heard, pause) {
+                    break Ok(());
+                }
+            }
+            Ok(Ended::Failed(why)) if restarts > 0 => {
+                break Err(format!("{why}; gave up after {restarts} restarts"));
+            }
+            Ok(Ended::Failed(why)) => break Err(why),
+            Err(e) => break Err(e),
+        }
+    };
+    signals.close();
+    outcome
+}
+
+/// Waits `pause`, unless a stop signal comes first (then `true`).
+fn stopped_while_waiting(heard: &mpsc::Receiver<Event>, pause: Duration) -> bool {
+    let until = Instant::now() + pause;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        match heard.recv_timeout(left) {
+            Ok(Event::Signal(_)) => return true,
+            Ok(Event::Exited(..)) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => return false,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+        }
+    }
+}
+
+struct Watch {
+    handle: signal_hook::iterator::Handle,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Watch {
+    fn close(self) {
+        self.handle.close();
+        let _ = self.thread.join();
+    }
+}
+
+fn watch_signals(events: mpsc::Sender<Event>) -> Result<Watch, String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("cannot handle stop signals: {e}"))?;
+    let handle = signals.handle();
+    let thread = std::thread::Builder::new()
+        .name("bwx:supervisor-signals".to_string())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if events.send(Event::Signal(signal)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    Ok(Watch { handle, thread })
+}
+
+/// A started child: its pid (the waiting thread owns the `Child`), and how it ended.
+struct Running {
+    pid: u32,
+    status: Option<(ExitStatus, Instant)>,
+    /// The supervisor sent it a signal (so a death by signal is no failure of its own).
+    signalled: bool,
+    /// It was stopped (SIGSTOP) when another process failed: the likely cause.
+    stopped: bool,
+}
+
+fn run_once(
+    args: &RunArgs,
+    processes: usize,
+    command: &dyn Fn(&[OsString]) -> std::io::Result<Command>,
+    secret: &ClusterSecret,
+    events: &mpsc::Sender<Event>,
+    heard: &mpsc::Receiver<Event>,
+) -> Result<Ended, String> {
     let ports = ReservedPorts::bind(processes)
         .and_then(|ports| Ok((ports.addresses()?, ports)))
         .map_err(|e| format!("cannot reserve {processes} loopback ports: {e}"));
     let (addresses, ports) = ports?;
-    let mut children: Vec<Option<Child>> = Vec::with_capacity(processes);
+    let mut children: Vec<Running> = Vec::with_capacity(processes);
     for id in 0..processes {
         let child_args = args.child_args(id, &addresses);
         let spawned = command(&child_args).and_then(|mut c| {
@@ -40,57 +173,179 @@ pub(crate) fn run_processes(
                 "BYTEWAX_ADDRESSES",
                 "BYTEWAX_POD_NAME",
                 "BYTEWAX_HOSTFILE_PATH",
+                "BWX_CLUSTER_SECRET_FILE",
+                "BWX_BIND_ADDRESS",
+                "BWX_RESTARTS",
             ] {
                 c.env_remove(var);
             }
-            die_with_parent(&mut c);
+            c.env(crate::execution::ENV_SECRET, secret.to_env_value());
+            own_group_and_die_with_parent(&mut c);
             ports.hand_to(id, &mut c);
             c.spawn()
         });
         match spawned {
-            Ok(child) => children.push(Some(child)),
+            Ok(child) => children.push(wait_in_background(id, child, events.clone())),
             Err(e) => {
-                kill_all(&mut children);
+                signal_all(&mut children, libc::SIGKILL);
+                drain_exits(&mut children, heard);
                 return Err(format!("cannot start process {id} of {processes}: {e}"));
             }
         }
     }
     // Every child holds its own socket now.
     drop(ports);
-    loop {
-        let mut running = 0;
-        for (id, slot) in children.iter_mut().enumerate() {
-            let Some(child) = slot else { continue };
-            match child.try_wait() {
-                Ok(None) => running += 1,
-                Ok(Some(status)) if status.success() => *slot = None,
-                Ok(Some(status)) => {
-                    *slot = None;
-                    kill_all(&mut children);
-                    return Err(format!(
-                        "process {id} of {processes} failed ({}); stopped the other processes",
-                        describe(status)
-                    ));
-                }
-                Err(e) => {
-                    kill_all(&mut children);
-                    return Err(format!("cannot wait for process {id} of {processes}: {e}"));
+    let mut stopping = false;
+    let mut first_failure: Option<Instant> = None;
+    while children.iter().any(|c| c.status.is_none()) {
+        let wait = match first_failure {
+            Some(at) => (at + FAILURE_GRACE).saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        match heard.recv_timeout(wait) {
+            Ok(Event::Exited(id, status, at)) => {
+                let status =
+                    status.map_err(|e| format!("cannot wait for process {id} of {processes}: {e}"))?;
+                children[id].status = Some((status, at));
+                if !status.success() && !stopping && first_failure.is_none() {
+                    first_failure = Some(at);
+                    for child in children.iter_mut().filter(|c| c.status.is_none()) {
+                        child.stopped = is_stopped(child.pid);
+                    }
                 }
             }
+            Ok(Event::Signal(signal)) if !stopping && first_failure.is_none() => {
+                stopping = true;
+                tracing::warn!("got signal {signal}: stopping every process gracefully");
+                signal_all(&mut children, libc::SIGTERM);
+            }
+            Ok(Event::Signal(_)) => {
+                signal_all(&mut children, libc::SIGKILL);
+                drain_exits(&mut children, heard);
+                return Err("stopped by a second signal: killed the processes".to_string());
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // The others had their time to stop on their own after the failure.
+                signal_all(&mut children, libc::SIGKILL);
+                drain_exits(&mut children, heard);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err("lost track of the processes".to_string());
+            }
         }
-        if running == 0 {
-            return Ok(());
-        }
-        std::thread::sleep(POLL);
+    }
+    let Some(culprit) = culprit(&children) else {
+        return Ok(Ended::Finished);
+    };
+    let how = if children[culprit].stopped {
+        "it was stopped (SIGSTOP) and stopped answering".to_string()
+    } else {
+        describe(children[culprit].status.map(|(s, _)| s).unwrap_or_default())
+    };
+    let why = format!("process {culprit} of {processes} failed ({how}); stopped the other processes");
+    if stopping {
+        // No restart after a stop that was asked for.
+        return Err(format!("while stopping on request, {why}"));
+    }
+    Ok(Ended::Failed(why))
+}
+
+/// The process that failed first: one that was stopped (SIGSTOP) when the first failure
+/// came, else one killed by a signal (not by the supervisor) within [`SAME_MOMENT`] of the
+/// first failure (its peers exit with an error as soon as they notice), else the first to
+/// fail.
+fn culprit(children: &[Running]) -> Option<usize> {
+    if let Some(stopped) = children.iter().position(|c| c.stopped) {
+        return Some(stopped);
+    }
+    let failed: Vec<(usize, ExitStatus, Instant)> = children
+        .iter()
+        .enumerate()
+        .filter_map(|(id, c)| c.status.map(|(s, at)| (id, c, s, at)))
+        // A death by a signal the supervisor sent is not a failure of the child's own.
+        .filter(|(_, c, s, _)| {
+            let killed_by_us = c.signalled && s.code().is_none();
+            !s.success() && !killed_by_us
+        })
+        .map(|(id, _, s, at)| (id, s, at))
+        .collect();
+    let first = failed.iter().map(|(_, _, at)| *at).min()?;
+    let killed = failed
+        .iter()
+        .filter(|(_, s, at)| s.code().is_none() && at.saturating_duration_since(first) <= SAME_MOMENT)
+        .min_by_key(|(_, _, at)| *at);
+    killed
+        .or_else(|| failed.iter().min_by_key(|(_, _, at)| *at))
+        .map(|(id, _, _)| *id)
+}
+
+/// Whether the process is stopped (Linux: state `T` in `/proc/PID/stat`).
+fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| rest.starts_with('T')))
+        .unwrap_or(false)
+}
+
+fn wait_in_background(id: usize, mut child: Child, events: mpsc::Sender<Event>) -> Running {
+    let pid = child.id();
+    let spawned = std::thread::Builder::new()
+        .name(format!("bwx:wait-{id}"))
+        .spawn(move || {
+            let status = child.wait();
+            let _ = events.send(Event::Exited(id, status, Instant::now()));
+        });
+    if let Err(e) = spawned {
+        // Without a waiting thread this child would never be noticed: count it as failed.
+        tracing::warn!("cannot watch process {id}: {e}");
+        signal_pid(pid, libc::SIGKILL);
+    }
+    Running {
+        pid,
+        status: None,
+        signalled: false,
+        stopped: false,
     }
 }
 
-/// Makes the child exit when this supervisor dies, even by SIGKILL, which no handler of
-/// ours can see: otherwise a killed `--processes` parent leaves its cluster running.
+/// Waits for every child still running (after they were sent SIGKILL).
+fn drain_exits(children: &mut [Running], heard: &mpsc::Receiver<Event>) {
+    while children.iter().any(|c| c.status.is_none()) {
+        match heard.recv_timeout(Duration::from_secs(5)) {
+            Ok(Event::Exited(id, status, at)) => {
+                children[id].status = Some((status.unwrap_or_default(), at));
+            }
+            Ok(Event::Signal(_)) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn signal_all(children: &mut [Running], signal: i32) {
+    for child in children.iter_mut().filter(|c| c.status.is_none()) {
+        child.signalled = true;
+        // A stopped child must run to act on the signal (SIGKILL needs no help).
+        signal_pid(child.pid, libc::SIGCONT);
+        signal_pid(child.pid, signal);
+    }
+}
+
+fn signal_pid(pid: u32, signal: i32) {
+    // SAFETY: kill(2) on a child we started and have not reaped (its waiting thread reaps
+    // it, and we only signal children whose exit we have not heard of).
+    unsafe {
+        libc::kill(pid as libc::pid_t, signal);
+    }
+}
+
+/// Puts the child in a process group of its own (a terminal's Ctrl-C then reaches only the
+/// supervisor, which stops the children once), and makes it exit when this supervisor
+/// dies, even by SIGKILL, which no handler of ours can see.
 #[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut Command) {
+fn own_group_and_die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     let parent = std::process::id();
+    command.process_group(0);
     // SAFETY: the hook runs in the forked child before exec and only makes the
     // async-signal-safe calls prctl, getppid and _exit.
     unsafe {
@@ -109,17 +364,15 @@ fn die_with_parent(command: &mut Command) {
 
 /// Elsewhere the children outlive a killed parent; a graceful stop still stops them.
 #[cfg(not(target_os = "linux"))]
-fn die_with_parent(_: &mut Command) {}
-
-fn kill_all(children: &mut [Option<Child>]) {
-    for child in children.iter_mut().flatten() {
-        // It may have exited on its own meanwhile; either way it is gone afterwards.
-        let _ = child.kill();
-        let _ = child.wait();
+fn own_group_and_die_with_parent(command: &mut Command) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
     }
 }
 
-/// "exit code 1" or "killed by signal 9".
+/// "exit code 1" or "killed by signal 9 (SIGKILL)".
 pub(crate) fn describe(status: ExitStatus) -> String {
     if let Some(code) = status.code() {
         return format!("exit code {code}");
@@ -128,10 +381,31 @@ pub(crate) fn describe(status: ExitStatus) -> String {
     {
         use std::os::unix::process::ExitStatusExt;
         if let Some(signal) = status.signal() {
-            return format!("killed by signal {signal}");
+            return match signal_name(signal) {
+                Some(name) => format!("killed by signal {signal} ({name})"),
+                None => format!("killed by signal {signal}"),
+            };
         }
     }
     status.to_string()
+}
+
+#[cfg(unix)]
+fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        _ => return None,
+    })
 }
 
 #[cfg(all(test, unix))]
@@ -143,6 +417,40 @@ mod tests {
     #[test]
     fn statuses_read_well() {
         assert_eq!(describe(ExitStatus::from_raw(1 << 8)), "exit code 1");
-        assert_eq!(describe(ExitStatus::from_raw(9)), "killed by signal 9");
+        assert_eq!(describe(ExitStatus::from_raw(9)), "killed by signal 9 (SIGKILL)");
+        assert_eq!(
+            describe(ExitStatus::from_raw(15)),
+            "killed by signal 15 (SIGTERM)"
+        );
+    }
+
+    #[test]
+    fn the_culprit_failed_first_or_was_killed_at_that_moment() {
+        let t = Instant::now();
+        let exited = |code: i32, ms: u64| Running {
+            pid: 0,
+            status: Some((ExitStatus::from_raw(code << 8), t + Duration::from_millis(ms))),
+            signalled: false,
+            stopped: false,
+        };
+        let killed = |ms: u64| Running {
+            status: Some((ExitStatus::from_raw(9), t + Duration::from_millis(ms))),
+            ..exited(0, 0)
+        };
+        // A process killed, its peer exiting 1 a moment before the supervisor heard of the kill.
+        assert_eq!(culprit(&[exited(1, 10), killed(12)]), Some(1));
+        // A panic in process 1; process 0 exits after it.
+        assert_eq!(culprit(&[exited(1, 40), exited(1, 10)]), Some(1));
+        // A kill long after the first failure is not its cause.
+        assert_eq!(culprit(&[exited(1, 10), killed(900)]), Some(0));
+        assert_eq!(culprit(&[exited(0, 10), exited(0, 11)]), None);
+        // A process killed by the supervisor after the grace is not the cause either.
+        let mut late = killed(12);
+        late.signalled = true;
+        assert_eq!(culprit(&[exited(1, 10), late]), Some(0));
+        // A stopped process is, whoever exited first.
+        let mut stopped = exited(1, 5000);
+        stopped.stopped = true;
+        assert_eq!(culprit(&[exited(1, 10), stopped]), Some(1));
     }
 }

@@ -5,8 +5,9 @@
 //! connections down cleanly, so the peers' network threads see no error and their workers
 //! wait forever for progress that will never come. With it, each peer's worker receives the
 //! original error (step, worker, message) and stops with it, so every process exits with
-//! the same cause. A process that dies without a word (kill -9) is still detected by its
-//! peers' network threads, see [`super::failure`].
+//! the same cause. A process that dies without a word (kill -9) is detected by its peers
+//! when its connections close, and one that stops answering by their heartbeats (see the
+//! `execution::wire` and `execution::heartbeat` modules).
 
 use std::rc::Rc;
 

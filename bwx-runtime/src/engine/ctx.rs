@@ -8,10 +8,11 @@ use timely::dataflow::{Scope, Stream};
 
 use crate::errors::FlowError;
 use crate::flow::{StepId, StepInfo, StreamId};
-use crate::recovery::Snapshot;
+use crate::recovery::{Snapshot, StoredStates};
 
 use super::config::ExecConfig;
 use super::failure::Failure;
+use super::resume::WorkerResume;
 
 /// A timely stream of bwx items: epochs are `u64`, containers are `Vec<T>`.
 pub(crate) type TStream<'s, T> = Stream<'s, u64, Vec<T>>;
@@ -57,6 +58,8 @@ pub(crate) struct BuildCtx<'s> {
     pub(crate) failure: Arc<Failure>,
     pub(crate) assignments: Arc<Assignments>,
     pub(crate) snapshots: Vec<TStream<'s, Snapshot>>,
+    /// The stored states routed to this worker, per step.
+    resume: WorkerResume,
     /// With recovery on: the cluster's durable frontier, for sinks to commit by.
     pub(crate) durable: Option<TStream<'s, ()>>,
     pub(crate) step_index: usize,
@@ -70,6 +73,7 @@ impl<'s> BuildCtx<'s> {
         config: Arc<ExecConfig>,
         failure: Arc<Failure>,
         assignments: Arc<Assignments>,
+        resume: WorkerResume,
     ) -> Self {
         let mut read = vec![false; streams];
         for id in steps.iter().flat_map(|s| &s.inputs) {
@@ -85,6 +89,7 @@ impl<'s> BuildCtx<'s> {
             failure,
             assignments,
             snapshots: Vec::new(),
+            resume,
             durable: None,
             step_index: 0,
         }
@@ -103,15 +108,9 @@ impl<'s> BuildCtx<'s> {
         self.config.recovery.is_some()
     }
 
-    /// The stored state of `step` to resume from (empty without recovery).
-    pub(crate) fn resume_states(
-        &self,
-        step: &StepId,
-    ) -> Result<Arc<crate::recovery::StoredStates>, FlowError> {
-        match &self.config.recovery {
-            Some(store) => Ok(store.resume_states(step)?),
-            None => Ok(Arc::default()),
-        }
+    /// The stored states of `step` routed to this worker (empty without recovery).
+    pub(crate) fn resume_states(&self, step: &StepId) -> Arc<StoredStates> {
+        self.resume.get(step).cloned().unwrap_or_default()
     }
 
     /// The timely stream behind a bwx stream.

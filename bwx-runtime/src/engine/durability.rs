@@ -22,7 +22,7 @@ use timely::progress::Antichain;
 use timely::scheduling::SyncActivator;
 
 use crate::errors::FlowError;
-use crate::recovery::{PartitionWriter, Progress, RecoveryError, RecoveryStore, Snapshot};
+use crate::recovery::{PartitionWriter, Progress, RecoveryError, RecoveryStore, ResumePlan, Snapshot};
 
 use super::failure::Failure;
 use super::{BuildCtx, TStream};
@@ -45,25 +45,28 @@ struct Report {
 
 /// Attaches the durability operator to the snapshot streams of this worker; returns the
 /// stream whose frontier is the cluster's durable frontier (for the feedback edge).
+/// `writers[p]` is the worker that writes partition `p`.
 pub(crate) fn attach<'s>(
     ctx: &BuildCtx<'s>,
     streams: Vec<TStream<'s, Snapshot>>,
     durable_in: TStream<'s, ()>,
     store: Arc<dyn RecoveryStore>,
+    plan: &ResumePlan,
+    writers: &[usize],
 ) -> Result<TStream<'s, ()>, FlowError> {
     let me = ctx.worker_index();
     let workers = ctx.worker_count();
     let start = ctx.config.start_epoch;
     let failure = ctx.failure.clone();
-    let owned: Vec<usize> = (0..store.partitions()).filter(|p| p % workers == me).collect();
+    let owned: Vec<usize> = (0..writers.len()).filter(|p| writers[*p] == me).collect();
     let writer = if owned.is_empty() {
         None
     } else {
-        Some(store.open_writer(owned, workers)?)
+        Some(store.open_writer(plan, owned, workers)?)
     };
     let route_store = store.clone();
-    // Partition `p` is owned by worker `p % workers`; the exchange takes the index modulo.
-    let route = Exchange::new(move |s: &Snapshot| route_store.partition_of(&s.step_id, &s.key) as u64);
+    let route_to: Vec<u64> = writers.iter().map(|w| *w as u64).collect();
+    let route = Exchange::new(move |s: &Snapshot| route_to[route_store.partition_of(&s.step_id, &s.key)]);
     let snapshots = ctx.scope.concatenate(streams);
 
     let mut builder = OperatorBuilder::new("bwx.durability".to_string(), ctx.scope);
@@ -90,7 +93,6 @@ pub(crate) fn attach<'s>(
         // The progress last handed to the writer, and the last frontier of it.
         let mut sent: Option<Progress> = None;
         let mut sent_until = start;
-        let mut resume_freed = false;
         let mut heard = start;
         move |frontiers| {
             input.for_each(|_, data| {
@@ -100,11 +102,6 @@ pub(crate) fn attach<'s>(
             });
             cluster.for_each(|_, data| data.clear());
             let frontier = frontiers[0].frontier().first().copied();
-            if !resume_freed && frontier.is_none_or(|f| f > start) {
-                // Every worker built its steps, so every one took its resume state.
-                store.resume_taken();
-                resume_freed = true;
-            }
             let Some(writer) = thread.as_mut() else { return };
             if failure.should_stop() {
                 return;

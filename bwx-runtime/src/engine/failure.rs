@@ -3,17 +3,29 @@
 //! Each worker thread registers its execution's [`Failure`] and its step table in a
 //! thread-local. Operators record the step they are running with [`enter_step`] (one
 //! thread-local write per activation), so the panic hook can name the step and worker.
+//! Threads that carry a connection to a peer register with [`enter_network_thread`]: the
+//! connection records why it failed before timely's thread panics, so that panic is silent.
 
 use std::cell::{Cell, RefCell};
 use std::panic::PanicHookInfo;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once, Weak};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once, OnceLock, Weak};
+use std::time::Instant;
 
 use crate::errors::FlowError;
 use crate::flow::StepId;
 
+/// Executions of this process whose workers are not all running yet (see [`in_setup`]).
+static SETTING_UP: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether an execution of this process is still being set up: connecting to its peers, or
+/// building its dataflow (where a source may block, say opening a FIFO), so that no input
+/// would see a graceful stop yet.
+pub(crate) fn in_setup() -> bool {
+    SETTING_UP.load(Ordering::SeqCst) > 0
+}
+
 /// Shared by all workers of one execution in this process.
-#[derive(Default)]
 pub(crate) struct Failure {
     /// Set by an error or an abort; an abort records no error.
     stop: AtomicBool,
@@ -22,21 +34,63 @@ pub(crate) struct Failure {
     from_peer: AtomicBool,
     /// A worker of this process has told the other processes about the stop.
     told: AtomicBool,
+    /// When the stop was first asked for.
+    stopped_at: OnceLock<Instant>,
+    /// Local workers that have not started running their dataflow yet.
+    setting_up: AtomicUsize,
 }
 
 impl Failure {
+    /// For an execution with `workers` worker threads in this process; it counts as being
+    /// set up until each has called [`worker_running`] or the execution ended.
+    pub(crate) fn new(workers: usize) -> Failure {
+        if workers > 0 {
+            SETTING_UP.fetch_add(1, Ordering::SeqCst);
+        }
+        Failure {
+            stop: AtomicBool::new(false),
+            first: Mutex::new(None),
+            from_peer: AtomicBool::new(false),
+            told: AtomicBool::new(false),
+            stopped_at: OnceLock::new(),
+            setting_up: AtomicUsize::new(workers),
+        }
+    }
+
+    /// One local worker started running its dataflow.
+    fn worker_running(&self) {
+        let left = self
+            .setting_up
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if left == Ok(1) {
+            SETTING_UP.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The execution ended (however far it got).
+    pub(crate) fn ended(&self) {
+        if self.setting_up.swap(0, Ordering::SeqCst) > 0 {
+            SETTING_UP.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn set_stop(&self) {
+        self.stopped_at.get_or_init(Instant::now);
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
     /// Records an error (the first one wins) and tells every worker to stop.
     pub(crate) fn fail(&self, err: FlowError) {
         let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
         if first.is_none() {
             *first = Some(err);
         }
-        self.stop.store(true, Ordering::SeqCst);
+        self.set_stop();
     }
 
     /// A source asked to abort the execution (no EOF, no error), as Bytewax's `AbortExecution`.
     pub(crate) fn abort(&self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.set_stop();
     }
 
     /// Another process failed with `err` (or lost its connection to this one).
@@ -46,7 +100,18 @@ impl Failure {
             self.from_peer.store(true, Ordering::SeqCst);
             *first = Some(err);
         }
-        self.stop.store(true, Ordering::SeqCst);
+        self.set_stop();
+    }
+
+    /// The error, if this process's execution failed on its own (not because a peer did).
+    pub(crate) fn error_from_here(&self) -> Option<FlowError> {
+        let first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        first.clone().filter(|_| !self.from_peer.load(Ordering::SeqCst))
+    }
+
+    /// When the execution was asked to stop, if it was.
+    pub(crate) fn stopped_at(&self) -> Option<Instant> {
+        self.stopped_at.get().copied()
     }
 
     /// Another process aborted the execution.
@@ -80,10 +145,17 @@ struct WorkerCtx {
     steps: Arc<[StepId]>,
 }
 
+/// A thread that carries a connection: whose execution, and to which peer.
+struct NetworkCtx {
+    failure: Weak<Failure>,
+    peer: String,
+}
+
 thread_local! {
     static WORKER: RefCell<Option<WorkerCtx>> = const { RefCell::new(None) };
     static CURRENT_STEP: Cell<usize> = const { Cell::new(usize::MAX) };
     static QUIET: Cell<bool> = const { Cell::new(false) };
+    static NETWORK: RefCell<Option<NetworkCtx>> = const { RefCell::new(None) };
 }
 
 /// Silences panics on this thread from now on: timely tears a worker down after our code
@@ -103,14 +175,20 @@ pub(crate) fn quietly<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
     outcome
 }
 
-/// Executions whose peers live in other processes: a failing timely network thread
-/// (a lost connection) stops them.
-static CLUSTERS: Mutex<Vec<Weak<Failure>>> = Mutex::new(Vec::new());
-
-pub(crate) fn register_cluster(failure: &Arc<Failure>) {
-    let mut clusters = CLUSTERS.lock().unwrap_or_else(|e| e.into_inner());
-    clusters.retain(|w| w.strong_count() > 0);
-    clusters.push(Arc::downgrade(failure));
+/// Marks the current thread as carrying the connection to `peer` for the execution of
+/// `failure`: a panic on it stops that execution (timely's network threads panic when their
+/// connection fails) and is not printed. Cheap after the first call on a thread.
+pub(crate) fn enter_network_thread(failure: &Arc<Failure>, peer: &str) {
+    NETWORK.with(|n| {
+        let Ok(mut slot) = n.try_borrow_mut() else { return };
+        if slot.is_none() {
+            install_hook();
+            *slot = Some(NetworkCtx {
+                failure: Arc::downgrade(failure),
+                peer: peer.to_string(),
+            });
+        }
+    });
 }
 
 /// Marks the current thread as worker `worker` of an execution, until the guard drops.
@@ -133,6 +211,18 @@ impl Drop for WorkerGuard {
     fn drop(&mut self) {
         WORKER.with(|w| *w.borrow_mut() = None);
     }
+}
+
+/// Records that the calling worker has built its dataflow and runs it: a graceful stop now
+/// reaches its inputs (see [`in_setup`]).
+pub(crate) fn worker_running() {
+    WORKER.with(|w| {
+        if let Ok(ctx) = w.try_borrow()
+            && let Some(ctx) = ctx.as_ref()
+        {
+            ctx.failure.worker_running();
+        }
+    });
 }
 
 /// Records that the worker now runs the step at `index` of the flow.
@@ -184,20 +274,19 @@ fn on_panic(info: &PanicHookInfo<'_>) -> bool {
     if handled {
         return true;
     }
-    let thread = std::thread::current();
-    let name = thread.name().unwrap_or("");
-    if name.starts_with("timely:send") || name.starts_with("timely:recv") {
-        let clusters = CLUSTERS.lock().unwrap_or_else(|e| e.into_inner());
-        for failure in clusters.iter().filter_map(Weak::upgrade) {
-            // The location is inside timely; the text says what happened.
+    NETWORK.with(|n| {
+        let Ok(slot) = n.try_borrow() else { return false };
+        let Some(ctx) = slot.as_ref() else { return false };
+        if let Some(failure) = ctx.failure.upgrade() {
+            // The connection usually recorded a better cause already; the first one wins.
             failure.fail_from_peer(FlowError::Cluster(format!(
-                "lost the connection to another process (did it crash or get killed?): {}",
+                "the connection to {} failed: {}",
+                ctx.peer,
                 panic_text(info)
             )));
         }
-        return !clusters.is_empty();
-    }
-    false
+        true
+    })
 }
 
 fn panic_text(info: &PanicHookInfo<'_>) -> String {

@@ -20,6 +20,7 @@ mod epochs;
 pub(crate) mod failure;
 mod keyed_store;
 mod per_key;
+mod resume;
 pub(crate) mod run;
 pub(crate) mod sink;
 pub(crate) mod source;

@@ -1,26 +1,21 @@
 //! Instantiating a flow on one timely worker and stepping it to completion.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::vec::Broadcast;
-use timely::dataflow::operators::{ConnectLoop, Feedback, Input, Operator, Probe};
-use timely::dataflow::{InputHandleVec, ProbeHandle};
+use timely::dataflow::operators::{ConnectLoop, Feedback};
 use timely::worker::Worker;
 
 use crate::errors::FlowError;
 use crate::flow::{Dataflow, PartLister, StepId};
-use crate::recovery::{RecoveryStore, codec};
 
 use super::config::ExecConfig;
 use super::control::Control;
 use super::ctx::{Assignments, BuildCtx};
 use super::durability;
 use super::failure::{self, Failure};
+use super::resume::{self, Dest, exchange_once};
 
 /// The longest a waiting worker parks before it looks at the stop flag again.
 const PARK_LIMIT: Duration = Duration::from_millis(50);
@@ -70,19 +65,56 @@ pub(crate) fn run_worker(
             seen,
         )
     };
-    let checked = check_partitions(&partitioned, &assignments).and_then(|()| match &config.recovery {
-        Some(store) => check_stored(
-            &**store,
-            &step_ids,
-            &assignments,
-            config.drop_unmatched_state,
-            worker.index(),
-        ),
-        None => Ok(()),
-    });
-    if let Err(err) = checked {
+    if let Err(err) = check_partitions(&partitioned, &assignments) {
         failure.fail(err.clone());
         return Err(err);
+    }
+    // With recovery, the cluster agrees where to resume and every worker receives the
+    // stored state it resumes with; the execution then starts at the agreed epoch.
+    let mut config = config;
+    let mut resume = Resume::default();
+    if let Some(store) = config.recovery.clone() {
+        let wpp = config.workers_per_process;
+        let place = resume::Place {
+            process: worker.index() / wpp,
+            processes: worker.peers() / wpp,
+            speaks: worker.index().is_multiple_of(wpp),
+        };
+        let agreed =
+            resume::agree(worker, &*store, &place, &failure, control.as_deref_mut()).and_then(|plan| {
+                let Some(plan) = plan else { return Ok(None) };
+                let state = resume::route_state(
+                    worker,
+                    &*store,
+                    &plan,
+                    &place,
+                    &step_ids,
+                    &assignments,
+                    config.drop_unmatched_state,
+                    &failure,
+                    control.as_deref_mut(),
+                )?;
+                Ok(state.map(|state| (plan, state)))
+            });
+        match agreed {
+            Ok(Some((plan, state))) => {
+                config = Arc::new(ExecConfig {
+                    start_epoch: plan.point.epoch,
+                    ..(*config).clone()
+                });
+                resume = Resume {
+                    writers: resume::writers(&plan, wpp),
+                    plan: Some(plan),
+                    state,
+                };
+            }
+            // Another process stopped the execution meanwhile.
+            Ok(None) => return Ok(()),
+            Err(err) => {
+                failure.fail(err.clone());
+                return Err(err);
+            }
+        }
     }
     let assignments = Arc::new(assignments);
 
@@ -94,6 +126,7 @@ pub(crate) fn run_worker(
             config.clone(),
             failure.clone(),
             assignments.clone(),
+            std::mem::take(&mut resume.state),
         );
         // With recovery, the durable frontier comes back from the durability operator,
         // which is built last, through a feedback edge.
@@ -108,11 +141,12 @@ pub(crate) fn run_worker(
                 break;
             }
         }
-        if let (Some(store), Some((handle, stream))) = (&config.recovery, feedback) {
+        if let (Some(store), Some(plan), Some((handle, stream))) = (&config.recovery, &resume.plan, feedback)
+        {
             let snapshots = std::mem::take(&mut ctx.snapshots);
-            let durable = built
-                .clone()
-                .and_then(|()| durability::attach(&ctx, snapshots, stream, store.clone()));
+            let durable = built.clone().and_then(|()| {
+                durability::attach(&ctx, snapshots, stream, store.clone(), plan, &resume.writers)
+            });
             match durable {
                 Ok(durable) => durable.connect_loop(handle),
                 Err(err) => {
@@ -129,6 +163,7 @@ pub(crate) fn run_worker(
         failure.fail(err.clone());
         return Err(err);
     }
+    failure::worker_running();
     loop {
         if let Some(control) = control.as_deref_mut() {
             control.poll(&failure);
@@ -160,105 +195,32 @@ fn check_partitions(
     Ok(())
 }
 
-/// Stored state must match the flow: a step that no longer exists, or a source or sink
-/// partition that is no longer listed, would be dropped silently. It is an error, unless
-/// the run was told to drop it (then a warning names what is dropped).
-fn check_stored(
-    store: &dyn RecoveryStore,
-    steps: &[StepId],
-    assignments: &Assignments,
-    drop_unmatched: bool,
-    worker: usize,
-) -> Result<(), FlowError> {
-    let mut unmatched = Vec::new();
-    for step in store.stored_steps() {
-        if !steps.contains(&step) {
-            unmatched.push(format!("step '{step}' is not in the flow (renamed or removed?)"));
-            continue;
-        }
-        let Some(parts) = assignments.get(&step) else {
-            continue;
-        };
-        let mut gone: Vec<String> = store
-            .resume_states(&step)?
-            .keys()
-            .filter_map(|key| match codec::decode_key::<String>(key) {
-                Ok(name) if parts.iter().any(|(p, _)| *p == name) => None,
-                Ok(name) => Some(format!("'{name}'")),
-                Err(_) => Some(format!(
-                    "a partition stored as {}",
-                    crate::recovery::inspect::printable_key(key)
-                )),
-            })
-            .collect();
-        if !gone.is_empty() {
-            gone.sort();
-            unmatched.push(format!(
-                "step '{step}' has stored partitions it no longer lists: {}",
-                gone.join(", ")
-            ));
-        }
-    }
-    if unmatched.is_empty() {
-        return Ok(());
-    }
-    if drop_unmatched {
-        if worker == 0 {
-            tracing::warn!(
-                "recovery: dropping stored state that matches nothing in the flow: {}",
-                unmatched.join("; ")
-            );
-        }
-        return Ok(());
-    }
-    Err(FlowError::UnmatchedState(unmatched))
+/// What a worker resumes with: the agreed plan, which worker writes each recovery
+/// partition, and the stored states routed to this worker.
+#[derive(Default)]
+struct Resume {
+    plan: Option<crate::recovery::ResumePlan>,
+    writers: Vec<usize>,
+    state: resume::WorkerResume,
 }
 
 /// A partitioned step's index, one of its partitions, and a worker that can reach it.
 type Reach = (usize, String, usize);
 
 /// Every worker lists the partitions it can reach; all of them learn every list. `None`
-/// when the execution was aborted meanwhile: workers leave this step at different times,
-/// so another process may already run the flow, and abort it, while this worker waits.
+/// when the execution was aborted meanwhile (see [`resume::exchange_once`]).
 fn discover_parts(
     worker: &mut Worker,
     listed: Vec<(usize, String)>,
     failure: &Failure,
-    mut control: Option<&mut Control>,
+    control: Option<&mut Control>,
 ) -> Result<Option<Vec<Reach>>, FlowError> {
     let index = worker.index();
-    let seen = Rc::new(RefCell::new(Vec::new()));
-    let probe = ProbeHandle::new();
-    let mut input: InputHandleVec<u64, Reach> = InputHandleVec::new();
-    let sink = seen.clone();
-    worker.dataflow_named::<u64, _, _>("bwx.partition-discovery", |scope| {
-        scope.input_from(&mut input).broadcast().probe_with(&probe).sink(
-            Pipeline,
-            "collect",
-            move |(data, _frontier)| {
-                data.for_each(|_cap, items: &mut Vec<Reach>| sink.borrow_mut().extend(items.drain(..)));
-            },
-        );
-    });
-    for (step, part) in listed {
-        input.send((step, part, index));
-    }
-    drop(input);
-    while !probe.done() {
-        if let Some(control) = control.as_deref_mut() {
-            control.poll(failure);
-        }
-        if failure.should_stop() {
-            return match failure.error() {
-                Some(err) => Err(err),
-                None => Ok(None),
-            };
-        }
-        worker.step_or_park(Some(PARK_LIMIT));
-    }
-    let mut seen = seen.take();
-    seen.sort();
-    Ok(Some(seen))
+    let items = listed
+        .into_iter()
+        .map(|(step, part)| (Dest::All, (step, part, index)))
+        .collect();
+    exchange_once(worker, "bwx.partition-discovery", items, failure, control)
 }
 
 /// Picks the primary worker of every partition, identically on all workers: partitions in

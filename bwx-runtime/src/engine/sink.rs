@@ -14,10 +14,10 @@ use timely::dataflow::channels::pact::{Exchange, ParallelizationContract, Pipeli
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::progress::Antichain;
 
-use crate::errors::{Cause, FlowError};
+use crate::errors::{Cause, DYNAMIC_PART, FlowError};
 use crate::flow::{StepId, StepInfo};
 use crate::outputs::{DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition};
-use crate::recovery::{Snapshot, codec};
+use crate::recovery::{Route, Snapshot, codec};
 
 use super::epochs::{EpochSteps, Epochs, SnapshotPort};
 use super::failure::enter_step;
@@ -143,9 +143,15 @@ pub(crate) fn dynamic<'s, S: DynamicSink>(
     stream: TStream<'s, S::Item>,
 ) -> Result<(), FlowError> {
     let me = ctx.worker_index();
-    let part = sink
-        .build(&step.id, me, ctx.worker_count())
-        .map_err(|e| FlowError::connector(&step.id, me, "-", "cannot build the worker's partition", e))?;
+    let part = sink.build(&step.id, me, ctx.worker_count()).map_err(|e| {
+        FlowError::connector(
+            &step.id,
+            me,
+            DYNAMIC_PART,
+            "cannot build the worker's partition",
+            e,
+        )
+    })?;
     let local = DynamicLocal {
         part,
         step: step.id.clone(),
@@ -174,9 +180,9 @@ impl<P: StatelessSinkPartition> LocalSink<P::Item> for DynamicLocal<P> {
             return Ok(());
         }
         self.dirty = true;
-        self.part
-            .write_batch(items)
-            .map_err(|e| FlowError::connector(&self.step, self.worker, "-", "cannot write a batch", e))
+        self.part.write_batch(items).map_err(|e| {
+            FlowError::connector(&self.step, self.worker, DYNAMIC_PART, "cannot write a batch", e)
+        })
     }
 
     fn pre_commit(&mut self, epoch: u64, _: Option<&mut Vec<Snapshot>>) -> Result<(), FlowError> {
@@ -188,7 +194,7 @@ impl<P: StatelessSinkPartition> LocalSink<P::Item> for DynamicLocal<P> {
             FlowError::connector(
                 &self.step,
                 self.worker,
-                "-",
+                DYNAMIC_PART,
                 format!("cannot pre-commit epoch {epoch}"),
                 e,
             )
@@ -204,7 +210,7 @@ impl<P: StatelessSinkPartition> LocalSink<P::Item> for DynamicLocal<P> {
             FlowError::connector(
                 &self.step,
                 self.worker,
-                "-",
+                DYNAMIC_PART,
                 format!("cannot commit epoch {epoch}"),
                 e,
             )
@@ -214,7 +220,7 @@ impl<P: StatelessSinkPartition> LocalSink<P::Item> for DynamicLocal<P> {
     fn close(&mut self) -> Result<(), FlowError> {
         self.part
             .close()
-            .map_err(|e| FlowError::connector(&self.step, self.worker, "-", "cannot close", e))
+            .map_err(|e| FlowError::connector(&self.step, self.worker, DYNAMIC_PART, "cannot close", e))
     }
 }
 
@@ -233,7 +239,7 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
             why: "the sink lists no partitions on any worker".into(),
         });
     }
-    let resume = ctx.resume_states(&step.id)?;
+    let resume = ctx.resume_states(&step.id);
     let mut parts: Vec<Option<SinkPart<S::Partition>>> = Vec::with_capacity(all.len());
     for (name, primary) in &all {
         if *primary != me {
@@ -241,15 +247,17 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSink>(
             continue;
         }
         let state = match resume.get(&codec::part_key(name)) {
-            Some(bytes) => Some(
-                codec::decode::<S::State>(bytes).map_err(|e| FlowError::StateDecode {
-                    step: step.id.to_string(),
-                    worker: me,
-                    what: "position",
-                    key: name.clone(),
-                    cause: Cause::new(e),
-                })?,
-            ),
+            Some(stored) => {
+                Some(
+                    codec::decode::<S::State>(&stored.state).map_err(|e| FlowError::StateDecode {
+                        step: step.id.to_string(),
+                        worker: me,
+                        what: "position",
+                        key: name.clone(),
+                        cause: Cause::new(e),
+                    })?,
+                )
+            }
             None => None,
         };
         let writer = sink
@@ -360,6 +368,7 @@ impl<S: FixedPartitionedSink> LocalSink<(S::Key, S::Value)> for FixedLocal<S> {
                 snapshots.push(Snapshot {
                     step_id: self.step.clone(),
                     key: codec::part_key(&part.name),
+                    route: Route::Partition,
                     epoch,
                     state: Some(state),
                 });

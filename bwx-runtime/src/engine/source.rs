@@ -12,13 +12,13 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
-use crate::errors::{Cause, FlowError};
+use crate::errors::{Cause, DYNAMIC_PART, FlowError};
 use crate::flow::{StepId, StepInfo};
 use crate::inputs::{
     BatchStatus, ConnectorError, DynamicSource, FixedPartitionedSource, StatefulSourcePartition,
     StatelessSourcePartition,
 };
-use crate::recovery::{Snapshot, codec};
+use crate::recovery::{Route, Snapshot, codec};
 
 use super::epochs::{EpochSteps, Epochs, SnapshotPort};
 use super::failure::{Failure, enter_step};
@@ -91,13 +91,13 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSource>(
     source: Arc<S>,
 ) -> Result<TStream<'s, S::Item>, FlowError> {
     let me = ctx.worker_index();
-    let resume = ctx.resume_states(&step.id)?;
+    let resume = ctx.resume_states(&step.id);
     let mut parts = Vec::new();
     for (name, primary) in ctx.assignments.get(&step.id).into_iter().flatten() {
         if *primary != me {
             continue;
         }
-        let stored = resume.get(&codec::part_key(name)).cloned();
+        let stored = resume.get(&codec::part_key(name)).map(|s| s.state.clone());
         let state = match &stored {
             Some(bytes) => Some(
                 codec::decode::<S::State>(bytes).map_err(|e| FlowError::StateDecode {
@@ -131,11 +131,17 @@ pub(crate) fn dynamic<'s, S: DynamicSource>(
     source: Arc<S>,
 ) -> Result<TStream<'s, S::Item>, FlowError> {
     let (me, count) = (ctx.worker_index(), ctx.worker_count());
-    let reader = source
-        .build(&step.id, me, count)
-        .map_err(|e| FlowError::connector(&step.id, me, "-", "cannot build the worker's partition", e))?;
+    let reader = source.build(&step.id, me, count).map_err(|e| {
+        FlowError::connector(
+            &step.id,
+            me,
+            DYNAMIC_PART,
+            "cannot build the worker's partition",
+            e,
+        )
+    })?;
     let parts = vec![Part {
-        name: "-".into(),
+        name: DYNAMIC_PART.into(),
         reader: Stateless(reader),
         wake: None,
         done: false,
@@ -170,6 +176,7 @@ impl<P: Poll> EpochSteps<()> for Positions<'_, P> {
                 snapshots.push(Snapshot {
                     step_id: self.step.clone(),
                     key: codec::part_key(&part.name),
+                    route: Route::Partition,
                     epoch,
                     state: Some(position.clone()),
                 });

@@ -17,9 +17,9 @@ use timely::dataflow::operators::{Capability, Operator};
 use crate::errors::{Cause, FlowError};
 use crate::flow::{StepId, StepInfo};
 use crate::operators::KeyedItem;
-use crate::recovery::{Snapshot, StoredStates, codec};
+use crate::recovery::{Route, Snapshot, Stored, StoredStates, codec};
 use crate::stateful::logic::StatefulBatchLogic;
-use crate::{Data, ExchangeData, Key, worker_for_key};
+use crate::{Data, ExchangeData, Key, route_hash};
 
 use super::epochs::{EpochSteps, Epochs, SnapshotPort};
 use super::failure::enter_step;
@@ -64,7 +64,7 @@ where
     let step_index = ctx.step_index;
     let step_id = step.id.clone();
     let snapshots_on = ctx.snapshots_enabled();
-    resume(&mut store, &*ctx.resume_states(&step.id)?, &step.id, me, peers)?;
+    resume(&mut store, &ctx.resume_states(&step.id), &step.id, me, peers)?;
 
     let mut op = OperatorBuilder::new(step.id.to_string(), ctx.scope);
     let activator = ctx.scope.activator_for(op.operator_info().address.clone());
@@ -74,7 +74,7 @@ where
     let (snap_output, snap_stream) = snapshots_on.then(|| op.new_output::<Vec<Snapshot>>()).unzip();
     let failure = ctx.failure.clone();
     let start = ctx.config.start_epoch;
-    let stop = ctx.config.stop.clone();
+    let stopping = ctx.config.stopping.clone();
 
     op.build(move |mut caps| {
         // The snapshot output, when there is one, is the last: its capability too.
@@ -97,7 +97,7 @@ where
             let frontier = frontiers[0].frontier().first().copied();
             let ended = frontier.is_none();
             // A graceful stop is not the end of the input: state is kept for the resume.
-            let eof = ended && (at_eof || !stop.load(Ordering::Relaxed));
+            let eof = ended && (at_eof || !stopping.load(Ordering::SeqCst));
             // Epochs before the frontier close; at the end every stashed item is applied
             // first, in the last epoch, which stays open while the state closes.
             let open_until = frontier.unwrap_or_else(|| epochs.last_open());
@@ -162,8 +162,9 @@ where
     Ok(out_stream)
 }
 
-/// Puts back the stored state of the keys this worker owns (and shows the store the
-/// others' when it asks to see them).
+/// Puts back the stored state of the keys this worker owns, and shows the store the states
+/// every worker sees; the routing hash says which is which, so no key this worker does not
+/// own is decoded.
 fn resume<T, W, S: KeyedStore<T, W>>(
     store: &mut S,
     stored: &StoredStates,
@@ -178,14 +179,14 @@ fn resume<T, W, S: KeyedStore<T, W>>(
         key: crate::recovery::inspect::printable_key(key),
         cause: Cause::new(e),
     };
-    for (key, state) in stored.iter() {
-        let decoded: S::Key = codec::decode_key(key).map_err(|e| bad("key", key, e))?;
-        let mine = worker_for_key(&decoded, peers) == me;
-        if !mine && !S::SEES_OTHER_KEYS {
-            continue;
-        }
+    for (key, Stored { route, state }) in stored.iter() {
+        let mine = match route {
+            Route::Key(hash) | Route::KeyForAll(hash) => hash % peers.max(1) as u64 == me as u64,
+            Route::Partition => true,
+        };
         let state: S::State = codec::decode(state).map_err(|e| bad("state", key, e))?;
         if mine {
+            let decoded: S::Key = codec::decode_key(key).map_err(|e| bad("key", key, e))?;
             store.resume(decoded, state);
         } else {
             store.resume_other(state);
@@ -269,12 +270,21 @@ impl<S: KeyedStore<T, W>, T, W: Data> EpochSteps<T> for KeyedSteps<'_, '_, S, T,
             if result.is_err() {
                 return;
             }
+            // The store routes by the key's hash (per-worker windows too): the key's owner
+            // resumes it, and every worker sees it when the store asks to.
+            let hash = route_hash(&key);
+            let route = if S::SEES_OTHER_KEYS {
+                Route::KeyForAll(hash)
+            } else {
+                Route::Key(hash)
+            };
             let encoded =
                 codec::encode_key(&key).and_then(|k| Ok((k, state.map(|s| codec::encode(&s)).transpose()?)));
             match encoded {
                 Ok((key, state)) => snapshots.push(Snapshot {
                     step_id: step.clone(),
                     key,
+                    route,
                     epoch,
                     state,
                 }),

@@ -4,13 +4,20 @@
 //! and fails fast: the first panic or connector error on any worker stops every worker,
 //! and the error names the step and the worker.
 
+mod cluster;
+mod handshake;
+mod heartbeat;
 mod network;
 pub(crate) mod reserved_ports;
+mod secret;
+mod wire;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+
+pub use secret::{ClusterSecret, ENV_SECRET, ENV_SECRET_FILE};
 
 use crate::engine::failure::{self, Failure};
 use crate::engine::run::run_worker;
@@ -21,6 +28,85 @@ use crate::recovery::RecoveryStore;
 
 /// The default epoch length when recovery is off (as in Bytewax).
 pub const DEFAULT_EPOCH_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a process waits by default for its peers to connect at start-up.
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a peer may stay silent by default before it counts as stopped, hung or cut off.
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the processes of a cluster connect to and watch each other (see
+/// [`cluster_main`]). Ignored when a flow runs in one process.
+///
+/// ```
+/// use std::time::Duration;
+/// use bwx::{ClusterOptions, ClusterSecret, RunConfig};
+///
+/// let options = ClusterOptions::default()
+///     .secret(ClusterSecret::new("a long shared secret for this cluster").unwrap())
+///     .encrypt(true)
+///     .bind("0.0.0.0")
+///     .heartbeat_timeout(Duration::from_secs(5));
+/// let config = RunConfig::default().cluster(options);
+/// assert!(config.cluster.encrypt);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterOptions {
+    /// The secret every process proves before its connections reach the dataflow; `None`
+    /// authenticates nothing (and warns when an address is not a loopback one).
+    pub secret: Option<ClusterSecret>,
+    /// Seal every byte between processes (ChaCha20-Poly1305); needs a secret.
+    pub encrypt: bool,
+    /// Where to listen: a host or IP, with or without a port (without one, this process's
+    /// port); `None` listens on this process's own address.
+    pub bind: Option<String>,
+    /// How long to wait for every peer at start-up before failing with the peers' names.
+    pub startup_timeout: Duration,
+    /// How long a peer may send no heartbeat before the cluster stops naming it.
+    pub heartbeat_timeout: Duration,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            secret: None,
+            encrypt: false,
+            bind: None,
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
+        }
+    }
+}
+
+impl ClusterOptions {
+    /// Sets the cluster secret.
+    pub fn secret(mut self, secret: ClusterSecret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// Turns sealing of the connections on or off.
+    pub fn encrypt(mut self, on: bool) -> Self {
+        self.encrypt = on;
+        self
+    }
+
+    /// Sets the address to listen on.
+    pub fn bind(mut self, address: impl Into<String>) -> Self {
+        self.bind = Some(address.into());
+        self
+    }
+
+    /// Sets the start-up timeout.
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// Sets the heartbeat timeout.
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = timeout;
+        self
+    }
+}
 
 /// How to run a flow, beyond where.
 #[derive(Clone)]
@@ -31,10 +117,13 @@ pub struct RunConfig {
     pub recovery: Option<Arc<dyn RecoveryStore>>,
     /// Set to stop the flow gracefully: inputs stop, the last epoch closes, a final
     /// snapshot is written, and the run returns `Ok` (see [`RunConfig::stop_on_signals`]).
+    /// In a cluster, a stop in one process stops every process.
     pub stop: Arc<AtomicBool>,
     /// Whether stored state that matches no step or partition of the flow is dropped with
     /// a warning, instead of refusing to resume ([`FlowError::UnmatchedState`]).
     pub drop_unmatched_state: bool,
+    /// How the processes of a cluster connect and watch each other.
+    pub cluster: ClusterOptions,
 }
 
 impl Default for RunConfig {
@@ -44,6 +133,7 @@ impl Default for RunConfig {
             recovery: None,
             stop: Arc::default(),
             drop_unmatched_state: false,
+            cluster: ClusterOptions::default(),
         }
     }
 }
@@ -53,6 +143,7 @@ impl std::fmt::Debug for RunConfig {
         f.debug_struct("RunConfig")
             .field("epoch_interval", &self.epoch_interval)
             .field("recovery", &self.recovery.is_some())
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -63,6 +154,12 @@ impl RunConfig {
     /// snapshot per batch.
     pub fn epoch_interval(mut self, interval: Duration) -> Self {
         self.epoch_interval = interval;
+        self
+    }
+
+    /// Sets how the processes of a cluster connect and watch each other.
+    pub fn cluster(mut self, options: ClusterOptions) -> Self {
+        self.cluster = options;
         self
     }
 
@@ -101,8 +198,11 @@ impl RunConfig {
     }
 
     /// Stops the flow gracefully on SIGINT or SIGTERM (Bytewax #268): inputs stop, a
-    /// final snapshot is written, the run returns `Ok` and the process can exit 0. A second
-    /// signal while stopping exits the process at once with status 1.
+    /// final snapshot is written, the run returns `Ok` and the process can exit 0. In a
+    /// cluster every process stops so. A second signal while stopping exits the process at
+    /// once with status 1, and so does the first one while the flow is still being set up
+    /// (connecting to its peers, or building its steps: a source may block there, say
+    /// opening a FIFO), when there is nothing to snapshot yet.
     pub fn stop_on_signals(self) -> Result<Self, FlowError> {
         use signal_hook::consts::{SIGINT, SIGTERM};
         for signal in [SIGINT, SIGTERM] {
@@ -111,20 +211,38 @@ impl RunConfig {
                 .and_then(|_| signal_hook::flag::register(signal, self.stop.clone()))
                 .map_err(|e| FlowError::Setup(format!("cannot handle signal {signal}: {e}")))?;
         }
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+            .map_err(|e| FlowError::Setup(format!("cannot handle stop signals: {e}")))?;
+        std::thread::Builder::new()
+            .name("bwx:signals".to_string())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    if failure::in_setup() {
+                        eprintln!(
+                            "error: stopped by signal {signal} while the flow was being set up, \
+                             before it processed anything"
+                        );
+                        std::process::exit(1);
+                    }
+                }
+            })
+            .map_err(|e| FlowError::Setup(format!("cannot start the signal thread: {e}")))?;
         Ok(self)
     }
 }
 
-impl From<RunConfig> for ExecConfig {
-    fn from(config: RunConfig) -> Self {
-        let start_epoch = config
-            .recovery
-            .as_ref()
-            .map_or(crate::recovery::FIRST_EPOCH, |r| r.resume_point().epoch);
+impl ExecConfig {
+    /// The settings of an execution with `workers_per_process` worker threads per process.
+    fn new(config: RunConfig, workers_per_process: usize) -> Self {
         ExecConfig {
             epoch_interval: config.epoch_interval,
-            start_epoch,
+            // Without recovery the first epoch is 1, as in Bytewax; with it, the run starts
+            // where the cluster agrees to resume.
+            start_epoch: crate::recovery::FIRST_EPOCH,
+            workers_per_process: workers_per_process.max(1),
             recovery: config.recovery,
+            // Alone, a process stops its inputs as soon as it knows it is stopping.
+            stopping: config.stop.clone(),
             stop: config.stop,
             drop_unmatched_state: config.drop_unmatched_state,
         }
@@ -150,8 +268,8 @@ pub fn run_main(flow: &Dataflow) -> Result<(), FlowError> {
 /// Runs a flow on the calling thread.
 pub fn run_main_with(flow: &Dataflow, config: RunConfig) -> Result<(), FlowError> {
     flow.check()?;
-    let failure = Arc::new(Failure::default());
-    let config = Arc::new(ExecConfig::from(config));
+    let failure = Arc::new(Failure::new(1));
+    let config = Arc::new(ExecConfig::new(config, 1));
     let flow = flow.clone();
     let outcome = failure.clone();
     timely::execute::execute_directly(move |worker| run_guarded(worker, &flow, config, outcome, false));
@@ -194,8 +312,13 @@ pub fn run_workers(flow: &Dataflow, workers: usize, config: RunConfig) -> Result
 /// Fail-stop holds across processes: when a step panics or a connector fails in one
 /// process, that process tells the others, and every process returns the same error
 /// (naming the step and worker). A process that dies without a word (killed) is noticed by
-/// its peers when the connection drops, and they return [`FlowError::Cluster`]. A peer that
-/// hangs (stopped, not dead) is not detected.
+/// its peers when the connection drops, and one that stops answering (stopped, hung, cut off
+/// by the network) when its heartbeats stop for [`ClusterOptions::heartbeat_timeout`]; they
+/// return [`FlowError::Cluster`] naming it.
+///
+/// [`RunConfig::cluster`] says how the processes authenticate each other (a shared
+/// secret), where they listen, and the start-up and heartbeat timeouts; see the
+/// `network` module's documentation in the source for the protocol.
 ///
 /// To run several processes of a flow inside a test, see [`crate::testing::LocalCluster`].
 pub fn cluster_main(
@@ -243,41 +366,87 @@ enum Comm {
 
 fn execute(flow: &Dataflow, comm: Comm, config: RunConfig) -> Result<(), FlowError> {
     flow.check()?;
-    let failure = Arc::new(Failure::default());
+    let local_workers = match &comm {
+        Comm::Threads(threads) => *threads,
+        Comm::Cluster { threads, .. } => *threads,
+    };
+    let failure = Arc::new(Failure::new(local_workers));
+    let outcome = execute_with(flow, comm, config, &failure);
+    failure.ended();
+    outcome
+}
+
+fn execute_with(
+    flow: &Dataflow,
+    comm: Comm,
+    config: RunConfig,
+    failure: &Arc<Failure>,
+) -> Result<(), FlowError> {
     let cluster = matches!(comm, Comm::Cluster { .. });
+    let requested = config.stop.clone();
+    let options = config.cluster.clone();
+    let workers_per_process = match &comm {
+        Comm::Threads(threads) => *threads,
+        Comm::Cluster { threads, .. } => *threads,
+    };
+    let mut config = ExecConfig::new(config, workers_per_process);
     if cluster {
-        failure::register_cluster(&failure);
+        // In a cluster the engine stops once the peers know (see `heartbeat`).
+        config.stop = Arc::default();
+        config.stopping = Arc::default();
     }
-    let config = Arc::new(ExecConfig::from(config));
-    let outcome = failure.clone();
+    let stop = heartbeat::StopFlags {
+        requested,
+        stopping: config.stopping.clone(),
+        engine: config.stop.clone(),
+    };
+    let config = Arc::new(config);
     let run = {
-        let flow = flow.clone();
+        let (flow, config, outcome) = (flow.clone(), config.clone(), failure.clone());
         move |worker: &mut timely::worker::Worker| {
             run_guarded(worker, &flow, config.clone(), outcome.clone(), cluster)
         }
     };
-    let guards = match comm {
+    match comm {
         Comm::Threads(threads) => {
             let timely_config = timely::Config {
                 communication: timely::CommunicationConfig::Process(threads),
                 worker: timely::WorkerConfig::default(),
             };
-            timely::execute(timely_config, run)
+            let guards = timely::execute(timely_config, run).map_err(FlowError::Setup)?;
+            record_results(failure, failure::quietly(|| guards.join()));
         }
         Comm::Cluster {
             addresses,
             process,
             threads,
         } => {
-            let shape = network::Shape::new(flow.id().as_str(), addresses.len(), threads);
-            let (builders, network) = network::connect(&addresses, process, threads, shape)?;
-            timely::execute::execute_from(builders, Box::new(network), timely::WorkerConfig::default(), run)
+            let connected =
+                cluster::Connected::connect(flow, &addresses, process, threads, &options, stop, failure)?;
+            let guards = timely::execute::execute_from(
+                connected.builders,
+                Box::new(connected.comms),
+                timely::WorkerConfig::default(),
+                run,
+            )
+            .map_err(FlowError::Setup)?;
+            let grace = options.heartbeat_timeout.max(Duration::from_secs(1));
+            record_results(failure, join_bounded(guards, failure, grace));
+            let ending = match failure.error() {
+                Some(err) => heartbeat::Ending::Failed(err.to_string()),
+                None => heartbeat::Ending::Done,
+            };
+            connected.heartbeat.finish(ending);
+            drop(connected.listening);
         }
     }
-    .map_err(FlowError::Setup)?;
-    // Joining also joins timely's network threads, which re-raise a lost connection as a
-    // panic here; its cause is already recorded by the panic hook.
-    match failure::quietly(|| guards.join()) {
+    finish(failure)
+}
+
+type Joined = std::thread::Result<Vec<Result<(), String>>>;
+
+fn record_results(failure: &Failure, joined: Joined) {
+    match joined {
         Ok(results) => {
             for result in results {
                 if let Err(message) = result
@@ -287,12 +456,49 @@ fn execute(flow: &Dataflow, comm: Comm, config: RunConfig) -> Result<(), FlowErr
                 }
             }
         }
+        // Joining also joins timely's network threads, which re-raise a lost connection as
+        // a panic here; its cause is already recorded.
         Err(_) if failure.error().is_some() => {}
         Err(_) => failure.fail(FlowError::Cluster(
             "a network thread failed while the flow shut down".to_string(),
         )),
     }
-    finish(&failure)
+}
+
+/// Joins the workers and timely's network threads, but after a failure waits at most
+/// `grace` for them: a thread blocked on a peer that never answers, or a worker stuck in
+/// user code, must not keep a failed process from exiting. Threads still running then are
+/// left behind.
+fn join_bounded(
+    guards: timely::communication::WorkerGuards<()>,
+    failure: &Failure,
+    grace: Duration,
+) -> Joined {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let joiner = std::thread::Builder::new()
+        .name("bwx:join".to_string())
+        .spawn(move || {
+            let _ = tx.send(failure::quietly(|| guards.join()));
+        });
+    if joiner.is_err() {
+        return Ok(Vec::new());
+    }
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(joined) => return joined,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(Vec::new()),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if let Some(since) = failure.stopped_at()
+            && failure.error().is_some()
+            && since.elapsed() >= grace
+        {
+            tracing::warn!(
+                "threads of the failed execution did not finish within {grace:?} of the failure; leaving them"
+            );
+            return Ok(Vec::new());
+        }
+    }
 }
 
 /// Runs one worker, turning panics into errors. In a cluster (`cluster`), a worker of the
@@ -344,6 +550,7 @@ fn record(failure: &Failure, outcome: std::thread::Result<Result<(), FlowError>>
 }
 
 fn finish(failure: &Failure) -> Result<(), FlowError> {
+    failure.ended();
     match failure.error() {
         Some(err) => Err(err),
         None => Ok(()),

@@ -1,351 +1,773 @@
 //! Connecting the processes of a cluster before timely takes the sockets over.
 //!
-//! timely's own set-up prints to stdout (mixing with a flow's output), retries only every
-//! second, and panics when anything else connects to a worker's port while it waits. Here
-//! every connection starts with a handshake that names the flow and the cluster shape;
-//! a connection that does not speak it is dropped with a warning, and a peer that runs a
-//! different flow or cluster shape is refused with a message saying which.
+//! Every pair of processes opens two TCP connections, the higher process id connecting to
+//! the lower one's address: one for timely's data ([`super::wire::PeerStream`]) and one for
+//! heartbeats ([`super::heartbeat`]). Each starts with the handshake of
+//! [`super::handshake`]: with a cluster secret, both ends prove it over fresh nonces, so a
+//! stranger, a peer with another secret or a replayed handshake never reaches timely.
+//!
+//! - **Accepting** runs on its own thread for the whole execution, and serves each incoming
+//!   connection's handshake on a thread of its own with a short deadline
+//!   ([`HANDSHAKE_TIMEOUT`](super::handshake::HANDSHAKE_TIMEOUT)); at most
+//!   [`MAX_PENDING`] at a time. An idle connection, a port scanner, garbage bytes or a wrong
+//!   secret are refused and logged (a `warn` naming the remote address and why), and delay
+//!   no real peer. Once every peer is connected, later connections are refused the same way.
+//! - **Connecting** retries with a growing pause (50 ms up to 1 s) until the start-up
+//!   deadline ([`ClusterOptions::startup_timeout`](super::ClusterOptions)); an address that
+//!   does not resolve is retried the same way (a Kubernetes pod's name resolves only once
+//!   the pod exists) and reported by name, with the last error, when the deadline passes.
+//!   Explicit refusals (another flow, shape or secret; something that is not bwx) fail at
+//!   once.
+//! - **Listening** is on this process's own address, or on the bind address
+//!   ([`ClusterOptions::bind`](super::ClusterOptions)), for example `0.0.0.0` in a container.
+//!
+//! Without a secret the handshake still checks the cluster shape, and a warning says that
+//! the connections are not authenticated when any address is not a loopback one.
+//!
+//! # Encryption
+//!
+//! timely 0.32 builds its network threads over any type that implements its `Stream`
+//! trait (`initialize_networking_from_sockets`), so the bytes can be sealed without forking
+//! timely: with `--cluster-encryption` every write of timely's sender becomes one
+//! ChaCha20-Poly1305 record under a per-connection, per-direction key derived from the
+//! handshake (see [`super::wire`]). What it does not give: forward secrecy (the keys derive
+//! from the shared secret and the handshake's nonces; whoever records the traffic and later
+//! learns the secret can read it — a Diffie-Hellman exchange in the handshake would fix
+//! that), and certificates (every process holds the same secret). Without encryption the
+//! handshake authenticates each connection's start only: use encryption on any network
+//! where someone could read or inject packets.
 
-use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::collections::HashSet;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use timely::communication::Hooks;
-use timely::communication::allocator::zero_copy::initialize::{
-    CommsGuard, initialize_networking_from_sockets,
-};
-use timely::communication::allocator::{AllocatorBuilder, ProcessBuilder};
-
+use super::handshake::{self, Accepted, ConnectError, HANDSHAKE_TIMEOUT, Kind, Security, Session, Shape};
 use crate::errors::FlowError;
 
-/// Opens every handshake; the version digit changes if the handshake does.
-const MAGIC: [u8; 8] = *b"bwx-net1";
-/// How long a connecting peer has to send its hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Pause between connection attempts (and between polls of the listener).
-const RETRY: Duration = Duration::from_millis(20);
+/// At most this many handshakes are served at a time; further connections are dropped.
+pub(crate) const MAX_PENDING: usize = 64;
+/// The first pause between connection attempts; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How often a process still waiting for its peers says so.
 const NAG: Duration = Duration::from_secs(5);
+/// How often waiting loops look at the stop flag.
+const TICK: Duration = Duration::from_millis(50);
 
-/// What must agree between all processes of a cluster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Shape {
-    /// A stable hash of the flow id.
-    pub(crate) flow: u64,
-    /// Number of processes.
-    pub(crate) processes: u64,
-    /// Worker threads per process.
-    pub(crate) workers: u64,
+/// What set-up needs to know besides the addresses.
+pub(crate) struct Setup<'a> {
+    pub(crate) process: usize,
+    pub(crate) shape: Shape,
+    pub(crate) security: &'a Security,
+    pub(crate) bind: Option<&'a str>,
+    pub(crate) startup_timeout: Duration,
+    /// The graceful-stop flag: a stop during set-up ends it with an error.
+    pub(crate) stop: &'a AtomicBool,
 }
 
-impl Shape {
-    pub(crate) fn new(flow_id: &str, processes: usize, workers: usize) -> Shape {
-        Shape {
-            flow: crate::route_hash(&flow_id.to_string()),
-            processes: processes as u64,
-            workers: workers as u64,
-        }
+/// One connection to a peer, after its handshake.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) stream: TcpStream,
+    pub(crate) session: Session,
+}
+
+/// Every connection of this process, indexed by peer (`None` at this process's index).
+#[derive(Debug)]
+pub(crate) struct Links {
+    pub(crate) data: Vec<Option<Link>>,
+    pub(crate) heartbeats: Vec<Option<Link>>,
+    /// Keeps refusing late connections until dropped.
+    pub(crate) listener: Listening,
+}
+
+/// Connects to every other process (see the module docs).
+pub(crate) fn connect(addresses: &[String], setup: &Setup<'_>) -> Result<Links, FlowError> {
+    let me = setup.process;
+    if setup.security.secret.is_none() {
+        warn_if_exposed(addresses, setup.bind, me);
     }
-}
-
-/// The answer to a hello.
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Verdict {
-    Accepted = 0,
-    OtherFlow = 1,
-    OtherProcessCount = 2,
-    OtherWorkerCount = 3,
-    BadIndex = 4,
-}
-
-impl Verdict {
-    fn from_byte(b: u8) -> Option<Verdict> {
-        [
-            Verdict::Accepted,
-            Verdict::OtherFlow,
-            Verdict::OtherProcessCount,
-            Verdict::OtherWorkerCount,
-            Verdict::BadIndex,
-        ]
-        .into_iter()
-        .find(|v| *v as u8 == b)
-    }
-
-    fn explain(self) -> &'static str {
-        match self {
-            Verdict::Accepted => "accepted",
-            Verdict::OtherFlow => "it runs a different flow",
-            Verdict::OtherProcessCount => "it has a different number of processes (addresses)",
-            Verdict::OtherWorkerCount => "it has a different number of workers per process (-w)",
-            Verdict::BadIndex => "this process id is out of range there or already connected",
-        }
-    }
-}
-
-/// Connects to every other process and builds timely's allocators on the connections.
-pub(crate) fn connect(
-    addresses: &[String],
-    process: usize,
-    threads: usize,
-    shape: Shape,
-) -> Result<(Vec<AllocatorBuilder>, CommsGuard), FlowError> {
-    let listener = match super::reserved_ports::take_inherited(&addresses[process]) {
-        Some(listener) => listener,
-        None => TcpListener::bind(addresses[process].as_str()).map_err(|e| {
-            FlowError::Setup(format!(
-                "process {process} cannot listen on {}: {e}",
-                addresses[process]
-            ))
-        })?,
-    };
+    let listener = listen(addresses, setup)?;
+    let expected: HashSet<(usize, Kind)> = (me + 1..addresses.len())
+        .flat_map(|p| [(p, Kind::Data), (p, Kind::Heartbeat)])
+        .collect();
+    let (tx, rx) = mpsc::channel();
+    let listening = Listening::start(listener, me, setup.shape, setup.security.clone(), tx)?;
+    let deadline = Instant::now() + setup.startup_timeout;
+    let abort = AtomicBool::new(false);
     let (lower, higher) = std::thread::scope(|s| {
-        let lower = s.spawn(|| connect_lower(addresses, process, shape));
-        let higher = s.spawn(|| accept_higher(&listener, addresses.len(), process, shape));
-        (join(lower), join(higher))
+        let connectors: Vec<_> = (0..me)
+            .map(|peer| {
+                let (abort, address) = (&abort, addresses[peer].as_str());
+                s.spawn(move || {
+                    let outcome = connect_to(peer, address, setup, deadline, abort);
+                    if outcome.is_err() {
+                        abort.store(true, Ordering::SeqCst);
+                    }
+                    outcome
+                })
+            })
+            .collect();
+        let higher = collect(&rx, expected, addresses, setup, deadline, &abort);
+        if higher.is_err() {
+            abort.store(true, Ordering::SeqCst);
+        }
+        let outcomes: Vec<Result<(Link, Link), FlowError>> = connectors
+            .into_iter()
+            .map(|c| {
+                c.join()
+                    .unwrap_or_else(|_| Err(FlowError::Setup("a connecting thread panicked".to_string())))
+            })
+            .collect();
+        // The error that made the others abandon, not theirs.
+        let cause = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().err())
+            .min_by_key(|e| is_abort(e))
+            .cloned();
+        let lower = match cause {
+            Some(err) => Err(err),
+            None => Ok(outcomes.into_iter().flatten().collect::<Vec<_>>()),
+        };
+        (lower, higher)
     });
-    let mut sockets: Vec<Option<TcpStream>> = lower?.into_iter().map(Some).collect();
-    sockets.push(None);
-    sockets.extend(higher?.into_iter().map(Some));
-    let hooks = Hooks::default();
-    let local = ProcessBuilder::new_typed_vector(threads, hooks.refill.clone(), hooks.spill.clone());
-    let (builders, guard) = initialize_networking_from_sockets(local, sockets, process, threads, hooks)
-        .map_err(|e| FlowError::Setup(format!("cannot start the network threads: {e}")))?;
-    Ok((builders.into_iter().map(AllocatorBuilder::Tcp).collect(), guard))
-}
-
-fn join<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T, FlowError>>) -> Result<T, FlowError> {
-    handle.join().unwrap_or_else(|_| {
-        Err(FlowError::Setup(
-            "the connection set-up thread panicked".to_string(),
-        ))
+    // The first error that is not just "stopped because another part failed".
+    let (lower, mut higher) = match (lower, higher) {
+        (Ok(lower), Ok(higher)) => (lower, higher),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
+        (Err(a), Err(b)) => return Err(if is_abort(&a) { b } else { a }),
+    };
+    let mut data = Vec::with_capacity(addresses.len());
+    let mut heartbeats = Vec::with_capacity(addresses.len());
+    for (d, h) in lower {
+        data.push(Some(d));
+        heartbeats.push(Some(h));
+    }
+    data.push(None);
+    heartbeats.push(None);
+    for peer in me + 1..addresses.len() {
+        data.push(higher.remove(&(peer, Kind::Data)));
+        heartbeats.push(higher.remove(&(peer, Kind::Heartbeat)));
+    }
+    Ok(Links {
+        data,
+        heartbeats,
+        listener: listening,
     })
 }
 
-/// Connects to processes `0..process`, in order, retrying until each listens.
-fn connect_lower(addresses: &[String], process: usize, shape: Shape) -> Result<Vec<TcpStream>, FlowError> {
-    let mut streams = Vec::with_capacity(process);
-    for (peer, address) in addresses.iter().enumerate().take(process) {
-        let started = Instant::now();
-        let mut nagged = started;
-        let stream = loop {
-            match TcpStream::connect(address.as_str()) {
-                Ok(stream) => break stream,
-                Err(e) => {
-                    if nagged.elapsed() >= NAG {
-                        nagged = Instant::now();
-                        tracing::warn!(
-                            "process {process}: still waiting for process {peer} at {address} after {:?}: {e}",
-                            started.elapsed()
-                        );
-                    }
-                    std::thread::sleep(RETRY);
-                }
-            }
-        };
-        streams.push(hello(stream, peer, address, process, shape)?);
-    }
-    Ok(streams)
+const ABORTED: &str = "set-up was abandoned";
+
+fn is_abort(err: &FlowError) -> bool {
+    matches!(err, FlowError::Setup(m) if m.contains(ABORTED))
 }
 
-/// Says hello to process `peer` and reads its verdict.
-fn hello(
-    mut stream: TcpStream,
-    peer: usize,
-    address: &str,
-    process: usize,
-    shape: Shape,
-) -> Result<TcpStream, FlowError> {
-    let failed = |e: io::Error| {
-        FlowError::Setup(format!(
-            "process {process}: the handshake with process {peer} at {address} failed: {e} \
-             (is a bwx flow listening there?)"
-        ))
+fn listen(addresses: &[String], setup: &Setup<'_>) -> Result<TcpListener, FlowError> {
+    let me = setup.process;
+    let address = listen_address(addresses, setup.bind, me);
+    if let Some(listener) = super::reserved_ports::take_inherited(&address) {
+        return Ok(listener);
+    }
+    TcpListener::bind(address.as_str())
+        .map_err(|e| FlowError::Setup(format!("process {me} cannot listen on {address}: {e}")))
+}
+
+/// This process's own address, or the bind address; a bind address without a port
+/// (`0.0.0.0`, `::`, a host name) takes the port of this process's address.
+pub(crate) fn listen_address(addresses: &[String], bind: Option<&str>, me: usize) -> String {
+    let own = &addresses[me];
+    let Some(bind) = bind else { return own.clone() };
+    let port: u16 = own
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or(0);
+    if bind.parse::<SocketAddr>().is_ok() {
+        return bind.to_string();
+    }
+    if let Ok(ip) = bind.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return SocketAddr::new(ip, port).to_string();
+    }
+    if bind
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        return bind.to_string();
+    }
+    format!("{bind}:{port}")
+}
+
+/// Warns that a cluster without a secret is open to anyone who reaches its ports.
+fn warn_if_exposed(addresses: &[String], bind: Option<&str>, me: usize) {
+    let loopback = |address: &str| {
+        address
+            .to_socket_addrs()
+            .map(|mut all| all.all(|a| a.ip().is_loopback()))
+            .unwrap_or(false)
     };
-    stream.set_nodelay(true).map_err(failed)?;
-    let mut message = Vec::with_capacity(40);
-    message.extend_from_slice(&MAGIC);
-    for word in [shape.flow, shape.processes, shape.workers, process as u64] {
-        message.extend_from_slice(&word.to_le_bytes());
+    let mut exposed: Vec<String> = addresses.iter().filter(|a| !loopback(a)).cloned().collect();
+    let listening = listen_address(addresses, bind, me);
+    if !loopback(&listening) && !exposed.contains(&listening) {
+        exposed.push(listening);
     }
-    stream.write_all(&message).map_err(failed)?;
-    stream.set_read_timeout(Some(HELLO_TIMEOUT)).map_err(failed)?;
-    let mut answer = [0u8; 9];
-    stream.read_exact(&mut answer).map_err(failed)?;
-    stream.set_read_timeout(None).map_err(failed)?;
-    if answer[..8] != MAGIC {
-        return Err(failed(io::Error::other("it answered something else than bwx")));
-    }
-    match Verdict::from_byte(answer[8]) {
-        Some(Verdict::Accepted) => Ok(stream),
-        Some(verdict) => Err(FlowError::Setup(format!(
-            "process {peer} at {address} refused process {process}: {}",
-            verdict.explain()
-        ))),
-        None => Err(failed(io::Error::other("unknown answer"))),
+    if !exposed.is_empty() {
+        tracing::warn!(
+            "process {me}: the cluster connections are not authenticated: anyone who reaches {} \
+             can join or disturb this flow; set BWX_CLUSTER_SECRET or BWX_CLUSTER_SECRET_FILE \
+             (the same secret on every process)",
+            exposed.join(", ")
+        );
     }
 }
 
-/// Accepts processes `process+1..processes`, in any order, dropping strays.
-fn accept_higher(
-    listener: &TcpListener,
-    processes: usize,
-    process: usize,
-    shape: Shape,
-) -> Result<Vec<TcpStream>, FlowError> {
-    let mut peers: Vec<Option<TcpStream>> = (process + 1..processes).map(|_| None).collect();
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| FlowError::Setup(format!("cannot poll the listener: {e}")))?;
+/// Waits for every higher process's two connections.
+fn collect(
+    rx: &mpsc::Receiver<(Accepted, TcpStream)>,
+    mut expected: HashSet<(usize, Kind)>,
+    addresses: &[String],
+    setup: &Setup<'_>,
+    deadline: Instant,
+    abort: &AtomicBool,
+) -> Result<std::collections::HashMap<(usize, Kind), Link>, FlowError> {
+    let me = setup.process;
     let started = Instant::now();
     let mut nagged = started;
-    while peers.iter().any(Option::is_none) {
-        match listener.accept() {
-            Ok((stream, from)) => match greet(stream, process, shape) {
-                Ok((peer, stream)) if peers[peer - process - 1].is_none() => {
-                    peers[peer - process - 1] = Some(stream);
-                }
-                Ok((peer, _)) => {
-                    tracing::warn!(
-                        "process {process}: dropped a second connection from process {peer} ({from})"
-                    )
-                }
-                Err(why) => tracing::warn!("process {process}: dropped a connection from {from}: {why}"),
-            },
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if nagged.elapsed() >= NAG {
-                    nagged = Instant::now();
-                    let missing: Vec<usize> = (process + 1..processes)
-                        .filter(|p| peers[p - process - 1].is_none())
-                        .collect();
-                    tracing::warn!(
-                        "process {process}: still waiting for processes {missing:?} after {:?}",
-                        started.elapsed()
-                    );
-                }
-                std::thread::sleep(RETRY);
+    let mut got = std::collections::HashMap::new();
+    while !expected.is_empty() {
+        if abort.load(Ordering::SeqCst) {
+            return Err(FlowError::Setup(format!("process {me}: {ABORTED}")));
+        }
+        if setup.stop.load(Ordering::SeqCst) {
+            return Err(stopped(me));
+        }
+        let missing = || {
+            let mut peers: Vec<usize> = expected.iter().map(|(p, _)| *p).collect();
+            peers.sort_unstable();
+            peers.dedup();
+            peers
+                .iter()
+                .map(|p| format!("process {p} ({})", addresses[*p]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if Instant::now() >= deadline {
+            return Err(FlowError::Setup(format!(
+                "process {me}: {} did not connect within the start-up timeout of {:?}",
+                missing(),
+                setup.startup_timeout
+            )));
+        }
+        if nagged.elapsed() >= NAG {
+            nagged = Instant::now();
+            tracing::warn!(
+                "process {me}: still waiting for {} after {:?}",
+                missing(),
+                started.elapsed()
+            );
+        }
+        match rx.recv_timeout(TICK) {
+            Ok((accepted, stream)) => {
+                // The handshake claimed the slot, so each arrives once.
+                expected.remove(&(accepted.peer, accepted.kind));
+                got.insert(
+                    (accepted.peer, accepted.kind),
+                    Link {
+                        stream,
+                        session: accepted.session,
+                    },
+                );
             }
-            Err(e) => {
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
                 return Err(FlowError::Setup(format!(
-                    "process {process} cannot accept connections: {e}"
+                    "process {me} stopped accepting connections"
                 )));
             }
         }
     }
-    Ok(peers.into_iter().flatten().collect())
+    Ok(got)
 }
 
-/// Reads a peer's hello and answers it; returns the peer's process id.
-fn greet(mut stream: TcpStream, process: usize, shape: Shape) -> Result<(usize, TcpStream), String> {
-    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(HELLO_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let mut hello = [0u8; 40];
-    stream
-        .read_exact(&mut hello)
-        .map_err(|e| format!("no bwx handshake ({e})"))?;
-    if hello[..8] != MAGIC {
-        return Err("no bwx handshake".to_string());
+fn stopped(me: usize) -> FlowError {
+    FlowError::Setup(format!(
+        "process {me} was asked to stop while connecting to the cluster, before the flow started"
+    ))
+}
+
+/// Connects to the lower process `peer`: its data connection, then its heartbeat one.
+fn connect_to(
+    peer: usize,
+    address: &str,
+    setup: &Setup<'_>,
+    deadline: Instant,
+    abort: &AtomicBool,
+) -> Result<(Link, Link), FlowError> {
+    let data = connect_kind(peer, address, Kind::Data, setup, deadline, abort)?;
+    let heartbeat = connect_kind(peer, address, Kind::Heartbeat, setup, deadline, abort)?;
+    Ok((data, heartbeat))
+}
+
+fn connect_kind(
+    peer: usize,
+    address: &str,
+    kind: Kind,
+    setup: &Setup<'_>,
+    deadline: Instant,
+    abort: &AtomicBool,
+) -> Result<Link, FlowError> {
+    let me = setup.process;
+    let started = Instant::now();
+    let mut nagged = started;
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let last = match try_connect(peer, address, kind, setup, deadline) {
+            Ok(link) => return Ok(link),
+            Err(Attempt::Retry(why)) => why,
+            Err(Attempt::Fail(err)) => return Err(err),
+        };
+        if nagged.elapsed() >= NAG {
+            nagged = Instant::now();
+            tracing::warn!(
+                "process {me}: still trying to reach process {peer} at {address} after {:?}: {last}",
+                started.elapsed()
+            );
+        }
+        let resume = Instant::now() + backoff;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        loop {
+            if abort.load(Ordering::SeqCst) {
+                return Err(FlowError::Setup(format!("process {me}: {ABORTED}")));
+            }
+            if setup.stop.load(Ordering::SeqCst) {
+                return Err(stopped(me));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(FlowError::Setup(format!(
+                    "process {me} could not reach process {peer} at {address} within the start-up \
+                     timeout of {:?}: {last}",
+                    setup.startup_timeout
+                )));
+            }
+            if now >= resume {
+                break;
+            }
+            std::thread::sleep(TICK.min(resume - now));
+        }
     }
-    let word = |i: usize| u64::from_le_bytes(hello[8 + 8 * i..16 + 8 * i].try_into().unwrap_or_default());
-    let (flow, processes, workers, peer) = (word(0), word(1), word(2), word(3));
-    let verdict = if flow != shape.flow {
-        Verdict::OtherFlow
-    } else if processes != shape.processes {
-        Verdict::OtherProcessCount
-    } else if workers != shape.workers {
-        Verdict::OtherWorkerCount
-    } else if peer <= process as u64 || peer >= shape.processes {
-        Verdict::BadIndex
-    } else {
-        Verdict::Accepted
+}
+
+enum Attempt {
+    /// Worth another try; why this one failed.
+    Retry(String),
+    Fail(FlowError),
+}
+
+fn try_connect(
+    peer: usize,
+    address: &str,
+    kind: Kind,
+    setup: &Setup<'_>,
+    deadline: Instant,
+) -> Result<Link, Attempt> {
+    let me = setup.process;
+    let resolved: Vec<SocketAddr> = address
+        .to_socket_addrs()
+        .map_err(|e| Attempt::Retry(format!("cannot resolve '{address}': {e}")))?
+        .collect();
+    let mut last = format!("'{address}' resolves to no address");
+    for target in resolved {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let mut stream = match TcpStream::connect_timeout(&target, left.min(HANDSHAKE_TIMEOUT)) {
+            Ok(stream) => stream,
+            Err(e) => {
+                last = format!("cannot connect to {target}: {e}");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let handshake_deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        match handshake::connect(
+            &mut stream,
+            me,
+            peer,
+            kind,
+            setup.shape,
+            setup.security,
+            handshake_deadline,
+        ) {
+            Ok(session) => {
+                let cleared = stream
+                    .set_read_timeout(None)
+                    .and_then(|()| stream.set_write_timeout(None));
+                return match cleared {
+                    Ok(()) => Ok(Link { stream, session }),
+                    Err(e) => Err(Attempt::Retry(e.to_string())),
+                };
+            }
+            Err(ConnectError::Io(e)) => last = format!("the handshake with {target} failed: {e}"),
+            Err(ConnectError::NotBwx) => {
+                return Err(Attempt::Fail(FlowError::Setup(format!(
+                    "process {me}: something that is not process {peer} of this bwx flow answers at {address}"
+                ))));
+            }
+            Err(ConnectError::Security(why)) => {
+                return Err(Attempt::Fail(FlowError::Setup(format!(
+                    "process {me} cannot join process {peer} at {address}: {why}"
+                ))));
+            }
+            Err(ConnectError::Refused(verdict)) => {
+                return Err(Attempt::Fail(FlowError::Setup(format!(
+                    "process {peer} at {address} refused process {me}: {}",
+                    verdict.explain()
+                ))));
+            }
+        }
+    }
+    Err(Attempt::Retry(last))
+}
+
+/// The listening socket and the thread serving it, for the whole execution.
+#[derive(Debug)]
+pub(crate) struct Listening {
+    listener: Arc<TcpListener>,
+    closing: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Listening {
+    fn start(
+        listener: TcpListener,
+        me: usize,
+        shape: Shape,
+        security: Security,
+        tx: mpsc::Sender<(Accepted, TcpStream)>,
+    ) -> Result<Listening, FlowError> {
+        listener
+            .set_nonblocking(false)
+            .map_err(|e| FlowError::Setup(format!("process {me} cannot use its listening socket: {e}")))?;
+        let listener = Arc::new(listener);
+        let closing = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (listener, closing) = (listener.clone(), closing.clone());
+            std::thread::Builder::new()
+                .name("bwx:accept".to_string())
+                .spawn(move || serve(&listener, me, shape, security, &tx, &closing))
+                .map_err(|e| FlowError::Setup(format!("cannot start the accepting thread: {e}")))?
+        };
+        Ok(Listening {
+            listener,
+            closing,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.closing.store(true, Ordering::SeqCst);
+        if wake_accept(&self.listener)
+            && let Some(thread) = self.thread.take()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Makes a blocked `accept` return (Linux: shutting a listening socket down does that).
+/// Elsewhere the accepting thread ends with the process.
+fn wake_accept(listener: &TcpListener) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: shutdown on a descriptor we own has no memory-safety preconditions.
+        unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) == 0 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = listener;
+        false
+    }
+}
+
+/// Accepts connections until closed; each handshake runs on a thread of its own.
+fn serve(
+    listener: &TcpListener,
+    me: usize,
+    shape: Shape,
+    security: Security,
+    tx: &mpsc::Sender<(Accepted, TcpStream)>,
+    closing: &AtomicBool,
+) {
+    let security = Arc::new(security);
+    let claimed: Arc<Mutex<HashSet<(usize, Kind)>>> = Arc::default();
+    let pending = Arc::new(AtomicUsize::new(0));
+    loop {
+        let accepted = listener.accept();
+        if closing.load(Ordering::SeqCst) {
+            return;
+        }
+        let (stream, from) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors, a connection reset before it was taken...: keep serving.
+                tracing::warn!("process {me}: accepting a connection failed: {e}");
+                std::thread::sleep(TICK);
+                continue;
+            }
+        };
+        if pending.load(Ordering::SeqCst) >= MAX_PENDING {
+            tracing::warn!(
+                "process {me}: refused a connection from {from}: {MAX_PENDING} handshakes are already in progress"
+            );
+            continue;
+        }
+        pending.fetch_add(1, Ordering::SeqCst);
+        let (security, claimed, pending, tx) =
+            (security.clone(), claimed.clone(), pending.clone(), tx.clone());
+        let spawned = std::thread::Builder::new()
+            .name("bwx:handshake".to_string())
+            .spawn(move || {
+                let outcome = greet(stream, me, shape, &security, &claimed);
+                pending.fetch_sub(1, Ordering::SeqCst);
+                match outcome {
+                    Ok((accepted, stream)) => {
+                        let (peer, kind) = (accepted.peer, accepted.kind);
+                        if tx.send((accepted, stream)).is_err() {
+                            tracing::warn!(
+                                "process {me}: process {peer} connected ({kind:?}) after set-up ended"
+                            );
+                        }
+                    }
+                    Err(why) => tracing::warn!("process {me}: refused a connection from {from}: {why}"),
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(
+                "process {me}: refused a connection from {from}: no thread for its handshake: {e}"
+            );
+        }
+    }
+}
+
+fn greet(
+    mut stream: TcpStream,
+    me: usize,
+    shape: Shape,
+    security: &Security,
+    claimed: &Mutex<HashSet<(usize, Kind)>>,
+) -> Result<(Accepted, TcpStream), String> {
+    let lock = || claimed.lock().unwrap_or_else(|e| e.into_inner());
+    let claim = |peer: usize, kind: Kind| lock().insert((peer, kind));
+    let release = |peer: usize, kind: Kind| {
+        lock().remove(&(peer, kind));
     };
-    let mut answer = [0u8; 9];
-    answer[..8].copy_from_slice(&MAGIC);
-    answer[8] = verdict as u8;
-    stream.write_all(&answer).map_err(|e| e.to_string())?;
-    if verdict != Verdict::Accepted {
-        return Err(format!(
-            "process {peer} is not of this cluster: {}",
-            verdict.explain()
-        ));
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let accepted = handshake::accept(&mut stream, me, shape, security, deadline, &claim, &release)?;
+    let cleared = stream
+        .set_read_timeout(None)
+        .and_then(|()| stream.set_write_timeout(None));
+    if let Err(e) = cleared {
+        release(accepted.peer, accepted.kind);
+        return Err(e.to_string());
     }
-    stream.set_read_timeout(None).map_err(|e| e.to_string())?;
-    Ok((peer as usize, stream))
+    Ok((accepted, stream))
+}
+
+/// Shuts a connection down both ways, waking any thread blocked on it.
+pub(crate) fn sever(stream: &TcpStream) -> io::Result<()> {
+    stream.shutdown(std::net::Shutdown::Both)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::io::{Read, Write};
 
-    fn listener() -> (TcpListener, String) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        (listener, address)
+    use super::*;
+    use crate::execution::secret::ClusterSecret;
+
+    fn secured() -> Security {
+        Security {
+            secret: Some(ClusterSecret::new("the secret of this test cluster").unwrap()),
+            encrypt: false,
+        }
+    }
+
+    fn free_addresses(n: usize) -> Vec<String> {
+        let held: Vec<TcpListener> = (0..n)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        held.iter().map(|l| l.local_addr().unwrap().to_string()).collect()
+    }
+
+    fn run(
+        addresses: &[String],
+        me: usize,
+        security: &Security,
+        shape: Shape,
+        timeout: Duration,
+    ) -> Result<Links, FlowError> {
+        let stop = AtomicBool::new(false);
+        connect(
+            addresses,
+            &Setup {
+                process: me,
+                shape,
+                security,
+                bind: None,
+                startup_timeout: timeout,
+                stop: &stop,
+            },
+        )
     }
 
     #[test]
-    fn strays_are_dropped_and_the_peer_connects() {
-        let shape = Shape::new("f", 2, 2);
-        let (listener, address) = listener();
-        let addresses = vec![address.clone(), "127.0.0.1:1".to_string()];
-        // Before the peer: one stray sends garbage, one hangs up at once.
-        let mut garbage = TcpStream::connect(&address).unwrap();
-        garbage
-            .write_all(b"GET / HTTP/1.1\r\n\r\n0123456789012345678901234")
-            .unwrap();
-        drop(TcpStream::connect(&address).unwrap());
-        let peer = std::thread::spawn(move || connect_lower(&addresses, 1, shape));
-        let mut accepted = accept_higher(&listener, 2, 0, shape).unwrap();
-        let mut connected = peer.join().unwrap().unwrap();
-        assert_eq!((accepted.len(), connected.len()), (1, 1));
-        // The connection works both ways after the handshake.
-        connected[0].write_all(b"ping").unwrap();
+    fn idle_strangers_garbage_and_wrong_secrets_delay_no_peer() {
+        let addresses = free_addresses(2);
+        let shape = Shape::new("f", 2, 1);
+        let acceptor = {
+            let addresses = addresses.clone();
+            std::thread::spawn(move || run(&addresses, 0, &secured(), shape, Duration::from_secs(20)))
+        };
+        // Wait for the listener, then pester it: idle connections, garbage, a scanner.
+        let mut idle = Vec::new();
+        let started = Instant::now();
+        while idle.is_empty() {
+            if let Ok(s) = TcpStream::connect(&addresses[0]) {
+                idle.push(s);
+            }
+            assert!(started.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for _ in 0..20 {
+            idle.push(TcpStream::connect(&addresses[0]).unwrap());
+        }
+        let mut garbage = TcpStream::connect(&addresses[0]).unwrap();
+        garbage.write_all(&[0xAB; 4096]).unwrap();
+        drop(TcpStream::connect(&addresses[0]).unwrap());
+        // A peer with another secret fails with a clear error; the acceptor runs on.
+        let wrong = Security {
+            secret: Some(ClusterSecret::new("not the secret of this cluster").unwrap()),
+            encrypt: false,
+        };
+        let err = run(&addresses, 1, &wrong, shape, Duration::from_secs(5))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("secrets differ"), "{err}");
+        // The real peer connects at once despite the idle connections.
+        let connected_at = Instant::now();
+        let links = run(&addresses, 1, &secured(), shape, Duration::from_secs(5)).unwrap();
+        assert!(
+            connected_at.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            connected_at.elapsed()
+        );
+        let accepted = acceptor.join().unwrap().unwrap();
+        // Both connections work both ways.
+        let mut ours = links.data[0].as_ref().unwrap().stream.try_clone().unwrap();
+        let mut theirs = accepted.data[1].as_ref().unwrap().stream.try_clone().unwrap();
+        ours.write_all(b"ping").unwrap();
         let mut got = [0u8; 4];
-        accepted[0].read_exact(&mut got).unwrap();
+        theirs.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"ping");
-        // The stray got no bwx answer.
+        assert!(links.heartbeats[0].is_some() && accepted.heartbeats[1].is_some());
+        // The garbage got no answer that passes for bwx.
         let mut answer = Vec::new();
         garbage.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let _ = garbage.read_to_end(&mut answer);
-        assert!(!answer.starts_with(&MAGIC), "{answer:?}");
+        assert!(answer.len() < 9 || answer[answer.len() - 1] != 0, "{answer:?}");
     }
 
     #[test]
-    fn a_peer_of_another_shape_is_refused_with_the_reason() {
-        let (listener, address) = listener();
-        let addresses = vec![address, "127.0.0.1:1".to_string()];
-        let ours = Shape::new("f", 2, 2);
-        let cases = [
-            (Shape::new("f", 2, 3), "different number of workers per process"),
-            (Shape::new("g", 2, 2), "different flow"),
+    fn an_unreachable_or_unresolvable_peer_is_named_at_the_deadline() {
+        let addresses = vec![
+            "no-such-host.invalid:2101".to_string(),
+            free_addresses(1)[0].clone(),
         ];
-        let acceptor = std::thread::spawn(move || accept_higher(&listener, 2, 0, ours));
-        for (theirs, reason) in cases {
-            let err = connect_lower(&addresses, 1, theirs).unwrap_err().to_string();
-            assert!(err.contains("refused process 1") && err.contains(reason), "{err}");
-        }
-        // The listener kept waiting, and takes the right peer.
-        assert_eq!(connect_lower(&addresses, 1, ours).unwrap().len(), 1);
-        assert_eq!(acceptor.join().unwrap().unwrap().len(), 1);
+        let started = Instant::now();
+        let err = run(
+            &addresses,
+            1,
+            &secured(),
+            Shape::new("f", 2, 1),
+            Duration::from_millis(600),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("could not reach process 0 at no-such-host.invalid:2101")
+                && err.contains("cannot resolve"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        // A listener that waits for a process that never comes names it too.
+        let addresses = free_addresses(3);
+        let err = run(
+            &addresses,
+            0,
+            &secured(),
+            Shape::new("f", 3, 1),
+            Duration::from_millis(300),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("process 1 (") && err.contains("process 2 (") && err.contains("did not connect"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bind_address_without_a_port_takes_this_process_s_port() {
+        let addresses = vec!["flow-0.flow:9999".to_string(), "flow-1.flow:9998".to_string()];
+        assert_eq!(listen_address(&addresses, None, 1), "flow-1.flow:9998");
+        assert_eq!(listen_address(&addresses, Some("0.0.0.0"), 1), "0.0.0.0:9998");
+        assert_eq!(listen_address(&addresses, Some("::"), 0), "[::]:9999");
+        assert_eq!(listen_address(&addresses, Some("[::1]"), 0), "[::1]:9999");
+        assert_eq!(
+            listen_address(&addresses, Some("10.0.0.7:7000"), 0),
+            "10.0.0.7:7000"
+        );
+        assert_eq!(listen_address(&addresses, Some("my-host"), 0), "my-host:9999");
+        assert_eq!(
+            listen_address(&addresses, Some("my-host:7000"), 0),
+            "my-host:7000"
+        );
     }
 
     #[test]
     fn something_else_on_the_port_is_a_clear_error() {
-        let (listener, address) = listener();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
         let other = std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
-            let mut hello = [0u8; 40];
+            let mut hello = [0u8; handshake::Hello::LEN];
             stream.read_exact(&mut hello).unwrap();
-            stream.write_all(b"HTTP/1.1 400 Bad Request\r\n").unwrap();
+            stream.write_all(&[b'H'; 100]).unwrap();
         });
-        let addresses = vec![address, "127.0.0.1:1".to_string()];
-        let err = connect_lower(&addresses, 1, Shape::new("f", 2, 1))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("answered something else than bwx"), "{err}");
+        let addresses = vec![address, free_addresses(1)[0].clone()];
+        let err = run(
+            &addresses,
+            1,
+            &Security::default(),
+            Shape::new("f", 2, 1),
+            Duration::from_secs(5),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not process 0 of this bwx flow"), "{err}");
         other.join().unwrap();
     }
 }

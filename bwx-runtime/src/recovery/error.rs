@@ -52,6 +52,18 @@ pub enum RecoveryError {
         /// A partition of the set it was compared with.
         other: PathBuf,
     },
+    /// Two processes hold the same partition with different contents: a partition lives on
+    /// one host, or on storage every process shares.
+    #[error(
+        "partition {partition} is held twice, with different contents: {}; keep each partition on one host (or on storage every process shares)",
+        .places.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" and ")
+    )]
+    HeldTwice {
+        /// The partition index.
+        partition: usize,
+        /// Where it was found.
+        places: Vec<PathBuf>,
+    },
     /// A partition belongs to another flow.
     #[error(
         "{} belongs to flow '{stored}', not to flow '{expected}': use another recovery directory for this flow",

@@ -53,10 +53,11 @@ pub struct Inspection {
     pub flow_id: Option<String>,
     /// Every execution, oldest first.
     pub executions: Vec<ExecutionInfo>,
-    /// Every partition's progress, by index.
+    /// The progress of every partition in the directory, by index.
     pub partition_progress: Vec<PartitionInfo>,
-    /// Where the next execution would resume.
-    pub resume_epoch: u64,
+    /// Where the next execution would resume; `None` when the directory holds only some
+    /// partitions of the set (one host's), as the resume needs all of them.
+    pub resume_epoch: Option<u64>,
     /// Steps with stored state, by id.
     pub steps: Vec<StepSummary>,
 }
@@ -71,19 +72,25 @@ pub struct KeyState {
 }
 
 /// Reads and checks a recovery directory: every file, the set, the resume calculation and
-/// every row's checksum, as a resume would.
+/// every row's checksum, as a resume would. A directory that holds some partitions of the
+/// set (one host's) is checked file by file, without a resume epoch.
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
 /// bwx::recovery::init_dir(dir.path(), 2).unwrap();
 /// let found = bwx::recovery::inspect(dir.path()).unwrap();
-/// assert_eq!((found.partitions, found.executions.len(), found.resume_epoch), (2, 0, 0));
+/// assert_eq!((found.partitions, found.executions.len(), found.resume_epoch), (2, 0, Some(0)));
 /// ```
 pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
     let dir = dir.as_ref();
-    let mut set = plan::open_set(dir, None)?;
+    let mut set = plan::open_set(dir, None, false)?;
     let progress = plan::progress(&set)?;
-    let resume = plan::plan(&set.files, &progress)?;
+    let count = set.ids.first().map_or(0, |id| id.count);
+    let resume = if set.files.len() == count {
+        Some(plan::plan(&set.files, &progress)?.resume_epoch)
+    } else {
+        None
+    };
     let mut executions: BTreeMap<u64, ExecutionInfo> = BTreeMap::new();
     for ex in progress.iter().flat_map(|p| &p.executions) {
         executions.entry(ex.ex_num).or_insert(ExecutionInfo {
@@ -114,22 +121,22 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
         conn.query_row("SELECT value FROM meta WHERE name = 'flow_id'", [], |r| r.get(0))
             .ok()
     });
-    let state = plan::load(&mut set, resume.resume_epoch)?;
-    let mut steps: Vec<StepSummary> = state
-        .iter()
-        .map(|(step, keys)| StepSummary {
-            step: step.to_string(),
-            keys: keys.len(),
-        })
-        .collect();
-    steps.sort_by(|a, b| a.step.cmp(&b.step));
+    let mut keys: BTreeMap<String, usize> = BTreeMap::new();
+    if let Some(epoch) = resume {
+        for row in plan::load(&mut set, epoch, |_| true)? {
+            *keys.entry(row.step_id.to_string()).or_default() += 1;
+        }
+    }
     Ok(Inspection {
-        partitions: set.files.len(),
+        partitions: count,
         flow_id,
         executions: executions.into_values().collect(),
         partition_progress,
-        resume_epoch: resume.resume_epoch,
-        steps,
+        resume_epoch: resume,
+        steps: keys
+            .into_iter()
+            .map(|(step, keys)| StepSummary { step, keys })
+            .collect(),
     })
 }
 
@@ -137,22 +144,15 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
 /// without quotes), as a resume would load it; `None` if the key has no state.
 pub fn key_state(dir: impl AsRef<Path>, step: &str, key: &str) -> Result<Option<KeyState>, RecoveryError> {
     let dir = dir.as_ref();
-    let mut set = plan::open_set(dir, None)?;
+    let mut set = plan::open_set(dir, None, true)?;
     let progress = plan::progress(&set)?;
     let resume = plan::plan(&set.files, &progress)?;
-    let state = plan::load(&mut set, resume.resume_epoch)?;
-    let Some(keys) = state
-        .into_iter()
-        .find(|(s, _)| s.as_str() == step)
-        .map(|(_, k)| k)
-    else {
-        return Ok(None);
-    };
+    let rows = plan::load(&mut set, resume.resume_epoch, |_| true)?;
     let wanted = serde_json::from_str::<serde_json::Value>(key).ok();
-    for (stored_key, blob) in keys {
-        let decoded = to_json(&stored_key);
+    for row in rows.into_iter().filter(|r| r.step_id.as_str() == step) {
+        let decoded = to_json(&row.key);
         let matches = wanted.as_ref() == Some(&decoded) || decoded.as_str() == Some(key);
-        if matches {
+        if let (true, Some(blob)) = (matches, row.state) {
             let state = match blob.split_first() {
                 Some((&super::codec::TAG_MSGPACK_NAMED, rest)) => to_json(rest),
                 _ => serde_json::Value::String(hex(&blob)),
@@ -207,7 +207,15 @@ impl fmt::Display for Inspection {
                 p.file, p.gc_epoch
             )?;
         }
-        writeln!(f, "next resume epoch: {}", self.resume_epoch)?;
+        match self.resume_epoch {
+            Some(epoch) => writeln!(f, "next resume epoch: {epoch}")?,
+            None => writeln!(
+                f,
+                "next resume epoch: unknown here (this directory holds {} of the {} partitions; the resume needs all of them)",
+                self.partition_progress.len(),
+                self.partitions
+            )?,
+        }
         writeln!(f, "steps:")?;
         if self.steps.is_empty() {
             writeln!(f, "  (no stored state)")?;

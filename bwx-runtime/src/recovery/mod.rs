@@ -33,11 +33,18 @@
 //!   a final snapshot is written and the run returns `Ok`. A `kill -9` loses at most the
 //!   epochs after the last durable one, which are replayed.
 //!
-//! # Several processes
-//! Every process opens the whole set to compute the resume point and load the state, and
-//! each worker writes only the partitions it owns. On several hosts the directory must be on
-//! storage that every process reaches, as in Bytewax. Restart every process of a cluster
-//! together: each computes the resume point from the files before any of them writes.
+//! # Several processes and hosts
+//! Every process opens the partitions in its own recovery directory. On one host, or on
+//! storage every process shares, that is the whole set, and the processes spread the
+//! partitions among themselves; on hosts with their own disks each keeps some partitions
+//! ([`init_parts`] creates them with one store id for all hosts). Before the flow starts the
+//! processes exchange what their partitions hold and agree on the resume epoch: the set must
+//! be complete, of one store and flow, and a partition found on two hosts with different
+//! contents is refused naming both. Each process then loads only the partitions it holds,
+//! and every stored state travels over the dataflow to the worker that resumes it (a key's
+//! to its owner, undecoded on the way). To add or remove hosts, stop the flow, move
+//! partition files between the hosts' directories (any partition may live on any host), and
+//! restart: partitions do not belong to a worker count.
 //!
 //! # Crash testing
 //! With the `failpoints` cargo feature, `BWX_FAILPOINT=NAME[:N]` makes a process kill itself
@@ -54,44 +61,78 @@ mod sqlite;
 pub use backend::{RecoveryBackend, RecoveryOptions, SqliteBackend};
 pub use error::RecoveryError;
 pub use inspect::inspect;
-pub use sqlite::{SqliteRecovery, init_dir};
+pub use sqlite::{SqliteRecovery, init_dir, init_parts};
 
 use std::collections::HashMap;
 use std::hash::Hasher;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use twox_hash::XxHash64;
 
 use crate::step_id::StepId;
 
+/// Where a stored state goes when a flow resumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Route {
+    /// A source or sink partition: to the worker that reads or writes it.
+    Partition,
+    /// A key's state: to the worker that owns the key ([`crate::worker_for_key`] of this
+    /// routing hash), so that no other worker decodes it.
+    Key(u64),
+    /// A key's state every worker sees: its owner resumes it, the others learn from it
+    /// what all keys share (per-worker windows take their watermark from it).
+    KeyForAll(u64),
+}
+
 /// The state of one key of one step at the close of an epoch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// The dotted step id.
     pub step_id: StepId,
-    /// The encoded key ([`codec::encode_key`]); for sources and sinks, the partition name.
+    /// The encoded key ([`codec::encode_key`]); for sources and sinks, the partition name
+    /// ([`codec::part_key`]).
     pub key: Vec<u8>,
+    /// Where the state goes on resume.
+    pub route: Route,
     /// The epoch that closed.
     pub epoch: u64,
     /// The encoded state ([`codec::encode`]), or `None` when the key's state was discarded.
     pub state: Option<Vec<u8>>,
 }
 
-/// One step's stored state: encoded key (or partition name) → encoded state.
-pub type StoredStates = HashMap<Vec<u8>, Vec<u8>>;
+/// A stored state, as a resumed step receives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// Where it was routed by.
+    pub route: Route,
+    /// The encoded state ([`codec::encode`]).
+    pub state: Vec<u8>,
+}
+
+/// One step's stored states on one worker: encoded key (or partition name) → state.
+pub type StoredStates = HashMap<Vec<u8>, Stored>;
 
 /// The epoch a flow's first execution starts at, as in Bytewax: a store that holds nothing
 /// resumes here.
 pub const FIRST_EPOCH: u64 = 1;
 
-/// Where an execution starts, as the store computed it when it was opened.
+/// Where an execution starts, as the cluster agreed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct ResumePoint {
     /// The number of this execution (0 for the first).
     pub execution: u64,
     /// The epoch it starts at: every partition holds the state of the epochs before it.
     pub epoch: u64,
+}
+
+/// What the processes of a cluster agreed on before a flow starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumePlan {
+    /// Where the execution starts.
+    pub point: ResumePoint,
+    /// For every partition, the process that holds it: the one that loads its state and
+    /// writes it.
+    pub holders: Vec<usize>,
 }
 
 /// How far a partition is complete.
@@ -109,14 +150,14 @@ pub enum Progress {
 }
 
 /// A recovery store: where each epoch's snapshots become durable, and where a resumed
-/// execution's state comes from. The engine drives it: every process opens the store before
-/// the flow is built, and each worker writes the partitions it owns through a
-/// [`PartitionWriter`] on a thread of its own.
+/// execution's state comes from. Every process opens its own (over the partitions it can
+/// reach: all of them on shared storage, its own on a host's disk) before the flow is
+/// built; the engine then has the processes agree on a [`ResumePlan`], loads each
+/// partition's state in the process that holds it, routes every state to the worker that
+/// needs it over the dataflow, and has each partition written by one worker of its holder
+/// through a [`PartitionWriter`], on a thread of its own.
 pub trait RecoveryStore: Send + Sync + 'static {
-    /// Where this execution starts.
-    fn resume_point(&self) -> ResumePoint;
-
-    /// How many partitions hold the snapshots.
+    /// How many partitions the set has.
     fn partitions(&self) -> usize;
 
     /// The partition that stores `key` of `step`; the same in every process.
@@ -124,19 +165,21 @@ pub trait RecoveryStore: Send + Sync + 'static {
         partition_of(step.as_str(), key, self.partitions())
     }
 
-    /// The steps that have stored state to resume from.
-    fn stored_steps(&self) -> Vec<StepId>;
+    /// What the partitions this process reaches say about themselves, for [`plan`](Self::plan).
+    fn local_summary(&self) -> Result<Vec<u8>, RecoveryError>;
 
-    /// The stored state of `step` at the resume epoch, shared by the workers of the process:
-    /// a stateful step takes the keys it now owns, a source or sink its partitions.
-    fn resume_states(&self, step: &StepId) -> Result<Arc<StoredStates>, RecoveryError>;
+    /// The plan from every process's summary (`summaries[p]` from process `p`): the same
+    /// in every process. An incomplete or inconsistent set (a missing partition, one held
+    /// differently by two processes, one of another store) is an error naming it.
+    fn plan(&self, summaries: &[Vec<u8>]) -> Result<ResumePlan, RecoveryError>;
 
-    /// Every worker of the process has taken its resume state: it can be freed.
-    fn resume_taken(&self) {}
+    /// The stored state at the plan's resume epoch of the partitions `process` holds.
+    fn load(&self, plan: &ResumePlan, process: usize) -> Result<Vec<Snapshot>, RecoveryError>;
 
     /// Opens the writer of partitions `parts` for this execution of `workers` workers.
     fn open_writer(
         &self,
+        plan: &ResumePlan,
         parts: Vec<usize>,
         workers: usize,
     ) -> Result<Box<dyn PartitionWriter>, RecoveryError>;

@@ -1,18 +1,19 @@
 //! `MemoryStore`: a recovery store in memory, to test stateful steps and connectors
 //! without files.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::recovery::{
-    PartitionWriter, Progress, RecoveryError, RecoveryStore, ResumePoint, Snapshot, StoredStates,
+    PartitionWriter, Progress, RecoveryError, RecoveryStore, ResumePlan, ResumePoint, Route, Snapshot,
 };
 use crate::step_id::StepId;
 
 /// A recovery store that keeps its partitions in memory, with the same resume rule as the
 /// SQLite store: an execution resumes at the least progress of any partition, with each
 /// key's newest state before it. [`written`](Self::written) shows every snapshot written,
-/// and [`resume`](Self::resume) opens the next execution over the same contents.
+/// and [`resume`](Self::resume) opens the next execution over the same contents. It serves
+/// the workers of one process.
 ///
 /// ```
 /// use bwx::prelude::*;
@@ -41,7 +42,8 @@ use crate::step_id::StepId;
 pub struct MemoryStore {
     contents: Arc<Mutex<Contents>>,
     point: ResumePoint,
-    resume: Mutex<Option<HashMap<StepId, Arc<StoredStates>>>>,
+    /// The state at the resume point, until it is loaded.
+    resume: Mutex<Option<Vec<Snapshot>>>,
 }
 
 /// What the partitions hold.
@@ -53,8 +55,8 @@ struct Contents {
     executions: u64,
 }
 
-/// A key's stored states, by epoch (`None`: discarded).
-type History = BTreeMap<u64, Option<Vec<u8>>>;
+/// A key's stored states, by epoch, with their route (`None`: discarded).
+type History = BTreeMap<u64, (Route, Option<Vec<u8>>)>;
 
 #[derive(Default)]
 struct Partition {
@@ -85,10 +87,11 @@ impl MemoryStore {
         Arc::new(MemoryStore::open(self.contents.clone()))
     }
 
-    /// Stores `state` for `key` of `step` as an execution that ended after epoch 0 would
-    /// have, so that the next [`resume`](Self::resume) starts with it (to test a connector's
-    /// or a step's resume from a given position).
-    pub fn put(&self, step: &str, key: Vec<u8>, state: Vec<u8>) {
+    /// Stores `state` as the position of partition `part` of the source or sink `step`, as
+    /// an execution that ended after epoch 0 would have, so that the next
+    /// [`resume`](Self::resume) starts with it (to test a connector's resume).
+    pub fn put_position(&self, step: &str, part: &str, state: Vec<u8>) {
+        let key = crate::recovery::codec::part_key(part);
         let mut c = lock(&self.contents);
         let count = c.partitions.len();
         let part = crate::recovery::partition_of(step, &key, count);
@@ -96,7 +99,7 @@ impl MemoryStore {
             .rows
             .entry((StepId::new(step.to_string()), key))
             .or_default()
-            .insert(0, Some(state));
+            .insert(0, (Route::Partition, Some(state)));
         for p in &mut c.partitions {
             if p.progress.is_none() {
                 p.progress = Some((self.point.execution, Progress::Until(1)));
@@ -116,6 +119,11 @@ impl MemoryStore {
                 Some((_, Progress::Complete { .. })) => None,
             })
             .min()
+    }
+
+    /// Where this execution starts.
+    pub fn resume_point(&self) -> ResumePoint {
+        self.point
     }
 
     /// Every snapshot written so far, in the order written.
@@ -152,14 +160,17 @@ impl MemoryStore {
                         .max()
                         .unwrap_or(crate::recovery::FIRST_EPOCH)
                 });
-            let mut state: HashMap<StepId, StoredStates> = HashMap::new();
+            let mut state = Vec::new();
             for p in &c.partitions {
                 for ((step, key), epochs) in &p.rows {
-                    if let Some((_, Some(value))) = epochs.range(..epoch).next_back() {
-                        state
-                            .entry(step.clone())
-                            .or_default()
-                            .insert(key.clone(), value.clone());
+                    if let Some((at, (route, Some(value)))) = epochs.range(..epoch).next_back() {
+                        state.push(Snapshot {
+                            step_id: step.clone(),
+                            key: key.clone(),
+                            route: *route,
+                            epoch: *at,
+                            state: Some(value.clone()),
+                        });
                     }
                 }
             }
@@ -173,48 +184,44 @@ impl MemoryStore {
         MemoryStore {
             contents,
             point,
-            resume: Mutex::new(Some(state.into_iter().map(|(s, k)| (s, Arc::new(k))).collect())),
+            resume: Mutex::new(Some(state)),
         }
     }
 }
 
 impl RecoveryStore for MemoryStore {
-    fn resume_point(&self) -> ResumePoint {
-        self.point
-    }
-
     fn partitions(&self) -> usize {
         lock(&self.contents).partitions.len()
     }
 
-    fn stored_steps(&self) -> Vec<StepId> {
-        let mut steps: Vec<StepId> = lock(&self.resume)
-            .as_ref()
-            .map(|s| s.keys().cloned().collect())
-            .unwrap_or_default();
-        steps.sort();
-        steps
+    fn local_summary(&self) -> Result<Vec<u8>, RecoveryError> {
+        Ok(Vec::new())
     }
 
-    fn resume_states(&self, step: &StepId) -> Result<Arc<StoredStates>, RecoveryError> {
-        match lock(&self.resume).as_ref() {
-            Some(state) => Ok(state.get(step).cloned().unwrap_or_default()),
-            None => Err(RecoveryError::Usage(format!(
-                "the resume state of step '{step}' was asked for after every worker had taken its own"
-            ))),
+    fn plan(&self, summaries: &[Vec<u8>]) -> Result<ResumePlan, RecoveryError> {
+        if summaries.len() > 1 {
+            return Err(RecoveryError::Usage(
+                "a MemoryStore serves the workers of one process; use SqliteRecovery across processes".into(),
+            ));
         }
+        Ok(ResumePlan {
+            point: self.point,
+            holders: vec![0; self.partitions()],
+        })
     }
 
-    fn resume_taken(&self) {
-        lock(&self.resume).take();
+    fn load(&self, _plan: &ResumePlan, _process: usize) -> Result<Vec<Snapshot>, RecoveryError> {
+        lock(&self.resume)
+            .take()
+            .ok_or_else(|| RecoveryError::Usage("the state of this execution was loaded already".into()))
     }
 
     fn open_writer(
         &self,
+        _plan: &ResumePlan,
         parts: Vec<usize>,
-        workers: usize,
+        _workers: usize,
     ) -> Result<Box<dyn PartitionWriter>, RecoveryError> {
-        let _ = workers;
         Ok(Box::new(MemoryWriter {
             contents: self.contents.clone(),
             parts,
@@ -258,7 +265,7 @@ impl PartitionWriter for MemoryWriter {
                 .rows
                 .entry((row.step_id, row.key))
                 .or_default()
-                .insert(row.epoch, row.state);
+                .insert(row.epoch, (row.route, row.state));
         }
         for &p in &self.parts {
             c.partitions[p].progress = Some((self.point.execution, progress));

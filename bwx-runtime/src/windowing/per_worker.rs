@@ -489,6 +489,9 @@ where
 {
     type Key = K;
     type State = KeyPart<L::State, V>;
+    // Stored as every worker's windows are, so that a resume on several workers gives
+    // each of them the watermark stored with any key.
+    const SEES_OTHER_KEYS: bool = true;
 
     #[inline]
     fn route(item: &T) -> u64 {

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Deserializer, SerdeError, Serializer};
+use super::{Deserializer, SerdeContext, SerdeError, Serializer};
 
 /// Decodes JSON into a `T`.
 pub struct JsonDeserializer<T>(PhantomData<fn() -> T>);
@@ -31,8 +31,8 @@ impl<T> fmt::Debug for JsonDeserializer<T> {
 }
 
 impl<T: DeserializeOwned + 'static> Deserializer<T> for JsonDeserializer<T> {
-    fn deserialize(&self, bytes: &[u8]) -> Result<T, SerdeError> {
-        serde_json::from_slice(bytes).map_err(|e| SerdeError(format!("invalid JSON: {e}")))
+    fn deserialize(&self, bytes: &[u8], _: &SerdeContext<'_>) -> Result<T, SerdeError> {
+        serde_json::from_slice(bytes).map_err(|e| SerdeError::invalid("invalid JSON").caused_by(e))
     }
 }
 
@@ -41,8 +41,8 @@ impl<T: DeserializeOwned + 'static> Deserializer<T> for JsonDeserializer<T> {
 pub struct JsonSerializer;
 
 impl<T: Serialize> Serializer<T> for JsonSerializer {
-    fn serialize(&self, item: &T) -> Result<Vec<u8>, SerdeError> {
-        serde_json::to_vec(item).map_err(|e| SerdeError(format!("cannot encode as JSON: {e}")))
+    fn serialize(&self, item: &T, _: &SerdeContext<'_>) -> Result<Vec<u8>, SerdeError> {
+        serde_json::to_vec(item).map_err(|e| SerdeError::invalid("cannot encode as JSON").caused_by(e))
     }
 }
 
@@ -52,12 +52,20 @@ mod tests {
 
     #[test]
     fn round_trip_and_errors() {
-        let bytes = JsonSerializer.serialize(&vec![1u32, 2]).unwrap();
-        let back: Vec<u32> = JsonDeserializer::new().deserialize(&bytes).unwrap();
+        let ctx = SerdeContext::value("t");
+        let bytes = JsonSerializer.serialize(&vec![1u32, 2], &ctx).unwrap();
+        let back: Vec<u32> = JsonDeserializer::new().deserialize(&bytes, &ctx).unwrap();
         assert_eq!(back, vec![1, 2]);
         let err = JsonDeserializer::<Vec<u32>>::new()
-            .deserialize(b"{oops")
+            .deserialize(b"{oops", &ctx)
             .unwrap_err();
-        assert!(err.0.starts_with("invalid JSON"), "{err}");
+        assert_eq!(err.kind(), super::super::SerdeErrorKind::Invalid);
+        assert!(err.to_string().starts_with("invalid JSON"), "{err}");
+        // Trailing bytes after a complete value are an error too.
+        assert!(
+            JsonDeserializer::<Vec<u32>>::new()
+                .deserialize(b"[1] x", &ctx)
+                .is_err()
+        );
     }
 }

@@ -226,11 +226,13 @@ pub(crate) fn list_partitions(dir: &Path) -> Result<Vec<(usize, PathBuf)>, Recov
     Ok(out)
 }
 
-/// Checks that the opened partitions form one complete set of one flow.
+/// Checks that the opened partitions belong to one set of one flow, and with `complete`
+/// that all of the set is there.
 pub(crate) fn check_set(
     dir: &Path,
     parts: &[(PathBuf, PartIdentity)],
     flow_id: Option<&str>,
+    complete: bool,
 ) -> Result<usize, RecoveryError> {
     let Some((_, first)) = parts.first() else {
         return Err(RecoveryError::NoPartitions {
@@ -284,7 +286,7 @@ pub(crate) fn check_set(
         });
     }
     let missing: Vec<usize> = (0..count).filter(|i| !present.contains(i)).collect();
-    if !missing.is_empty() {
+    if complete && !missing.is_empty() {
         return Err(RecoveryError::MissingPartitions {
             dir: dir.to_path_buf(),
             count,

@@ -235,9 +235,9 @@ mod tests {
 
     fn put(conn: &Connection, key: u32, epoch: i64, state: Option<&[u8]>) {
         let key = key.to_be_bytes().to_vec();
-        let sum = checksum("f.s", &key, epoch as u64, state);
+        let sum = checksum("f.s", &key, epoch as u64, crate::recovery::Route::Key(9), state);
         conn.execute(
-            "INSERT OR REPLACE INTO snaps VALUES ('f.s', ?1, ?2, ?3, ?4)",
+            "INSERT OR REPLACE INTO snaps VALUES ('f.s', ?1, ?2, 1, 9, ?3, ?4)",
             params![key, epoch, state, sum],
         )
         .unwrap();

@@ -4,32 +4,32 @@
 //! execution's rows are written once its first epoch closed everywhere, which needs every
 //! worker of the cluster to have started), so all processes agree without talking.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
 
 use super::file::{self as store, PartIdentity, sql_err};
 use super::schema::checksum;
 use crate::cause::Cause;
 use crate::recovery::failpoint::{self, Point};
-use crate::recovery::{RecoveryError, StoredStates};
+use crate::recovery::{RecoveryError, Route, Snapshot};
 use crate::step_id::StepId;
 
-/// Stored state to resume from: step → encoded key → encoded state.
-pub(crate) type ResumeState = HashMap<StepId, StoredStates>;
-
-/// An opened, checked set of partitions.
+/// Opened, checked partitions of one set (all of it, or the part one host holds).
 pub(crate) struct OpenSet {
     /// The partition files, by index.
     pub(crate) files: Vec<PathBuf>,
     /// One connection per partition, by index.
     pub(crate) conns: Vec<Connection>,
+    /// Each partition's identity, by index.
+    pub(crate) ids: Vec<PartIdentity>,
 }
 
-/// Opens every partition in `dir`, checks each file and that they form one set (of
-/// `flow_id`, when given).
-pub(crate) fn open_set(dir: &Path, flow_id: Option<&str>) -> Result<OpenSet, RecoveryError> {
+/// Opens the partitions in `dir` and checks each file and that they belong to one set (of
+/// `flow_id`, when given); `complete` also asks that every partition of the set is there.
+pub(crate) fn open_set(dir: &Path, flow_id: Option<&str>, complete: bool) -> Result<OpenSet, RecoveryError> {
     let listed = store::list_partitions(dir)?;
     if listed.is_empty() {
         return Err(RecoveryError::NoPartitions {
@@ -48,14 +48,23 @@ pub(crate) fn open_set(dir: &Path, flow_id: Option<&str>) -> Result<OpenSet, Rec
         opened.push((path.clone(), conn, identity));
     }
     let ids: Vec<(PathBuf, PartIdentity)> = opened.iter().map(|(p, _, i)| (p.clone(), i.clone())).collect();
-    store::check_set(dir, &ids, flow_id)?;
+    store::check_set(dir, &ids, flow_id, complete)?;
     opened.sort_by_key(|(_, _, id)| id.index);
-    let (files, conns) = opened.into_iter().map(|(p, c, _)| (p, c)).unzip();
-    Ok(OpenSet { files, conns })
+    let mut set = OpenSet {
+        files: Vec::new(),
+        conns: Vec::new(),
+        ids: Vec::new(),
+    };
+    for (file, conn, id) in opened {
+        set.files.push(file);
+        set.conns.push(conn);
+        set.ids.push(id);
+    }
+    Ok(set)
 }
 
 /// One execution as a partition recorded it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Recorded {
     pub(crate) ex_num: u64,
     pub(crate) worker_count: usize,
@@ -67,7 +76,7 @@ pub(crate) struct Recorded {
 }
 
 /// What one partition says about its progress.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PartProgress {
     /// Every execution that wrote to the partition, oldest first.
     pub(crate) executions: Vec<Recorded>,
@@ -79,7 +88,7 @@ pub(crate) struct PartProgress {
 
 /// Where the next execution starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ResumePlan {
+pub(crate) struct Resume {
     /// The number of the next execution.
     pub(crate) ex_num: u64,
     /// The epoch it starts at.
@@ -88,7 +97,7 @@ pub(crate) struct ResumePlan {
     pub(crate) complete_until: Vec<Option<u64>>,
 }
 
-/// Reads what every partition of a set says about its progress.
+/// Reads what every partition opened says about its progress.
 pub(crate) fn progress(set: &OpenSet) -> Result<Vec<PartProgress>, RecoveryError> {
     set.conns
         .iter()
@@ -137,7 +146,7 @@ pub(crate) fn progress(set: &OpenSet) -> Result<Vec<PartProgress>, RecoveryError
 /// partitions, so that every partition holds the state before it; when every partition
 /// completed the last execution, it starts after everything stored. A partition that was
 /// garbage-collected past that epoch no longer holds the state there: the set is refused.
-pub(crate) fn plan(files: &[PathBuf], parts: &[PartProgress]) -> Result<ResumePlan, RecoveryError> {
+pub(crate) fn plan(files: &[PathBuf], parts: &[PartProgress]) -> Result<Resume, RecoveryError> {
     let mut starts: BTreeMap<u64, u64> = BTreeMap::new();
     for ex in parts.iter().flat_map(|p| &p.executions) {
         starts.insert(ex.ex_num, ex.resume_epoch);
@@ -186,40 +195,36 @@ pub(crate) fn plan(files: &[PathBuf], parts: &[PartProgress]) -> Result<ResumePl
             gc_epoch: part.gc_epoch,
         });
     }
-    Ok(ResumePlan {
+    Ok(Resume {
         ex_num: starts.keys().next_back().map_or(0, |l| l + 1),
         resume_epoch,
         complete_until,
     })
 }
 
-/// Loads the state current at `resume_epoch`: per (step, key), the latest snapshot of an
-/// earlier epoch, unless it is a discard. Every row read is checked against its checksum.
-/// Partitions are read in parallel (their keys are disjoint).
-pub(crate) fn load(set: &mut OpenSet, resume_epoch: u64) -> Result<ResumeState, RecoveryError> {
-    let files = set.files.clone();
-    let work: Vec<(&mut Connection, &PathBuf)> = set.conns.iter_mut().zip(&files).collect();
-    let loaded = in_parallel_owned(work, &files, |(conn, file)| load_part(conn, file, resume_epoch));
-    let parts: Vec<ResumeState> = loaded.into_iter().collect::<Result<_, _>>()?;
-    let mut out: ResumeState = HashMap::new();
-    for part in parts {
-        for (step, mut keys) in part {
-            match out.get_mut(&step) {
-                None => {
-                    out.insert(step, keys);
-                }
-                Some(into) => {
-                    // Move the smaller map into the larger one.
-                    if into.len() < keys.len() {
-                        std::mem::swap(into, &mut keys);
-                    }
-                    into.reserve(keys.len());
-                    into.extend(keys);
-                }
-            }
-        }
+/// Loads the state current at `resume_epoch` from the partitions `which` picks: per
+/// (step, key), the latest snapshot of an earlier epoch, unless it is a discard. Every row
+/// read is checked against its checksum. Partitions are read in parallel.
+pub(crate) fn load(
+    set: &mut OpenSet,
+    resume_epoch: u64,
+    which: impl Fn(usize) -> bool,
+) -> Result<Vec<Snapshot>, RecoveryError> {
+    let picked: Vec<(&mut Connection, &PathBuf)> = set
+        .conns
+        .iter_mut()
+        .zip(&set.files)
+        .zip(&set.ids)
+        .filter(|(_, id)| which(id.index))
+        .map(|(c, _)| c)
+        .collect();
+    let files: Vec<PathBuf> = picked.iter().map(|(_, f)| (*f).clone()).collect();
+    let loaded = in_parallel_owned(picked, &files, |(conn, file)| load_part(conn, file, resume_epoch));
+    let mut rows = Vec::new();
+    for part in loaded {
+        rows.extend(part?);
     }
-    Ok(out)
+    Ok(rows)
 }
 
 /// Runs `f` on every item on a thread each; results in item order. A thread that cannot
@@ -271,34 +276,43 @@ fn in_parallel<T: Send>(
 }
 
 /// [`load`] for one partition.
-fn load_part(conn: &mut Connection, file: &Path, resume_epoch: u64) -> Result<ResumeState, RecoveryError> {
+fn load_part(conn: &mut Connection, file: &Path, resume_epoch: u64) -> Result<Vec<Snapshot>, RecoveryError> {
     let err = sql_err(file);
-    let mut out: ResumeState = HashMap::new();
+    let mut out = Vec::new();
     // In primary-key order (no sort): a key's rows are adjacent, oldest first, so the last
     // one seen before the key changes is its state at the resume epoch.
     let mut stmt = conn
         .prepare(
-            "SELECT step_id, state_key, snap_epoch, ser_change, checksum FROM snaps \
+            "SELECT step_id, state_key, snap_epoch, route_kind, route_hash, ser_change, checksum FROM snaps \
              WHERE snap_epoch < ?1 ORDER BY step_id, state_key, snap_epoch",
         )
         .map_err(&err)?;
     let mut rows = stmt.query([resume_epoch as i64]).map_err(&err)?;
-    let not_text = |e: rusqlite::types::FromSqlError| RecoveryError::Corrupt {
+    let malformed = |why: String| RecoveryError::Corrupt {
         file: file.to_path_buf(),
-        why: format!("a snapshot row has a malformed step id or key: {e}"),
+        why: format!("a snapshot row is malformed: {why}"),
     };
-    // Rows come grouped by step: the step being read, its keys so far, and the latest row
-    // of the key being read (key, state).
-    let mut step = String::new();
-    let mut keys = StoredStates::new();
-    let mut latest: Option<(Vec<u8>, Option<Vec<u8>>)> = None;
+    // The step being read (its id is shared by its rows), and the latest row of the key
+    // being read.
+    let mut step = StepId::new(String::new());
+    let mut latest: Option<Snapshot> = None;
     while let Some(row) = rows.next().map_err(&err)? {
-        let row_step = row.get_ref(0).map_err(&err)?.as_str().map_err(not_text)?;
-        let key = row.get_ref(1).map_err(&err)?.as_blob().map_err(not_text)?;
+        let row_step = row
+            .get_ref(0)
+            .map_err(&err)?
+            .as_str()
+            .map_err(|e| malformed(e.to_string()))?;
+        let key = row
+            .get_ref(1)
+            .map_err(&err)?
+            .as_blob()
+            .map_err(|e| malformed(e.to_string()))?;
         let epoch = row.get::<_, i64>(2).map_err(&err)? as u64;
-        let state: Option<Vec<u8>> = row.get(3).map_err(&err)?;
-        let sum: i64 = row.get(4).map_err(&err)?;
-        if checksum(row_step, key, epoch, state.as_deref()) != sum {
+        let route = route_from(row.get(3).map_err(&err)?, row.get(4).map_err(&err)?)
+            .ok_or_else(|| malformed("unknown route kind".into()))?;
+        let state: Option<Vec<u8>> = row.get(5).map_err(&err)?;
+        let sum: i64 = row.get(6).map_err(&err)?;
+        if checksum(row_step, key, epoch, route, state.as_deref()) != sum {
             return Err(RecoveryError::Checksum {
                 file: file.to_path_buf(),
                 step: row_step.to_string(),
@@ -306,34 +320,53 @@ fn load_part(conn: &mut Connection, file: &Path, resume_epoch: u64) -> Result<Re
                 epoch,
             });
         }
-        let same_step = row_step == step;
+        if step.as_str() != row_step {
+            step = StepId::new(row_step.to_string());
+        }
         // A newer snapshot of the same key supersedes the one held.
-        if let Some((k, held)) = &mut latest
-            && same_step
-            && k.as_slice() == key
+        if let Some(held) = &mut latest
+            && held.step_id == step
+            && held.key == key
         {
-            *held = state;
+            held.epoch = epoch;
+            held.route = route;
+            held.state = state;
             continue;
         }
-        if let Some((k, Some(held))) = latest.take() {
-            keys.insert(k, held);
+        if let Some(done) = latest.take().filter(|l| l.state.is_some()) {
+            out.push(done);
         }
-        if !same_step {
-            if !keys.is_empty() {
-                out.insert(StepId::new(std::mem::take(&mut step)), std::mem::take(&mut keys));
-            }
-            step = row_step.to_string();
-        }
-        latest = Some((key.to_vec(), state));
+        latest = Some(Snapshot {
+            step_id: step.clone(),
+            key: key.to_vec(),
+            route,
+            epoch,
+            state,
+        });
     }
-    if let Some((k, Some(held))) = latest.take() {
-        keys.insert(k, held);
-    }
-    if !keys.is_empty() {
-        out.insert(StepId::new(step), keys);
+    if let Some(done) = latest.take().filter(|l| l.state.is_some()) {
+        out.push(done);
     }
     failpoint::hit(Point::DuringResume);
     Ok(out)
+}
+
+/// A stored route: its kind and hash columns.
+pub(crate) fn route_columns(route: Route) -> (i64, i64) {
+    match route {
+        Route::Partition => (0, 0),
+        Route::Key(hash) => (1, hash as i64),
+        Route::KeyForAll(hash) => (2, hash as i64),
+    }
+}
+
+fn route_from(kind: i64, hash: i64) -> Option<Route> {
+    match kind {
+        0 => Some(Route::Partition),
+        1 => Some(Route::Key(hash as u64)),
+        2 => Some(Route::KeyForAll(hash as u64)),
+        _ => None,
+    }
 }
 
 /// Lower-case hex of bytes, for messages.

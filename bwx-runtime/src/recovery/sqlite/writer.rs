@@ -10,6 +10,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::file::{self as store, sql_err};
 use super::gc::Collector;
+use super::plan::route_columns;
 use super::schema::checksum;
 use crate::cause::Cause;
 use crate::recovery::failpoint::{self, Point};
@@ -35,6 +36,7 @@ struct Part {
 /// Writes the partitions one worker owns (see the module docs).
 pub(crate) struct Writer {
     parts: Vec<Part>,
+    /// How many partitions the set has.
     count: usize,
     execution: Execution,
     gc: Collector,
@@ -44,22 +46,16 @@ pub(crate) struct Writer {
 const PARALLEL_ROWS: usize = 20_000;
 
 impl Writer {
-    /// Opens the owned partitions `owned` of the set `files`.
+    /// Opens the owned partitions, `(index, file)`, of a set of `count`.
     pub(crate) fn open(
-        files: Vec<PathBuf>,
-        owned: Vec<usize>,
+        owned: Vec<(usize, PathBuf)>,
+        count: usize,
         execution: Execution,
         backup_interval: Duration,
     ) -> Result<Writer, RecoveryError> {
         let parts = owned
-            .iter()
-            .map(|&index| {
-                let file = files.get(index).cloned().ok_or_else(|| {
-                    RecoveryError::Usage(format!(
-                        "partition {index} does not exist in a set of {} partitions",
-                        files.len()
-                    ))
-                })?;
+            .into_iter()
+            .map(|(index, file)| {
                 let (conn, _) = store::open_partition(&file)?;
                 Ok(Part {
                     index,
@@ -71,7 +67,7 @@ impl Writer {
             .collect::<Result<Vec<_>, RecoveryError>>()?;
         Ok(Writer {
             parts,
-            count: files.len(),
+            count,
             gc: Collector::new(backup_interval),
             execution,
         })
@@ -206,15 +202,24 @@ fn write_part(
     {
         let mut insert = tx
             .prepare_cached(
-                "INSERT OR REPLACE INTO snaps(step_id, state_key, snap_epoch, ser_change, checksum) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO snaps(step_id, state_key, snap_epoch, route_kind, route_hash, ser_change, checksum) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(&err)?;
         for snap in sorted {
             let step = snap.step_id.as_str();
-            let sum = checksum(step, &snap.key, snap.epoch, snap.state.as_deref());
+            let sum = checksum(step, &snap.key, snap.epoch, snap.route, snap.state.as_deref());
+            let (kind, hash) = route_columns(snap.route);
             insert
-                .execute(params![step, snap.key, snap.epoch as i64, snap.state, sum])
+                .execute(params![
+                    step,
+                    snap.key,
+                    snap.epoch as i64,
+                    kind,
+                    hash,
+                    snap.state,
+                    sum
+                ])
                 .map_err(&err)?;
         }
     }

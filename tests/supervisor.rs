@@ -1,0 +1,417 @@
+//! The command line of a cluster: `--processes` (stopping a local cluster with signals,
+//! naming the process that failed, restarting from the last snapshot with `--restarts`),
+//! and the start-up of a process of a cluster. Each case re-executes this test
+//! binary as the flow binary (`child_process_entry`), with the arguments in an environment
+//! variable.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bwx::cli::Runner;
+use bwx::prelude::*;
+use bwx::testing::TestingSource;
+use common::PrintSink;
+
+const ARGS: &str = "BWX_TEST_SUPERVISOR_ARGS";
+const SCENARIO: &str = "BWX_TEST_SUPERVISOR_SCENARIO";
+/// Where each process writes a file named by its pid, holding its process id.
+const PID_DIR: &str = "BWX_TEST_SUPERVISOR_PID_DIR";
+const FIFO: &str = "BWX_TEST_SUPERVISOR_FIFO";
+const SEP: char = '\u{1f}';
+const ITEMS: u64 = 2_000;
+
+/// Sums of 0..2000 by `x % 13`, 2 ms per item; every item read is printed as `item: x`.
+fn flow(scenario: &str) -> Dataflow {
+    let flow = Dataflow::new("supervised");
+    if scenario == "fifo" {
+        // Opening a FIFO blocks until a writer comes: the flow never leaves set-up.
+        let path = std::env::var(FIFO).unwrap();
+        flow.input("inp", bwx::connectors::files::FileSource::new(path))
+            .output("out", PrintSink::new("line: "));
+        return flow;
+    }
+    let sums = flow
+        .input("inp", TestingSource::new(0..ITEMS).batch_size(20))
+        .inspect("seen", |_, x| {
+            println!("item: {x}");
+            std::thread::sleep(Duration::from_millis(2));
+        })
+        .key_on("key", |x| (*x % 13) as u32)
+        .reduce_final("sum", |a, b| a + b);
+    sums.map("fmt", |(k, s)| format!("{k} {s}"))
+        .output("out", PrintSink::new("sum: "));
+    flow
+}
+
+fn expected_sums() -> Vec<String> {
+    let mut sums: BTreeMap<u64, u64> = BTreeMap::new();
+    for x in 0..ITEMS {
+        *sums.entry(x % 13).or_default() += x;
+    }
+    let mut out: Vec<String> = sums.iter().map(|(k, s)| format!("{k} {s}")).collect();
+    out.sort();
+    out
+}
+
+/// Not a test of its own: the flow binary that the other tests run.
+#[test]
+fn child_process_entry() {
+    let Ok(args) = std::env::var(ARGS) else { return };
+    let scenario = std::env::var(SCENARIO).unwrap_or_default();
+    let args: Vec<String> = std::iter::once("flowbin".to_string())
+        .chain(args.split(SEP).map(String::from))
+        .collect();
+    let supervisor = args.iter().any(|a| a == "-p" || a == "--processes");
+    if let (Ok(dir), false) = (std::env::var(PID_DIR), supervisor) {
+        let id = args
+            .iter()
+            .position(|a| a == "-i")
+            .map_or("0", |i| args[i + 1].as_str());
+        std::fs::write(format!("{dir}/{}", std::process::id()), id).unwrap();
+    }
+    let code = Runner::new(flow(&scenario))
+        .process_command(child_command)
+        .exit_code_from(args);
+    std::process::exit(i32::from(code));
+}
+
+fn child_command(args: &[OsString]) -> Command {
+    let joined: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "child_process_entry",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(ARGS, joined.join(&SEP.to_string()));
+    command
+}
+
+/// A started flow binary, its output drained on threads.
+struct Started {
+    child: Child,
+    stdout: std::thread::JoinHandle<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+struct Ended {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    /// From the call to `finish` to the exit.
+    took: Duration,
+}
+
+fn start(args: &[&str], env: &[(&str, &str)]) -> Started {
+    let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+    let mut command = child_command(&args);
+    command
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    Started {
+        child,
+        stdout,
+        stderr,
+    }
+}
+
+impl Started {
+    fn finish(mut self, limit: Duration) -> Ended {
+        let from = Instant::now();
+        let code = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status.code();
+            }
+            if from.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("the flow binary did not end within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Ended {
+            code,
+            took: from.elapsed(),
+            stdout: self.stdout.join().unwrap(),
+            stderr: self.stderr.join().unwrap(),
+        }
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on a child we started and have not reaped.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+}
+
+impl Ended {
+    fn lines(&self, prefix: &str) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix).map(String::from))
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    fn items(&self) -> Vec<u64> {
+        let mut items: Vec<u64> = self.lines("item: ").iter().map(|l| l.parse().unwrap()).collect();
+        items.sort_unstable();
+        items
+    }
+}
+
+/// The (pid, process id) of the `n` processes of a `--processes` run, once all started.
+fn children(dir: &Path, n: usize) -> Vec<(i32, usize)> {
+    let started = Instant::now();
+    loop {
+        let found: Vec<(i32, usize)> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                let e = e.unwrap();
+                let id = std::fs::read_to_string(e.path()).ok()?.parse().ok()?;
+                Some((e.file_name().to_string_lossy().parse().unwrap(), id))
+            })
+            .collect();
+        if found.len() == n {
+            return found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "children did not start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn recovery_dir(base: &Path) -> String {
+    let dir = base.join("recovery");
+    let dir = dir.to_str().unwrap().to_string();
+    let ended = start(&["recovery", "init", &dir, "2"], &[]).finish(Duration::from_secs(20));
+    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    dir
+}
+
+/// Runs the rest of a stopped run and checks that the two runs together read every item
+/// exactly once (the stop wrote a final snapshot) and computed the right sums.
+fn finish_after_a_stop(stopped: &Ended, dir: &str) {
+    assert!(
+        stopped.lines("sum: ").is_empty(),
+        "a stop is not the end of the input"
+    );
+    let rest =
+        start(&["run", "-p", "2", "-r", dir, "-s", "200ms", "-b", "1m"], &[]).finish(Duration::from_secs(60));
+    assert_eq!(rest.code, Some(0), "{}", rest.stderr);
+    assert_eq!(rest.lines("sum: "), expected_sums());
+    let (before, after) = (stopped.items(), rest.items());
+    assert!(
+        !before.is_empty() && !after.is_empty(),
+        "{} then {} items",
+        before.len(),
+        after.len()
+    );
+    let mut all = before;
+    all.extend(after);
+    all.sort_unstable();
+    assert_eq!(all, (0..ITEMS).collect::<Vec<u64>>(), "items lost or read twice");
+}
+
+#[test]
+fn a_stop_signal_to_the_supervisor_stops_every_process_with_a_final_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = recovery_dir(tmp.path());
+    let pids = tmp.path().join("pids");
+    std::fs::create_dir(&pids).unwrap();
+    let run = start(
+        &["run", "-p", "2", "-r", &dir, "-s", "200ms", "-b", "1m"],
+        &[(PID_DIR, pids.to_str().unwrap())],
+    );
+    children(&pids, 2);
+    std::thread::sleep(Duration::from_millis(800));
+    run.signal(libc::SIGTERM);
+    let stopped = run.finish(Duration::from_secs(20));
+    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+    assert!(
+        stopped.took < Duration::from_secs(3),
+        "the stop took {:?}",
+        stopped.took
+    );
+    finish_after_a_stop(&stopped, &dir);
+}
+
+#[test]
+fn a_stop_signal_to_one_process_stops_the_cluster_quickly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = recovery_dir(tmp.path());
+    let pids = tmp.path().join("pids");
+    std::fs::create_dir(&pids).unwrap();
+    let run = start(
+        &["run", "-p", "2", "-r", &dir, "-s", "200ms", "-b", "1m"],
+        &[(PID_DIR, pids.to_str().unwrap())],
+    );
+    let (pid, _) = children(&pids, 2)[1];
+    std::thread::sleep(Duration::from_millis(800));
+    // SAFETY: kill(2) on a process of the cluster this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let stopped = run.finish(Duration::from_secs(20));
+    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+    assert!(
+        stopped.took < Duration::from_secs(3),
+        "the stop took {:?}",
+        stopped.took
+    );
+    finish_after_a_stop(&stopped, &dir);
+}
+
+#[test]
+fn a_stop_signal_during_set_up_exits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    for args in [&["run"][..], &["run", "-p", "2"][..]] {
+        let run = start(args, &[(SCENARIO, "fifo"), (FIFO, fifo.to_str().unwrap())]);
+        std::thread::sleep(Duration::from_millis(700));
+        run.signal(libc::SIGTERM);
+        let ended = run.finish(Duration::from_secs(10));
+        assert!(
+            ended.took < Duration::from_secs(3),
+            "{args:?}: the stop took {:?}",
+            ended.took
+        );
+        assert_eq!(ended.code, Some(1), "{args:?}: {}", ended.stderr);
+        assert!(
+            ended.stderr.contains("while the flow was being set up"),
+            "{args:?}: {}",
+            ended.stderr
+        );
+    }
+}
+
+#[test]
+fn the_supervisor_names_the_process_that_was_killed() {
+    for round in 0..3usize {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = start(&["run", "-p", "3"], &[(PID_DIR, tmp.path().to_str().unwrap())]);
+        let victim = round % 3;
+        let pid = children(tmp.path(), 3)
+            .into_iter()
+            .find(|(_, id)| *id == victim)
+            .map(|(pid, _)| pid)
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300 + 100 * round as u64));
+        // SAFETY: kill(2) on a process of the cluster this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let ended = run.finish(Duration::from_secs(20));
+        assert_eq!(ended.code, Some(1), "{}", ended.stderr);
+        let named = format!(
+            "process {victim} of 3 failed (killed by signal 9 (SIGKILL)); stopped the other processes"
+        );
+        assert!(ended.stderr.contains(&named), "round {round}: {}", ended.stderr);
+    }
+}
+
+#[test]
+fn restarts_resume_the_cluster_from_the_last_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = recovery_dir(tmp.path());
+    let pids = tmp.path().join("pids");
+    std::fs::create_dir(&pids).unwrap();
+    let run = start(
+        &[
+            "run",
+            "-p",
+            "2",
+            "--restarts",
+            "2",
+            "-r",
+            &dir,
+            "-s",
+            "200ms",
+            "-b",
+            "1m",
+        ],
+        &[(PID_DIR, pids.to_str().unwrap())],
+    );
+    let (pid, id) = children(&pids, 2)[0];
+    std::thread::sleep(Duration::from_millis(800));
+    // SAFETY: kill(2) on a process of the cluster this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let ended = run.finish(Duration::from_secs(60));
+    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    assert!(
+        ended.stderr.contains(&format!(
+            "process {id} of 2 failed (killed by signal 9 (SIGKILL))"
+        )) && ended
+            .stderr
+            .contains("restarting the cluster from the last snapshot")
+            && ended.stderr.contains("(restart 1 of 2)"),
+        "{}",
+        ended.stderr
+    );
+    assert_eq!(ended.lines("sum: "), expected_sums());
+    // Items after the last snapshot before the kill are read again; none is lost.
+    let mut items = ended.items();
+    items.dedup();
+    assert_eq!(items, (0..ITEMS).collect::<Vec<u64>>());
+}
+
+#[test]
+fn restarts_need_recovery() {
+    let ended = start(&["run", "-p", "2", "--restarts", "1"], &[]).finish(Duration::from_secs(20));
+    assert_eq!(ended.code, Some(2), "{}", ended.stderr);
+    assert!(ended.stderr.contains("--recovery-directory"), "{}", ended.stderr);
+}
+
+#[test]
+fn an_unauthenticated_cluster_beyond_loopback_is_warned_about_and_an_unresolvable_peer_named() {
+    let args = [
+        "run",
+        "-i",
+        "1",
+        "-a",
+        "no-such-host.invalid:9;127.0.0.1:0",
+        "--startup-timeout",
+        "1s",
+    ];
+    for secret in [None, Some("a secret long enough for this test")] {
+        let env: Vec<(&str, &str)> = secret.map(|s| ("BWX_CLUSTER_SECRET", s)).into_iter().collect();
+        let ended = start(&args, &env).finish(Duration::from_secs(20));
+        assert_eq!(ended.code, Some(1), "{}", ended.stderr);
+        assert!(ended.took < Duration::from_secs(5), "{:?}", ended.took);
+        assert!(
+            ended
+                .stderr
+                .contains("could not reach process 0 at no-such-host.invalid:9")
+                && ended.stderr.contains("cannot resolve 'no-such-host.invalid:9'"),
+            "{}",
+            ended.stderr
+        );
+        let warned = ended
+            .stderr
+            .contains("the cluster connections are not authenticated");
+        assert_eq!(warned, secret.is_none(), "{}", ended.stderr);
+    }
+}
