@@ -1,28 +1,11 @@
-//! bwx: stream processing for Rust on timely-dataflow.
-//!
-//! Write a flow with the typed builder ([`Dataflow`], [`Stream`]), run it on one thread,
-//! many threads or many processes, and test it with [`testing`]. Start with
-//! `use bwx::prelude::*;`.
-//!
-//! ```
-//! use bwx::prelude::*;
-//! use bwx::testing::{TestingSink, TestingSource};
-//!
-//! let flow = Dataflow::new("double");
-//! let out = TestingSink::new();
-//! flow.input("inp", TestingSource::new(vec![1, 2, 3]))
-//!     .map("double", |x| x * 2)
-//!     .output("out", out.clone());
-//! bwx::run_main(&flow).unwrap();
-//! assert_eq!(out.take(), vec![2, 4, 6]);
-//! ```
-
+#![doc = include_str!("../README.md")]
 // Every doc example compiles as a user writes it, warnings included.
 #![doc(test(attr(deny(warnings))))]
 
 pub use bwx_runtime::*;
 
 #[cfg(feature = "connectors")]
+#[doc(inline)]
 pub use bwx_connectors as connectors;
 
 /// Builds a [`Dataflow`] from statements `binding = stream.operator(args);`, checked at
@@ -112,8 +95,52 @@ pub use bwx_macros::dataflow;
 pub use bwx_macros::source;
 
 /// Generates a fixed-partitioned sink from a partition struct and its impl block (methods
-/// `list_parts`, `part_fn`, `open`, `write_batch`, `close`); like [`source`]. The key type
-/// is `part_fn`'s second parameter, or `#[sink(key = Type)]` (default `String`).
+/// `list_parts`, `part_fn`, `open`, `write_batch`, `pre_commit`, `commit`, `close`); like
+/// [`source`], put it on both. `part_fn` routes a key to a partition (an index into the
+/// name-ordered list of all partitions, modulo its length); the key type is `part_fn`'s second parameter,
+/// or `#[sink(key = Type)]` (default `String`). `#[state]` fields form the partition's
+/// resume state. The sink takes a keyed stream `(key, item)` and writes the items.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use std::sync::{Arc, Mutex};
+///
+/// use bwx::inputs::ConnectorError;
+/// use bwx::testing::TestingSource;
+///
+/// /// Keeps each partition's items in memory.
+/// #[derive(Clone, Default)]
+/// pub struct Memory(Arc<Mutex<BTreeMap<String, Vec<u64>>>>);
+///
+/// #[bwx::sink]
+/// pub struct MemoryPart { part: String, sink: Memory }
+///
+/// #[bwx::sink]
+/// impl MemoryPart {
+///     fn list_parts(_sink: &Memory) -> Vec<String> { vec!["even".into(), "odd".into()] }
+///     fn part_fn(_sink: &Memory, key: &u64) -> u64 { key % 2 }
+///     fn open(sink: &Memory, part: &str) -> Result<Self, ConnectorError> {
+///         Ok(MemoryPart { part: part.to_string(), sink: sink.clone() })
+///     }
+///     fn write_batch(&mut self, batch: &mut Vec<u64>) -> Result<(), ConnectorError> {
+///         let mut written = self.sink.0.lock().map_err(|_| "poisoned")?;
+///         written.entry(self.part.clone()).or_default().append(batch);
+///         Ok(())
+///     }
+/// }
+///
+/// let sink = Memory::default();
+/// let flow = bwx::dataflow!(split {
+///     nums  = input(TestingSource::new(1..=5u64));
+///     keyed = nums.key_on(|n: &u64| *n);
+///     out   = keyed.output(sink.clone());
+/// });
+/// bwx::run_workers(&flow, 2, bwx::RunConfig::default()).unwrap();
+/// let mut written = sink.0.lock().unwrap().clone();
+/// written.values_mut().for_each(|items| items.sort());
+/// assert_eq!(written["even"], vec![2, 4]);
+/// assert_eq!(written["odd"], vec![1, 3, 5]);
+/// ```
 #[cfg(feature = "macros")]
 pub use bwx_macros::sink;
 
