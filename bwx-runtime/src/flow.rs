@@ -389,6 +389,14 @@ mod tests {
         let store = crate::testing::MemoryStore::new(1);
         crate::run_main_with(&flow, crate::RunConfig::default().recovery(store)).unwrap();
         assert_eq!(*seen.lock().unwrap(), vec![(7, 1)]);
+        // And a fresh SQLite store.
+        seen.lock().unwrap().clear();
+        let dir = tempfile::tempdir().unwrap();
+        crate::recovery::init_dir(dir.path(), 2).unwrap();
+        let store =
+            crate::recovery::SqliteRecovery::open(dir.path(), std::time::Duration::ZERO, "f").unwrap();
+        crate::run_main_with(&flow, crate::RunConfig::default().recovery(store)).unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![(7, 1)]);
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub struct KeyState {
 /// let dir = tempfile::tempdir().unwrap();
 /// bwx::recovery::init_dir(dir.path(), 2).unwrap();
 /// let found = bwx::recovery::inspect(dir.path()).unwrap();
-/// assert_eq!((found.partitions, found.executions.len(), found.resume_epoch), (2, 0, Some(0)));
+/// assert_eq!((found.partitions, found.executions.len(), found.resume_epoch), (2, 0, Some(1)));
 /// ```
 pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
     let dir = dir.as_ref();

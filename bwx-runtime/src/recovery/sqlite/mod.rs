@@ -316,7 +316,8 @@ mod tests {
     fn hosts_holding_disjoint_partitions_each_hold_their_own() {
         let plan = agree(&[summary("a:/s", "x", &[0, 2]), summary("b:/s", "x", &[1, 3])]).unwrap();
         assert_eq!(plan.holders, vec![0, 1, 0, 1]);
-        assert_eq!(plan.point.epoch, 0);
+        // Fresh partitions: the first epoch, as without recovery.
+        assert_eq!(plan.point.epoch, crate::recovery::FIRST_EPOCH);
     }
 
     #[test]

@@ -155,7 +155,7 @@ pub(crate) fn plan(files: &[PathBuf], parts: &[PartProgress]) -> Result<Resume, 
         .iter()
         .map(|p| {
             let (latest, own) = match p.executions.last() {
-                None => (None, Some(0)),
+                None => (None, Some(crate::recovery::FIRST_EPOCH)),
                 Some(ex) => (Some(ex.ex_num), (!ex.complete).then_some(ex.frontier)),
             };
             let later = starts
