@@ -453,6 +453,188 @@ fn kubernetes_pod_ordinals_and_host_file_form_a_cluster() {
     assert_eq!(parts, vec!["0 of 2", "1 of 2"]);
 }
 
+/// Two hosts, each keeping its own share of one store's partitions (`recovery init --parts
+/// --store-id`), run as pods of a StatefulSet; then what `recovery init` refuses.
+#[test]
+fn recovery_init_parts_gives_each_host_its_share_of_one_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<String> = (0..2)
+        .map(|h| tmp.path().join(format!("host-{h}")).to_str().unwrap().to_string())
+        .collect();
+    for (dir, parts) in dirs.iter().zip(["0,2", "1-1,3"]) {
+        let output = cli(
+            &[
+                "recovery",
+                "init",
+                dir,
+                "4",
+                "--parts",
+                parts,
+                "--store-id",
+                "orders-1",
+            ],
+            &[],
+        );
+        assert_success(&output);
+    }
+    let held = |dir: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(held(&dirs[0]), ["part-0.sqlite3", "part-2.sqlite3"]);
+    assert_eq!(held(&dirs[1]), ["part-1.sqlite3", "part-3.sqlite3"]);
+    assert_eq!(bwx::recovery::store_id_of(&dirs[1]).unwrap(), "orders-1");
+
+    let ports: Vec<std::net::TcpListener> = (0..2)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let hosts: Vec<String> = ports
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect();
+    drop(ports);
+    let hostfile = tmp.path().join("hosts");
+    std::fs::write(&hostfile, format!("{}\n{}\n", hosts[0], hosts[1])).unwrap();
+    let hostfile = hostfile.to_str().unwrap().to_string();
+    let pods: Vec<_> = (0..2)
+        .map(|h| {
+            let (hostfile, dir) = (hostfile.clone(), dirs[h].clone());
+            std::thread::spawn(move || {
+                cli(
+                    &["run", "-s", "20ms", "-b", "1m"],
+                    &[
+                        ("BYTEWAX_POD_NAME", &format!("flow-{h}")),
+                        ("BYTEWAX_STATEFULSET_NAME", "flow"),
+                        ("BYTEWAX_HOSTFILE_PATH", &hostfile),
+                        ("BYTEWAX_RECOVERY_DIRECTORY", &dir),
+                    ],
+                )
+            })
+        })
+        .collect();
+    let mut sums = Vec::new();
+    for pod in pods {
+        let output = pod.join().unwrap();
+        assert_success(&output);
+        sums.extend(lines(&output, "sum: "));
+    }
+    sums.sort();
+    assert_eq!(sums, expected_sums());
+    // Each host's partitions recorded the execution.
+    for dir in &dirs {
+        let found = bwx::recovery::SqliteRecovery::open_store(dir, Duration::ZERO, "cli").unwrap();
+        assert_eq!(found.files().len(), 2);
+    }
+
+    let d = dirs[0].as_str();
+    for (args, code, says) in [
+        (&["recovery", "init", d, "4", "--parts", "0"][..], 2, "--store-id"),
+        (
+            &[
+                "recovery",
+                "init",
+                d,
+                "4",
+                "--parts",
+                "2-1",
+                "--store-id",
+                "orders-1",
+            ][..],
+            2,
+            "a range that ends before it starts: '2-1'",
+        ),
+        (
+            &[
+                "recovery",
+                "init",
+                d,
+                "4",
+                "--parts",
+                "0,x",
+                "--store-id",
+                "orders-1",
+            ][..],
+            2,
+            "not a partition index: 'x'",
+        ),
+        (
+            &[
+                "recovery",
+                "init",
+                d,
+                "4",
+                "--parts",
+                "3-4",
+                "--store-id",
+                "orders-1",
+            ][..],
+            1,
+            "partition 4 is not in a set of 4",
+        ),
+        (
+            &[
+                "recovery",
+                "init",
+                d,
+                "4",
+                "--parts",
+                "0",
+                "--store-id",
+                "orders-2",
+            ][..],
+            1,
+            "part-0.sqlite3 belongs to store 'orders-1', not to store 'orders-2'",
+        ),
+        (
+            &[
+                "recovery",
+                "init",
+                d,
+                "4",
+                "--parts",
+                "1",
+                "--store-id",
+                "orders 1",
+            ][..],
+            1,
+            "bad store id \"orders 1\"",
+        ),
+    ] {
+        let output = cli(args, &[]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    // Nothing was created by the refused commands; running the first again changes nothing.
+    assert_eq!(held(&dirs[0]), ["part-0.sqlite3", "part-2.sqlite3"]);
+    assert_success(&cli(
+        &[
+            "recovery",
+            "init",
+            d,
+            "4",
+            "--parts",
+            "0,2",
+            "--store-id",
+            "orders-1",
+        ],
+        &[],
+    ));
+    // --store-id alone makes the whole set with that id.
+    let whole = tmp.path().join("whole");
+    let whole = whole.to_str().unwrap();
+    assert_success(&cli(
+        &["recovery", "init", whole, "3", "--store-id", "orders-3"],
+        &[],
+    ));
+    assert_eq!(held(whole).len(), 3);
+    assert_eq!(bwx::recovery::store_id_of(whole).unwrap(), "orders-3");
+}
+
 /// A recovery backend that records what the CLI handed it, over a store in memory.
 #[derive(Default)]
 struct MemoryBackend {
@@ -521,4 +703,20 @@ fn a_registered_recovery_backend_gets_the_flags_and_the_snapshots() {
         *backend.inits.lock().unwrap(),
         vec![(std::path::PathBuf::from("state"), 4)]
     );
+    // A backend that cannot split a set refuses --parts.
+    let code = Runner::new(Dataflow::new("rec"))
+        .recovery_backend(backend.clone())
+        .exit_code_from([
+            "flowbin",
+            "recovery",
+            "init",
+            "state",
+            "4",
+            "--parts",
+            "0",
+            "--store-id",
+            "s",
+        ]);
+    assert_eq!(code, 1);
+    assert_eq!(backend.inits.lock().unwrap().len(), 1);
 }

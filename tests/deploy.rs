@@ -39,7 +39,7 @@ fn list<'a>(yaml: &'a Yaml, path: &str) -> &'a [Yaml] {
         .as_slice()
 }
 
-/// A container's environment: literal values, and `fieldRef:<path>` / `secret:<name>/<key>`.
+/// A container's environment: literal values, and `fieldRef:<path>` / `configMap:<name>/<key>`.
 fn env(container: &Yaml) -> BTreeMap<String, String> {
     list(container, "env")
         .iter()
@@ -47,6 +47,11 @@ fn env(container: &Yaml) -> BTreeMap<String, String> {
             let name = text(var, "name").to_string();
             let value = match var["value"].as_str() {
                 Some(value) => value.to_string(),
+                None if !var["valueFrom"]["configMapKeyRef"].is_badvalue() => format!(
+                    "configMap:{}/{}",
+                    text(var, "valueFrom.configMapKeyRef.name"),
+                    text(var, "valueFrom.configMapKeyRef.key")
+                ),
                 None => format!("fieldRef:{}", text(var, "valueFrom.fieldRef.fieldPath")),
             };
             (name, value)
@@ -191,22 +196,106 @@ fn the_statefulset_service_and_cli_agree() {
     }
 }
 
+/// The recovery init container's script, run for every pod (with the `bwx` tool in place of
+/// the flow binary: both take the same `recovery init` flags) into a directory of its own:
+/// together the pods hold every partition once, of one store, as the processes' plan
+/// checks; a second start changes nothing.
 #[test]
-fn the_recovery_init_container_uses_the_same_directory() {
+fn the_recovery_init_container_gives_each_pod_its_share_of_one_store() {
     let set = load("statefulset.yaml");
     let spec = at(&set, "spec.template.spec");
     let main = named(list(spec, "containers"), "process");
     let init = named(list(spec, "initContainers"), "recovery-init");
-    let directory = &env(main)["BYTEWAX_RECOVERY_DIRECTORY"];
-    assert_eq!(&env(init)["BYTEWAX_RECOVERY_DIRECTORY"], directory);
+    let vars = env(main);
+    let init_vars = env(init);
+    let directory = &vars["BYTEWAX_RECOVERY_DIRECTORY"];
+    assert_eq!(&init_vars["BYTEWAX_RECOVERY_DIRECTORY"], directory);
     assert_eq!(mount_path(init, "recovery"), directory);
     assert_eq!(text(init, "image"), text(main, "image"));
+    assert_eq!(init_vars["BYTEWAX_POD_NAME"], "fieldRef:metadata.name");
+    let replicas = at(&set, "spec.replicas").as_i64().unwrap() as usize;
+    assert_eq!(init_vars["BYTEWAX_REPLICAS"], replicas.to_string());
+    assert_eq!(
+        init_vars["BWX_RECOVERY_STORE_ID"],
+        "configMap:flow-recovery/store-id"
+    );
+    let partitions: usize = init_vars["BWX_RECOVERY_PARTITIONS"].parse().unwrap();
+    let workers: usize = vars["BYTEWAX_WORKERS_PER_PROCESS"].parse().unwrap();
+    assert!(partitions >= replicas * workers, "fewer partitions than workers");
     let command = list(init, "command")
         .iter()
         .map(|c| c.as_str().unwrap())
         .collect::<Vec<_>>();
-    assert!(
-        command[2].contains("recovery init \"$BYTEWAX_RECOVERY_DIRECTORY\""),
-        "{command:?}"
+    assert_eq!(&command[..2], ["sh", "-c"]);
+    assert!(command[2].contains("/app/flow recovery init"), "{command:?}");
+    let script = command[2].replace("/app/flow", env!("CARGO_BIN_EXE_bwx"));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let pod_dir = |i: usize| tmp.path().join(format!("recovery-flow-{i}"));
+    let run_pods = || {
+        for i in 0..replicas {
+            std::fs::create_dir_all(pod_dir(i)).unwrap();
+            // A fresh ext4 volume holds lost+found.
+            std::fs::create_dir_all(pod_dir(i).join("lost+found")).unwrap();
+            let ran = Command::new("sh")
+                .args(["-c", &script])
+                .env("BYTEWAX_POD_NAME", format!("flow-{i}"))
+                .env("BYTEWAX_REPLICAS", replicas.to_string())
+                .env("BYTEWAX_RECOVERY_DIRECTORY", pod_dir(i))
+                .env("BWX_RECOVERY_PARTITIONS", partitions.to_string())
+                .env("BWX_RECOVERY_STORE_ID", "0f3c9a7e2b6d41c8")
+                .output()
+                .unwrap();
+            assert!(
+                ran.status.success(),
+                "pod {i}: {}",
+                String::from_utf8_lossy(&ran.stderr)
+            );
+        }
+    };
+    run_pods();
+    let made = |i: usize| {
+        std::fs::metadata(pod_dir(i).join(format!("part-{i}.sqlite3")))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let first: Vec<_> = (0..replicas).map(made).collect();
+    run_pods();
+    assert_eq!(
+        (0..replicas).map(made).collect::<Vec<_>>(),
+        first,
+        "a second start changed nothing"
+    );
+
+    let mut held = Vec::new();
+    let mut summaries = Vec::new();
+    let mut stores = Vec::new();
+    for i in 0..replicas {
+        let store =
+            bwx::recovery::SqliteRecovery::open_store(pod_dir(i), std::time::Duration::ZERO, "flow").unwrap();
+        let files = store.files();
+        assert!(!files.is_empty(), "pod {i} holds no partition");
+        held.extend(
+            files
+                .iter()
+                .map(|f| f.file_name().unwrap().to_string_lossy().into_owned()),
+        );
+        assert_eq!(
+            bwx::recovery::store_id_of(pod_dir(i)).unwrap(),
+            "0f3c9a7e2b6d41c8"
+        );
+        summaries.push(bwx::recovery::RecoveryStore::local_summary(&store).unwrap());
+        stores.push(store);
+    }
+    held.sort();
+    let mut want: Vec<String> = (0..partitions).map(|p| format!("part-{p}.sqlite3")).collect();
+    want.sort();
+    assert_eq!(held, want, "every partition on exactly one pod");
+    // The processes' own check: a complete set of one store, each partition held by its pod.
+    let plan = bwx::recovery::RecoveryStore::plan(&stores[0], &summaries).unwrap();
+    assert_eq!(
+        plan.holders,
+        (0..partitions).map(|p| p % replicas).collect::<Vec<_>>()
     );
 }

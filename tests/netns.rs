@@ -15,7 +15,11 @@
 //! - one host's link taken down (`ip link set ... down`): detected; resume once it is up;
 //! - kill -9 of one host at a seeded random moment; resume: 0 lost, 0 duplicated.
 //!
-//! Recovery is in one directory all hosts reach (a shared filesystem).
+//! In these, recovery is in one directory all hosts reach (a shared filesystem). One more
+//! case keeps each host's partitions in its own directory, made as an operator makes them
+//! (`bwx recovery init DIR N --parts LIST --store-id ID`): kill -9 of one host, then a rescale
+//! 3 → 2 → 3 hosts with partition files moved between the directories, a start with a
+//! partition left behind refused naming it, and exact output at the end.
 //!
 //! Needs root and iproute2 (`ip`); `.ci/run` runs it as root. Without them the cases say so
 //! and pass, unless `CI` is set, where they fail. By hand:
@@ -357,20 +361,88 @@ struct Case {
     net: Net,
     base: tempfile::TempDir,
     starts: usize,
+    /// Whether each host has its own recovery directory (`recovery-N`) instead of the shared
+    /// one; its output then goes to one directory (`out`), as to a store outside the hosts,
+    /// since a sink partition may move to another host.
+    per_host: bool,
 }
 
 impl Case {
     fn new(name: &str) -> Case {
         let base = tempfile::tempdir().unwrap();
         bwx::recovery::init_dir(base.path().join("recovery"), HOSTS).unwrap();
-        let hosts: String = (0..HOSTS).map(|h| format!("flow-{h}.flow:{PORT}\n")).collect();
-        std::fs::write(base.path().join("hosts"), hosts).unwrap();
+        Case::with(name, base, false)
+    }
+
+    /// A case where host `h` keeps partitions `h` and `h + HOSTS` of `2 * HOSTS` in its own
+    /// directory, all of one store.
+    fn per_host(name: &str) -> Case {
+        let base = tempfile::tempdir().unwrap();
+        let store_id = bwx_tool(&["recovery", "store-id"]);
+        for h in 0..HOSTS {
+            let dir = base.path().join(format!("recovery-{h}"));
+            bwx_tool(&[
+                "recovery",
+                "init",
+                dir.to_str().unwrap(),
+                &(2 * HOSTS).to_string(),
+                "--parts",
+                &format!("{h},{}", h + HOSTS),
+                "--store-id",
+                store_id.trim(),
+            ]);
+        }
+        Case::with(name, base, true)
+    }
+
+    fn with(name: &str, base: tempfile::TempDir, per_host: bool) -> Case {
         std::fs::write(base.path().join("secret"), format!("{SECRET}\n")).unwrap();
-        Case {
+        let case = Case {
             net: Net::new(name),
             base,
             starts: 0,
+            per_host,
+        };
+        case.write_hostfile(HOSTS);
+        case
+    }
+
+    /// The host file of a cluster of the first `hosts` hosts.
+    fn write_hostfile(&self, hosts: usize) {
+        let lines: String = (0..hosts).map(|h| format!("flow-{h}.flow:{PORT}\n")).collect();
+        std::fs::write(self.path("hosts"), lines).unwrap();
+    }
+
+    /// Moves partition `part` from host `from`'s recovery directory to host `to`'s (`None`:
+    /// out of every host's, into the case's directory), as an operator moves files between
+    /// hosts: `part-N.sqlite3` with its `-wal` file, which holds its latest commits when its
+    /// process was killed.
+    fn move_partition(&self, part: usize, from: Option<usize>, to: Option<usize>) {
+        let dir =
+            |h: Option<usize>| h.map_or_else(|| self.path("aside"), |h| self.path(&format!("recovery-{h}")));
+        let (src, dst) = (dir(from), dir(to));
+        std::fs::create_dir_all(&dst).unwrap();
+        let name = format!("part-{part}.sqlite3");
+        let mut moved = 0;
+        for file in std::fs::read_dir(&src).unwrap() {
+            let file = file.unwrap().file_name();
+            if file.to_string_lossy().starts_with(&name) {
+                std::fs::rename(src.join(&file), dst.join(&file)).unwrap();
+                moved += 1;
+            }
         }
+        assert!(moved > 0, "no {name} in {}", src.display());
+    }
+
+    /// The partitions in host `h`'s recovery directory.
+    fn partitions_of(&self, h: usize) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.path(&format!("recovery-{h}")))
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".sqlite3"))
+            .collect();
+        names.sort();
+        names
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -381,12 +453,17 @@ impl Case {
     fn host(&self, h: usize, ns: &str, pod: usize, secret: Option<&str>) -> Child {
         let log = File::create(self.path(&format!("log-{}-h{h}", self.starts))).unwrap();
         let mut command = self.net.command(ns, "netns_host_entry");
+        let (out, recovery) = if self.per_host {
+            ("out".to_string(), format!("recovery-{h}"))
+        } else {
+            (format!("out-{h}"), "recovery".to_string())
+        };
         command
-            .env(ENV_OUT, self.path(&format!("out-{h}")))
+            .env(ENV_OUT, self.path(&out))
             .env("BYTEWAX_POD_NAME", format!("flow-{pod}"))
             .env("BYTEWAX_STATEFULSET_NAME", "flow")
             .env("BYTEWAX_HOSTFILE_PATH", self.path("hosts"))
-            .env("BYTEWAX_RECOVERY_DIRECTORY", self.path("recovery"))
+            .env("BYTEWAX_RECOVERY_DIRECTORY", self.path(&recovery))
             .env("BYTEWAX_SNAPSHOT_INTERVAL", "50ms")
             .env("BYTEWAX_RECOVERY_BACKUP_INTERVAL", "1m")
             .env("BWX_BIND_ADDRESS", "0.0.0.0")
@@ -403,9 +480,15 @@ impl Case {
 
     /// Starts the 3 hosts.
     fn start(&mut self) -> Procs {
+        self.start_hosts(HOSTS)
+    }
+
+    /// Starts the first `hosts` hosts, as a cluster of that many.
+    fn start_hosts(&mut self, hosts: usize) -> Procs {
+        self.write_hostfile(hosts);
         self.starts += 1;
         Procs(
-            (0..HOSTS)
+            (0..hosts)
                 .map(|h| self.host(h, &self.net.ns(h), h, None))
                 .collect(),
         )
@@ -417,7 +500,12 @@ impl Case {
 
     /// Runs the cluster again until it finishes.
     fn resume(&mut self) {
-        let mut procs = self.start();
+        self.resume_hosts(HOSTS);
+    }
+
+    /// Runs the first `hosts` hosts as a cluster until it finishes.
+    fn resume_hosts(&mut self, hosts: usize) {
+        let mut procs = self.start_hosts(hosts);
         let exits = procs.exits(Duration::from_secs(60));
         for (h, exit) in exits.iter().enumerate() {
             let ok = exit.is_some_and(|(_, s)| s.success());
@@ -433,8 +521,9 @@ impl Case {
     /// Every host's output, counted, against one uninterrupted run.
     fn assert_exact(&self) {
         let mut got: BTreeMap<String, usize> = BTreeMap::new();
-        for h in 0..HOSTS {
-            let Ok(dir) = std::fs::read_dir(self.path(&format!("out-{h}"))) else {
+        let outs = (0..HOSTS).map(|h| format!("out-{h}")).chain(["out".to_string()]);
+        for out in outs {
+            let Ok(dir) = std::fs::read_dir(self.path(&out)) else {
                 continue;
             };
             for file in dir {
@@ -461,17 +550,24 @@ impl Case {
     }
 }
 
-/// Waits until the hosts have written some output (the flow runs), at most 20 s.
-fn wait_running(case: &Case) {
+/// How many bytes of output the hosts have written.
+fn written(case: &Case) -> u64 {
+    (0..HOSTS)
+        .map(|h| format!("out-{h}"))
+        .chain(["out".to_string()])
+        .filter_map(|out| std::fs::read_dir(case.path(&out)).ok())
+        .flatten()
+        .filter_map(|f| f.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Waits until the hosts have written more than `before` bytes of output (the flow runs),
+/// at most 20 s.
+fn wait_running_past(case: &Case, before: u64) {
     let started = Instant::now();
     loop {
-        let written: u64 = (0..HOSTS)
-            .filter_map(|h| std::fs::read_dir(case.path(&format!("out-{h}"))).ok())
-            .flatten()
-            .filter_map(|f| f.ok()?.metadata().ok())
-            .map(|m| m.len())
-            .sum();
-        if written > 0 {
+        if written(case) > before {
             return;
         }
         assert!(
@@ -480,6 +576,26 @@ fn wait_running(case: &Case) {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Waits until the hosts have written some output (the flow runs), at most 20 s.
+fn wait_running(case: &Case) {
+    wait_running_past(case, 0);
+}
+
+/// Runs the `bwx` tool; its standard output.
+fn bwx_tool(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_bwx"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "bwx {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
 }
 
 /// After a failure of `culprit`, every other host stops within the heartbeat timeout and a
@@ -502,6 +618,22 @@ fn assert_detected(case: &Case, procs: &mut Procs, culprit: usize, since: Instan
         "{what} detected only after {slowest:?}"
     );
     slowest
+}
+
+/// The seed (`BWX_NETNS_SEED`, 1 by default) and a generator of numbers from it.
+fn seeded() -> (u64, impl FnMut() -> u64) {
+    let seed: u64 = std::env::var("BWX_NETNS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    (seed, next)
 }
 
 fn signal(pid: i32, signal: i32) {
@@ -617,17 +749,7 @@ fn netns_a_host_killed_at_a_random_moment_loses_and_duplicates_nothing() {
     if std::env::var_os(ENV_OUT).is_some() || !can_run() {
         return;
     }
-    let seed: u64 = std::env::var("BWX_NETNS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
-    let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let (seed, mut next) = seeded();
     let victim = (next() % HOSTS as u64) as usize;
     let after = Duration::from_millis(next() % 1200);
     println!("netns: seed {seed}: kill -9 of host {victim} after {after:?}");
@@ -641,6 +763,92 @@ fn netns_a_host_killed_at_a_random_moment_loses_and_duplicates_nothing() {
         "a host did not stop after the kill: {exits:?}"
     );
     drop(procs);
+    case.resume();
+    case.assert_exact();
+}
+
+#[test]
+fn netns_partitions_on_each_hosts_own_disk_survive_a_kill_and_a_rescale_3_2_3() {
+    if std::env::var_os(ENV_OUT).is_some() || !can_run() {
+        return;
+    }
+    let (seed, mut next) = seeded();
+    let victim = (next() % HOSTS as u64) as usize;
+    let after = Duration::from_millis(next() % 800);
+    let after_2 = Duration::from_millis(100 + next() % 400);
+    println!(
+        "netns: seed {seed}: per-host partitions, kill -9 of host {victim} after {after:?}, \
+         of host 1 of 2 {after_2:?} after it writes"
+    );
+    let mut case = Case::per_host("e");
+    for h in 0..HOSTS {
+        let want = [format!("part-{h}.sqlite3"), format!("part-{}.sqlite3", h + HOSTS)];
+        assert_eq!(case.partitions_of(h), want);
+    }
+
+    // 3 hosts, one killed at a seeded moment.
+    let mut procs = case.start();
+    std::thread::sleep(after);
+    signal(procs.pid(victim), libc::SIGKILL);
+    let exits = procs.exits(Duration::from_secs(10));
+    assert!(
+        exits.iter().all(Option::is_some),
+        "a host did not stop after the kill: {exits:?}"
+    );
+    drop(procs);
+
+    // Down to 2 hosts: host 2's partitions move to hosts 0 and 1. Killed again while it runs.
+    case.move_partition(2, Some(2), Some(0));
+    case.move_partition(5, Some(2), Some(1));
+    let before = written(&case);
+    println!("netns: {before} bytes written by 3 hosts before the kill");
+    let mut procs = case.start_hosts(2);
+    wait_running_past(&case, before);
+    std::thread::sleep(after_2);
+    signal(procs.pid(1), libc::SIGKILL);
+    let exits = procs.exits(Duration::from_secs(10));
+    assert!(
+        exits.iter().all(Option::is_some),
+        "a host did not stop after the kill: {exits:?}"
+    );
+    drop(procs);
+    println!(
+        "netns: {} bytes written by 2 hosts before the kill",
+        written(&case)
+    );
+
+    // Back to 3 hosts, but partition 0 is left behind: every host refuses, naming it.
+    case.move_partition(5, Some(1), Some(2));
+    case.move_partition(0, Some(0), None);
+    let mut procs = case.start();
+    let exits = procs.exits(Duration::from_secs(20));
+    for (h, exit) in exits.iter().enumerate() {
+        let log = case.log(case.starts, h);
+        assert!(
+            exit.is_some_and(|(_, s)| s.code() == Some(1)),
+            "host {h}: {exit:?}\n{log}"
+        );
+        assert!(
+            log.contains("missing recovery partitions") && log.contains("part-0.sqlite3"),
+            "host {h} does not name the missing partition:\n{log}"
+        );
+    }
+    drop(procs);
+
+    // With it on host 2, the 3 hosts finish the input.
+    case.move_partition(0, None, Some(2));
+    assert_eq!(
+        [
+            case.partitions_of(0),
+            case.partitions_of(1),
+            case.partitions_of(2)
+        ],
+        [
+            vec!["part-2.sqlite3".to_string(), "part-3.sqlite3".to_string()],
+            vec!["part-1.sqlite3".to_string(), "part-4.sqlite3".to_string()],
+            vec!["part-0.sqlite3".to_string(), "part-5.sqlite3".to_string()],
+        ]
+    );
     case.resume();
     case.assert_exact();
 }

@@ -1,10 +1,14 @@
-//! Resume is right on any worker count: random flows over a scripted source run as a
-//! sequence of executions (input ends and aborts at random points, a random worker count
-//! each time) and their concatenated output equals the output of the same executions run
-//! without aborts on one worker: exactly for the file sink, and as the same set of items for
-//! an at-least-once sink.
+//! Resume is right on any worker and process count: random flows over a scripted source run
+//! as a sequence of executions (input ends and aborts at random points, a random number of
+//! processes and workers each time) and their concatenated output equals the output of the
+//! same executions run without aborts on one worker: exactly for the file sink, and as the
+//! same set of items for an at-least-once sink.
+//!
+//! An execution on several processes re-runs this test binary as a [`LocalCluster`]: each
+//! child reads the execution from [`EXECUTION_ENV`], runs its part, and prints what its
+//! at-least-once sink saw and whether its input aborted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -14,9 +18,19 @@ use bwx::connectors::files::FileSink;
 use bwx::inputs::ConnectorError;
 use bwx::prelude::*;
 use bwx::recovery::{SqliteRecovery, init_dir};
-use bwx::testing::TestingSink;
+use bwx::testing::{LocalCluster, TestingSink};
 use bwx::windowing::{EventClock, TumblingWindower};
 use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The environment variable that hands a cluster member its [`Execution`], as JSON.
+const EXECUTION_ENV: &str = "BWX_RESUME_PROPS_EXECUTION";
+/// This test, as the children of a [`LocalCluster`] run it.
+const TEST_NAME: &str = "any_sequence_of_resumes_gives_the_output_of_one_uninterrupted_sequence";
+/// A child's line for an item its at-least-once sink saw.
+const SEEN: &str = "seen: ";
+/// A child's line when its input aborted the execution.
+const ABORTED: &str = "aborted";
 
 /// Items of one partition, in segments: an execution reads one segment, then its input ends.
 type Segments = Vec<Vec<(u32, u64)>>;
@@ -102,7 +116,7 @@ impl StatefulSourcePartition for ScriptPart {
 }
 
 /// The flows under test; every key's items come from one partition, in order.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 enum Kind {
     /// A running sum per key.
     RunningSum,
@@ -163,51 +177,157 @@ fn build(kind: Kind, source: Script, out: &Path, collected: &TestingSink<String>
 /// lines the at-least-once sink saw.
 struct Outcome {
     file: BTreeMap<u32, Vec<String>>,
-    seen: std::collections::BTreeSet<String>,
+    seen: BTreeSet<String>,
 }
 
-/// Runs the segments as executions, the first ones with the worker counts and abort points
-/// of `runs` in turn, then on one worker without aborts; an aborted execution is run again
-/// until its input ends.
-fn run_all(kind: Kind, parts: &[Segments], runs: &[(usize, Option<usize>)], epoch: Duration) -> Outcome {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db");
-    init_dir(&db, 3).unwrap();
-    let out = dir.path().join("out.txt");
-    let collected = TestingSink::new();
-    let segments = parts.iter().map(Vec::len).max().unwrap_or(0);
-    let parts = Arc::new(parts.to_vec());
-    let mut plan = runs.iter();
-    let mut completed = 0;
-    let mut attempts = 0;
-    while completed < segments {
-        let &(workers, abort_after) = plan.next().unwrap_or(&(1, None));
-        let aborted = Arc::new(AtomicBool::new(false));
+/// One execution: the flow, its input, where it keeps its state and output, and its shape.
+#[derive(Serialize, Deserialize)]
+struct Execution {
+    kind: Kind,
+    parts: Vec<Segments>,
+    abort_after: Option<usize>,
+    epoch: Duration,
+    db: std::path::PathBuf,
+    out: std::path::PathBuf,
+}
+
+/// How one execution runs: processes, worker threads in each, and the abort point.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    processes: usize,
+    workers: usize,
+    abort_after: Option<usize>,
+}
+
+impl Execution {
+    /// Builds this execution's flow and the config it runs with; `aborted` is set if its
+    /// input aborts.
+    fn flow(&self, collected: &TestingSink<String>, aborted: &Arc<AtomicBool>) -> (Dataflow, RunConfig) {
         let source = Script {
-            parts: parts.clone(),
-            abort_after,
+            parts: Arc::new(self.parts.clone()),
+            abort_after: self.abort_after,
             read: Arc::default(),
             aborted: aborted.clone(),
         };
-        let flow = build(kind, source, &out, &collected);
-        let store = SqliteRecovery::open(&db, Duration::ZERO, "props").unwrap();
-        let config = RunConfig::default().epoch_interval(epoch).recovery(store);
+        let flow = build(self.kind, source, &self.out, collected);
+        let store = SqliteRecovery::open(&self.db, Duration::ZERO, "props").unwrap();
+        (
+            flow,
+            RunConfig::default().epoch_interval(self.epoch).recovery(store),
+        )
+    }
+
+    /// Runs in this process on `workers` threads; returns whether the input aborted.
+    fn run_here(&self, workers: usize, collected: &TestingSink<String>) -> bool {
+        let aborted = Arc::new(AtomicBool::new(false));
+        let (flow, config) = self.flow(collected, &aborted);
         bwx::run_workers(&flow, workers, config).unwrap();
-        if !aborted.load(Ordering::SeqCst) {
+        aborted.load(Ordering::SeqCst)
+    }
+
+    /// Runs as a cluster of `processes` children with `workers` threads each, adding what
+    /// their at-least-once sinks saw to `seen`; returns whether the input aborted in any.
+    fn run_as_cluster(&self, processes: usize, workers: usize, seen: &mut BTreeSet<String>) -> bool {
+        let outcomes = LocalCluster::new(TEST_NAME, processes)
+            .workers_per_process(workers)
+            .timeout(Duration::from_secs(60))
+            .env(EXECUTION_ENV, &serde_json::to_string(self).unwrap())
+            .run()
+            .unwrap();
+        let mut aborted = false;
+        for outcome in &outcomes {
+            assert!(outcome.status.success(), "{outcome}");
+            seen.extend(outcome.lines(SEEN).map(String::from));
+            aborted |= outcome.stdout.lines().any(|l| l == ABORTED);
+        }
+        aborted
+    }
+}
+
+/// In a cluster member: runs its part of the execution from [`EXECUTION_ENV`], prints what
+/// it saw, and exits.
+fn run_member() {
+    let Some(member) = LocalCluster::member() else {
+        return;
+    };
+    let execution: Execution = serde_json::from_str(&std::env::var(EXECUTION_ENV).unwrap()).unwrap();
+    let collected = TestingSink::new();
+    let aborted = Arc::new(AtomicBool::new(false));
+    let (flow, config) = execution.flow(&collected, &aborted);
+    if let Err(err) = member.cluster_main(&flow, config) {
+        eprintln!("error: {}", err.report());
+        std::process::exit(1);
+    }
+    for line in collected.take() {
+        println!("{SEEN}{line}");
+    }
+    if aborted.load(Ordering::SeqCst) {
+        println!("{ABORTED}");
+    }
+    std::process::exit(0);
+}
+
+/// Runs the segments as executions, the first ones with the shapes of `runs` in turn, then
+/// on one worker without aborts; an aborted execution is run again until its input ends.
+fn run_all(kind: Kind, parts: &[Segments], runs: &[Shape], epoch: Duration) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    init_dir(&db, 3).unwrap();
+    let collected = TestingSink::new();
+    let mut seen = BTreeSet::new();
+    let segments = parts.iter().map(Vec::len).max().unwrap_or(0);
+    let last = Shape {
+        processes: 1,
+        workers: 1,
+        abort_after: None,
+    };
+    let mut plan = runs.iter();
+    let mut completed = 0;
+    let mut attempts = 0;
+    let mut execution = Execution {
+        kind,
+        parts: parts.to_vec(),
+        abort_after: None,
+        epoch,
+        db,
+        out: dir.path().join("out.txt"),
+    };
+    while completed < segments {
+        let shape = *plan.next().unwrap_or(&last);
+        execution.abort_after = shape.abort_after;
+        let aborted = if shape.processes > 1 {
+            execution.run_as_cluster(shape.processes, shape.workers, &mut seen)
+        } else {
+            let aborted = execution.run_here(shape.workers, &collected);
+            seen.extend(collected.take());
+            aborted
+        };
+        if !aborted {
             completed += 1;
         }
         attempts += 1;
         assert!(attempts < 100, "no progress after {attempts} executions");
     }
     let mut file: BTreeMap<u32, Vec<String>> = BTreeMap::new();
-    for line in std::fs::read_to_string(&out).unwrap_or_default().lines() {
+    for line in std::fs::read_to_string(&execution.out)
+        .unwrap_or_default()
+        .lines()
+    {
         let key: u32 = line.split(',').next().unwrap().parse().unwrap();
         file.entry(key).or_default().push(line.to_string());
     }
-    Outcome {
-        file,
-        seen: collected.take().into_iter().collect(),
-    }
+    Outcome { file, seen }
+}
+
+/// 1 or 2 processes of 1 to 4 workers in all, and maybe an abort point.
+fn shape() -> impl Strategy<Value = Shape> {
+    (1usize..3, 1usize..3, 1usize..5, prop::option::of(0usize..30)).prop_map(
+        |(processes, per_process, single, abort_after)| Shape {
+            processes,
+            workers: if processes == 1 { single } else { per_process },
+            abort_after,
+        },
+    )
 }
 
 fn kind() -> impl Strategy<Value = Kind> {
@@ -256,11 +376,13 @@ proptest! {
     fn any_sequence_of_resumes_gives_the_output_of_one_uninterrupted_sequence(
         kind in kind(),
         parts in partitions(),
-        runs in prop::collection::vec((1usize..5, prop::option::of(0usize..30)), 1..6),
+        runs in prop::collection::vec(shape(), 1..6),
         epoch_ms in prop_oneof![Just(0u64), Just(1), Just(4)],
     ) {
+        run_member();
         let epoch = Duration::from_millis(epoch_ms);
-        let reference = run_all(kind, &parts, &[(1, None)], epoch);
+        let single = Shape { processes: 1, workers: 1, abort_after: None };
+        let reference = run_all(kind, &parts, &[single], epoch);
         let got = run_all(kind, &parts, &runs, epoch);
         prop_assert_eq!(&got.file, &reference.file, "file sink, {:?}, runs {:?}", kind, runs);
         prop_assert_eq!(&got.seen, &reference.seen, "at-least-once sink, {:?}", kind);

@@ -29,6 +29,11 @@ const ITEMS: u64 = 2_000;
 /// Sums of 0..2000 by `x % 13`, 2 ms per item; every item read is printed as `item: x`.
 fn flow(scenario: &str) -> Dataflow {
     let flow = Dataflow::new("supervised");
+    if scenario == "stdin" {
+        flow.input("inp", bwx::connectors::stdio::StdInSource::new())
+            .output("out", PrintSink::new("line: "));
+        return flow;
+    }
     if scenario == "fifo" {
         // Opening a FIFO blocks until a writer comes: the flow never leaves set-up.
         let path = std::env::var(FIFO).unwrap();
@@ -112,13 +117,20 @@ struct Ended {
 }
 
 fn start(args: &[&str], env: &[(&str, &str)]) -> Started {
+    start_with(args, env, |command| {
+        command.stdin(Stdio::null());
+    })
+}
+
+/// As [`start`], with standard input and anything else `configure` sets.
+fn start_with(args: &[&str], env: &[(&str, &str)], configure: impl FnOnce(&mut Command)) -> Started {
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
     let mut command = child_command(&args);
     command
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    configure(&mut command);
     let mut child = command.spawn().unwrap();
     let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
@@ -414,4 +426,130 @@ fn an_unauthenticated_cluster_beyond_loopback_is_warned_about_and_an_unresolvabl
             .contains("the cluster connections are not authenticated");
         assert_eq!(warned, secret.is_none(), "{}", ended.stderr);
     }
+}
+
+/// A new pseudo-terminal: its controlling side and the terminal a process reads.
+fn pseudo_terminal() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    // SAFETY: plain calls on the descriptor just opened; the name buffer is ours and
+    // NUL-terminated by ptsname_r.
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(master >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        assert_eq!(libc::grantpt(master), 0);
+        assert_eq!(libc::unlockpt(master), 0);
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(master, name.as_mut_ptr(), name.len()), 0);
+        let name = std::ffi::CStr::from_ptr(name.as_ptr())
+            .to_str()
+            .unwrap()
+            .to_string();
+        let terminal = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(name)
+            .unwrap();
+        (std::fs::File::from_raw_fd(master), terminal)
+    }
+}
+
+#[test]
+fn processes_read_lines_typed_at_their_terminal() {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let (mut keyboard, terminal) = pseudo_terminal();
+    // The supervisor runs in the foreground of a terminal of its own, as in a shell.
+    let started = start_with(&["run", "--processes", "2"], &[(SCENARIO, "stdin")], |command| {
+        command.stdin(Stdio::from(terminal));
+        // SAFETY: setsid and ioctl are async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    // Lines, then end of input (Ctrl-D at the start of a line).
+    keyboard.write_all(b"first line\nsecond line\n\x04").unwrap();
+    let ended = started.finish(Duration::from_secs(20));
+    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    assert_eq!(ended.lines("line: "), ["first line", "second line"]);
+}
+
+/// A cgroup (v2) of its own that freezes its processes: they are hung, not stopped (no
+/// SIGSTOP, state `S`), as a process stuck in the kernel or starved is. Removed on drop.
+struct Freezer(std::path::PathBuf);
+
+impl Freezer {
+    /// `None` (and says why) where this process may not make cgroups.
+    fn new() -> Option<Freezer> {
+        let root = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .into_iter()
+            .map(Path::new)
+            .find(|root| {
+                root.join("cgroup.procs").exists() && root.join("cgroup.subtree_control").exists()
+            })?;
+        let dir = root.join(format!("bwx-supervisor-test-{}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) if dir.join("cgroup.freeze").exists() => Some(Freezer(dir)),
+            Ok(()) => {
+                let _ = std::fs::remove_dir(&dir);
+                None
+            }
+            Err(e) => {
+                eprintln!("skipped: cannot make a cgroup in {}: {e}", root.display());
+                None
+            }
+        }
+    }
+
+    fn freeze(&self, pid: i32) {
+        std::fs::write(self.0.join("cgroup.procs"), pid.to_string()).unwrap();
+        std::fs::write(self.0.join("cgroup.freeze"), "1").unwrap();
+    }
+}
+
+impl Drop for Freezer {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("cgroup.freeze"), "0");
+        let started = Instant::now();
+        while std::fs::remove_dir(&self.0).is_err() && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn the_supervisor_names_a_hung_process_whose_heartbeat_stopped() {
+    let Some(freezer) = Freezer::new() else {
+        eprintln!("skipped: freezing a process needs a writable cgroup v2 hierarchy (root)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = start(
+        &["run", "-p", "3", "--heartbeat-timeout", "1s"],
+        &[(PID_DIR, tmp.path().to_str().unwrap())],
+    );
+    let pid = children(tmp.path(), 3)
+        .into_iter()
+        .find(|(_, id)| *id == 1)
+        .map(|(pid, _)| pid)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    freezer.freeze(pid);
+    let ended = run.finish(Duration::from_secs(20));
+    assert_eq!(ended.code, Some(1), "{}", ended.stderr);
+    assert!(
+        ended.stderr.contains(
+            "process 1 of 3 failed (it stopped answering: process 0 heard no heartbeat from it within the timeout)"
+        ) || ended.stderr.contains(
+            "process 1 of 3 failed (it stopped answering: process 2 heard no heartbeat from it within the timeout)"
+        ),
+        "{}",
+        ended.stderr
+    );
 }

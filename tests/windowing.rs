@@ -214,23 +214,41 @@ fn per_worker_sliding_windows_report_metadata_for_every_key() {
 }
 
 #[test]
-fn a_per_worker_clock_with_session_windows_fails_to_build_naming_the_step() {
+fn per_worker_sessions_close_as_the_workers_watermark_moves_on() {
+    // Key 1 goes quiet after 5. With a per-key clock its session would wait for the end of
+    // the input; with the worker's clock, key 2's item at 40 closes it (5 + gap 10 < 40),
+    // and key 1's item at 20 is then late.
     let flow = Dataflow::new("pwsess");
-    flow.input("inp", TestingSource::new(vec![(1u8, 1i64)]))
+    let (out, late) = (TestingSink::new(), TestingSink::new());
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let items = vec![(1u8, 1i64), (1, 5), (2, 30), (2, 40), (1, 20), (2, 45)];
+    let seen = order.clone();
+    let w = flow
+        .input("inp", TestingSource::new(items).batch_size(1))
+        .inspect("arrive", move |_, (k, ts)| {
+            seen.lock().unwrap().push(format!("in {k} {ts}"))
+        })
         .collect_window(
             "sessions",
             PerWorker::new(EventClock::replay(|ts: &i64| *ts, Duration::ZERO)),
             SessionWindower::new(Duration::from_millis(10)),
             true,
-        )
-        .down
-        .output("out", TestingSink::new());
-    let err = bwx::run_main(&flow).unwrap_err().to_string();
-    assert!(err.contains("pwsess.sessions"), "{err}");
-    assert!(
-        err.contains("PerWorker clock needs windows that are the same for every key"),
-        "{err}"
-    );
+        );
+    let closed = order.clone();
+    w.down
+        .inspect("closed", move |_, (k, (_, items))| {
+            closed.lock().unwrap().push(format!("out {k} {items:?}"))
+        })
+        .output("out", out.clone());
+    w.late.output("late", late.clone());
+    bwx::run_main(&flow).unwrap();
+    let mut got = out.take();
+    got.sort();
+    assert_eq!(got, vec![(1, (0, vec![1, 5])), (2, (0, vec![30, 40, 45]))]);
+    assert_eq!(late.take(), vec![(1, (bwx::windowing::LATE_SESSION_ID, 20))]);
+    let order = order.lock().unwrap().clone();
+    let at = |s: &str| order.iter().position(|o| o == s).unwrap();
+    assert!(at("out 1 [1, 5]") < at("in 1 20"), "{order:?}");
 }
 
 /// Two partitions with the same timestamps, 0 to 199 ms; "slow" starts 300 ms after "fast".

@@ -26,7 +26,7 @@ pub fn report(member: &Member, outcome: Outcome, secs: f64, cpu: f64) -> ExitCod
 
 pub fn lead(args: &Args) -> ExitCode {
     match run_members(args) {
-        Ok((events, rows, secs, cpu, rss)) => crate::finish(args, events, rows, secs, cpu, rss),
+        Ok((events, rows, secs, cpu, rss)) => crate::finish(args, events, rows, (secs, cpu, rss), ""),
         Err(message) => {
             eprintln!("workloads: {message}");
             ExitCode::from(1)

@@ -10,9 +10,11 @@
 mod args;
 mod cluster;
 mod events;
+mod histogram;
 mod hot_items;
+mod latency;
 mod meter;
-mod nexmark_flows;
+mod nexmark;
 mod nexmark_run;
 mod running_mean;
 mod sinks;
@@ -31,6 +33,8 @@ pub struct Outcome {
     /// Formats the output rows; called after the timed region, which the contract ends
     /// when the last row has reached the sink (as the timely runner does).
     rows: Box<dyn FnOnce() -> Vec<String>>,
+    /// Further `key=value` pairs for the BENCH line.
+    extra: String,
 }
 
 impl Outcome {
@@ -39,7 +43,13 @@ impl Outcome {
         Outcome {
             events,
             rows: Box::new(rows),
+            extra: String::new(),
         }
+    }
+
+    /// Adds `key=value` pairs (space-separated) to the BENCH line.
+    pub fn with_extra(self, extra: String) -> Self {
+        Outcome { extra, ..self }
     }
 }
 
@@ -55,7 +65,7 @@ pub fn execute(flow: &Dataflow, args: &args::Args) -> Result<(), String> {
         ),
         None => bwx::run_workers(flow, args.workers, RunConfig::default()),
     };
-    result.map_err(|e| e.to_string())
+    result.map_err(|e| e.report())
 }
 
 fn main() -> ExitCode {
@@ -69,15 +79,21 @@ fn main() -> ExitCode {
     let run = match args.workload.as_str() {
         "a-wordcount" => wordcount::run,
         "b-running-mean" => running_mean::run,
+        "keyed-running-mean" => running_mean::run_keyed,
         "c-tumbling" => tumbling::run,
         "d-hot-items" => hot_items::run,
-        // Partitions pace each other only within a process (see nexmark_flows), and the
-        // queries are written with the builder only.
+        // Partitions pace each other only within a process (see nexmark), and the queries
+        // are written with the builder only.
         other if nexmark_run::parse(other).is_some() && (args.processes > 1 || args.macro_form) => {
             eprintln!("workloads: {other} runs in one process, without --macro");
             return ExitCode::from(2);
         }
         other if nexmark_run::parse(other).is_some() => nexmark_run::run,
+        "latency" if args.processes > 1 || args.macro_form => {
+            eprintln!("workloads: latency runs in one process, without --macro");
+            return ExitCode::from(2);
+        }
+        "latency" => latency::run,
         other => {
             eprintln!("workloads: unknown workload {other:?}\n{}", args::USAGE);
             return ExitCode::from(2);
@@ -102,14 +118,8 @@ fn main() -> ExitCode {
     if let Some(member) = &args.member {
         return cluster::report(member, outcome, secs, cpu);
     }
-    finish(
-        &args,
-        outcome.events,
-        (outcome.rows)(),
-        secs,
-        cpu,
-        meter::peak_rss_mb(),
-    )
+    let Outcome { events, rows, extra } = outcome;
+    finish(&args, events, rows(), (secs, cpu, meter::peak_rss_mb()), &extra)
 }
 
 /// Prints the BENCH line for the whole run (and writes `--out`).
@@ -117,9 +127,8 @@ fn finish(
     args: &args::Args,
     events: u64,
     mut rows: Vec<String>,
-    secs: f64,
-    cpu: f64,
-    rss_mb: f64,
+    (secs, cpu, rss_mb): (f64, f64, f64),
+    extra: &str,
 ) -> ExitCode {
     rows.sort_unstable();
     let mut canonical = Vec::with_capacity(rows.iter().map(|r| r.len() + 1).sum());
@@ -138,7 +147,7 @@ fn finish(
         return ExitCode::from(1);
     }
     println!(
-        "BENCH system={} workload={} workers={} processes={} events={} secs={secs:.3} events_per_s={:.0} cpu_s={cpu:.3} rss_mb={:.1} digest={digest} rows={}",
+        "BENCH system={} workload={} workers={} processes={} events={} secs={secs:.3} events_per_s={:.0} cpu_s={cpu:.3} rss_mb={:.1} digest={digest} rows={}{}{extra}",
         if args.macro_form { "bwx-macro" } else { "bwx" },
         args.workload,
         args.workers,
@@ -146,7 +155,8 @@ fn finish(
         events,
         events as f64 / secs,
         rss_mb,
-        rows.len()
+        rows.len(),
+        if extra.is_empty() { "" } else { " " },
     );
     ExitCode::SUCCESS
 }

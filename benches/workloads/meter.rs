@@ -1,4 +1,4 @@
-//! Wall time, CPU time and peak RSS of this process (getrusage).
+//! Wall time and CPU time (getrusage) and peak RSS (`/proc/self/status`) of this process.
 
 use std::time::Instant;
 
@@ -29,9 +29,14 @@ impl Meter {
     }
 }
 
+/// Peak resident set size of this process in MiB: `VmHWM` from `/proc/self/status`
+/// (WORKLOADS.md section 4.1). Not `getrusage`'s `ru_maxrss`, which Linux keeps across
+/// `exec` and so reports at least the parent's peak (cargo's, about 68 MB).
 pub fn peak_rss_mb() -> f64 {
-    // SAFETY: as above.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    usage.ru_maxrss as f64 / 1024.0
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }

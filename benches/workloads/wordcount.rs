@@ -1,5 +1,8 @@
 //! (a) a-wordcount: lines from 4 shard files, words counted per batch before the exchange.
 
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+
 use rustc_hash::FxHashMap;
 
 use bwx::inputs::{BatchStatus, ConnectorError, FixedPartitionedSource, StatefulSourcePartition};
@@ -17,7 +20,7 @@ struct Shards {
 
 impl FixedPartitionedSource for Shards {
     type Item = String;
-    type State = usize;
+    type State = u64;
     type Partition = ShardPart;
 
     fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
@@ -30,39 +33,54 @@ impl FixedPartitionedSource for Shards {
         &self,
         _step: &StepId,
         path: &str,
-        resume: Option<usize>,
+        resume: Option<u64>,
     ) -> Result<ShardPart, ConnectorError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("{path}: {e} (run the bench setup.sh)"))?;
+        let open = || -> std::io::Result<BufReader<File>> {
+            let mut file = File::open(path)?;
+            file.seek(SeekFrom::Start(resume.unwrap_or(0)))?;
+            Ok(BufReader::with_capacity(READ_BUFFER, file))
+        };
+        let reader = open().map_err(|e| format!("{path}: {e} (run the bench setup.sh)"))?;
         Ok(ShardPart {
-            text,
+            path: path.to_string(),
+            reader,
             pos: resume.unwrap_or(0),
         })
     }
 }
 
+/// Bytes read from a shard at a time: the shard is streamed, not loaded whole (the four
+/// shards are 50 MB together).
+const READ_BUFFER: usize = 64 * 1024;
+
 struct ShardPart {
-    text: String,
-    pos: usize,
+    path: String,
+    reader: BufReader<File>,
+    /// Byte offset of the next line.
+    pos: u64,
 }
 
 impl StatefulSourcePartition for ShardPart {
     type Item = String;
-    type State = usize;
+    type State = u64;
 
     fn next_batch(&mut self, batch: &mut Vec<String>) -> Result<BatchStatus, ConnectorError> {
-        for line in self.text[self.pos..].split_inclusive('\n').take(LINES_PER_BATCH) {
-            self.pos += line.len();
-            batch.push(line.to_string());
+        for _ in 0..LINES_PER_BATCH {
+            let mut line = String::new();
+            let read = self
+                .reader
+                .read_line(&mut line)
+                .map_err(|e| format!("{}: {e}", self.path))?;
+            if read == 0 {
+                return Ok(BatchStatus::Eof);
+            }
+            self.pos += read as u64;
+            batch.push(line);
         }
-        Ok(if self.pos >= self.text.len() {
-            BatchStatus::Eof
-        } else {
-            BatchStatus::Active
-        })
+        Ok(BatchStatus::Active)
     }
 
-    fn snapshot(&self) -> usize {
+    fn snapshot(&self) -> u64 {
         self.pos
     }
 }

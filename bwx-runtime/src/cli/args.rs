@@ -9,7 +9,7 @@ use super::duration::parse_duration;
 use super::place::{parse_addresses, pod_ordinal, read_hostfile};
 use crate::errors::FlowError;
 use crate::execution::{ClusterOptions, ClusterSecret};
-use crate::recovery::RecoveryOptions;
+use crate::recovery::{RecoveryOptions, parse_parts};
 
 /// The arguments of a flow binary.
 #[derive(Parser, Debug, Clone, PartialEq)]
@@ -43,10 +43,27 @@ pub enum RecoveryCommand {
     Init {
         /// The recovery directory to create.
         directory: PathBuf,
-        /// How many partitions to create (at least 1).
+        /// How many partitions the set has (at least 1).
         #[arg(value_parser = parse_positive)]
         partitions: usize,
+        /// Create only these partitions of the set, for a host that keeps its own on its own
+        /// disk: indexes and ranges such as `0,2` or `0-3`. Needs --store-id.
+        #[arg(long, value_parser = parse_part_list, requires = "store_id")]
+        parts: Option<PartList>,
+        /// The id of the store, the same on every host (`bwx recovery store-id` makes one,
+        /// `bwx recovery store-id DIR` reads it from a host's partitions). Without it, a new
+        /// store gets a fresh id.
+        #[arg(long)]
+        store_id: Option<String>,
     },
+}
+
+/// The partitions `recovery init --parts` creates, by index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartList(pub Vec<usize>);
+
+fn parse_part_list(text: &str) -> Result<PartList, String> {
+    parse_parts(text).map(PartList).map_err(|e| e.to_string())
 }
 
 /// The flags of `run`. Every flag can also be given by its environment variable; a flag on

@@ -58,7 +58,7 @@ use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches};
 
-pub use args::{AddressList, Cli, CliCommand, Launch, Placement, RecoveryCommand, RunArgs};
+pub use args::{AddressList, Cli, CliCommand, Launch, PartList, Placement, RecoveryCommand, RunArgs};
 pub use duration::parse_duration;
 pub use place::{parse_addresses, pod_ordinal, read_hostfile};
 pub(crate) use spawn::describe as describe_status;
@@ -186,7 +186,9 @@ impl Runner {
             CliCommand::Recovery(RecoveryCommand::Init {
                 directory,
                 partitions,
-            }) => self.init_recovery(directory, *partitions),
+                parts,
+                store_id,
+            }) => self.init_recovery(directory, *partitions, parts.as_ref(), store_id.as_deref()),
         };
         match outcome {
             Ok(()) => 0,
@@ -259,9 +261,22 @@ impl Runner {
         Ok(())
     }
 
-    fn init_recovery(&self, directory: &Path, partitions: usize) -> Result<(), CliError> {
+    fn init_recovery(
+        &self,
+        directory: &Path,
+        partitions: usize,
+        parts: Option<&PartList>,
+        store_id: Option<&str>,
+    ) -> Result<(), CliError> {
         let backend = self.recovery.as_ref().ok_or(CliError::RecoveryUnavailable)?;
-        backend.init(directory, partitions)?;
+        match store_id {
+            None => backend.init(directory, partitions)?,
+            Some(id) => {
+                let all: Vec<usize> = (0..partitions).collect();
+                let parts = parts.map_or(&all[..], |p| &p.0[..]);
+                backend.init_parts(directory, partitions, parts, id)?;
+            }
+        }
         Ok(())
     }
 

@@ -10,19 +10,27 @@
 //!   takes them along (Linux: a parent-death signal).
 //! - When a child fails, the supervisor waits briefly for the others to stop on their own
 //!   (they do: a failure stops the whole cluster), stops those that do not, and names the
-//!   child that failed first and how: its exit code, or the signal that killed it.
+//!   child that failed first and how: its exit code, or the signal that killed it. When the
+//!   first to stop did so because a peer stopped answering (its heartbeat stopped: the peer
+//!   is stopped or hung, and still running), it names that peer: each child tells the
+//!   supervisor through a file of a private directory (`BWX_SUPERVISOR_REPORT`).
 //! - With `--restarts N` (and `-r`), it then starts the cluster again, which resumes from
 //!   the last snapshot, at most N times, pausing 1 s, 2 s, 4 s... (at most 30 s) between
 //!   attempts.
+//! - Standard input goes to process 0 only (worker 0 is the one that reads it); the others
+//!   get none. A terminal cannot be read from the children's own process group (the kernel
+//!   stops a background reader with SIGTTIN), so from a terminal the supervisor reads and
+//!   passes the lines on to process 0 through a pipe.
 
 use std::ffi::OsString;
-use std::process::{Child, Command, ExitStatus};
-use std::sync::mpsc;
+use std::io::{IsTerminal, Read, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 use super::args::RunArgs;
-use crate::execution::ClusterSecret;
 use crate::execution::reserved_ports::ReservedPorts;
+use crate::execution::{ClusterSecret, ENV_SUPERVISOR_REPORT};
 
 /// The default way to start a process: this executable again.
 pub(crate) fn current_exe_command(args: &[OsString]) -> std::io::Result<Command> {
@@ -65,12 +73,25 @@ pub(crate) fn run_processes(
         Some(secret) => secret,
         None => ClusterSecret::random().map_err(|e| e.to_string())?,
     };
+    let reports = ReportDir::create()?;
     let (events, heard) = mpsc::channel();
     let signals = watch_signals(events.clone())?;
+    let stdin = if std::io::stdin().is_terminal() {
+        Input::Forwarded(forward_stdin()?)
+    } else {
+        Input::Inherited
+    };
     let restarts = args.restarts.unwrap_or(0);
     let mut attempt = 0;
     let outcome = loop {
-        match run_once(args, processes, command, &secret, &events, &heard) {
+        let cluster = Cluster {
+            processes,
+            command,
+            secret: &secret,
+            stdin: &stdin,
+            reports: &reports,
+        };
+        match run_once(args, &cluster, &events, &heard) {
             Ok(Ended::Finished) => break Ok(()),
             Ok(Ended::Failed(why)) if attempt < restarts => {
                 attempt += 1;
@@ -140,6 +161,131 @@ fn watch_signals(events: mpsc::Sender<Event>) -> Result<Watch, String> {
     Ok(Watch { handle, thread })
 }
 
+/// How process 0 gets the supervisor's standard input.
+enum Input {
+    /// Its own (a file or a pipe, which any process group may read).
+    Inherited,
+    /// Through a pipe the supervisor feeds from its terminal.
+    Forwarded(Arc<Forward>),
+}
+
+/// The pipe to the current process 0, fed by the thread reading the terminal.
+#[derive(Default)]
+struct Forward {
+    state: Mutex<Forwarding>,
+    /// Signalled when a process 0 starts.
+    started: Condvar,
+}
+
+#[derive(Default)]
+struct Forwarding {
+    to: Option<ChildStdin>,
+    /// The terminal reached end of input (Ctrl-D): processes started later get none.
+    ended: bool,
+}
+
+impl Forward {
+    fn lock(&self) -> MutexGuard<'_, Forwarding> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands the terminal's input to a process 0 that just started.
+    fn feed(&self, pipe: ChildStdin) {
+        let mut state = self.lock();
+        // After the end of input the pipe closes at once: that is its end of input.
+        if !state.ended {
+            state.to = Some(pipe);
+            self.started.notify_all();
+        }
+    }
+}
+
+/// Starts the thread that reads the terminal and writes what it reads to process 0. What
+/// is typed while no process 0 runs (before the first starts, between restarts) waits for
+/// the next one.
+fn forward_stdin() -> Result<Arc<Forward>, String> {
+    let forward = Arc::new(Forward::default());
+    let feeding = forward.clone();
+    std::thread::Builder::new()
+        .name("bwx:supervisor-stdin".to_string())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 8192];
+            loop {
+                let n = match stdin.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => 0,
+                };
+                let mut state = feeding.lock();
+                if n == 0 {
+                    state.ended = true;
+                    // Closing the pipe is the end of input for process 0.
+                    state.to = None;
+                    return;
+                }
+                loop {
+                    if let Some(pipe) = state.to.as_mut() {
+                        if pipe.write_all(&buf[..n]).is_ok() {
+                            break;
+                        }
+                        // That process 0 has exited: the next one gets the input.
+                        state.to = None;
+                    }
+                    state = feeding.started.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the thread reading the terminal: {e}"))?;
+    Ok(forward)
+}
+
+/// The private directory (mode 0700) where the children say which peer stopped answering.
+struct ReportDir(std::path::PathBuf);
+
+impl ReportDir {
+    fn create() -> Result<ReportDir, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!("bwx-supervisor-{}-{nanos}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        Ok(ReportDir(path))
+    }
+
+    /// Where process `id` reports; empty for a new start.
+    fn of(&self, id: usize) -> std::path::PathBuf {
+        let path = self.0.join(format!("process-{id}"));
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    /// The peer process `id` found unresponsive, if it said so.
+    fn blamed_by(&self, id: usize) -> Option<usize> {
+        let said = std::fs::read_to_string(self.0.join(format!("process-{id}"))).ok()?;
+        said.trim().strip_prefix("unresponsive ")?.parse().ok()
+    }
+}
+
+impl Drop for ReportDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What every start of the cluster uses.
+struct Cluster<'a> {
+    processes: usize,
+    command: &'a dyn Fn(&[OsString]) -> std::io::Result<Command>,
+    secret: &'a ClusterSecret,
+    stdin: &'a Input,
+    reports: &'a ReportDir,
+}
+
 /// A started child: its pid (the waiting thread owns the `Child`), and how it ended.
 struct Running {
     pid: u32,
@@ -148,16 +294,34 @@ struct Running {
     signalled: bool,
     /// It was stopped (SIGSTOP) when another process failed: the likely cause.
     stopped: bool,
+    /// The peer it stopped for because that peer stopped answering.
+    blames: Option<usize>,
+}
+
+/// Why the supervisor names a process as the one that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blame {
+    /// It was stopped (SIGSTOP) when the others failed.
+    Stopped,
+    /// This process stopped because it stopped answering.
+    Unresponsive(usize),
+    /// It exited with an error or was killed, first.
+    Status,
 }
 
 fn run_once(
     args: &RunArgs,
-    processes: usize,
-    command: &dyn Fn(&[OsString]) -> std::io::Result<Command>,
-    secret: &ClusterSecret,
+    cluster: &Cluster<'_>,
     events: &mpsc::Sender<Event>,
     heard: &mpsc::Receiver<Event>,
 ) -> Result<Ended, String> {
+    let Cluster {
+        processes,
+        command,
+        secret,
+        stdin,
+        reports,
+    } = *cluster;
     let ports = ReservedPorts::bind(processes)
         .and_then(|ports| Ok((ports.addresses()?, ports)))
         .map_err(|e| format!("cannot reserve {processes} loopback ports: {e}"));
@@ -180,12 +344,23 @@ fn run_once(
                 c.env_remove(var);
             }
             c.env(crate::execution::ENV_SECRET, secret.to_env_value());
+            c.env(ENV_SUPERVISOR_REPORT, reports.of(id));
+            match stdin {
+                _ if id != 0 => c.stdin(Stdio::null()),
+                Input::Inherited => c.stdin(Stdio::inherit()),
+                Input::Forwarded(_) => c.stdin(Stdio::piped()),
+            };
             own_group_and_die_with_parent(&mut c);
             ports.hand_to(id, &mut c);
             c.spawn()
         });
         match spawned {
-            Ok(child) => children.push(wait_in_background(id, child, events.clone())),
+            Ok(mut child) => {
+                if let (Input::Forwarded(forward), Some(pipe)) = (stdin, child.stdin.take()) {
+                    forward.feed(pipe);
+                }
+                children.push(wait_in_background(id, child, events.clone()))
+            }
             Err(e) => {
                 signal_all(&mut children, libc::SIGKILL);
                 drain_exits(&mut children, heard);
@@ -234,13 +409,20 @@ fn run_once(
             }
         }
     }
-    let Some(culprit) = culprit(&children) else {
+    for (id, child) in children.iter_mut().enumerate() {
+        child.blames = reports
+            .blamed_by(id)
+            .filter(|peer| *peer < processes && *peer != id);
+    }
+    let Some((culprit, blame)) = culprit(&children) else {
         return Ok(Ended::Finished);
     };
-    let how = if children[culprit].stopped {
-        "it was stopped (SIGSTOP) and stopped answering".to_string()
-    } else {
-        describe(children[culprit].status.map(|(s, _)| s).unwrap_or_default())
+    let how = match blame {
+        Blame::Stopped => "it was stopped (SIGSTOP) and stopped answering".to_string(),
+        Blame::Unresponsive(by) => {
+            format!("it stopped answering: process {by} heard no heartbeat from it within the timeout")
+        }
+        Blame::Status => describe(children[culprit].status.map(|(s, _)| s).unwrap_or_default()),
     };
     let why = format!("process {culprit} of {processes} failed ({how}); stopped the other processes");
     if stopping {
@@ -253,10 +435,11 @@ fn run_once(
 /// The process that failed first: one that was stopped (SIGSTOP) when the first failure
 /// came, else one killed by a signal (not by the supervisor) within [`SAME_MOMENT`] of the
 /// first failure (its peers exit with an error as soon as they notice), else the first to
-/// fail.
-fn culprit(children: &[Running]) -> Option<usize> {
+/// fail, or the peer it stopped for when that peer stopped answering (a hung process fails
+/// no way the supervisor sees).
+fn culprit(children: &[Running]) -> Option<(usize, Blame)> {
     if let Some(stopped) = children.iter().position(|c| c.stopped) {
-        return Some(stopped);
+        return Some((stopped, Blame::Stopped));
     }
     let failed: Vec<(usize, ExitStatus, Instant)> = children
         .iter()
@@ -274,9 +457,14 @@ fn culprit(children: &[Running]) -> Option<usize> {
         .iter()
         .filter(|(_, s, at)| s.code().is_none() && at.saturating_duration_since(first) <= SAME_MOMENT)
         .min_by_key(|(_, _, at)| *at);
-    killed
-        .or_else(|| failed.iter().min_by_key(|(_, _, at)| *at))
-        .map(|(id, _, _)| *id)
+    if let Some((id, _, _)) = killed {
+        return Some((*id, Blame::Status));
+    }
+    let (id, _, _) = failed.iter().min_by_key(|(_, _, at)| *at)?;
+    Some(match children[*id].blames {
+        Some(peer) => (peer, Blame::Unresponsive(*id)),
+        None => (*id, Blame::Status),
+    })
 }
 
 /// Whether the process is stopped (Linux: state `T` in `/proc/PID/stat`).
@@ -305,6 +493,7 @@ fn wait_in_background(id: usize, mut child: Child, events: mpsc::Sender<Event>) 
         status: None,
         signalled: false,
         stopped: false,
+        blames: None,
     }
 }
 
@@ -432,7 +621,9 @@ mod tests {
             status: Some((ExitStatus::from_raw(code << 8), t + Duration::from_millis(ms))),
             signalled: false,
             stopped: false,
+            blames: None,
         };
+        let culprit = |children: &[Running]| culprit(children).map(|(id, _)| id);
         let killed = |ms: u64| Running {
             status: Some((ExitStatus::from_raw(9), t + Duration::from_millis(ms))),
             ..exited(0, 0)
@@ -452,5 +643,43 @@ mod tests {
         let mut stopped = exited(1, 5000);
         stopped.stopped = true;
         assert_eq!(culprit(&[exited(1, 10), stopped]), Some(1));
+    }
+
+    #[test]
+    fn a_peer_that_stopped_answering_is_named_not_the_first_to_exit() {
+        let t = Instant::now();
+        let exited = |ms: u64, blames: Option<usize>| Running {
+            pid: 0,
+            status: Some((ExitStatus::from_raw(1 << 8), t + Duration::from_millis(ms))),
+            signalled: false,
+            stopped: false,
+            blames,
+        };
+        // Process 1 hung: 0 and 2 stopped for it, and the supervisor killed it after the grace.
+        let hung = Running {
+            status: Some((ExitStatus::from_raw(9), t + Duration::from_millis(5000))),
+            signalled: true,
+            ..exited(0, None)
+        };
+        assert_eq!(
+            culprit(&[exited(10, Some(1)), hung, exited(12, Some(1))]),
+            Some((1, Blame::Unresponsive(0)))
+        );
+        // A hung process that noticed nothing itself and exited with an error later.
+        assert_eq!(
+            culprit(&[exited(30, None), exited(10, Some(0))]),
+            Some((0, Blame::Unresponsive(1)))
+        );
+        // A crash is named as a crash, whoever complained first.
+        let crashed = Running {
+            status: Some((ExitStatus::from_raw(9), t + Duration::from_millis(12))),
+            ..exited(0, None)
+        };
+        assert_eq!(culprit(&[exited(10, Some(1)), crashed]), Some((1, Blame::Status)));
+        // Without reports the first to exit is named, as before.
+        assert_eq!(
+            culprit(&[exited(10, None), exited(20, None)]),
+            Some((0, Blame::Status))
+        );
     }
 }

@@ -12,7 +12,6 @@ use crate::recovery::{Snapshot, StoredStates};
 
 use super::config::ExecConfig;
 use super::failure::Failure;
-use super::resume::WorkerResume;
 
 /// A timely stream of bwx items: epochs are `u64`, containers are `Vec<T>`.
 pub(crate) type TStream<'s, T> = Stream<'s, u64, Vec<T>>;
@@ -47,6 +46,9 @@ fn downcast<'a, 's, T: 'static>(slot: &'a dyn ErasedStream<'s>) -> Option<&'a Ty
 
 /// Partition name → primary worker, for every fixed-partitioned step, the same on all workers.
 pub(crate) type Assignments = HashMap<StepId, Vec<(String, usize)>>;
+
+/// The recovery state one worker resumes with: per step, the stored states routed to it.
+pub(crate) type WorkerResume = HashMap<StepId, Arc<StoredStates>>;
 
 /// What a step's build function gets: the scope, the stream table and the execution.
 pub(crate) struct BuildCtx<'s> {

@@ -30,3 +30,6 @@ pub(crate) mod stateless;
 pub(crate) use config::ExecConfig;
 pub(crate) use control::Control;
 pub(crate) use ctx::{BuildCtx, TStream};
+#[cfg(test)]
+pub(crate) use per_key::PerKey;
+pub(crate) use per_key::{EOF_CHUNK, Timers};

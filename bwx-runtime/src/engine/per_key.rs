@@ -12,16 +12,16 @@ use crate::{Key, route_hash};
 use super::keyed_store::{KeyedStore, Touched};
 
 /// Keys closed per activation at the end of the input.
-const EOF_CHUNK: usize = 4096;
+pub(crate) const EOF_CHUNK: usize = 4096;
 
 /// Per-key timers: the next wake-up of each key, ordered by time.
-struct Timers<K> {
+pub(crate) struct Timers<K> {
     by_time: BTreeSet<(SystemTime, K)>,
     by_key: FxHashMap<K, SystemTime>,
 }
 
 impl<K: Key> Timers<K> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Timers {
             by_time: BTreeSet::new(),
             by_key: FxHashMap::default(),
@@ -31,7 +31,7 @@ impl<K: Key> Timers<K> {
     /// Sets (`Some`) or clears (`None`) the key's wake-up. Called per item: the common
     /// case, no wake-up asked and none set, is inlined; the rest is not.
     #[inline(always)]
-    fn set(&mut self, key: &K, at: Option<SystemTime>) {
+    pub(crate) fn set(&mut self, key: &K, at: Option<SystemTime>) {
         if at.is_some() || !self.by_key.is_empty() {
             self.change(key, at);
         }
@@ -53,7 +53,7 @@ impl<K: Key> Timers<K> {
         }
     }
 
-    fn pop_due(&mut self, now: SystemTime) -> Option<K> {
+    pub(crate) fn pop_due(&mut self, now: SystemTime) -> Option<K> {
         let first = self.by_time.first()?;
         if first.0 > now {
             return None;
@@ -63,7 +63,7 @@ impl<K: Key> Timers<K> {
         Some(key)
     }
 
-    fn next(&self) -> Option<SystemTime> {
+    pub(crate) fn next(&self) -> Option<SystemTime> {
         self.by_time.first().map(|(t, _)| *t)
     }
 }
@@ -171,7 +171,9 @@ where
     }
 
     /// Runs consecutive items of one key as one batch.
-    #[inline]
+    // Not inlined into the engine's operator: as its own function, `self` is known not to
+    // alias anything else, and its fields stay in registers across the items.
+    #[inline(never)]
     fn apply(
         &mut self,
         data: impl Iterator<Item = T>,

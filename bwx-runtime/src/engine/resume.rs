@@ -22,7 +22,7 @@ use crate::flow::StepId;
 use crate::recovery::{RecoveryStore, ResumePlan, Route, Snapshot, Stored, StoredStates, codec};
 
 use super::control::Control;
-use super::ctx::Assignments;
+use super::ctx::{Assignments, WorkerResume};
 use super::failure::Failure;
 
 /// The longest a waiting worker parks before it looks at the stop flag again.
@@ -96,9 +96,6 @@ pub(crate) fn exchange_once<T: ExchangeData + Clone + Ord>(
     got.sort();
     Ok(Some(got))
 }
-
-/// The recovery state one worker resumes with: per step, the stored states routed to it.
-pub(crate) type WorkerResume = HashMap<StepId, Arc<StoredStates>>;
 
 /// This worker's place among the cluster's processes.
 pub(crate) struct Place {

@@ -12,7 +12,7 @@ use crate::flow::{Dataflow, PartLister, StepId};
 
 use super::config::ExecConfig;
 use super::control::Control;
-use super::ctx::{Assignments, BuildCtx};
+use super::ctx::{Assignments, BuildCtx, WorkerResume};
 use super::durability;
 use super::failure::{self, Failure};
 use super::resume::{self, Dest, exchange_once};
@@ -201,7 +201,7 @@ fn check_partitions(
 struct Resume {
     plan: Option<crate::recovery::ResumePlan>,
     writers: Vec<usize>,
-    state: resume::WorkerResume,
+    state: WorkerResume,
 }
 
 /// A partitioned step's index, one of its partitions, and a worker that can reach it.

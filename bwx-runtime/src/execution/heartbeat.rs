@@ -436,6 +436,7 @@ fn listen(peer: HeartbeatPeer, watch: &Watch, failure: &Failure, stop: &StopFlag
                     "{name} has not been heard from for {timeout:?}: it is stopped, hung, or cut \
                      off by the network (heartbeat timeout)"
                 )));
+                tell_supervisor(link.peer);
                 sever(&data, &stream);
                 return;
             }
@@ -456,6 +457,24 @@ fn listen(peer: HeartbeatPeer, watch: &Watch, failure: &Failure, stop: &StopFlag
                 return;
             }
         }
+    }
+}
+
+/// Where a process of a `--processes` cluster tells its supervisor which peer stopped
+/// answering: a hung peer is still running when the others exit with an error, and only
+/// they know that it is the cause.
+pub(crate) const ENV_SUPERVISOR_REPORT: &str = "BWX_SUPERVISOR_REPORT";
+
+/// Tells the supervisor, if there is one, that `peer` stopped answering (`unresponsive N`).
+fn tell_supervisor(peer: usize) {
+    let Some(path) = std::env::var_os(ENV_SUPERVISOR_REPORT) else {
+        return;
+    };
+    if let Err(e) = std::fs::write(&path, format!("unresponsive {peer}\n")) {
+        tracing::warn!(
+            "cannot tell the supervisor that process {peer} stopped answering ({}): {e}",
+            std::path::Path::new(&path).display()
+        );
     }
 }
 

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+pub(crate) use heartbeat::ENV_SUPERVISOR_REPORT;
 pub use secret::{ClusterSecret, ENV_SECRET, ENV_SECRET_FILE};
 
 use crate::engine::failure::{self, Failure};

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{RecoveryError, RecoveryStore, SqliteRecovery, init_dir};
+use super::{RecoveryError, RecoveryStore, SqliteRecovery, init_dir, init_parts};
 
 /// What a run asks of recovery (`-r`, `-b`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +25,22 @@ pub trait RecoveryBackend: Send + Sync + 'static {
 
     /// Creates `directory` (if needed) and `partitions` empty partitions in it.
     fn init(&self, directory: &Path, partitions: usize) -> Result<(), RecoveryError>;
+
+    /// Creates `directory` (if needed) and the partitions `parts` of a set of `partitions`
+    /// in it, all of the store `store_id` (`recovery init --parts --store-id`): the part of
+    /// the set one host keeps on its own disk. Backends that cannot split a set refuse.
+    fn init_parts(
+        &self,
+        directory: &Path,
+        partitions: usize,
+        parts: &[usize],
+        store_id: &str,
+    ) -> Result<(), RecoveryError> {
+        let _ = (directory, partitions, parts, store_id);
+        Err(RecoveryError::Usage(
+            "this recovery backend cannot create part of a set of partitions (--parts, --store-id)".into(),
+        ))
+    }
 }
 
 /// A shared backend (so the caller can keep a handle to it).
@@ -35,6 +51,16 @@ impl<B: RecoveryBackend + ?Sized> RecoveryBackend for Arc<B> {
 
     fn init(&self, directory: &Path, partitions: usize) -> Result<(), RecoveryError> {
         (**self).init(directory, partitions)
+    }
+
+    fn init_parts(
+        &self,
+        directory: &Path,
+        partitions: usize,
+        parts: &[usize],
+        store_id: &str,
+    ) -> Result<(), RecoveryError> {
+        (**self).init_parts(directory, partitions, parts, store_id)
     }
 }
 
@@ -60,6 +86,17 @@ impl RecoveryBackend for SqliteBackend {
 
     fn init(&self, directory: &Path, partitions: usize) -> Result<(), RecoveryError> {
         init_dir(directory, partitions)?;
+        Ok(())
+    }
+
+    fn init_parts(
+        &self,
+        directory: &Path,
+        partitions: usize,
+        parts: &[usize],
+        store_id: &str,
+    ) -> Result<(), RecoveryError> {
+        init_parts(directory, partitions, parts, store_id)?;
         Ok(())
     }
 }

@@ -61,7 +61,7 @@ mod sqlite;
 pub use backend::{RecoveryBackend, RecoveryOptions, SqliteBackend};
 pub use error::RecoveryError;
 pub use inspect::inspect;
-pub use sqlite::{SqliteRecovery, init_dir, init_parts};
+pub use sqlite::{SqliteRecovery, init_dir, init_parts, new_store_id, parse_parts, store_id_of};
 
 use std::collections::HashMap;
 use std::hash::Hasher;

@@ -85,6 +85,9 @@ pub(crate) struct Lowered<C, D, B> {
     /// The encoded clock and windower state of a new key (made once, when first needed),
     /// to tell whether a key whose windows have all closed still differs from a new one.
     pub(crate) fresh: OnceLock<Option<Vec<u8>>>,
+    /// The encoded clock state of a new key (made once, when first needed), for windowers
+    /// whose per-key state is only the open windows (see `PerKeyWindows`).
+    pub(crate) fresh_clock: OnceLock<Option<Vec<u8>>>,
 }
 
 impl<C, D, B> Lowered<C, D, B> {
@@ -93,6 +96,7 @@ impl<C, D, B> Lowered<C, D, B> {
             shared,
             emit_meta,
             fresh: OnceLock::new(),
+            fresh_clock: OnceLock::new(),
         }
     }
 }

@@ -25,9 +25,10 @@
 //!
 //! # State
 //!
-//! Clock and windower state are per key, so the watermark is per key (as in Bytewax);
-//! wrap the clock in [`PerWorker`] for one watermark per worker (as in Flink), with each
-//! window's keys kept together (tumbling and sliding windows).
+//! Clock and windower state are per key, so the watermark is per key (as in Bytewax); for
+//! tumbling and sliding windows each key's clock and windows share one small slot. Wrap
+//! the clock in [`PerWorker`] for one watermark per worker (as in Flink), with each window's
+//! keys kept together (tumbling and sliding windows) or each key's sessions closed at it.
 //! Items are applied in timestamp order once the watermark passes them (ordered mode), or
 //! in arrival order (unordered, cheaper; for order-insensitive logic). Everything a key
 //! holds (clock, windower, open windows, queued items) is its snapshot for recovery. When a
@@ -46,9 +47,11 @@ mod derived;
 mod join;
 mod logic;
 mod operator;
+mod per_key;
 mod per_worker;
 mod stamp;
 mod windower;
+mod worker_sessions;
 
 pub use clock::{
     Clock, ClockLogic, EventClock, EventClockLogic, EventClockState, PerWorker, SystemClock,

@@ -14,9 +14,11 @@ use crate::{Data, ExchangeData, Key};
 
 use super::clock::Clock;
 use super::logic::{KeyWindows, Lowered, Shared, WinEvent, WindowLogic};
-use super::per_worker::{PerWorkerWindows, SelfStamped};
+use super::per_key::PerKeyWindows;
+use super::per_worker::{FromWorkers, PerWorkerWindows, SelfStamped, WorkerWindows};
 use super::stamp::{Stamped, stamp};
-use super::windower::Windower;
+use super::windower::{Grid, Windower};
+use super::worker_sessions::WorkerSessions;
 use super::{WindowId, WindowMetadata, WindowOut};
 
 /// Builds the timely operators of a windowing step on `input` and records its three
@@ -38,24 +40,19 @@ where
 {
     let step = Arc::new(Lowered::new(shared.clone(), ctx.is_read(info.outputs[2])));
     let events = if C::PER_WORKER {
-        let Some(grid) = shared.windower.grid() else {
-            return Err(FlowError::Setup(format!(
-                "step '{}': a PerWorker clock needs windows that are the same for every key \
-                 (tumbling or sliding); use a per-key clock for session windows",
-                info.id
-            )));
-        };
-        let workers = ctx.worker_count();
-        if workers == 1 {
-            let windows = PerWorkerWindows::<T::K, T::V, R, C, D, L, B>::new(step, grid, 1);
-            let store = SelfStamped::new(windows, shared.clock.build(None));
-            keyed_operator::<T, WinEvent<T::V, R>, _>(ctx, info, input, store)?
-        } else {
-            let (clock, idle) = (shared.clock.build(None), shared.clock.idle_after());
-            let stamped = stamp(ctx, info.id.as_str(), input, clock, grid, idle);
-            let store = PerWorkerWindows::<T::K, T::V, R, C, D, L, B>::new(step, grid, workers);
-            keyed_operator::<Stamped<T::K, T::V>, WinEvent<T::V, R>, _>(ctx, info, stamped, store)?
+        match shared.windower.grid() {
+            Some(grid) => {
+                let windows = PerWorkerWindows::<T::K, T::V, R, C, D, L, B>::new(step, grid);
+                per_worker(ctx, info, input, shared, windows, Some(grid))?
+            }
+            None => {
+                let windows = WorkerSessions::<T::K, T::V, R, C, D, L, B>::new(step);
+                per_worker(ctx, info, input, shared, windows, None)?
+            }
         }
+    } else if let Some(grid) = shared.windower.grid() {
+        let store = PerKeyWindows::<T::K, T::V, R, C, D, L, B>::new(step, grid);
+        keyed_operator::<T, WinEvent<T::V, R>, _>(ctx, info, input, store)?
     } else {
         stateful_batch::<T, WinEvent<T::V, R>, KeyWindows<T::V, R, C, D, L, B>, _>(
             ctx,
@@ -78,6 +75,39 @@ where
     ctx.put(info.outputs[1], late);
     ctx.put(info.outputs[2], meta);
     Ok(())
+}
+
+/// What a windowing step's keyed operator emits for each key.
+type WinEvents<'s, K, V, R> = TStream<'s, (K, WinEvent<V, R>)>;
+
+/// The keyed operator of a step under a [`PerWorker`](super::PerWorker) clock over
+/// `windows`: on one worker the store stamps items with the worker's clock itself; on more,
+/// a stamping step before the exchange does and sends each worker's watermark along.
+fn per_worker<'s, T, R, C, D, B, W>(
+    ctx: &mut BuildCtx<'s>,
+    info: &StepInfo,
+    input: TStream<'s, T>,
+    shared: &Arc<Shared<C, D, B>>,
+    windows: W,
+    grid: Option<Grid>,
+) -> Result<WinEvents<'s, T::K, T::V, R>, FlowError>
+where
+    T: KeyedItem + ExchangeData,
+    T::V: State,
+    R: Data,
+    C: Clock<T::V>,
+    W: WorkerWindows<T::K, T::V, R>,
+{
+    let workers = ctx.worker_count();
+    if workers == 1 {
+        let store = SelfStamped::new(windows, shared.clock.build(None));
+        keyed_operator::<T, WinEvent<T::V, R>, _>(ctx, info, input, store)
+    } else {
+        let (clock, idle) = (shared.clock.build(None), shared.clock.idle_after());
+        let stamped = stamp(ctx, info.id.as_str(), input, clock, grid, idle);
+        let store = FromWorkers::new(windows, workers);
+        keyed_operator::<Stamped<T::K, T::V>, WinEvent<T::V, R>, _>(ctx, info, stamped, store)
+    }
 }
 
 impl<T: Data> Stream<T> {

@@ -14,10 +14,10 @@ use crate::inputs::State;
 use crate::operators::KeyedItem;
 use crate::{Key, route_hash};
 
-use super::clock::{Clock, ClockLogic};
+use super::clock::ClockLogic;
 use super::logic::{Emit, Lowered, WinEvent, WindowLogic};
 use super::stamp::Stamped;
-use super::windower::Grid;
+use super::windower::{Grid, SpanCache};
 use super::{WindowId, WindowMetadata};
 
 /// A key's part of a worker's windows, as recovery stores it.
@@ -34,11 +34,8 @@ pub(crate) struct KeyPart<LS, V> {
 pub(crate) struct PerWorkerWindows<K, V, R, C, D, L, B> {
     step: Arc<Lowered<C, D, B>>,
     grid: Grid,
-    /// The ids of the last item's windows and the times `[lo, hi)` that have the same:
-    /// most items fall into the same windows as the one before.
-    recent: (i64, i64, WindowId, WindowId),
-    /// The last watermark each worker sent, and whether it has since said it is idle.
-    upstream: Vec<(i64, bool)>,
+    /// The windows of the last items' times.
+    recent: SpanCache,
     /// The latest watermark stored with any key when the flow resumed: items before it
     /// are late whatever the (restarted) clocks say, so that no closed window reopens.
     floor: i64,
@@ -70,14 +67,13 @@ where
     L: WindowLogic<V, R>,
     B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
 {
-    /// The windows of a step on `grid`, fed by `workers` stamping workers.
-    pub(crate) fn new(step: Arc<Lowered<C, D, B>>, grid: Grid, workers: usize) -> Self {
+    /// The windows of a step on `grid`.
+    pub(crate) fn new(step: Arc<Lowered<C, D, B>>, grid: Grid) -> Self {
         PerWorkerWindows {
-            upstream: vec![(i64::MIN, false); workers],
             floor: i64::MIN,
             watermark: i64::MIN,
             grid,
-            recent: (0, 0, 0, 0),
+            recent: SpanCache::new(),
             step,
             windows: Vec::new(),
             spare: None,
@@ -129,27 +125,10 @@ where
         at
     }
 
-    /// The first and last window of an item at `ts`.
-    #[inline(always)]
-    fn ids(&mut self, ts: i64) -> (WindowId, WindowId) {
-        let (lo, hi, first, last) = self.recent;
-        if lo <= ts && ts < hi {
-            return (first, last);
-        }
-        self.respan(ts)
-    }
-
-    #[inline(never)]
-    fn respan(&mut self, ts: i64) -> (WindowId, WindowId) {
-        let (ids, lo, hi) = self.grid.span(ts);
-        self.recent = (lo, hi, *ids.start(), *ids.end());
-        (*ids.start(), *ids.end())
-    }
-
     /// Puts an on-time item into its windows.
     #[inline(always)]
     fn apply(&mut self, key: K, ts: i64, value: V, emit: &mut impl FnMut(K, WinEvent<V, R>)) {
-        let (first, last) = self.ids(ts);
+        let (first, last) = self.recent.ids(&self.grid, ts);
         let mut at = self.window(first);
         let mut id = first;
         loop {
@@ -344,9 +323,64 @@ where
     }
 }
 
-/// Many workers: items come stamped by the clock of the worker that read them, with each
-/// worker's watermark in the same channels.
-impl<K, V, R, C, D, L, B> KeyedStore<Stamped<K, V>, WinEvent<V, R>> for PerWorkerWindows<K, V, R, C, D, L, B>
+/// The windows of one step on one worker under one watermark for all keys: how items enter
+/// them and how the watermark closes them. [`PerWorkerWindows`] keeps each window's keys
+/// together (tumbling and sliding windows); [`WorkerSessions`](super::worker_sessions::WorkerSessions)
+/// keeps each key's sessions. [`FromWorkers`] and [`SelfStamped`] feed them.
+pub(crate) trait WorkerWindows<K, V, R>: 'static {
+    /// A key's part of the windows, as recovery stores it.
+    type State: State;
+
+    /// Whether on-time items wait for the watermark to be applied in timestamp order.
+    fn ordered(&self) -> bool;
+
+    /// What the windows are closed up to.
+    fn watermark(&self) -> i64;
+
+    /// The latest watermark stored with any key at a resume: items before it are late.
+    fn floor(&self) -> i64;
+
+    /// Takes an item its worker's clock found on time.
+    fn on_time(
+        &mut self,
+        item: (K, i64, V),
+        ordered: bool,
+        emit: &mut impl FnMut(K, WinEvent<V, R>),
+        touched: &mut Touched<'_, K>,
+    );
+
+    /// Emits a late item once per window it would have fallen into.
+    fn late(&mut self, key: K, ts: i64, value: V, emit: &mut impl FnMut(K, WinEvent<V, R>));
+
+    /// Moves the watermark to `watermark` (if later) and closes what it passed.
+    fn close_up_to(
+        &mut self,
+        watermark: i64,
+        emit: &mut impl FnMut(K, WinEvent<V, R>),
+        touched: &mut Touched<'_, K>,
+    );
+
+    /// When the next window closes or the next queued item is due, in event time.
+    fn next_due(&self) -> Option<i64>;
+
+    /// At the end of the input: the queued items into their windows, then a share of the
+    /// windows closed per call; true while some are left.
+    fn close_at_end(&mut self, emit: &mut impl FnMut(K, WinEvent<V, R>), touched: Touched<'_, K>) -> bool;
+
+    /// Puts back a key's stored part.
+    fn resume_key(&mut self, key: K, state: Self::State);
+
+    /// The watermark stored with a key's part.
+    fn stored_watermark(state: &Self::State) -> i64;
+
+    /// Raises the floor to a watermark stored at a snapshot.
+    fn raise_floor(&mut self, stored: i64);
+
+    /// The stored part of each of `keys` (`None` for a key with nothing left).
+    fn key_parts(&self, keys: Vec<K>, each: &mut impl FnMut(K, Option<Self::State>));
+}
+
+impl<K, V, R, C, D, L, B> WorkerWindows<K, V, R> for PerWorkerWindows<K, V, R, C, D, L, B>
 where
     K: Key,
     V: State,
@@ -356,8 +390,97 @@ where
     L: WindowLogic<V, R>,
     B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
 {
-    type Key = K;
     type State = KeyPart<L::State, V>;
+
+    fn ordered(&self) -> bool {
+        self.step.shared.ordered
+    }
+
+    fn watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    fn floor(&self) -> i64 {
+        self.floor
+    }
+
+    #[inline(always)]
+    fn on_time(
+        &mut self,
+        item: (K, i64, V),
+        ordered: bool,
+        emit: &mut impl FnMut(K, WinEvent<V, R>),
+        touched: &mut Touched<'_, K>,
+    ) {
+        PerWorkerWindows::on_time(self, item, ordered, emit, touched);
+    }
+
+    fn late(&mut self, key: K, ts: i64, value: V, emit: &mut impl FnMut(K, WinEvent<V, R>)) {
+        PerWorkerWindows::late(self, key, ts, value, emit);
+    }
+
+    #[inline]
+    fn close_up_to(
+        &mut self,
+        watermark: i64,
+        emit: &mut impl FnMut(K, WinEvent<V, R>),
+        touched: &mut Touched<'_, K>,
+    ) {
+        PerWorkerWindows::close_up_to(self, watermark, emit, touched);
+    }
+
+    fn next_due(&self) -> Option<i64> {
+        PerWorkerWindows::next_due(self)
+    }
+
+    fn close_at_end(&mut self, emit: &mut impl FnMut(K, WinEvent<V, R>), touched: Touched<'_, K>) -> bool {
+        PerWorkerWindows::close_at_end(self, emit, touched)
+    }
+
+    fn resume_key(&mut self, key: K, state: Self::State) {
+        PerWorkerWindows::resume_key(self, key, state);
+    }
+
+    fn stored_watermark(state: &Self::State) -> i64 {
+        state.watermark
+    }
+
+    fn raise_floor(&mut self, stored: i64) {
+        PerWorkerWindows::raise_floor(self, stored);
+    }
+
+    fn key_parts(&self, keys: Vec<K>, each: &mut impl FnMut(K, Option<Self::State>)) {
+        PerWorkerWindows::key_parts(self, keys, each);
+    }
+}
+
+/// Many workers: items come stamped by the clock of the worker that read them, with each
+/// worker's watermark in the same channels; the windows close at the least of them.
+pub(crate) struct FromWorkers<W> {
+    windows: W,
+    /// The last watermark each worker sent, and whether it has since said it is idle.
+    upstream: Vec<(i64, bool)>,
+}
+
+impl<W> FromWorkers<W> {
+    /// `windows`, fed by `workers` stamping workers.
+    pub(crate) fn new(windows: W, workers: usize) -> Self {
+        FromWorkers {
+            windows,
+            upstream: vec![(i64::MIN, false); workers],
+        }
+    }
+}
+
+impl<K, V, R, W> KeyedStore<Stamped<K, V>, WinEvent<V, R>> for FromWorkers<W>
+where
+    K: Key,
+    V: State,
+    R: 'static,
+    W: WorkerWindows<K, V, R>,
+{
+    type Key = K;
+    type State = W::State;
 
     /// Every worker resumes from the latest watermark stored with any key, its own or
     /// not: an older one would let items that were late reopen windows already closed.
@@ -369,32 +492,35 @@ where
     }
 
     fn resume(&mut self, key: K, state: Self::State) {
-        self.resume_key(key, state);
+        self.windows.resume_key(key, state);
     }
 
     fn resume_other(&mut self, state: Self::State) {
-        self.raise_floor(state.watermark);
+        self.windows.raise_floor(W::stored_watermark(&state));
     }
 
-    #[inline]
+    // Not inlined into the engine's operator: as its own function, `self` is known not to
+    // alias anything else, and its fields stay in registers across the items.
+    #[inline(never)]
     fn apply(
         &mut self,
         items: impl Iterator<Item = Stamped<K, V>>,
         emit: &mut impl FnMut(K, WinEvent<V, R>),
         mut touched: Touched<'_, K>,
     ) {
-        let ordered = self.step.shared.ordered;
+        let windows = &mut self.windows;
+        let ordered = windows.ordered();
         let mut moved = false;
         for item in items {
             match item {
                 // On time for its worker's clock is on time here: the watermark is the
                 // least of all workers' and never passes what the item's worker sent
                 // after it. (Only a restarted or processing-time clock can fall behind.)
-                Stamped::OnTime(key, ts, value) if ts >= self.watermark => {
-                    self.on_time((key, ts, value), ordered, emit, &mut touched);
+                Stamped::OnTime(key, ts, value) if ts >= windows.watermark() => {
+                    windows.on_time((key, ts, value), ordered, emit, &mut touched);
                 }
                 Stamped::OnTime(key, ts, value) | Stamped::Late(key, ts, value) => {
-                    self.late(key, ts, value, emit);
+                    windows.late(key, ts, value, emit);
                 }
                 // A worker's watermarks arrive in order; one back from idle may be lower
                 // than the others'. The windows' watermark never goes back.
@@ -414,7 +540,7 @@ where
         }
         if moved {
             let least = least_watermark(&self.upstream);
-            self.close_up_to(least, emit, &mut touched);
+            windows.close_up_to(least, emit, &mut touched);
         }
     }
 
@@ -432,11 +558,11 @@ where
     }
 
     fn close_at_eof(&mut self, emit: &mut impl FnMut(K, WinEvent<V, R>), touched: Touched<'_, K>) -> bool {
-        self.close_at_end(emit, touched)
+        self.windows.close_at_end(emit, touched)
     }
 
     fn snapshot_keys(&self, keys: Vec<K>, each: &mut impl FnMut(K, Option<Self::State>)) {
-        self.key_parts(keys, each);
+        self.windows.key_parts(keys, each);
     }
 }
 
@@ -451,44 +577,28 @@ fn least_watermark(upstream: &[(i64, bool)]) -> i64 {
 
 /// On one worker, the windows with that worker's clock: items are stamped as they arrive,
 /// with no stamping step before the exchange (one worker's watermark is the least of all).
-pub(crate) struct SelfStamped<K, V, R, C: Clock<V>, D, L, B> {
-    windows: PerWorkerWindows<K, V, R, C, D, L, B>,
-    clock: C::Logic,
+pub(crate) struct SelfStamped<W, CL> {
+    windows: W,
+    clock: CL,
 }
 
-impl<K, V, R, C, D, L, B> SelfStamped<K, V, R, C, D, L, B>
-where
-    K: Key,
-    V: State,
-    R: 'static,
-    C: Clock<V>,
-    D: 'static,
-    L: WindowLogic<V, R>,
-    B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
-{
-    pub(crate) fn new(windows: PerWorkerWindows<K, V, R, C, D, L, B>, clock: C::Logic) -> Self {
+impl<W, CL> SelfStamped<W, CL> {
+    pub(crate) fn new(windows: W, clock: CL) -> Self {
         SelfStamped { windows, clock }
     }
-
-    /// When the clock reaches the next window close or queued item (live clocks only).
-    fn due_at(&self) -> Option<SystemTime> {
-        self.clock.to_system(self.windows.next_due()?)
-    }
 }
 
-impl<T, K, V, R, C, D, L, B> KeyedStore<T, WinEvent<V, R>> for SelfStamped<K, V, R, C, D, L, B>
+impl<T, K, V, R, W, CL> KeyedStore<T, WinEvent<V, R>> for SelfStamped<W, CL>
 where
     T: KeyedItem<K = K, V = V>,
     K: Key,
     V: State,
     R: 'static,
-    C: Clock<V>,
-    D: 'static,
-    L: WindowLogic<V, R>,
-    B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
+    W: WorkerWindows<K, V, R>,
+    CL: ClockLogic<V>,
 {
     type Key = K;
-    type State = KeyPart<L::State, V>;
+    type State = W::State;
     // Stored as every worker's windows are, so that a resume on several workers gives
     // each of them the watermark stored with any key.
     const SEES_OTHER_KEYS: bool = true;
@@ -502,7 +612,9 @@ where
         self.windows.resume_key(key, state);
     }
 
-    #[inline]
+    // Not inlined into the engine's operator: as its own function, `self` is known not to
+    // alias anything else, and its fields stay in registers across the items.
+    #[inline(never)]
     fn apply(
         &mut self,
         items: impl Iterator<Item = T>,
@@ -510,14 +622,14 @@ where
         mut touched: Touched<'_, K>,
     ) {
         let windows = &mut self.windows;
-        let ordered = windows.step.shared.ordered;
+        let ordered = windows.ordered();
         self.clock.before_batch();
         let mut watermark = i64::MIN;
         for item in items {
             let (key, value) = item.into_parts();
             let (ts, wm) = self.clock.on_item(&value);
             watermark = wm;
-            if ts < wm.max(windows.floor) {
+            if ts < wm.max(windows.floor()) {
                 windows.late(key, ts, value, emit);
             } else {
                 windows.on_time((key, ts, value), ordered, emit, &mut touched);
@@ -534,14 +646,15 @@ where
         emit: &mut impl FnMut(K, WinEvent<V, R>),
         mut touched: Touched<'_, K>,
     ) {
-        if self.due_at().is_some_and(|at| at <= now) {
+        let due = self.windows.next_due().and_then(|at| self.clock.to_system(at));
+        if due.is_some_and(|at| at <= now) {
             let watermark = self.clock.on_notify();
             self.windows.close_up_to(watermark, emit, &mut touched);
         }
     }
 
     fn next_wake(&self) -> Option<SystemTime> {
-        self.due_at()
+        self.clock.to_system(self.windows.next_due()?)
     }
 
     fn close_at_eof(&mut self, emit: &mut impl FnMut(K, WinEvent<V, R>), touched: Touched<'_, K>) -> bool {

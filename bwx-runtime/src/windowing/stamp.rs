@@ -18,6 +18,10 @@ use crate::{ExchangeData, Key, route_hash};
 use super::clock::ClockLogic;
 use super::windower::Grid;
 
+/// How often (event time, ms) a live clock's worker announces its watermark when the windows
+/// differ per key (sessions): their closes are not known to the stamping step.
+pub(crate) const LIVE_TICK_MS: i64 = 100;
+
 /// An item with its sending worker's verdict, or that worker's watermark.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) enum Stamped<K, V> {
@@ -44,8 +48,10 @@ impl<K: Key, V> Stamped<K, V> {
 }
 
 /// Stamps `input` with this worker's `clock`. A watermark goes to every worker after each
-/// batch that moved it, and at the window closes `grid` gives while a live clock moves it
-/// with system time; after `idle` without items, an `Idle` instead (until the next item).
+/// batch that moved it, and, while a live clock moves it with system time, at the window
+/// closes of `grid` (windows the same for every key), or every [`LIVE_TICK_MS`] of event
+/// time (sessions, whose closes differ per key); after `idle` without items, an `Idle`
+/// instead (until the next item).
 /// Sent after the items before it, in the same channels, a watermark tells the receiver
 /// that no on-time item from this worker will be older.
 pub(crate) fn stamp<'s, T, CL>(
@@ -53,7 +59,7 @@ pub(crate) fn stamp<'s, T, CL>(
     name: &str,
     input: TStream<'s, T>,
     mut clock: CL,
-    grid: Grid,
+    grid: Option<Grid>,
     idle: Option<Duration>,
 ) -> TStream<'s, Stamped<T::K, T::V>>
 where
@@ -146,7 +152,10 @@ where
                 }
             }
             // A live clock moves with system time: wake up when it reaches the next close.
-            let next_close = grid.close_time(*grid.ids(sent).start());
+            let next_close = match grid {
+                Some(grid) => grid.close_time(*grid.ids(sent).start()),
+                None => sent.saturating_add(LIVE_TICK_MS),
+            };
             if !resting && let Some(at) = clock.to_system(next_close) {
                 activator.activate_after(at.duration_since(SystemTime::now()).unwrap_or_default());
             }

@@ -15,7 +15,7 @@ pub(crate) mod plan;
 mod schema;
 mod writer;
 
-pub use init::{init_dir, init_parts};
+pub use init::{init_dir, init_parts, new_store_id, parse_parts, store_id_of};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

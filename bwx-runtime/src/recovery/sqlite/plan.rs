@@ -11,10 +11,10 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::file::{self as store, PartIdentity, sql_err};
-use super::schema::checksum;
+use super::schema::{checksum, route_from};
 use crate::cause::Cause;
 use crate::recovery::failpoint::{self, Point};
-use crate::recovery::{RecoveryError, Route, Snapshot};
+use crate::recovery::{RecoveryError, Snapshot};
 use crate::step_id::StepId;
 
 /// Opened, checked partitions of one set (all of it, or the part one host holds).
@@ -349,24 +349,6 @@ fn load_part(conn: &mut Connection, file: &Path, resume_epoch: u64) -> Result<Ve
     }
     failpoint::hit(Point::DuringResume);
     Ok(out)
-}
-
-/// A stored route: its kind and hash columns.
-pub(crate) fn route_columns(route: Route) -> (i64, i64) {
-    match route {
-        Route::Partition => (0, 0),
-        Route::Key(hash) => (1, hash as i64),
-        Route::KeyForAll(hash) => (2, hash as i64),
-    }
-}
-
-fn route_from(kind: i64, hash: i64) -> Option<Route> {
-    match kind {
-        0 => Some(Route::Partition),
-        1 => Some(Route::Key(hash as u64)),
-        2 => Some(Route::KeyForAll(hash as u64)),
-        _ => None,
-    }
 }
 
 /// Lower-case hex of bytes, for messages.

@@ -46,7 +46,7 @@ pub(crate) fn checksum(step: &str, key: &[u8], epoch: u64, route: Route, state: 
     h.write(&(key.len() as u64).to_le_bytes());
     h.write(key);
     h.write(&epoch.to_le_bytes());
-    let (kind, hash) = super::plan::route_columns(route);
+    let (kind, hash) = route_columns(route);
     h.write(&kind.to_le_bytes());
     h.write(&hash.to_le_bytes());
     match state {
@@ -58,6 +58,25 @@ pub(crate) fn checksum(step: &str, key: &[u8], epoch: u64, route: Route, state: 
         }
     }
     h.finish() as i64
+}
+
+/// A stored route: its kind and hash columns.
+pub(crate) fn route_columns(route: Route) -> (i64, i64) {
+    match route {
+        Route::Partition => (0, 0),
+        Route::Key(hash) => (1, hash as i64),
+        Route::KeyForAll(hash) => (2, hash as i64),
+    }
+}
+
+/// The route of a stored row's kind and hash columns; `None` for an unknown kind.
+pub(crate) fn route_from(kind: i64, hash: i64) -> Option<Route> {
+    match kind {
+        0 => Some(Route::Partition),
+        1 => Some(Route::Key(hash as u64)),
+        2 => Some(Route::KeyForAll(hash as u64)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::file::{self as store, sql_err};
 use super::gc::Collector;
-use super::plan::route_columns;
 use super::schema::checksum;
+use super::schema::route_columns;
 use crate::cause::Cause;
 use crate::recovery::failpoint::{self, Point};
 use crate::recovery::{PartitionWriter, Progress, RecoveryError, Snapshot, partition_of};

@@ -6,6 +6,7 @@ mod sliding;
 mod tumbling;
 
 pub use grid::Grid;
+pub(crate) use grid::{CloseCache, SpanCache};
 pub use session::{LATE_SESSION_ID, SessionLogic, SessionState, SessionWindower};
 pub use sliding::{SlidingLogic, SlidingWindower};
 pub use tumbling::{TumblingLogic, TumblingWindower};
