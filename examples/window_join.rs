@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use bwx::prelude::*;
 use bwx::testing::{TestingSink, TestingSource};
-use bwx::windowing::{EventClock, TumblingWindower};
+use bwx::windowing::{EventClock, TumblingWindower, each_side};
 
 /// An order or a payment: (order id, (timestamp in ms since the epoch, amount in cents)).
 pub type Event = (u32, (i64, u64));
 
-/// A joined row: [order, payment], `None` for a side without a value in the window.
-pub type Row = Vec<Option<(i64, u64)>>;
+/// A joined row: (order, payment), `None` for a side without a value in the window.
+pub type Row = (Option<(i64, u64)>, Option<(i64, u64)>);
 
 /// A result: (order id, window id, order amount, paid amount if any).
 pub type Matched = (u32, i64, u64, Option<u64>);
@@ -51,14 +51,16 @@ pub fn build(
             payments,
             // The two inputs are read independently, so a key's order and payment may
             // arrive in either order: wait long enough (60 s) that neither is judged late.
-            clock = EventClock::replay(|e: &(i64, u64)| e.0, Duration::from_secs(60)),
+            // The clock reads the timestamps of both sides: one getter per side.
+            clock = EventClock::replay(
+                each_side((|o: &(i64, u64)| o.0, |p: &(i64, u64)| p.0)),
+                Duration::from_secs(60),
+            ),
             windower = TumblingWindower::new(Duration::from_secs(60), 0).expect("one minute is a valid length"),
             emit = JoinEmitMode::Final,
         );
-        orders_only = paid.down.filter_map(|(id, (window, row)): (u32, (i64, Row))| {
-            let order = row.first().copied().flatten()?;
-            let paid = row.get(1).copied().flatten().map(|p| p.1);
-            Some((id, window, order.1, paid))
+        orders_only = paid.down.filter_map(|(id, (window, (order, payment))): (u32, (i64, Row))| {
+            Some((id, window, order?.1, payment.map(|p| p.1)))
         });
         out         = orders_only.output(matched);
     })

@@ -45,6 +45,7 @@ pub use bwx_runtime::*;
 pub mod guide;
 
 #[cfg(feature = "connectors")]
+#[doc(inline)]
 pub use bwx_connectors as connectors;
 
 /// PostgreSQL: an exactly-once sink and an incremental source (feature `postgres`).
@@ -68,7 +69,6 @@ pub use bwx_mqtt as mqtt;
 /// compile time.
 ///
 /// ```
-/// use bwx::prelude::*;
 /// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// let out = TestingSink::new();
@@ -91,10 +91,15 @@ pub use bwx_mqtt as mqtt;
 ///   step's are `down`, `late` and `meta`.
 /// - `merge(a, b, ...)`, `join(a, b, ..., insert = .., emit = ..)` and
 ///   `join_window(a, b, ..., clock = .., windower = .., insert = .., emit = .., ordered = ..)`
-///   are free calls; any other free call `x = path(a, ...)` calls a sub-flow function
-///   `fn path(flow: &Dataflow, id: &str, a: &Stream<T>, ...) -> R`.
-/// - Every stream must be used (name it `_x` to allow it not to be); the flow needs an
-///   `input` and an `output`. All errors are reported together, at your tokens.
+///   are free calls (a join's sides may have values of different types; its rows are
+///   tuples).
+/// - Your own operators ([`operator`]) are called like built-ins: `x = a.mean(3);` calls
+///   `mean(&flow, "x", &a, 3)` and `x = mean(a, 3);` the same; arguments naming streams
+///   are passed by reference. A method name close to a built-in's is taken for a typo
+///   (`mpa`: "did you mean `map`?"); call such an operator as a free call.
+/// - Every stream must be used (name it `_x` to allow it not to be: `_meta = win.meta;`);
+///   the flow needs an `input` and an output (`output`, or `inspect`, which counts as one).
+///   All errors are reported together, at your tokens.
 /// - `dataflow!(crate = path::to::bwx, name { ... })` for re-exports of this crate.
 #[cfg(feature = "macros")]
 pub use bwx_macros::dataflow;
@@ -105,6 +110,8 @@ pub use bwx_macros::dataflow;
 /// `Option<<Part>State>`, to seek). The connector value `S` is the type of `open`'s first
 /// parameter; without `list_parts` there is one partition, `"singleton"`. Methods may
 /// return any error that converts into `ConnectorError`. See `examples/custom_source.rs`.
+/// The struct needs the attribute too: "cannot find type `<Part>State`" on the impl block
+/// means it lacks it.
 ///
 /// ```
 /// use bwx::prelude::*;
@@ -146,11 +153,101 @@ pub use bwx_macros::source;
 
 /// Generates a fixed-partitioned sink from a partition struct and its impl block (methods
 /// `list_parts`, `part_fn`, `delivery`, `open`, `write_batch`, `pre_commit`, `commit`,
-/// `close`); like [`source`]. The key type is `part_fn`'s second parameter, or
-/// `#[sink(key = Type)]` (default `String`). `fn delivery(sink: &S) -> Delivery` declares
-/// the guarantee (at-least-once unless it says otherwise).
+/// `close`); like [`source`], put it on both. `fn delivery(sink: &S) -> Delivery` declares
+/// the guarantee (at-least-once unless it says otherwise). `part_fn` routes a key to a partition (an index into the
+/// name-ordered list of all partitions, modulo its length); the key type is `part_fn`'s second parameter,
+/// or `#[sink(key = Type)]` (default `String`). `#[state]` fields form the partition's
+/// resume state. The sink takes a keyed stream `(key, item)` and writes the items.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use std::sync::{Arc, Mutex};
+///
+/// use bwx::inputs::ConnectorError;
+/// use bwx::testing::TestingSource;
+///
+/// /// Keeps each partition's items in memory.
+/// #[derive(Clone, Default)]
+/// pub struct Memory(Arc<Mutex<BTreeMap<String, Vec<u64>>>>);
+///
+/// #[bwx::sink]
+/// pub struct MemoryPart { part: String, sink: Memory }
+///
+/// #[bwx::sink]
+/// impl MemoryPart {
+///     fn list_parts(_sink: &Memory) -> Vec<String> { vec!["even".into(), "odd".into()] }
+///     fn part_fn(_sink: &Memory, key: &u64) -> u64 { key % 2 }
+///     fn open(sink: &Memory, part: &str) -> Result<Self, ConnectorError> {
+///         Ok(MemoryPart { part: part.to_string(), sink: sink.clone() })
+///     }
+///     fn write_batch(&mut self, batch: &mut Vec<u64>) -> Result<(), ConnectorError> {
+///         let mut written = self.sink.0.lock().map_err(|_| "poisoned")?;
+///         written.entry(self.part.clone()).or_default().append(batch);
+///         Ok(())
+///     }
+/// }
+///
+/// let sink = Memory::default();
+/// let flow = bwx::dataflow!(split {
+///     nums  = input(TestingSource::new(1..=5u64));
+///     keyed = nums.key_on(|n: &u64| *n);
+///     out   = keyed.output(sink.clone());
+/// });
+/// bwx::run_workers(&flow, 2, bwx::RunConfig::default()).unwrap();
+/// let mut written = sink.0.lock().unwrap().clone();
+/// written.values_mut().for_each(|items| items.sort());
+/// assert_eq!(written["even"], vec![2, 4]);
+/// assert_eq!(written["odd"], vec![1, 3, 5]);
+/// ```
 #[cfg(feature = "macros")]
 pub use bwx_macros::sink;
+
+/// Makes a function of streams a composite operator (Bytewax's `@operator`): the steps
+/// it adds get ids nested under the name it is called with (`flow.avg.stateful_map`), and
+/// streams cross its boundary only as its arguments and results, which the flow checks.
+///
+/// The function takes its streams (parameters whose type names `Stream`, `BranchOut` or
+/// `WindowOut`) and any other arguments, and returns streams ([`operators::composite::Streams`]).
+/// The attribute adds two leading parameters, the flow and the step name, so it is called
+/// as `mean(&flow, "avg", &readings)` with the builder, and as `avg = readings.mean();` or
+/// `avg = mean(readings);` in [`dataflow!`], like a built-in operator (rustc checks the
+/// call). A first parameter `flow: &Dataflow` is used as the flow (for operators that add
+/// inputs). The builder form without a function is [`Dataflow::operator`].
+///
+/// ```
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
+///
+/// /// The running mean of each key's values.
+/// #[bwx::operator]
+/// fn mean(readings: &Stream<(String, f64)>) -> Stream<(String, f64)> {
+///     readings.stateful_map("stateful_map", |state: Option<(f64, u32)>, x: f64| {
+///         let (sum, n) = state.unwrap_or((0.0, 0));
+///         (Some((sum + x, n + 1)), (sum + x) / f64::from(n + 1))
+///     })
+/// }
+///
+/// let out = TestingSink::new();
+/// let readings = vec![("a".to_string(), 1.0), ("a".to_string(), 3.0)];
+/// let flow = bwx::dataflow!(sensors {
+///     readings = input(TestingSource::new(readings));
+///     avg      = readings.mean();
+///     out      = avg.output(out.clone());
+/// });
+/// assert!(flow.steps().iter().any(|s| s.id.as_str() == "sensors.avg.stateful_map"));
+/// bwx::run_main(&flow).unwrap();
+/// assert_eq!(out.take(), vec![("a".to_string(), 1.0), ("a".to_string(), 2.0)]);
+///
+/// // The same operator from the builder.
+/// let flow = Dataflow::new("sensors");
+/// let readings = flow.input("readings", TestingSource::new(vec![("b".to_string(), 2.0)]));
+/// mean(&flow, "avg", &readings).output("out", TestingSink::new());
+/// bwx::run_main(&flow).unwrap();
+/// ```
+///
+/// `#[bwx::operator(crate = path::to::bwx)]` for re-exports of this crate.
+#[cfg(feature = "macros")]
+pub use bwx_macros::operator;
 
 /// What the macros' expansions name; not part of the API.
 #[doc(hidden)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bwx::connectors::files::{CsvSource, FileSource};
 use bwx::prelude::*;
 use bwx::testing::{TestingSink, TestingSource};
-use bwx::windowing::{EventClock, SessionWindower, SlidingWindower, TumblingWindower};
+use bwx::windowing::{EventClock, SessionWindower, SlidingWindower, TumblingWindower, each_side};
 
 #[allow(dead_code)]
 #[path = "../examples/wordcount.rs"]
@@ -157,23 +157,23 @@ fn running_mean() {
 fn join() {
     same_flow(join::build_flow, |out| {
         let flow = Dataflow::new("orders");
-        let payments = flow.input(
-            "payments",
-            TestingSource::new(join::PAYMENTS.iter().map(|(id, p)| (*id, p.to_string()))),
-        );
+        let payments = flow.input("payments", TestingSource::new(join::PAYMENTS.to_vec()));
         let shipments = flow.input(
             "shipments",
             TestingSource::new(join::SHIPMENTS.iter().map(|(id, s)| (*id, s.to_string()))),
         );
         flow.join(
             "matched",
-            [&payments, &shipments],
+            (&payments, &shipments),
             JoinInsertMode::Last,
             JoinEmitMode::Complete,
         )
-        .filter_map("format", |(order, sides)| match &sides[..] {
-            [Some(paid), Some(shipped)] => Some(format!("order {order}: {paid}, {shipped}")),
-            _ => None,
+        .map("format", |(order, (cents, shipped)): (u32, (u64, String))| {
+            format!(
+                "order {order}: paid {}.{:02} EUR, {shipped}",
+                cents / 100,
+                cents % 100
+            )
         })
         .output("out", out);
         flow
@@ -313,19 +313,23 @@ fn window_join() {
             let payments = flow.input("payments", TestingSource::new(payments()));
             flow.join_window(
                 "paid",
-                EventClock::replay(|e: &(i64, u64)| e.0, Duration::from_secs(60)),
+                EventClock::replay(
+                    each_side((|o: &(i64, u64)| o.0, |p: &(i64, u64)| p.0)),
+                    Duration::from_secs(60),
+                ),
                 TumblingWindower::new(Duration::from_secs(60), 0).unwrap(),
-                [&orders, &payments],
+                (&orders, &payments),
                 JoinInsertMode::Last,
                 JoinEmitMode::Final,
                 true,
             )
             .down
-            .filter_map("orders_only", |(id, (window, row)): (u32, (i64, Row))| {
-                let order = row.first().copied().flatten()?;
-                let paid = row.get(1).copied().flatten().map(|p| p.1);
-                Some((id, window, order.1, paid))
-            })
+            .filter_map(
+                "orders_only",
+                |(id, (window, (order, payment))): (u32, (i64, Row))| {
+                    Some((id, window, order?.1, payment.map(|p| p.1)))
+                },
+            )
             .output("out", out);
             flow
         },

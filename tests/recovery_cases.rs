@@ -449,14 +449,15 @@ fn an_epoch_per_batch_snapshots_after_every_batch() {
             )
         })
         .collect();
-    // One item per batch: the tenth batch closed the tenth epoch, with the position after
-    // it (writes that wait behind each other store only the newest position).
-    assert_eq!(positions.last(), Some(&(9, 10)), "{positions:?}");
+    // One item per batch: the tenth batch closed the tenth epoch (epochs count from 1, as
+    // in Bytewax), with the position after it (writes that wait behind each other store
+    // only the newest position).
+    assert_eq!(positions.last(), Some(&(10, 10)), "{positions:?}");
     assert!(
         positions.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
         "{positions:?}"
     );
-    assert_eq!(store.resume().resume_point().epoch, 10);
+    assert_eq!(store.resume().resume_point().epoch, 11);
 }
 
 #[test]

@@ -157,11 +157,11 @@ fn build(kind: Kind, source: Script, out: &Path, collected: &TestingSink<String>
             let split = items.branch("parity", |(_, v): &(u32, u64)| v % 2 == 0);
             flow.join(
                 "join",
-                [&split.trues, &split.falses],
+                (&split.trues, &split.falses),
                 JoinInsertMode::Last,
                 JoinEmitMode::Final,
             )
-            .map("fmt", |(k, row): (u32, Vec<Option<u64>>)| {
+            .map("fmt", |(k, row): (u32, (Option<u64>, Option<u64>))| {
                 (k, format!("{k},{row:?}"))
             })
         }

@@ -14,10 +14,11 @@
 //! | [`files::DirSink`] | fixed-partitioned sink of lines | one per file, by key | byte offset per file |
 //! | [`stdio::StdInSource`] | dynamic source of lines | worker 0 reads | none |
 //! | [`stdio::StdOutSink`] | dynamic sink | every worker prints | none |
+//! | [`demo::RandomMetricSource`] | fixed-partitioned source of `(name, value)` on a timer | the metric | values emitted, next due time |
 //!
 //! ```
-//! use bwx_runtime::prelude::*;
-//! use bwx_connectors::files::{FileSink, FileSource};
+//! use bwx::prelude::*;
+//! use bwx::connectors::files::{FileSink, FileSource};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! std::fs::write(dir.path().join("in.txt"), "hello\nworld").unwrap();
@@ -26,10 +27,14 @@
 //! flow.input("inp", FileSource::new(dir.path().join("in.txt")))
 //!     .map("upper", |line: String| ((), line.to_uppercase()))
 //!     .output("out", FileSink::new(dir.path().join("out.txt")));
-//! bwx_runtime::run_main(&flow).unwrap();
+//! bwx::run_main(&flow).unwrap();
 //! assert_eq!(std::fs::read_to_string(dir.path().join("out.txt")).unwrap(), "HELLO\nWORLD\n");
 //! ```
 
+// Every doc example compiles as a user writes it, warnings included.
+#![doc(test(attr(deny(warnings))))]
+
+pub mod demo;
 pub mod files;
 pub mod stdio;
 

@@ -25,14 +25,14 @@ const READ_AHEAD: usize = 4096;
 /// workers never mix within a line (their order across workers is not defined).
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::TestingSource;
-/// use bwx_connectors::stdio::StdOutSink;
+/// use bwx::prelude::*;
+/// use bwx::testing::TestingSource;
+/// use bwx::connectors::stdio::StdOutSink;
 ///
 /// let flow = Dataflow::new("print");
 /// flow.input("inp", TestingSource::new(["hello", "world"]))
 ///     .output("out", StdOutSink::new());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// ```
 pub struct StdOutSink<T> {
     _item: PhantomData<fn(T)>,
@@ -118,15 +118,15 @@ enum Input {
 /// `<stdin>` and the byte offset. A last line without a newline is still a line.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::TestingSink;
-/// use bwx_connectors::stdio::StdInSource;
+/// use bwx::prelude::*;
+/// use bwx::testing::TestingSink;
+/// use bwx::connectors::stdio::StdInSource;
 ///
 /// // `StdInSource::new()` reads the process's stdin; any reader works the same way.
 /// let flow = Dataflow::new("echo");
 /// let out = TestingSink::new();
 /// flow.input("inp", StdInSource::from_reader(&b"one\ntwo\n"[..])).output("out", out.clone());
-/// bwx_runtime::run_workers(&flow, 2, RunConfig::default()).unwrap();
+/// bwx::run_workers(&flow, 2, RunConfig::default()).unwrap();
 /// assert_eq!(out.take(), vec!["one", "two"]);
 /// ```
 pub struct StdInSource {

@@ -81,6 +81,26 @@ fn a_bad_line_stops_the_flow_naming_step_file_and_offset() {
     );
 }
 
+#[test]
+fn a_line_over_the_maximum_stops_the_flow_naming_step_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("long.txt");
+    std::fs::write(&input, format!("ok\n{}\n", "x".repeat(100))).unwrap();
+    let flow = Dataflow::new("long");
+    flow.input("inp", FileSource::new(&input).max_line_length(64))
+        .output("out", TestingSink::new());
+    let err = bwx_runtime::run_main(&flow).unwrap_err().report();
+    let file = std::fs::canonicalize(&input).unwrap();
+    let file = file.display();
+    assert!(
+        err.starts_with("step 'long.inp' on worker 0")
+            && err.ends_with(&format!(
+                "partition '{file}': cannot read the next batch: {file}: the line at byte offset 3 is longer than the maximum of 64 bytes; raise it with `max_line_length`"
+            )),
+        "{err}"
+    );
+}
+
 /// Items 0..40 with pauses so that epochs close on the way, and an abort after item 29 the
 /// first time through.
 fn numbers_with_abort() -> TestingSource<u32> {
@@ -157,7 +177,7 @@ fn dir_source_reads_every_file_once_and_dir_sink_routes_by_key() {
         bwx_runtime::run_workers(&flow, workers, RunConfig::default()).unwrap();
         let mut got = Vec::new();
         for file in 0..3u64 {
-            let lines = lines_of(&out_dir.join(format!("part-{file}")));
+            let lines = lines_of(&out_dir.join(format!("part_{file}")));
             assert!(
                 lines
                     .iter()

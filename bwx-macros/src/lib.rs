@@ -1,4 +1,4 @@
-//! Procedural macros of bwx: `dataflow!`, `#[source]` and `#[sink]`. Thin glue: the
+//! Procedural macros of bwx: `dataflow!`, `#[source]`, `#[sink]` and `#[operator]`. Thin glue: the
 //! language lives in `bwx-macros-lang`. Use them through the `bwx` facade.
 
 use proc_macro::TokenStream;
@@ -26,4 +26,11 @@ pub fn source(attr: TokenStream, item: TokenStream) -> TokenStream {
 pub fn sink(attr: TokenStream, item: TokenStream) -> TokenStream {
     use bwx_macros_lang::connector::{Kind, expand};
     expand(Kind::Sink, attr.into(), item.into()).into()
+}
+
+/// Makes a function of streams a composite operator with nested step ids; see the `bwx`
+/// crate's documentation of `operator`.
+#[proc_macro_attribute]
+pub fn operator(attr: TokenStream, item: TokenStream) -> TokenStream {
+    bwx_macros_lang::operator::expand(attr.into(), item.into()).into()
 }

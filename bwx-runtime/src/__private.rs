@@ -93,6 +93,11 @@ pub fn connector_error<E: Into<ConnectorError>>(error: E) -> ConnectorError {
 
 /// What a `list_parts` method of `#[source]` / `#[sink]` may return: the partitions, or a
 /// `Result` of them with any error that converts into a [`ConnectorError`].
+#[diagnostic::on_unimplemented(
+    message = "`list_parts` returns the partitions' names, not `{Self}`",
+    label = "expected `Vec<String>` or `Result<Vec<String>, E>`",
+    note = "partitions are named by strings: `fn list_parts(source: &S) -> Vec<String>`, or `Result<Vec<String>, E>` when listing can fail"
+)]
 pub trait IntoParts {
     /// The partitions, or why they could not be listed.
     fn into_parts(self) -> Result<Vec<String>, ConnectorError>;
@@ -109,3 +114,47 @@ impl<E: Into<ConnectorError>> IntoParts for Result<Vec<String>, E> {
         self.map_err(Into::into)
     }
 }
+
+/// What `dataflow!` passes a keyed operator: the stream, checked to be keyed in one
+/// bound, so that an unkeyed stream gets one error on its name (the operator's own
+/// bounds then see unknown types, which rustc does not report again).
+pub fn keyed<T, K, V>(stream: &crate::Stream<T>) -> crate::Stream<(K, V)>
+where
+    T: crate::operators::KeyedItem<K = K, V = V>,
+    K: crate::Key,
+    V: crate::Data,
+{
+    stream.flow.stream(stream.id)
+}
+
+/// [`keyed`] for operators that route items to workers, which need serde values too. A
+/// value type without serde gets one error here, and the operator then sees an unknown
+/// value type (see [`CrossesWorkers`]), so rustc does not report it again.
+pub fn keyed_exchanged<T, K, V, W>(stream: &crate::Stream<T>) -> crate::Stream<(K, W)>
+where
+    T: crate::operators::KeyedItem<K = K, V = V>,
+    K: crate::Key,
+    V: CrossesWorkers<W>,
+{
+    stream.flow.stream(stream.id)
+}
+
+/// `V: CrossesWorkers<V>` exactly when `V` is [`ExchangeData`](crate::ExchangeData). A
+/// second, never applicable impl makes rustc weigh the impls against their bounds: when
+/// `V` is not serde, neither applies, the error names this trait, and `W` stays unknown.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` crosses workers here, so it must implement `serde::Serialize` and `serde::Deserialize`",
+    label = "not serde",
+    note = "derive them: `#[derive(serde::Serialize, serde::Deserialize)]`"
+)]
+pub trait CrossesWorkers<W> {}
+
+impl<V: crate::ExchangeData> CrossesWorkers<V> for V {}
+
+/// The type of the never applicable impl of [`CrossesWorkers`].
+pub struct NotSerde<V>(PhantomData<V>);
+
+/// Implemented by no type.
+pub trait Unimplemented {}
+
+impl<V: Unimplemented> CrossesWorkers<NotSerde<V>> for V {}

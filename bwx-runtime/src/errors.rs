@@ -51,6 +51,15 @@ pub enum FlowError {
         /// The flow id.
         flow: String,
     },
+    /// A step reads a stream across the boundary of a composite operator: one made
+    /// outside it that was not passed in, or one made inside another that was not returned.
+    #[error("step '{step}' {problem}")]
+    OutOfScope {
+        /// The dotted step id.
+        step: String,
+        /// Which stream, and how to fix it.
+        problem: String,
+    },
     /// Several problems found while checking a flow.
     #[error("{}", .0.iter().map(|e| format!("- {e}")).collect::<Vec<_>>().join("\n"))]
     Many(Vec<FlowError>),

@@ -40,6 +40,24 @@ pub(crate) struct Graph {
     pub(crate) inputs: usize,
     pub(crate) outputs: usize,
     pub(crate) partitioned: Vec<(StepId, Arc<dyn PartLister>)>,
+    /// The flow (scope 0) and the composite operators called in it, which nest step ids.
+    pub(crate) scopes: Vec<Scope>,
+    /// The scope new steps are added to.
+    pub(crate) current: usize,
+    /// The scope each stream belongs to (where the step that made it was added, or the
+    /// caller's scope once an operator returned it), by [`StreamId`].
+    pub(crate) stream_scope: Vec<usize>,
+}
+
+/// A composite operator's call: a namespace of step ids and a boundary streams cross only
+/// as arguments and results.
+pub(crate) struct Scope {
+    /// The dotted id: the flow id, or the caller's id and the operator's name.
+    pub(crate) id: StepId,
+    /// The caller's scope; `None` for the flow.
+    pub(crate) parent: Option<usize>,
+    /// Streams of the caller given to the operator as arguments.
+    pub(crate) passed_in: Vec<StreamId>,
 }
 
 /// Lists the partitions a fixed-partitioned source or sink can reach from this worker.
@@ -54,15 +72,15 @@ pub(crate) trait PartLister: Send + Sync {
 /// Cloning a `Dataflow` clones a handle to the same description.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// let flow = Dataflow::new("double");
 /// let out = TestingSink::new();
 /// flow.input("inp", TestingSource::new(vec![1, 2, 3]))
 ///     .map("double", |x| x * 2)
 ///     .output("out", out.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// assert_eq!(out.take(), vec![2, 4, 6]);
 /// ```
 #[derive(Clone)]
@@ -100,6 +118,13 @@ impl Dataflow {
                 inputs: 0,
                 outputs: 0,
                 partitioned: Vec::new(),
+                scopes: vec![Scope {
+                    id: StepId::from(flow_id),
+                    parent: None,
+                    passed_in: Vec::new(),
+                }],
+                current: 0,
+                stream_scope: Vec::new(),
             })),
         }
     }
@@ -153,26 +178,28 @@ impl Dataflow {
         build: Arc<BuildFn>,
     ) -> StepInfo {
         let mut g = self.lock();
-        let id = StepId::new(format!("{}.{}", g.flow_id, name));
+        let id = g.child_id(name);
         if let Err(why) = check_name(name) {
             g.errors.push(FlowError::BadStepName {
                 name: name.to_string(),
                 why,
             });
         }
-        if let Some(first) = g.steps.iter().find(|s| s.id == id) {
-            let err = FlowError::DuplicateStep {
-                id: id.to_string(),
-                first: first.operator,
-                first_index: g.steps.iter().position(|s| s.id == id).unwrap_or(0),
-                second: operator,
-                second_index: g.steps.len(),
-            };
-            g.errors.push(err);
+        g.check_unique(&id, operator);
+        for input in &inputs {
+            if let Err(problem) = g.readable(*input, g.current) {
+                let err = FlowError::OutOfScope {
+                    step: id.to_string(),
+                    problem,
+                };
+                g.errors.push(err);
+            }
         }
+        let current = g.current;
         let outputs = (0..outputs)
             .map(|_| {
                 g.streams += 1;
+                g.stream_scope.push(current);
                 StreamId(g.streams - 1)
             })
             .collect();
@@ -208,7 +235,63 @@ impl Dataflow {
     }
 }
 
-fn check_name(name: &str) -> Result<(), &'static str> {
+impl Graph {
+    /// The id of `name` in the current scope: `flow.name`, or `flow.operator.name`.
+    pub(crate) fn child_id(&self, name: &str) -> StepId {
+        StepId::new(format!("{}.{}", self.scopes[self.current].id, name))
+    }
+
+    /// Records an error if `id` is the id of a step or operator already.
+    pub(crate) fn check_unique(&mut self, id: &StepId, operator: &'static str) {
+        let first = match self.steps.iter().position(|s| s.id == *id) {
+            Some(index) => Some((self.steps[index].operator, index)),
+            None => self
+                .scopes
+                .iter()
+                .any(|s| s.id == *id)
+                .then_some(("a composite operator", self.steps.len())),
+        };
+        if let Some((first, first_index)) = first {
+            self.errors.push(FlowError::DuplicateStep {
+                id: id.to_string(),
+                first,
+                first_index,
+                second: operator,
+                second_index: self.steps.len(),
+            });
+        }
+    }
+
+    /// Whether a step of `scope` may read `stream`: it belongs to the scope, or the scope's
+    /// operator was given it. Otherwise, why not.
+    pub(crate) fn readable(&self, stream: StreamId, scope: usize) -> Result<(), String> {
+        let home = self.stream_scope.get(stream.0).copied().unwrap_or(0);
+        if home == scope || self.scopes[scope].passed_in.contains(&stream) {
+            return Ok(());
+        }
+        let maker = self
+            .steps
+            .iter()
+            .find(|s| s.outputs.contains(&stream))
+            .map_or_else(|| "?".to_string(), |s| s.id.to_string());
+        let mut inner = home;
+        while let Some(parent) = self.scopes[inner].parent {
+            if parent == scope {
+                return Err(format!(
+                    "reads the stream of '{maker}', made inside operator '{}' and not returned by it; return it from the operator to use it here",
+                    self.scopes[inner].id
+                ));
+            }
+            inner = parent;
+        }
+        Err(format!(
+            "reads the stream of '{maker}', made outside operator '{}'; pass it to the operator as an argument",
+            self.scopes[scope].id
+        ))
+    }
+}
+
+pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         Err("a step id must not be empty")
     } else if name.contains('.') {
@@ -276,6 +359,44 @@ mod tests {
         let err = flow.check().unwrap_err().to_string();
         assert!(err.contains("duplicate step id 'f.x'"), "{err}");
         assert!(err.contains("map") && err.contains("filter"), "{err}");
+    }
+
+    #[test]
+    fn an_inspector_counts_as_an_output() {
+        let flow = Dataflow::new("f");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        flow.input("inp", TestingSource::new(vec![1u32, 2]))
+            .inspect("see", move |_step, x| log.lock().unwrap().push(*x));
+        flow.check().unwrap();
+        crate::run_main(&flow).unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![1, 2]);
+    }
+
+    #[test]
+    fn inspect_debug_numbers_the_first_epoch_1() {
+        let flow = Dataflow::new("f");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        flow.input("inp", TestingSource::new(vec![7u32]))
+            .inspect_debug("see", move |_step, x, epoch, _worker| {
+                log.lock().unwrap().push((*x, epoch))
+            });
+        crate::run_main(&flow).unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![(7, 1)]);
+        // With recovery, a store that holds nothing starts there too.
+        seen.lock().unwrap().clear();
+        let store = crate::testing::MemoryStore::new(1);
+        crate::run_main_with(&flow, crate::RunConfig::default().recovery(store)).unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![(7, 1)]);
+        // And a fresh SQLite store.
+        seen.lock().unwrap().clear();
+        let dir = tempfile::tempdir().unwrap();
+        crate::recovery::init_dir(dir.path(), 2).unwrap();
+        let store =
+            crate::recovery::SqliteRecovery::open(dir.path(), std::time::Duration::ZERO, "f").unwrap();
+        crate::run_main_with(&flow, crate::RunConfig::default().recovery(store)).unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![(7, 1)]);
     }
 
     #[test]

@@ -97,8 +97,8 @@ pub trait Key: Clone + Eq + Hash + Ord + Debug + Send + Serialize + DeserializeO
 /// The stable routing hash of a key (XXH64, seed 0, over its canonical bytes).
 ///
 /// ```
-/// assert_eq!(bwx_runtime::route_hash(&"a".to_string()), bwx_runtime::route_hash(&"a".to_string()));
-/// assert_ne!(bwx_runtime::route_hash(&1u32), bwx_runtime::route_hash(&2u32));
+/// assert_eq!(bwx::route_hash(&"a".to_string()), bwx::route_hash(&"a".to_string()));
+/// assert_ne!(bwx::route_hash(&1u32), bwx::route_hash(&2u32));
 /// ```
 pub fn route_hash<K: Key>(key: &K) -> u64 {
     let mut hasher = KeyHasher::new();

@@ -4,8 +4,8 @@
 //! Users depend on the `bwx` facade crate and write `use bwx::prelude::*;`.
 //!
 //! ```
-//! use bwx_runtime::prelude::*;
-//! use bwx_runtime::testing::{TestingSink, TestingSource};
+//! use bwx::prelude::*;
+//! use bwx::testing::{TestingSink, TestingSource};
 //!
 //! let flow = Dataflow::new("wordcount");
 //! let out = TestingSink::new();
@@ -13,11 +13,14 @@
 //!     .flat_map("words", |line: &str| line.split(' ').map(String::from).collect::<Vec<_>>())
 //!     .count_final("count", |w: &String| w.clone())
 //!     .output("out", out.clone());
-//! bwx_runtime::run_main(&flow).unwrap();
+//! bwx::run_main(&flow).unwrap();
 //! let mut counts = out.take();
 //! counts.sort();
 //! assert_eq!(counts, vec![("a".to_string(), 1), ("b".to_string(), 2)]);
 //! ```
+
+// Every doc example compiles as a user writes it, warnings included.
+#![doc(test(attr(deny(warnings))))]
 
 #[doc(hidden)]
 pub mod __private;
@@ -64,9 +67,12 @@ impl<T: Clone + Send + 'static> Data for T {}
     note = "derive them: `#[derive(serde::Serialize, serde::Deserialize)]`"
 )]
 pub trait ExchangeData: Data + Serialize + DeserializeOwned {}
+// Not recommended: a type without serde gets one error naming `ExchangeData` and how to
+// derive both traits, not one per missing trait.
+#[diagnostic::do_not_recommend]
 impl<T: Data + Serialize + DeserializeOwned> ExchangeData for T {}
 
-/// Everything a flow author needs: `use bwx_runtime::prelude::*;`.
+/// Everything a flow author needs: `use bwx::prelude::*;`.
 pub mod prelude {
     pub use crate::inputs::{
         BatchStatus, DynamicSource, FixedPartitionedSource, StatefulSourcePartition, StatelessSourcePartition,

@@ -108,8 +108,8 @@ impl Dataflow {
     /// the ports they join.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// flow.input("inp", TestingSource::new(vec![1])).map("double", |x| x * 2).output("out", TestingSink::new());
@@ -150,8 +150,8 @@ impl Dataflow {
     /// Render it with `dot -Tsvg`.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// flow.input("inp", TestingSource::new(vec![1])).output("out", TestingSink::new());

@@ -506,7 +506,7 @@ fn a_join_resumes_its_sides_after_a_stop() {
     // complete if the left side was stored and resumed.
     let build = || {
         let flow = Dataflow::new("joins");
-        let out: TestingSink<(String, Vec<Option<u64>>)> = TestingSink::new();
+        let out: TestingSink<(String, (u64, u64))> = TestingSink::new();
         let mut left = Vec::new();
         // The right side waits long enough for the first run to be stopped first.
         let mut right = vec![TestingEvent::Pause(Duration::from_secs(30))];
@@ -516,7 +516,7 @@ fn a_join_resumes_its_sides_after_a_stop() {
         }
         let l = flow.input("left", TestingSource::from_events(left));
         let r = flow.input("right", TestingSource::from_events(right));
-        flow.join("join", [&l, &r], JoinInsertMode::Last, JoinEmitMode::Complete)
+        flow.join("join", (&l, &r), JoinInsertMode::Last, JoinEmitMode::Complete)
             .output("out", out.clone());
         (flow, out)
     };
@@ -542,9 +542,7 @@ fn a_join_resumes_its_sides_after_a_stop() {
     bwx_runtime::run_workers(&flow, 2, RunConfig::default().recovery(hook)).unwrap();
     let mut got = out.take();
     got.sort();
-    let expected: Vec<(String, Vec<Option<u64>>)> = (0..6)
-        .map(|k| (format!("k{k}"), vec![Some(k), Some(100 + k)]))
-        .collect();
+    let expected: Vec<(String, (u64, u64))> = (0..6).map(|k| (format!("k{k}"), (k, 100 + k))).collect();
     assert_eq!(got, expected);
 }
 

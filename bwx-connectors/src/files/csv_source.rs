@@ -19,9 +19,9 @@ use super::{DEFAULT_BATCH_SIZE, FileError};
 /// read loosely as `HashMap<String, String>`.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::TestingSink;
-/// use bwx_connectors::files::CsvSource;
+/// use bwx::prelude::*;
+/// use bwx::testing::TestingSink;
+/// use bwx::connectors::files::CsvSource;
 ///
 /// #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 /// struct Trade { symbol: String, price: f64, qty: u32 }
@@ -33,7 +33,7 @@ use super::{DEFAULT_BATCH_SIZE, FileError};
 /// let flow = Dataflow::new("trades");
 /// let out = TestingSink::new();
 /// flow.input("inp", CsvSource::<Trade>::new(&path)).output("out", out.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// assert_eq!(out.take(), vec![
 ///     Trade { symbol: "APL".into(), price: 1.5, qty: 10 },
 ///     Trade { symbol: "MSF".into(), price: 2.25, qty: 3 },

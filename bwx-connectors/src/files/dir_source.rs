@@ -6,7 +6,7 @@ use bwx_runtime::StepId;
 use bwx_runtime::inputs::{ConnectorError, FixedPartitionedSource};
 use glob::{MatchOptions, Pattern};
 
-use super::{DEFAULT_BATCH_SIZE, FileError, LinePartition, LinePartitionState};
+use super::{DEFAULT_BATCH_SIZE, DEFAULT_MAX_LINE_LENGTH, FileError, LinePartition, LinePartitionState};
 
 /// Reads the lines of the files under a directory whose relative paths match a glob
 /// pattern, one partition per file, each resumable by byte offset.
@@ -18,9 +18,9 @@ use super::{DEFAULT_BATCH_SIZE, FileError, LinePartition, LinePartitionState};
 /// whose names are not UTF-8 cannot be named as partitions and fail when opened.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::TestingSink;
-/// use bwx_connectors::files::DirSource;
+/// use bwx::prelude::*;
+/// use bwx::testing::TestingSink;
+/// use bwx::connectors::files::DirSource;
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// std::fs::write(dir.path().join("a.log"), "a1\na2\n").unwrap();
@@ -30,7 +30,7 @@ use super::{DEFAULT_BATCH_SIZE, FileError, LinePartition, LinePartitionState};
 /// let flow = Dataflow::new("logs");
 /// let out = TestingSink::new();
 /// flow.input("inp", DirSource::new(dir.path(), "*.log").unwrap()).output("out", out.clone());
-/// bwx_runtime::run_workers(&flow, 2, RunConfig::default()).unwrap();
+/// bwx::run_workers(&flow, 2, RunConfig::default()).unwrap();
 /// let mut lines = out.take();
 /// lines.sort();
 /// assert_eq!(lines, vec!["a1", "a2", "b1"]);
@@ -41,6 +41,7 @@ pub struct DirSource {
     pattern: Pattern,
     recursive: bool,
     batch_size: usize,
+    max_line_length: usize,
     allow_empty: bool,
 }
 
@@ -67,6 +68,7 @@ impl DirSource {
             // Only a pattern that can match below the top level needs a recursive walk.
             recursive: pattern.contains('/') || pattern.contains("**"),
             batch_size: DEFAULT_BATCH_SIZE,
+            max_line_length: DEFAULT_MAX_LINE_LENGTH,
             allow_empty: false,
         })
     }
@@ -81,6 +83,14 @@ impl DirSource {
     /// Emits up to `n` lines per batch (at least 1; default [`DEFAULT_BATCH_SIZE`]).
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n.max(1);
+        self
+    }
+
+    /// Accepts lines of up to `bytes` bytes before their `\n` (default
+    /// [`DEFAULT_MAX_LINE_LENGTH`]); a longer line stops the flow with an error naming the
+    /// file and the line's offset.
+    pub fn max_line_length(mut self, bytes: usize) -> Self {
+        self.max_line_length = bytes;
         self
     }
 
@@ -149,6 +159,7 @@ impl FixedPartitionedSource for DirSource {
             &self.dir.join(for_part),
             resume_state.map(|r| r.offset),
             self.batch_size,
+            self.max_line_length,
         )?)
     }
 }

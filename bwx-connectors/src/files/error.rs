@@ -26,6 +26,19 @@ pub enum FileError {
         /// The offset of the first invalid byte from the start of the file.
         offset: u64,
     },
+    /// A line is longer than the source's maximum line length.
+    #[error(
+        "{}: the line at byte offset {offset} is longer than the maximum of {max} bytes; raise it with `max_line_length`",
+        path.display()
+    )]
+    LineTooLong {
+        /// The file.
+        path: PathBuf,
+        /// The offset of the line's first byte.
+        offset: u64,
+        /// The maximum, in bytes.
+        max: usize,
+    },
     /// A stored position lies beyond the end of the file: the file was replaced, truncated,
     /// or lost writes since the snapshot, so resuming from it would be wrong.
     #[error(

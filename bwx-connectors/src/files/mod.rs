@@ -9,7 +9,9 @@
 //!
 //! Lines are split on `\n`; a trailing `\r` is removed too, and a last line without a
 //! newline is still a line. A line that is not UTF-8 stops the flow with an error naming
-//! the file and the byte offset of the first bad byte.
+//! the file and the byte offset of the first bad byte. A line longer than the source's
+//! `max_line_length` ([`DEFAULT_MAX_LINE_LENGTH`] unless told) stops it with an error
+//! naming the file and the line's offset; at most that much of it is read into memory.
 
 mod csv_source;
 mod dir_source;
@@ -28,3 +30,8 @@ pub use source::FileSource;
 
 /// Lines a source emits per batch unless told otherwise (as in Bytewax).
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
+
+/// The longest line (in bytes before its `\n`) the line sources accept unless told
+/// otherwise: a longer one stops the flow with an error naming the file and the line's
+/// offset, instead of taking all the memory there is.
+pub const DEFAULT_MAX_LINE_LENGTH: usize = 64 << 20;

@@ -35,9 +35,9 @@ use super::FileError;
 /// position always covers durable bytes.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::TestingSource;
-/// use bwx_connectors::files::FileSink;
+/// use bwx::prelude::*;
+/// use bwx::testing::TestingSource;
+/// use bwx::connectors::files::FileSink;
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("out.txt");
@@ -47,7 +47,7 @@ use super::FileError;
 ///     .key_on("key", |n: &i32| n.to_string())
 ///     .map_value("square", |n| n * n)
 ///     .output("out", FileSink::new(&path));
-/// bwx_runtime::run_workers(&flow, 2, RunConfig::default()).unwrap();
+/// bwx::run_workers(&flow, 2, RunConfig::default()).unwrap();
 /// assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n4\n9\n");
 /// ```
 pub struct FileSink<K = (), V = String> {
@@ -78,7 +78,7 @@ pub trait FileAssigner<K>: Send + Sync + 'static {
     fn assign(&self, key: &K) -> u64;
 }
 
-/// The default [`FileAssigner`]: the stable routing hash of the key ([`bwx_runtime::route_hash`]).
+/// The default [`FileAssigner`]: the stable routing hash of the key ([`route_hash`](bwx_runtime::route_hash)).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HashAssign;
 
@@ -97,31 +97,34 @@ impl<K, F: Fn(&K) -> u64 + Send + Sync + 'static> FileAssigner<K> for F {
 /// Writes the values of a keyed stream as lines of `count` files in a directory, each file
 /// a partition, each item routed by its key.
 ///
-/// Files are named `part-<i><suffix>` with `i` zero-padded to the same width, so name order
-/// is index order and an assigner that returns `i` writes to `part-<i>`. Keys are assigned
-/// with [`HashAssign`] unless [`assign_file`](Self::assign_file) says otherwise. Each file
+/// Files are named `part_<i><suffix>` (as Bytewax's), and an assigner that returns `i`
+/// writes to `part_<i>` (taken modulo the count). Keys are assigned with [`HashAssign`]
+/// unless [`assign_file`](Self::assign_file) says otherwise. Each file
 /// behaves like a [`FileSink`]: exactly-once on resume by truncation. The directory is
 /// created if needed.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::TestingSource;
-/// use bwx_connectors::files::DirSink;
+/// use bwx::prelude::*;
+/// use bwx::testing::TestingSource;
+/// use bwx::connectors::files::DirSink;
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let flow = Dataflow::new("split");
 /// flow.input("inp", TestingSource::new(0..6u64))
 ///     .key_on("parity", |n| n % 2)
 ///     .output("out", DirSink::new(dir.path(), 2).suffix(".txt").assign_file(|k: &u64| *k));
-/// bwx_runtime::run_workers(&flow, 2, RunConfig::default()).unwrap();
-/// assert_eq!(std::fs::read_to_string(dir.path().join("part-0.txt")).unwrap(), "0\n2\n4\n");
-/// assert_eq!(std::fs::read_to_string(dir.path().join("part-1.txt")).unwrap(), "1\n3\n5\n");
+/// bwx::run_workers(&flow, 2, RunConfig::default()).unwrap();
+/// assert_eq!(std::fs::read_to_string(dir.path().join("part_0.txt")).unwrap(), "0\n2\n4\n");
+/// assert_eq!(std::fs::read_to_string(dir.path().join("part_1.txt")).unwrap(), "1\n3\n5\n");
 /// ```
 pub struct DirSink<K, V = String, A = HashAssign> {
     dir: PathBuf,
     count: usize,
     suffix: String,
     assign: A,
+    /// The position of file `i` in the name-ordered list of files, which partitions are
+    /// routed over (`part_10` sorts before `part_2`).
+    positions: Vec<u64>,
     _kv: PhantomData<fn() -> (K, V)>,
 }
 
@@ -138,20 +141,39 @@ impl<K, V, A> std::fmt::Debug for DirSink<K, V, A> {
 impl<K, V> DirSink<K, V, HashAssign> {
     /// Writes `count` files (at least 1) into `dir`.
     pub fn new(dir: impl Into<PathBuf>, count: usize) -> Self {
+        let count = count.max(1);
         DirSink {
             dir: dir.into(),
-            count: count.max(1),
+            count,
             suffix: String::new(),
             assign: HashAssign,
+            positions: name_positions(count, ""),
             _kv: PhantomData,
         }
     }
+}
+
+/// The position of each file's name in the sorted list of names.
+fn name_positions(count: usize, suffix: &str) -> Vec<u64> {
+    let mut names: Vec<(String, usize)> = (0..count).map(|i| (file_name(i, suffix), i)).collect();
+    names.sort();
+    let mut positions = vec![0; count];
+    for (position, (_, index)) in names.into_iter().enumerate() {
+        positions[index] = position as u64;
+    }
+    positions
+}
+
+/// The name of file `index`.
+fn file_name(index: usize, suffix: &str) -> String {
+    format!("part_{index}{suffix}")
 }
 
 impl<K, V, A> DirSink<K, V, A> {
     /// Appends `suffix` (such as `".txt"`) to every file name.
     pub fn suffix(mut self, suffix: impl Into<String>) -> Self {
         self.suffix = suffix.into();
+        self.positions = name_positions(self.count, &self.suffix);
         self
     }
 
@@ -162,14 +184,9 @@ impl<K, V, A> DirSink<K, V, A> {
             count: self.count,
             suffix: self.suffix,
             assign,
+            positions: self.positions,
             _kv: PhantomData,
         }
-    }
-
-    /// The name of file `index`.
-    fn file_name(&self, index: usize) -> String {
-        let width = (self.count - 1).to_string().len();
-        format!("part-{index:0width$}{}", self.suffix)
     }
 }
 
@@ -180,11 +197,11 @@ impl<K: Key, V: ExchangeData + Display, A: FileAssigner<K>> FixedPartitionedSink
     type Partition = FileSinkPartition<V>;
 
     fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
-        Ok((0..self.count).map(|i| self.file_name(i)).collect())
+        Ok((0..self.count).map(|i| file_name(i, &self.suffix)).collect())
     }
 
     fn part_fn(&self, key: &K) -> u64 {
-        self.assign.assign(key)
+        self.positions[(self.assign.assign(key) % self.count as u64) as usize]
     }
 
     /// Each file truncates to its stored position on resume.
@@ -379,14 +396,22 @@ mod tests {
     }
 
     #[test]
-    fn dir_sink_names_sort_in_index_order() {
-        let sink: DirSink<u64> = DirSink::new("/tmp/x", 12).suffix(".log");
-        let names = sink.list_parts().unwrap();
-        assert_eq!(names[0], "part-00.log");
-        assert_eq!(names[11], "part-11.log");
-        let mut sorted = names.clone();
-        sorted.sort();
-        assert_eq!(sorted, names);
+    fn dir_sink_files_are_bytewaxs_and_index_i_goes_to_part_i() {
+        for suffix in ["", ".log", "~"] {
+            let sink = DirSink::<u64, String, _>::new("/tmp/x", 12)
+                .suffix(suffix)
+                .assign_file(|k: &u64| *k);
+            let names = sink.list_parts().unwrap();
+            assert_eq!(names[0], format!("part_0{suffix}"));
+            assert_eq!(names[11], format!("part_11{suffix}"));
+            // The engine routes over the sorted names: part_fn points into that order.
+            let mut sorted = names.clone();
+            sorted.sort();
+            for key in 0..30u64 {
+                let file = &sorted[sink.part_fn(&key) as usize];
+                assert_eq!(*file, format!("part_{}{suffix}", key % 12));
+            }
+        }
     }
 
     #[test]

@@ -26,8 +26,8 @@
 //! (`examples/kafka_pipeline.rs` in the `bwx` crate is the runnable version):
 //!
 //! ```no_run
-//! use bwx_connectors::kafka::{self, KafkaConfig, KafkaSink, KafkaSinkMessage, KafkaSource};
-//! use bwx_runtime::prelude::*;
+//! use bwx::connectors::kafka::{self, KafkaConfig, KafkaSink, KafkaSinkMessage, KafkaSource};
+//! use bwx::prelude::*;
 //!
 //! let config = KafkaConfig::new("127.0.0.1:9092");
 //! let flow = Dataflow::new("counts");
@@ -41,7 +41,7 @@
 //!     KafkaSinkMessage::new(Some(k.into_bytes()), Some(n.to_string().into_bytes()))
 //! });
 //! kafka::output(&out, "out", KafkaSink::new(config, Some("counts")));
-//! bwx_runtime::run_main(&flow).unwrap();
+//! bwx::run_main(&flow).unwrap();
 //! ```
 
 mod client;

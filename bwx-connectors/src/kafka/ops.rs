@@ -54,10 +54,10 @@ fn split<T: Data, E: Data>(stream: &Stream<Result<T, E>>, step: &str) -> KafkaOu
 /// Reads Kafka with `source`; consumer errors go to `errs` instead of stopping the flow.
 ///
 /// ```
-/// use bwx_connectors::kafka::rdkafka::mocking::MockCluster;
-/// use bwx_connectors::kafka::{self, KafkaConfig, KafkaSink, KafkaSinkMessage, KafkaSource};
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::connectors::kafka::rdkafka::mocking::MockCluster;
+/// use bwx::connectors::kafka::{self, KafkaConfig, KafkaSink, KafkaSinkMessage, KafkaSource};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// // librdkafka's in-process mock broker stands in for a real one.
 /// let mock = MockCluster::new(1).unwrap();
@@ -68,14 +68,14 @@ fn split<T: Data, E: Data>(stream: &Stream<Result<T, E>>, step: &str) -> KafkaOu
 /// let msgs = write.input("in", TestingSource::new(vec!["a", "b", "c"]))
 ///     .map("msg", |s: &str| KafkaSinkMessage::new(None, Some(s.as_bytes().to_vec())));
 /// kafka::output(&msgs, "out", KafkaSink::new(config.clone(), Some("events")));
-/// bwx_runtime::run_main(&write).unwrap();
+/// bwx::run_main(&write).unwrap();
 ///
 /// let read = Dataflow::new("read");
 /// let (oks, errs) = (TestingSink::new(), TestingSink::new());
 /// let out = kafka::input(&read, "in", KafkaSource::new(config, ["events"]).tail(false));
 /// out.oks.map("value", |m| m.value.unwrap()).output("oks", oks.clone());
 /// out.errs.output("errs", errs.clone());
-/// bwx_runtime::run_main(&read).unwrap();
+/// bwx::run_main(&read).unwrap();
 /// let mut values = oks.take();
 /// values.sort();
 /// assert_eq!(values, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
@@ -211,10 +211,10 @@ where
 /// decoded goes to `errs` with its message.
 ///
 /// ```
-/// use bwx_connectors::kafka::rdkafka::mocking::MockCluster;
-/// use bwx_connectors::kafka::{self, JsonDeserializer, KafkaConfig, KafkaSink, KafkaSinkMessage, KafkaSource};
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::connectors::kafka::rdkafka::mocking::MockCluster;
+/// use bwx::connectors::kafka::{self, JsonDeserializer, KafkaConfig, KafkaSink, KafkaSinkMessage, KafkaSource};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// let mock = MockCluster::new(1).unwrap();
 /// mock.create_topic("t", 1, 1).unwrap();
@@ -223,7 +223,7 @@ where
 /// write.input("in", TestingSource::new(vec!["[1,2]", "oops"]))
 ///     .map("msg", |s: &str| KafkaSinkMessage::new(None, Some(s.as_bytes().to_vec())))
 ///     .output("out", KafkaSink::new(config.clone(), Some("t")));
-/// bwx_runtime::run_main(&write).unwrap();
+/// bwx::run_main(&write).unwrap();
 ///
 /// let flow = Dataflow::new("json");
 /// let (good, bad) = (TestingSink::new(), TestingSink::new());
@@ -231,7 +231,7 @@ where
 /// let values = kafka::deserialize_value(&msgs.oks, "decode", JsonDeserializer::<Vec<u32>>::new());
 /// values.oks.map("v", |m| m.value).output("ok", good.clone());
 /// values.errs.map("offset", |e| (e.partition, e.offset)).output("bad", bad.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// assert_eq!(good.take(), vec![Some(vec![1, 2])]);
 /// assert_eq!(bad.take(), vec![(Some(0), Some(1))]);
 /// ```

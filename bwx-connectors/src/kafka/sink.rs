@@ -34,15 +34,15 @@ use super::message::KafkaSinkMessage;
 /// `linger.ms`, `compression.type`, SASL/SSL, ...).
 ///
 /// ```no_run
-/// use bwx_connectors::kafka::{KafkaConfig, KafkaSink, KafkaSinkMessage};
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::TestingSource;
+/// use bwx::connectors::kafka::{KafkaConfig, KafkaSink, KafkaSinkMessage};
+/// use bwx::prelude::*;
+/// use bwx::testing::TestingSource;
 ///
 /// let flow = Dataflow::new("write");
 /// flow.input("in", TestingSource::new(vec!["a", "b"]))
 ///     .map("msg", |s: &str| KafkaSinkMessage::new(None, Some(s.as_bytes().to_vec())))
 ///     .output("out", KafkaSink::new(KafkaConfig::new("127.0.0.1:9092"), Some("letters")));
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// ```
 #[derive(Debug)]
 pub struct KafkaSink {

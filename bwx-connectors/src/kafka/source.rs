@@ -151,16 +151,16 @@ impl ErrorMode for Emit {
 ///   resumes when the broker is back. Fatal client errors are errors.
 ///
 /// ```no_run
-/// use bwx_connectors::kafka::{KafkaConfig, KafkaSource, StartOffset};
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::TestingSink;
+/// use bwx::connectors::kafka::{KafkaConfig, KafkaSource, StartOffset};
+/// use bwx::prelude::*;
+/// use bwx::testing::TestingSink;
 ///
 /// let flow = Dataflow::new("read");
 /// let source = KafkaSource::new(KafkaConfig::new("127.0.0.1:9092"), ["events"])
 ///     .starting_offset(StartOffset::Beginning)
 ///     .tail(false);
 /// flow.input("in", source).map("len", |m| m.value.map_or(0, |v| v.len())).output("out", TestingSink::new());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// ```
 pub struct KafkaSource<M = Raise> {
     config: KafkaConfig,

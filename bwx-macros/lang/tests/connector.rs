@@ -88,8 +88,9 @@ fn open_may_take_the_resume_state() {
     )
     .to_string();
     // The state goes to `open`; nothing is set after it.
+    // Through a function pointer of the expected type.
     assert!(
-        imp.contains("< FilePart > :: open (self , for_part , resume_state)"),
+        imp.contains("let open : fn (& Files , & str , :: core :: option :: Option < __BwxFilePartState >) -> _ = < FilePart > :: open ; open (self , for_part , resume_state)"),
         "{imp}"
     );
     assert!(!imp.contains("resume_state (& mut part"), "{imp}");
@@ -111,7 +112,8 @@ fn open_may_take_the_resume_state() {
     )
     .to_string();
     assert!(
-        without.contains("< FilePart > :: open (self , for_part)"),
+        without
+            .contains("let open : fn (& Files , & str) -> _ = < FilePart > :: open ; open (self , for_part)"),
         "{without}"
     );
     assert!(
@@ -134,14 +136,26 @@ fn generic_partitions_and_open_parameters_become_impl_parameters() {
         },
     )
     .to_string();
-    let connector = "impl < V : Display + 'static , K : Key > :: bwx :: __private :: FixedPartitionedSink for Lines < K , V > where V : Clone , for < '__bwx > LinesPartState : :: bwx :: __private :: StateField";
-    assert!(imp.contains(connector), "{imp}");
-    let part = "impl < V : Display + 'static > :: bwx :: __private :: StatefulSinkPartition for LinesPart < V > where V : Clone , for < '__bwx > LinesPartState : :: bwx :: __private :: StateField";
-    assert!(imp.contains(part), "{imp}");
+    // The state type through one alias, so a struct without the attribute is one error.
+    assert!(
+        imp.contains("type __BwxLinesPartState = LinesPartState ;"),
+        "{imp}"
+    );
+    let state = "__BwxLinesPartState";
+    let connector = format!(
+        "impl < V : Display + 'static , K : Key > :: bwx :: __private :: FixedPartitionedSink for Lines < K , V > where V : Clone , for < '__bwx > {state} : :: bwx :: __private :: StateField"
+    );
+    assert!(imp.contains(&connector), "{imp}");
+    let part = format!(
+        "impl < V : Display + 'static > :: bwx :: __private :: StatefulSinkPartition for LinesPart < V > where V : Clone , for < '__bwx > {state} : :: bwx :: __private :: StateField"
+    );
+    assert!(imp.contains(&part), "{imp}");
     assert!(imp.contains("type Key = K"), "{imp}");
     // The user's `snapshot` replaces the generated one.
     assert!(
-        imp.contains("fn snapshot (& self) -> LinesPartState { < LinesPart < V > > :: snapshot (self) }"),
+        imp.contains(&format!(
+            "fn snapshot (& self) -> {state} {{ < LinesPart < V > > :: snapshot (self) }}"
+        )),
         "{imp}"
     );
 }

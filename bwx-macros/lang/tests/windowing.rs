@@ -29,7 +29,7 @@ fn every_window_method_is_one_stateful_builder_call_with_ports() {
     let statements = a.statements();
     assert_eq!(
         statements[2],
-        "let w1 = :: bwx :: __private :: Stream :: window (& keyed , \"w1\" , clock , windower , | resume | Logic (resume) , true) ;"
+        "let w1 = :: bwx :: __private :: Stream :: window (& :: bwx :: __private :: keyed_exchanged (& keyed) , \"w1\" , clock , windower , | resume | Logic (resume) , true) ;"
     );
     assert_eq!(
         statements[5],
@@ -68,11 +68,11 @@ fn join_window_passes_clock_and_windower_before_the_sides_and_defaults_the_rest(
     let statements = a.statements();
     assert_eq!(
         statements[2],
-        "let paid = :: bwx :: __private :: Dataflow :: join_window (& __bwx_flow , \"paid\" , c , w , [& a , & b] , :: bwx :: __private :: JoinInsertMode :: Last , :: bwx :: __private :: JoinEmitMode :: Final , true) ;"
+        "let paid = :: bwx :: __private :: Dataflow :: join_window (& __bwx_flow , \"paid\" , c , w , (& a , & b ,) , :: bwx :: __private :: JoinInsertMode :: Last , :: bwx :: __private :: JoinEmitMode :: Final , true) ;"
     );
     assert_eq!(
         statements[3],
-        "let emit = :: bwx :: __private :: Dataflow :: join_window (& __bwx_flow , \"emit\" , c , w , [& a , & b] , :: bwx :: __private :: JoinInsertMode :: Last , JoinEmitMode :: Running , false) ;"
+        "let emit = :: bwx :: __private :: Dataflow :: join_window (& __bwx_flow , \"emit\" , c , w , (& a , & b ,) , :: bwx :: __private :: JoinInsertMode :: Last , JoinEmitMode :: Running , false) ;"
     );
     assert!(a.graph().contains("f.paid = join_window(a, b) [stateful, keyed]"));
 }

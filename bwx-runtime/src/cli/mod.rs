@@ -43,15 +43,15 @@
 //! `--version` ([`Runner::version`]).
 //!
 //! ```no_run
-//! use bwx_runtime::prelude::*;
-//! use bwx_runtime::testing::{TestingSink, TestingSource};
+//! use bwx::prelude::*;
+//! use bwx::testing::{TestingSink, TestingSource};
 //!
 //! fn main() -> std::process::ExitCode {
 //!     let flow = Dataflow::new("double");
 //!     flow.input("inp", TestingSource::new(vec![1, 2, 3]))
 //!         .map("double", |x| x * 2)
 //!         .output("out", TestingSink::new());
-//!     bwx_runtime::cli::main(flow)
+//!     bwx::cli::main(flow)
 //! }
 //! ```
 //!

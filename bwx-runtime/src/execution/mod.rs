@@ -41,7 +41,7 @@ pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// ```
 /// use std::time::Duration;
-/// use bwx_runtime::{ClusterOptions, ClusterSecret, RunConfig};
+/// use bwx::{ClusterOptions, ClusterSecret, RunConfig};
 ///
 /// let options = ClusterOptions::default()
 ///     .secret(ClusterSecret::new("a long shared secret for this cluster").unwrap())
@@ -196,14 +196,14 @@ impl RunConfig {
     /// ```
     /// use std::sync::Arc;
     /// use std::sync::atomic::AtomicBool;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(0..1_000_000u64)).output("out", out.clone());
     /// let stop = Arc::new(AtomicBool::new(true));
-    /// bwx_runtime::run_main_with(&flow, RunConfig::default().stop_flag(stop)).unwrap();
+    /// bwx::run_main_with(&flow, RunConfig::default().stop_flag(stop)).unwrap();
     /// assert!(out.take().len() < 1_000_000);
     /// ```
     pub fn stop_flag(mut self, flag: Arc<AtomicBool>) -> Self {
@@ -255,7 +255,9 @@ impl ExecConfig {
         };
         ExecConfig {
             epoch_interval: config.epoch_interval,
-            start_epoch: 0,
+            // Without recovery the first epoch is 1, as in Bytewax; with it, the run starts
+            // where the cluster agrees to resume.
+            start_epoch: crate::recovery::FIRST_EPOCH,
             workers_per_process: workers_per_process.max(1),
             recovery,
             // Alone, a process stops its inputs as soon as it knows it is stopping.
@@ -281,13 +283,13 @@ impl ExecConfig {
 /// Runs a flow on the calling thread with the default configuration.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// let flow = Dataflow::new("f");
 /// let out = TestingSink::new();
 /// flow.input("inp", TestingSource::new(vec![1])).output("out", out.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// assert_eq!(out.take(), vec![1]);
 /// ```
 pub fn run_main(flow: &Dataflow) -> Result<(), FlowError> {
@@ -311,15 +313,15 @@ pub fn run_main_with(flow: &Dataflow, config: RunConfig) -> Result<(), FlowError
 /// Runs a flow on `workers` threads of this process.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// let flow = Dataflow::new("f");
 /// let out = TestingSink::new();
 /// flow.input("inp", TestingSource::new(vec![("a".to_string(), 1), ("b".to_string(), 2), ("a".to_string(), 3)]))
 ///     .reduce_final("sum", |x, y| x + y)
 ///     .output("out", out.clone());
-/// bwx_runtime::run_workers(&flow, 3, RunConfig::default()).unwrap();
+/// bwx::run_workers(&flow, 3, RunConfig::default()).unwrap();
 /// let mut got = out.take();
 /// got.sort();
 /// assert_eq!(got, vec![("a".to_string(), 4), ("b".to_string(), 2)]);
@@ -334,7 +336,9 @@ pub fn run_workers(flow: &Dataflow, workers: usize, config: RunConfig) -> Result
 /// Runs this process's part of a flow on a cluster of processes.
 ///
 /// `addresses` lists `host:port` of every process, `process_id` is this one's index in it,
-/// and every process runs `workers_per_process` worker threads. All processes must run the
+/// and every process runs `workers_per_process` worker threads. With no addresses (or
+/// one), this is the only process: it runs `workers_per_process` workers on threads, as
+/// Bytewax's `cluster_main` does, and `process_id` must be 0. All processes must run the
 /// same flow with the same arguments: the processes greet each other with the flow id,
 /// the number of processes and the workers per process, and refuse a peer where these
 /// differ (with an error saying which). Other connections to the port are dropped.
@@ -358,14 +362,21 @@ pub fn cluster_main(
     workers_per_process: usize,
     config: RunConfig,
 ) -> Result<(), FlowError> {
+    if addresses.len() <= 1 {
+        if process_id != 0 {
+            return Err(FlowError::Setup(format!(
+                "process id {process_id} is out of range: with {} address{} this is the only process, 0",
+                addresses.len(),
+                if addresses.is_empty() { "es" } else { "" }
+            )));
+        }
+        return run_workers(flow, workers_per_process, config);
+    }
     if process_id >= addresses.len() {
         return Err(FlowError::Setup(format!(
             "process id {process_id} is out of range for {} addresses",
             addresses.len()
         )));
-    }
-    if addresses.len() == 1 {
-        return run_workers(flow, workers_per_process, config);
     }
     if let Some(monitor) = &config.monitor {
         monitor.set_process(process_id, addresses.len());
@@ -587,5 +598,46 @@ fn finish(failure: &Failure) -> Result<(), FlowError> {
     match failure.error() {
         Some(err) => Err(err),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::testing::{TestingSink, TestingSource};
+
+    /// The workers that saw an item of a flow spreading 0..30 over all workers.
+    fn workers_seen(run: impl FnOnce(&Dataflow) -> Result<(), FlowError>) -> BTreeSet<usize> {
+        let seen = Arc::new(Mutex::new(BTreeSet::new()));
+        let log = seen.clone();
+        let flow = Dataflow::new("f");
+        flow.input("inp", TestingSource::new(0..30u32))
+            .redistribute("spread")
+            .inspect_debug("see", move |_step, _x, _epoch, worker| {
+                log.lock().unwrap().insert(worker);
+            })
+            .output("out", TestingSink::new());
+        run(&flow).unwrap();
+        seen.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn cluster_main_without_addresses_runs_one_process_of_n_workers() {
+        let seen = workers_seen(|flow| cluster_main(flow, Vec::new(), 0, 3, RunConfig::default()));
+        assert_eq!(seen, BTreeSet::from([0, 1, 2]));
+    }
+
+    #[test]
+    fn cluster_main_without_addresses_refuses_another_process_id() {
+        let flow = Dataflow::new("f");
+        flow.input("inp", TestingSource::new(0..1u32))
+            .output("out", TestingSink::new());
+        let err = cluster_main(&flow, Vec::new(), 1, 2, RunConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("process id 1 is out of range"), "{err}");
     }
 }

@@ -19,7 +19,7 @@ const MIN_LEN: usize = 16;
 /// Its bytes never appear in `Debug` output or error messages.
 ///
 /// ```
-/// use bwx_runtime::ClusterSecret;
+/// use bwx::ClusterSecret;
 ///
 /// let secret = ClusterSecret::new("correct horse battery staple").unwrap();
 /// assert_eq!(format!("{secret:?}"), "ClusterSecret(28 bytes)");

@@ -11,6 +11,7 @@
 //! `next_awake`, the partition is polled again after a 1 ms cool-down.
 
 mod async_batch;
+mod batching;
 mod polling;
 
 use std::time::SystemTime;
@@ -22,6 +23,7 @@ use crate::Data;
 use crate::step_id::StepId;
 
 pub use async_batch::AsyncBatcher;
+pub use batching::{GetterError, Got, batch, batch_getter, batch_getter_ex};
 pub use polling::{Polled, SimplePoller, SimplePollingSource};
 
 /// Any error of a connector; converted into a flow error naming step, worker and partition,
@@ -33,7 +35,7 @@ pub type ConnectorError = Box<dyn std::error::Error + Send + Sync>;
 /// stops with says whether running it again can help ([`crate::FlowError::is_retriable`]).
 ///
 /// ```
-/// use bwx_runtime::inputs::{ConnectorError, Transient};
+/// use bwx::inputs::{ConnectorError, Transient};
 ///
 /// fn connect() -> Result<(), ConnectorError> {
 ///     Err(Transient::new("the broker did not answer within 5 s").into())
@@ -63,7 +65,14 @@ impl std::error::Error for Transient {
 }
 
 /// State that recovery stores: serde, cloneable, sendable.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is stored with recovery, so it must implement `serde::Serialize` and `serde::Deserialize` (and `Clone`, `Send`)",
+    label = "not recovery state",
+    note = "derive them: `#[derive(Clone, serde::Serialize, serde::Deserialize)]`"
+)]
 pub trait State: Clone + Send + Serialize + DeserializeOwned + 'static {}
+// Not recommended: one error naming `State`, not one per missing trait.
+#[diagnostic::do_not_recommend]
 impl<T: Clone + Send + Serialize + DeserializeOwned + 'static> State for T {}
 
 /// What a partition says after a poll.

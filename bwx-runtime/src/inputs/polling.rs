@@ -18,6 +18,9 @@ pub enum Polled<T> {
     Retry(Duration),
     /// The source is finished.
     Eof,
+    /// Stop the whole execution now, without EOF (Bytewax's `AbortExecution`), e.g. to
+    /// test recovery: a resumed flow continues from the last snapshot.
+    Abort,
 }
 
 /// The user's side of a [`SimplePollingSource`].
@@ -44,9 +47,9 @@ pub trait SimplePoller: Send + 'static {
 ///
 /// ```
 /// use std::time::Duration;
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::inputs::{Polled, SimplePoller, SimplePollingSource, ConnectorError};
-/// use bwx_runtime::testing::TestingSink;
+/// use bwx::prelude::*;
+/// use bwx::inputs::{Polled, SimplePoller, SimplePollingSource, ConnectorError};
+/// use bwx::testing::TestingSink;
 ///
 /// struct Counter(u32);
 /// impl SimplePoller for Counter {
@@ -64,13 +67,14 @@ pub trait SimplePoller: Send + 'static {
 /// let out = TestingSink::new();
 /// flow.input("tick", SimplePollingSource::new(|| Counter(0), Duration::from_millis(1)))
 ///     .output("out", out.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// assert_eq!(out.take(), vec![1, 2, 3]);
 /// ```
 pub struct SimplePollingSource<F> {
     make: Arc<F>,
     interval: Duration,
     align_to: Option<SystemTime>,
+    now: fn() -> SystemTime,
 }
 
 impl<F> SimplePollingSource<F> {
@@ -80,12 +84,22 @@ impl<F> SimplePollingSource<F> {
             make: Arc::new(make),
             interval: interval.max(Duration::from_micros(1)),
             align_to: None,
+            now: SystemTime::now,
         }
     }
 
     /// Polls at `align_to + k * interval` instead of starting at once.
     pub fn align_to(mut self, at: SystemTime) -> Self {
         self.align_to = Some(at);
+        self
+    }
+
+    /// Reads the time from `now` instead of the system clock, so that a test can step
+    /// the partition through its schedule (Bytewax's tests pass the time to `next_batch`).
+    /// The engine wakes the partition at the times of [`next_awake`](StatefulSourcePartition::next_awake),
+    /// read on the system clock: in a running flow, `now` must follow it.
+    pub fn with_now(mut self, now: fn() -> SystemTime) -> Self {
+        self.now = now;
         self
     }
 }
@@ -111,7 +125,7 @@ impl<P: SimplePoller, F: Fn() -> P + Send + Sync + 'static> FixedPartitionedSour
         if let Some(state) = resume {
             poller.resume(state);
         }
-        let now = SystemTime::now();
+        let now = (self.now)();
         let first = match self.align_to {
             Some(align) => next_aligned(align, self.interval, now),
             None => now,
@@ -120,6 +134,7 @@ impl<P: SimplePoller, F: Fn() -> P + Send + Sync + 'static> FixedPartitionedSour
             poller,
             interval: self.interval,
             align_to: self.align_to,
+            now: self.now,
             wake: first,
         })
     }
@@ -143,6 +158,7 @@ pub struct PollingPartition<P> {
     poller: P,
     interval: Duration,
     align_to: Option<SystemTime>,
+    now: fn() -> SystemTime,
     wake: SystemTime,
 }
 
@@ -151,7 +167,7 @@ impl<P: SimplePoller> StatefulSourcePartition for PollingPartition<P> {
     type State = P::State;
 
     fn next_batch(&mut self, batch: &mut Vec<P::Item>) -> Result<BatchStatus, ConnectorError> {
-        let now = SystemTime::now();
+        let now = (self.now)();
         if now < self.wake {
             return Ok(BatchStatus::Active);
         }
@@ -167,6 +183,7 @@ impl<P: SimplePoller> StatefulSourcePartition for PollingPartition<P> {
             Polled::Skip => self.wake = scheduled,
             Polled::Retry(after) => self.wake = now + after,
             Polled::Eof => return Ok(BatchStatus::Eof),
+            Polled::Abort => return Ok(BatchStatus::Abort),
         }
         Ok(BatchStatus::Active)
     }
@@ -182,7 +199,63 @@ impl<P: SimplePoller> StatefulSourcePartition for PollingPartition<P> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     use super::*;
+
+    /// Seconds since the epoch that [`test_now`] reports.
+    static SECONDS: AtomicU64 = AtomicU64::new(100);
+
+    fn test_now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(SECONDS.load(Ordering::SeqCst))
+    }
+
+    /// Gives 1, 2, ... and aborts at the third poll.
+    struct AbortAtThree(u32);
+
+    impl SimplePoller for AbortAtThree {
+        type Item = u32;
+        type State = u32;
+        fn next_item(&mut self) -> Result<Polled<u32>, ConnectorError> {
+            self.0 += 1;
+            Ok(if self.0 == 3 {
+                Polled::Abort
+            } else {
+                Polled::Item(self.0)
+            })
+        }
+        fn snapshot(&self) -> u32 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn polls_on_the_injected_clocks_schedule_and_can_abort() {
+        let source = SimplePollingSource::new(|| AbortAtThree(0), Duration::from_secs(10))
+            .align_to(SystemTime::UNIX_EPOCH)
+            .with_now(test_now);
+        let mut part = source
+            .build_part(&StepId::from("f.poll"), "singleton", None)
+            .unwrap();
+        let at = |s: u64| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+        // Aligned to the epoch: the first poll is due at 100 s, now.
+        assert_eq!(part.next_awake(), at(100));
+        let mut batch = Vec::new();
+        assert_eq!(part.next_batch(&mut batch).unwrap(), BatchStatus::Active);
+        assert_eq!((batch.clone(), part.next_awake()), (vec![1], at(110)));
+        // Not due yet at 105 s: nothing.
+        SECONDS.store(105, Ordering::SeqCst);
+        batch.clear();
+        assert_eq!(part.next_batch(&mut batch).unwrap(), BatchStatus::Active);
+        assert!(batch.is_empty());
+        SECONDS.store(110, Ordering::SeqCst);
+        assert_eq!(part.next_batch(&mut batch).unwrap(), BatchStatus::Active);
+        assert_eq!((batch.clone(), part.next_awake()), (vec![2], at(120)));
+        SECONDS.store(120, Ordering::SeqCst);
+        batch.clear();
+        assert_eq!(part.next_batch(&mut batch).unwrap(), BatchStatus::Abort);
+        assert!(batch.is_empty());
+    }
 
     #[test]
     fn aligned_times_step_from_the_anchor() {

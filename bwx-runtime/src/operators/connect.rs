@@ -38,6 +38,12 @@ pub trait IntoSource<M>: Send + Sync + 'static {
 ///
 /// Implemented for every [`DynamicSink`] of `T` and every [`FixedPartitionedSink`] whose
 /// `(Key, Value)` is `T`; the marker `M` is inferred. The methods are the engine's.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot write a stream of `{T}`",
+    label = "this sink does not take `{T}`",
+    note = "a partitioned sink (`FileSink`, `DirSink`, ...) writes a keyed stream `(key, value)`, routed by its key: key the stream first, with `.key_on(\"step\", |item| key)`, or `.map(\"step\", |item| ((), item))` for one key",
+    note = "a dynamic sink (`StdOutSink`, `TestingSink`, ...) writes the item type it was made for"
+)]
 #[allow(private_interfaces)]
 pub trait IntoSink<T, M>: Send + Sync + 'static {
     #[doc(hidden)]
@@ -104,6 +110,7 @@ impl<S: DynamicSource> IntoSource<DynamicKind> for S {
 }
 
 #[allow(private_interfaces)]
+#[diagnostic::do_not_recommend]
 impl<S: FixedPartitionedSink> IntoSink<(S::Key, S::Value), FixedKind> for S {
     fn build_output<'s>(
         self: Arc<Self>,
@@ -119,6 +126,7 @@ impl<S: FixedPartitionedSink> IntoSink<(S::Key, S::Value), FixedKind> for S {
 }
 
 #[allow(private_interfaces)]
+#[diagnostic::do_not_recommend]
 impl<S: DynamicSink> IntoSink<S::Item, DynamicKind> for S {
     fn build_output<'s>(
         self: Arc<Self>,

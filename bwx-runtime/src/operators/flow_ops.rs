@@ -22,13 +22,13 @@ impl Dataflow {
     /// or a [`DynamicSource`](crate::inputs::DynamicSource).
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![1, 2])).output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![1, 2]);
     /// ```
     pub fn input<S, M>(&self, step: &str, source: S) -> Stream<S::Item>
@@ -58,15 +58,15 @@ impl Dataflow {
     /// The union of several streams of the same item type.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// let a = flow.input("a", TestingSource::new(vec![1]));
     /// let b = flow.input("b", TestingSource::new(vec![2]));
     /// flow.merge("both", [&a, &b]).output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// let mut got = out.take();
     /// got.sort();
     /// assert_eq!(got, vec![1, 2]);
@@ -130,15 +130,15 @@ impl<T: Data> Stream<T> {
     /// Splits the stream by a predicate in one pass (a partition, not a copy of every item).
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let (evens, odds) = (TestingSink::new(), TestingSink::new());
     /// let split = flow.input("inp", TestingSource::new(1..=5)).branch("even", |x| x % 2 == 0);
     /// split.trues.output("evens", evens.clone());
     /// split.falses.output("odds", odds.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!((evens.take(), odds.take()), (vec![2, 4], vec![1, 3, 5]));
     /// ```
     pub fn branch<F>(&self, step: &str, predicate: F) -> BranchOut<T>
@@ -170,12 +170,12 @@ impl<T: Data> Stream<T> {
     /// Stops the whole flow if any item arrives, with the item in the error.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::TestingSource;
+    /// use bwx::prelude::*;
+    /// use bwx::testing::TestingSource;
     ///
     /// let flow = Dataflow::new("f");
     /// flow.input("inp", TestingSource::new(vec![1])).raises("no_items");
-    /// let err = bwx_runtime::run_main(&flow).unwrap_err().to_string();
+    /// let err = bwx::run_main(&flow).unwrap_err().to_string();
     /// assert!(err.contains("f.no_items"), "{err}");
     /// ```
     pub fn raises(&self, step: &str)
@@ -207,13 +207,13 @@ impl<T: ExchangeData> Stream<T> {
     /// Spreads items evenly over all workers, to balance expensive stateless work.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(0..4)).redistribute("spread").output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![0, 1, 2, 3]);
     /// ```
     pub fn redistribute(&self, step: &str) -> Stream<T> {

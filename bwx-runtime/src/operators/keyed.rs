@@ -43,15 +43,15 @@ impl<T: Data> Stream<T> {
     /// Keys every item: the result is a keyed stream `(key, item)`.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec!["apple", "bean"]))
     ///     .key_on("first", |s: &&str| s[..1].to_string())
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![("a".to_string(), "apple"), ("b".to_string(), "bean")]);
     /// ```
     pub fn key_on<K, F>(&self, step: &str, f: F) -> Stream<(K, T)>
@@ -67,20 +67,22 @@ impl<T: Data> Stream<T> {
     /// Drops the key of a keyed stream.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![("k".to_string(), 1)]))
     ///     .key_rm("unkey")
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![1]);
     /// ```
-    pub fn key_rm(&self, step: &str) -> Stream<T::V>
+    pub fn key_rm<K, V>(&self, step: &str) -> Stream<V>
     where
-        T: KeyedItem,
+        T: KeyedItem<K = K, V = V>,
+        K: Key,
+        V: Data,
     {
         self.map_batch_step(step, "key_rm", |inp, out| {
             out.extend(inp.drain(..).map(|kv| kv.into_parts().1))
@@ -90,22 +92,24 @@ impl<T: Data> Stream<T> {
     /// Transforms the value of every `(key, value)`.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![("k".to_string(), 2)]))
     ///     .map_value("square", |v: i32| v * v)
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![("k".to_string(), 4)]);
     /// ```
-    pub fn map_value<W, F>(&self, step: &str, f: F) -> Stream<(T::K, W)>
+    pub fn map_value<K, V, W, F>(&self, step: &str, f: F) -> Stream<(K, W)>
     where
-        T: KeyedItem,
+        T: KeyedItem<K = K, V = V>,
+        K: Key,
+        V: Data,
         W: Data,
-        F: Fn(T::V) -> W + Send + Sync + 'static,
+        F: Fn(V) -> W + Send + Sync + 'static,
     {
         self.map_batch_step(step, "map_value", move |inp, out| {
             out.extend(inp.drain(..).map(|kv| {
@@ -118,21 +122,23 @@ impl<T: Data> Stream<T> {
     /// Keeps the `(key, value)` items whose value passes `f`.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![("a".to_string(), 1), ("b".to_string(), -1)]))
     ///     .filter_value("positive", |v: &i32| *v > 0)
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![("a".to_string(), 1)]);
     /// ```
-    pub fn filter_value<F>(&self, step: &str, f: F) -> Stream<T>
+    pub fn filter_value<K, V, F>(&self, step: &str, f: F) -> Stream<T>
     where
-        T: KeyedItem,
-        F: Fn(&T::V) -> bool + Send + Sync + 'static,
+        T: KeyedItem<K = K, V = V>,
+        K: Key,
+        V: Data,
+        F: Fn(&V) -> bool + Send + Sync + 'static,
     {
         self.map_batch_step(step, "filter_value", move |inp, out| {
             out.extend(inp.drain(..).filter(|kv| f(kv.value())))
@@ -142,22 +148,24 @@ impl<T: Data> Stream<T> {
     /// Transforms the value of every `(key, value)` and keeps the `Some`s.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![("a".to_string(), "1"), ("b".to_string(), "x")]))
     ///     .filter_map_value("parse", |v: &str| v.parse::<u8>().ok())
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![("a".to_string(), 1)]);
     /// ```
-    pub fn filter_map_value<W, F>(&self, step: &str, f: F) -> Stream<(T::K, W)>
+    pub fn filter_map_value<K, V, W, F>(&self, step: &str, f: F) -> Stream<(K, W)>
     where
-        T: KeyedItem,
+        T: KeyedItem<K = K, V = V>,
+        K: Key,
+        V: Data,
         W: Data,
-        F: Fn(T::V) -> Option<W> + Send + Sync + 'static,
+        F: Fn(V) -> Option<W> + Send + Sync + 'static,
     {
         self.map_batch_step(step, "filter_map_value", move |inp, out| {
             out.extend(inp.drain(..).filter_map(|kv| {
@@ -170,23 +178,25 @@ impl<T: Data> Stream<T> {
     /// Transforms the value of every `(key, value)` into any number of values.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![("a".to_string(), 2)]))
     ///     .flat_map_value("repeat", |n: usize| vec![n; n])
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![("a".to_string(), 2), ("a".to_string(), 2)]);
     /// ```
-    pub fn flat_map_value<W, I, F>(&self, step: &str, f: F) -> Stream<(T::K, W)>
+    pub fn flat_map_value<K, V, W, I, F>(&self, step: &str, f: F) -> Stream<(K, W)>
     where
-        T: KeyedItem,
+        T: KeyedItem<K = K, V = V>,
+        K: Key,
+        V: Data,
         W: Data,
         I: IntoIterator<Item = W>,
-        F: Fn(T::V) -> I + Send + Sync + 'static,
+        F: Fn(V) -> I + Send + Sync + 'static,
     {
         self.map_batch_step(step, "flat_map_value", move |inp, out| {
             for kv in inp.drain(..) {

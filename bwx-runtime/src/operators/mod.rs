@@ -7,9 +7,14 @@
 //! | stateless | [`map`](crate::Stream::map), [`filter`](crate::Stream::filter), [`filter_map`](crate::Stream::filter_map), [`flat_map`](crate::Stream::flat_map), [`flat_map_batch`](crate::Stream::flat_map_batch), [`flatten`](crate::Stream::flatten), [`inspect`](crate::Stream::inspect), [`inspect_debug`](crate::Stream::inspect_debug) |
 //! | keys | [`key_on`](crate::Stream::key_on), [`key_rm`](crate::Stream::key_rm), [`map_value`](crate::Stream::map_value), [`filter_value`](crate::Stream::filter_value), [`filter_map_value`](crate::Stream::filter_map_value), [`flat_map_value`](crate::Stream::flat_map_value) |
 //! | stateful | see [`crate::stateful`] |
+//!
+//! Functions to pass to them, such as [`helpers::map_dict_value`], are in [`helpers`].
+//! Your own operators, made of these, with nested step ids: [`composite`].
 
+pub mod composite;
 mod connect;
 mod flow_ops;
+pub mod helpers;
 mod keyed;
 mod stateless;
 

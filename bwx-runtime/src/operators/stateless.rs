@@ -22,15 +22,15 @@ impl<T: Data> Stream<T> {
     /// The other stateless operators are this one with a per-item loop.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![1, 2, 3]).batch_size(3))
     ///     .flat_map_batch("sum", |xs: &mut Vec<i32>, out: &mut Vec<i32>| out.push(xs.drain(..).sum()))
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![6]);
     /// ```
     pub fn flat_map_batch<U, F>(&self, step: &str, f: F) -> Stream<U>
@@ -53,15 +53,15 @@ impl<T: Data> Stream<T> {
     /// Transforms every item.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec!["a", "bb"]))
     ///     .map("len", |s: &str| s.len())
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![1, 2]);
     /// ```
     pub fn map<U, F>(&self, step: &str, f: F) -> Stream<U>
@@ -75,15 +75,15 @@ impl<T: Data> Stream<T> {
     /// Keeps the items for which `f` is true.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(1..=6))
     ///     .filter("even", |x| x % 2 == 0)
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![2, 4, 6]);
     /// ```
     pub fn filter<F>(&self, step: &str, f: F) -> Stream<T>
@@ -98,15 +98,15 @@ impl<T: Data> Stream<T> {
     /// Transforms every item and keeps the `Some`s.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec!["1", "x", "3"]))
     ///     .filter_map("parse", |s: &str| s.parse::<u32>().ok())
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![1, 3]);
     /// ```
     pub fn filter_map<U, F>(&self, step: &str, f: F) -> Stream<U>
@@ -122,15 +122,15 @@ impl<T: Data> Stream<T> {
     /// Transforms every item into any number of items.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec!["a b", "c"]))
     ///     .flat_map("split", |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>())
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec!["a", "b", "c"]);
     /// ```
     pub fn flat_map<U, I, F>(&self, step: &str, f: F) -> Stream<U>
@@ -146,18 +146,20 @@ impl<T: Data> Stream<T> {
         })
     }
 
-    /// Calls `f(step_id, item)` for every item and passes items on unchanged.
+    /// Calls `f(step_id, item)` for every item and passes items on unchanged. It counts
+    /// as an output of the flow (as in Bytewax), so `input` then `inspect` is a complete
+    /// flow.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![1]))
     ///     .inspect("see", |step, x| println!("{step}: {x}"))
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![1]);
     /// ```
     pub fn inspect<F>(&self, step: &str, f: F) -> Stream<T>
@@ -168,10 +170,12 @@ impl<T: Data> Stream<T> {
     }
 
     /// Calls `f(step_id, item, epoch, worker_index)` for every item and passes items on.
+    /// Epochs are numbered from 1, as in Bytewax. Like [`inspect`](Self::inspect), it
+    /// counts as an output of the flow: `input` then `inspect_debug` is a complete flow.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     /// use std::sync::{Arc, Mutex};
     ///
     /// let seen = Arc::new(Mutex::new(Vec::new()));
@@ -180,15 +184,15 @@ impl<T: Data> Stream<T> {
     /// flow.input("inp", TestingSource::new(vec![7]))
     ///     .inspect_debug("see", move |_step, x, epoch, worker| log.lock().unwrap().push((*x, epoch, worker)))
     ///     .output("out", TestingSink::new());
-    /// bwx_runtime::run_main(&flow).unwrap();
-    /// assert_eq!(*seen.lock().unwrap(), vec![(7, 0, 0)]);
+    /// bwx::run_main(&flow).unwrap();
+    /// assert_eq!(*seen.lock().unwrap(), vec![(7, 1, 0)]);
     /// ```
     pub fn inspect_debug<F>(&self, step: &str, f: F) -> Stream<T>
     where
         F: Fn(&StepId, &T, u64, usize) + Send + Sync + 'static,
     {
         let f = Arc::new(f);
-        self.unary_step(step, "inspect_debug", move |ctx, info, s| {
+        let inspected = self.unary_step(step, "inspect_debug", move |ctx, info, s| {
             let plan = ctx.meter_plan(info);
             Ok(stateless::inspect_debug(
                 s,
@@ -198,7 +202,10 @@ impl<T: Data> Stream<T> {
                 plan.meter().counting_in(&plan).counting_out(&plan),
                 f.clone(),
             ))
-        })
+        });
+        // Bytewax counts an inspector as an output: a flow may end with it.
+        self.flow.note_output();
+        inspected
     }
 
     pub(crate) fn map_batch_step<U, F>(&self, step: &str, operator: &'static str, f: F) -> Stream<U>
@@ -226,15 +233,15 @@ where
     /// Flattens a stream of collections into a stream of their items.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![vec![1, 2], vec![], vec![3]]))
     ///     .flatten("flat")
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![1, 2, 3]);
     /// ```
     pub fn flatten(&self, step: &str) -> Stream<T::Item> {

@@ -77,9 +77,9 @@ pub struct KeyState {
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
-/// bwx_runtime::recovery::init_dir(dir.path(), 2).unwrap();
-/// let found = bwx_runtime::recovery::inspect(dir.path()).unwrap();
-/// assert_eq!((found.partitions, found.executions.len(), found.resume_epoch), (2, 0, Some(0)));
+/// bwx::recovery::init_dir(dir.path(), 2).unwrap();
+/// let found = bwx::recovery::inspect(dir.path()).unwrap();
+/// assert_eq!((found.partitions, found.executions.len(), found.resume_epoch), (2, 0, Some(1)));
 /// ```
 pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, RecoveryError> {
     let dir = dir.as_ref();

@@ -112,6 +112,10 @@ pub struct Stored {
 /// One step's stored states on one worker: encoded key (or partition name) → state.
 pub type StoredStates = HashMap<Vec<u8>, Stored>;
 
+/// The epoch a flow's first execution starts at, as in Bytewax: a store that holds nothing
+/// resumes here.
+pub const FIRST_EPOCH: u64 = 1;
+
 /// Where an execution starts, as the cluster agreed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct ResumePoint {

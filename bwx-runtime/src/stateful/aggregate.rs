@@ -81,22 +81,24 @@ impl<T: Data> Stream<T> {
     /// Values are combined within each batch before they cross workers.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![("a".to_string(), 1), ("a".to_string(), 5)]))
     ///     .reduce_final("sum", |a, b| a + b)
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![("a".to_string(), 6)]);
     /// ```
-    pub fn reduce_final<F>(&self, step: &str, reducer: F) -> Stream<(T::K, T::V)>
+    pub fn reduce_final<K, V, F>(&self, step: &str, reducer: F) -> Stream<(K, V)>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: ExchangeData,
-        F: Fn(T::V, T::V) -> T::V + Send + Sync + 'static,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: ExchangeData,
+        F: Fn(V, V) -> V + Send + Sync + 'static,
     {
         self.reduce_final_named(step, "reduce_final", reducer)
     }
@@ -141,15 +143,15 @@ impl<T: Data> Stream<T> {
     /// Counts items per key (`key` picks the key) and emits `(key, count)` at EOF.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec!["a", "b", "a"]))
     ///     .count_final("count", |w: &&str| w.to_string())
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// let mut got = out.take();
     /// got.sort();
     /// assert_eq!(got, vec![("a".to_string(), 2), ("b".to_string(), 1)]);
@@ -196,23 +198,25 @@ impl<T: Data> Stream<T> {
     /// Emits each key's largest value by `by` at EOF (the first one on ties).
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![(1u32, 2.5), (1, 9.0), (1, -1.0)]))
     ///     .max_final("max", |v: &f64| *v)
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![(1, 9.0)]);
     /// ```
-    pub fn max_final<O, F>(&self, step: &str, by: F) -> Stream<(T::K, T::V)>
+    pub fn max_final<K, V, O, F>(&self, step: &str, by: F) -> Stream<(K, V)>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: ExchangeData,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: ExchangeData,
         O: PartialOrd,
-        F: Fn(&T::V) -> O + Send + Sync + 'static,
+        F: Fn(&V) -> O + Send + Sync + 'static,
     {
         self.reduce_final_named(step, "max_final", move |a, b| if by(&b) > by(&a) { b } else { a })
     }
@@ -220,23 +224,25 @@ impl<T: Data> Stream<T> {
     /// Emits each key's smallest value by `by` at EOF (the first one on ties).
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![(1u32, 2), (1, -4), (1, 7)]))
     ///     .min_final("min", |v: &i32| *v)
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![(1, -4)]);
     /// ```
-    pub fn min_final<O, F>(&self, step: &str, by: F) -> Stream<(T::K, T::V)>
+    pub fn min_final<K, V, O, F>(&self, step: &str, by: F) -> Stream<(K, V)>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: ExchangeData,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: ExchangeData,
         O: PartialOrd,
-        F: Fn(&T::V) -> O + Send + Sync + 'static,
+        F: Fn(&V) -> O + Send + Sync + 'static,
     {
         self.reduce_final_named(step, "min_final", move |a, b| if by(&b) < by(&a) { b } else { a })
     }
@@ -245,23 +251,25 @@ impl<T: Data> Stream<T> {
     /// at EOF.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![('k', "a".to_string()), ('k', "b".to_string())]))
     ///     .fold_final("concat", String::new, |mut acc: String, v: String| { acc.push_str(&v); acc })
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', "ab".to_string())]);
     /// ```
-    pub fn fold_final<S, B, F>(&self, step: &str, builder: B, folder: F) -> Stream<(T::K, S)>
+    pub fn fold_final<K, V, S, B, F>(&self, step: &str, builder: B, folder: F) -> Stream<(K, S)>
     where
-        T: KeyedItem + ExchangeData,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
         S: State,
         B: Fn() -> S + Send + Sync + 'static,
-        F: Fn(S, T::V) -> S + Send + Sync + 'static,
+        F: Fn(S, V) -> S + Send + Sync + 'static,
     {
         let folder = Arc::new(folder);
         let builder = Arc::new(builder);
@@ -285,8 +293,8 @@ impl<T: Data> Stream<T> {
     /// exchange.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// // Mean per key: fold to (count, sum), merge partial folds by adding them.
     /// let flow = Dataflow::new("f");
@@ -300,21 +308,23 @@ impl<T: Data> Stream<T> {
     ///     )
     ///     .map_value("mean", |(n, s)| s / n as f64)
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', 3.0)]);
     /// ```
-    pub fn fold_final_with_merge<S, B, F, M>(
+    pub fn fold_final_with_merge<K, V, S, B, F, M>(
         &self,
         step: &str,
         builder: B,
         folder: F,
         merger: M,
-    ) -> Stream<(T::K, S)>
+    ) -> Stream<(K, S)>
     where
-        T: KeyedItem + ExchangeData,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
         S: State + ExchangeData,
         B: Fn() -> S + Send + Sync + 'static,
-        F: Fn(S, T::V) -> S + Send + Sync + 'static,
+        F: Fn(S, V) -> S + Send + Sync + 'static,
         M: Fn(S, S) -> S + Send + Sync + 'static,
     {
         let folder = Arc::new(folder);

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use crate::flow::Stream;
 use crate::inputs::State;
 use crate::operators::KeyedItem;
-use crate::{Data, ExchangeData};
+use crate::{Data, ExchangeData, Key};
 
 use super::{StateAction, StatefulLogic};
 
@@ -59,21 +59,23 @@ impl<T: Data> Stream<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
     /// flow.input("inp", TestingSource::new(vec![('k', 1), ('k', 2), ('k', 3)]))
     ///     .collect("pairs", Duration::from_secs(60), 2)
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', vec![1, 2]), ('k', vec![3])]);
     /// ```
-    pub fn collect(&self, step: &str, timeout: Duration, max_size: usize) -> Stream<(T::K, Vec<T::V>)>
+    pub fn collect<K, V>(&self, step: &str, timeout: Duration, max_size: usize) -> Stream<(K, Vec<V>)>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: State,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: State,
     {
         let max_size = max_size.max(1);
         self.stateful_with(

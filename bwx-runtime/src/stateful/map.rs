@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::flow::Stream;
 use crate::inputs::State;
 use crate::operators::KeyedItem;
-use crate::{Data, ExchangeData};
+use crate::{Data, ExchangeData, Key};
 
 use super::{StateAction, StatefulLogic};
 
@@ -48,8 +48,8 @@ impl<T: Data> Stream<T> {
     /// The state starts as `None`; returning `None` discards it.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
@@ -59,15 +59,17 @@ impl<T: Data> Stream<T> {
     ///         (Some(sum), sum)
     ///     })
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![("a".to_string(), 1), ("a".to_string(), 3)]);
     /// ```
-    pub fn stateful_map<S, W, F>(&self, step: &str, mapper: F) -> Stream<(T::K, W)>
+    pub fn stateful_map<K, V, S, W, F>(&self, step: &str, mapper: F) -> Stream<(K, W)>
     where
-        T: KeyedItem + ExchangeData,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
         S: State,
         W: Data,
-        F: Fn(Option<S>, T::V) -> (Option<S>, W) + Send + Sync + 'static,
+        F: Fn(Option<S>, V) -> (Option<S>, W) + Send + Sync + 'static,
     {
         let mapper = Arc::new(move |s: Option<S>, v: T::V| {
             let (s, w) = mapper(s, v);
@@ -83,8 +85,8 @@ impl<T: Data> Stream<T> {
     /// Like [`stateful_map`](Self::stateful_map) with any number of outputs per value.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// // Emits each value once per value seen so far for the key.
     /// let flow = Dataflow::new("f");
@@ -95,16 +97,18 @@ impl<T: Data> Stream<T> {
     ///         (Some(n), vec![v; n])
     ///     })
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', 'x'), ('k', 'y'), ('k', 'y')]);
     /// ```
-    pub fn stateful_flat_map<S, W, I, F>(&self, step: &str, mapper: F) -> Stream<(T::K, W)>
+    pub fn stateful_flat_map<K, V, S, W, I, F>(&self, step: &str, mapper: F) -> Stream<(K, W)>
     where
-        T: KeyedItem + ExchangeData,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
         S: State,
         W: Data,
         I: IntoIterator<Item = W> + 'static,
-        F: Fn(Option<S>, T::V) -> (Option<S>, I) + Send + Sync + 'static,
+        F: Fn(Option<S>, V) -> (Option<S>, I) + Send + Sync + 'static,
     {
         let mapper = Arc::new(mapper);
         self.stateful_with(step, "stateful_flat_map", move |state| FlatMapLogic {

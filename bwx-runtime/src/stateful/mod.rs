@@ -8,12 +8,12 @@
 mod aggregate;
 mod collect;
 mod enrich;
-pub(crate) mod join;
+pub mod join;
 pub(crate) mod logic;
 mod map;
 
 pub use enrich::TtlCache;
-pub use join::{JoinEmitMode, JoinInsertMode};
+pub use join::{JoinEmit, JoinEmitMode, JoinInsertMode, JoinSides};
 pub use logic::{StateAction, StatefulBatchLogic, StatefulLogic};
 
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::engine::stateful as engine;
 use crate::flow::Stream;
 use crate::operators::KeyedItem;
-use crate::{Data, ExchangeData};
+use crate::{Data, ExchangeData, Key};
 
 use logic::PerItem;
 
@@ -30,8 +30,8 @@ impl<T: Data> Stream<T> {
     /// [`StatefulBatchLogic`], which sees the key's values in batches.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// /// Emits the running count of items per key.
     /// struct Count(u64);
@@ -50,14 +50,16 @@ impl<T: Data> Stream<T> {
     /// flow.input("inp", TestingSource::new(vec![('a', 'x'), ('a', 'y')]).batch_size(2))
     ///     .stateful_batch("count", |resume: Option<u64>| Count(resume.unwrap_or(0)))
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('a', 2)]);
     /// ```
-    pub fn stateful_batch<W, L, B>(&self, step: &str, builder: B) -> Stream<(T::K, W)>
+    pub fn stateful_batch<K, V, W, L, B>(&self, step: &str, builder: B) -> Stream<(K, W)>
     where
-        T: KeyedItem + ExchangeData,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
         W: Data,
-        L: StatefulBatchLogic<T::V, W>,
+        L: StatefulBatchLogic<V, W>,
         B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
     {
         let builder = Arc::new(builder);
@@ -70,8 +72,8 @@ impl<T: Data> Stream<T> {
     /// state, the key's next item gets fresh logic from `builder(None)`.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// /// Emits the sum of every two values of a key.
     /// struct Pairs(Option<i64>);
@@ -91,14 +93,16 @@ impl<T: Data> Stream<T> {
     /// flow.input("inp", TestingSource::new(vec![(1u8, 1), (1, 2), (1, 3), (1, 4)]))
     ///     .stateful("pairs", |resume: Option<Option<i64>>| Pairs(resume.flatten()))
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![(1, 3), (1, 7)]);
     /// ```
-    pub fn stateful<W, L, B>(&self, step: &str, builder: B) -> Stream<(T::K, W)>
+    pub fn stateful<K, V, W, L, B>(&self, step: &str, builder: B) -> Stream<(K, W)>
     where
-        T: KeyedItem + ExchangeData,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
         W: Data,
-        L: StatefulLogic<T::V, W>,
+        L: StatefulLogic<V, W>,
         B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
     {
         self.stateful_with(step, "stateful", builder)

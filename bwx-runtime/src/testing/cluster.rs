@@ -36,10 +36,11 @@ const POLL: Duration = Duration::from_millis(10);
 /// failed, so a test can check that a failure stops the whole cluster by itself.
 ///
 /// ```no_run
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{LocalCluster, TestingSource};
-/// use bwx_runtime::outputs::{DynamicSink, StatelessSinkPartition};
-/// # use bwx_runtime::inputs::ConnectorError;
+/// # #![allow(unused)] // a `#[test]` function is not compiled into a doc example
+/// use bwx::prelude::*;
+/// use bwx::testing::{LocalCluster, TestingSource};
+/// use bwx::outputs::{DynamicSink, StatelessSinkPartition};
+/// # use bwx::inputs::ConnectorError;
 ///
 /// /// Prints `item: <x>` for every item.
 /// struct Print;

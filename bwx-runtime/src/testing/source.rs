@@ -25,14 +25,14 @@ pub enum TestingEvent<T> {
 /// continues where the previous execution's last complete epoch left off.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingEvent, TestingSink, TestingSource};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingEvent, TestingSink, TestingSource};
 ///
 /// let flow = Dataflow::new("f");
 /// let out = TestingSink::new();
 /// let events = vec![TestingEvent::Item(1), TestingEvent::Eof, TestingEvent::Item(2)];
 /// flow.input("inp", TestingSource::from_events(events)).output("out", out.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// assert_eq!(out.take(), vec![1]);
 /// ```
 pub struct TestingSource<T> {

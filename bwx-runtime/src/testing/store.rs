@@ -16,8 +16,8 @@ use crate::step_id::StepId;
 /// the workers of one process.
 ///
 /// ```
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{MemoryStore, TestingEvent, TestingSink, TestingSource};
+/// use bwx::prelude::*;
+/// use bwx::testing::{MemoryStore, TestingEvent, TestingSink, TestingSource};
 ///
 /// let run = |store| {
 ///     let flow = Dataflow::new("f");
@@ -30,7 +30,7 @@ use crate::step_id::StepId;
 ///     flow.input("inp", TestingSource::from_events(events))
 ///         .stateful_map("sum", |s: Option<u64>, v: u64| (Some(s.unwrap_or(0) + v), s.unwrap_or(0) + v))
 ///         .output("out", out.clone());
-///     bwx_runtime::run_workers(&flow, 2, RunConfig::default().recovery(store)).unwrap();
+///     bwx::run_workers(&flow, 2, RunConfig::default().recovery(store)).unwrap();
 ///     out.take()
 /// };
 /// let store = MemoryStore::new(3);
@@ -114,7 +114,7 @@ impl MemoryStore {
             .partitions
             .iter()
             .filter_map(|p| match p.progress {
-                None => Some(0),
+                None => Some(crate::recovery::FIRST_EPOCH),
                 Some((_, Progress::Until(f))) => Some(f),
                 Some((_, Progress::Complete { .. })) => None,
             })
@@ -138,7 +138,7 @@ impl MemoryStore {
                 .partitions
                 .iter()
                 .filter_map(|p| match p.progress {
-                    None => Some(0),
+                    None => Some(crate::recovery::FIRST_EPOCH),
                     Some((_, Progress::Until(f))) => Some(f),
                     Some((_, Progress::Complete { .. })) => None,
                 })
@@ -150,7 +150,7 @@ impl MemoryStore {
                         .flat_map(|p| {
                             let done = match p.progress {
                                 Some((_, Progress::Complete { until })) => until,
-                                _ => 0,
+                                _ => crate::recovery::FIRST_EPOCH,
                             };
                             p.rows
                                 .values()
@@ -158,7 +158,7 @@ impl MemoryStore {
                                 .chain([done])
                         })
                         .max()
-                        .unwrap_or(0)
+                        .unwrap_or(crate::recovery::FIRST_EPOCH)
                 });
             let mut state = Vec::new();
             for p in &c.partitions {

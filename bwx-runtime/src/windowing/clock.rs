@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::inputs::State;
 
-use super::{duration_ms, system_time_of};
+use super::{MIN_TIME, duration_ms, system_time_of};
 
 /// Makes a key's [`ClockLogic`] from its resume state (`None` for a new key).
 pub trait Clock<V>: Send + Sync + 'static {
@@ -65,9 +65,9 @@ pub trait Clock<V>: Send + Sync + 'static {
 ///
 /// ```
 /// use std::time::Duration;
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
-/// use bwx_runtime::windowing::{EventClock, PerWorker, TumblingWindower};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
+/// use bwx::windowing::{EventClock, PerWorker, TumblingWindower};
 ///
 /// let flow = Dataflow::new("f");
 /// let (out, late) = (TestingSink::new(), TestingSink::new());
@@ -82,7 +82,7 @@ pub trait Clock<V>: Send + Sync + 'static {
 ///     .fold_window("count", clock, win, || 0u64, |n, _| n + 1, |a, b| a + b, false);
 /// w.down.output("out", out.clone());
 /// w.late.output("late", late.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// let mut counts = out.take();
 /// counts.sort();
 /// assert_eq!(counts, vec![('a', (0, 1)), ('a', (3, 2)), ('b', (0, 1))]);
@@ -171,9 +171,9 @@ pub fn now_ms() -> i64 {
 /// wake-up or at EOF.
 ///
 /// ```
-/// use bwx_runtime::windowing::{SystemClock, TumblingWindower};
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::windowing::{SystemClock, TumblingWindower};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
 /// use std::time::Duration;
 ///
 /// let flow = Dataflow::new("f");
@@ -183,7 +183,7 @@ pub fn now_ms() -> i64 {
 ///     .count_window("count", SystemClock, win, |_: &u64| "all".to_string())
 ///     .down
 ///     .output("out", out.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// // Both items arrived within the same hour (barring an hour boundary in between).
 /// assert_eq!(out.take().iter().map(|(_, (_, n))| n).sum::<u64>(), 2);
 /// ```
@@ -253,9 +253,9 @@ enum Mode {
 ///
 /// ```
 /// use std::time::Duration;
-/// use bwx_runtime::windowing::{EventClock, TumblingWindower};
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::windowing::{EventClock, TumblingWindower};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// let flow = Dataflow::new("f");
 /// let out = TestingSink::new();
@@ -269,7 +269,7 @@ enum Mode {
 /// let late = TestingSink::new();
 /// w.down.output("out", out.clone());
 /// w.late.output("late", late.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// // Ordered mode: each window's items are applied in timestamp order.
 /// assert_eq!(out.take(), vec![(1, (0, vec![('a', 1), ('c', 2), ('b', 7)])), (1, (3, vec![('d', 30)]))]);
 /// assert_eq!(late.take(), vec![(1, (0, ('e', 3)))]);
@@ -292,7 +292,9 @@ where
     F: Fn(&V) -> i64 + Send + Sync + 'static,
 {
     /// A live event clock: `ts_getter` returns an item's timestamp in ms since the epoch;
-    /// `wait` is how long (in event time) to wait for out-of-order items.
+    /// `wait` is how long (in event time) to wait for out-of-order items. A `wait` longer
+    /// than the time since [`MIN_TIME`](super::MIN_TIME) (such as `Duration::MAX`) keeps
+    /// the watermark at `MIN_TIME` plus the system time elapsed.
     pub fn new(ts_getter: F, wait: Duration) -> Self {
         Self::with_now(ts_getter, wait, now_ms)
     }
@@ -397,7 +399,9 @@ where
     #[inline]
     fn on_item(&mut self, value: &V) -> (i64, i64) {
         let ts = (self.config.getter)(value);
-        let candidate = ts.saturating_sub(self.config.wait);
+        // A wait reaching before the earliest time (`Duration::MAX`: wait forever) gives the
+        // earliest time, as Bytewax's `UTC_MIN`, not a watermark that moves with `ts`.
+        let candidate = ts.saturating_sub(self.config.wait).max(MIN_TIME);
         if let Mode::Replay = self.config.mode {
             // Without a branch on whether the item is a new maximum: which items are is
             // data, unpredictable, and a mispredicted branch per item cost more than the
@@ -468,6 +472,28 @@ mod tests {
         assert_eq!(logic.on_item(&110), (110, 140));
         assert_eq!(logic.to_system(150), Some(system_time_of(1_060)));
         assert!(ClockLogic::<i64>::wakes(&logic));
+    }
+
+    #[test]
+    fn waiting_forever_gives_the_earliest_time_and_moves_only_with_system_time() {
+        static NOW_MAX: AtomicI64 = AtomicI64::new(1_000);
+        fn now_max() -> i64 {
+            NOW_MAX.load(Ordering::SeqCst)
+        }
+        let replay = EventClock::replay(|ts: &i64| *ts, Duration::MAX);
+        let mut logic = <EventClock<i64, _> as Clock<i64>>::build(&replay, None);
+        assert_eq!(logic.on_item(&1_000), (1_000, MIN_TIME));
+        assert_eq!(logic.on_item(&5_000), (5_000, MIN_TIME));
+
+        let live = EventClock::with_now(|ts: &i64| *ts, Duration::MAX, now_max);
+        let mut logic = <EventClock<i64, _> as Clock<i64>>::build(&live, None);
+        logic.before_batch();
+        assert_eq!(logic.on_item(&1_000), (1_000, MIN_TIME));
+        NOW_MAX.store(1_050, Ordering::SeqCst);
+        logic.before_batch();
+        // A later timestamp does not move it; the 50 ms of system time do.
+        assert_eq!(logic.on_item(&900_000), (900_000, MIN_TIME + 50));
+        assert_eq!(logic.on_notify(), MIN_TIME + 50);
     }
 
     #[test]

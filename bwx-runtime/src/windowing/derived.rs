@@ -150,9 +150,9 @@ impl<T: Data> Stream<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
-    /// use bwx_runtime::windowing::{EventClock, TumblingWindower};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
+    /// use bwx::windowing::{EventClock, TumblingWindower};
     ///
     /// // (sensor, (ts ms, reading)) -> (count, sum) per sensor and 10 ms window.
     /// let items = vec![("a", (1i64, 2.0)), ("a", (5, 4.0)), ("a", (11, 1.0))];
@@ -171,12 +171,12 @@ impl<T: Data> Stream<T> {
     ///     )
     ///     .down
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// let a = "a".to_string();
     /// assert_eq!(out.take(), vec![(a.clone(), (0, (2, 6.0))), (a, (1, (1, 1.0)))]);
     /// ```
     #[allow(clippy::too_many_arguments)]
-    pub fn fold_window<S, C, D, I, F, M>(
+    pub fn fold_window<K, V, S, C, D, I, F, M>(
         &self,
         step: &str,
         clock: C,
@@ -185,15 +185,17 @@ impl<T: Data> Stream<T> {
         folder: F,
         merger: M,
         ordered: bool,
-    ) -> WindowOut<T::K, T::V, S>
+    ) -> WindowOut<K, V, S>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: State,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: State,
         S: State,
-        C: Clock<T::V>,
+        C: Clock<V>,
         D: Windower,
         I: Fn() -> S + Send + Sync + 'static,
-        F: Fn(S, T::V) -> S + Send + Sync + 'static,
+        F: Fn(S, V) -> S + Send + Sync + 'static,
         M: Fn(S, S) -> S + Send + Sync + 'static,
     {
         let fns = Arc::new(FoldFns { init, folder, merger });
@@ -216,9 +218,9 @@ impl<T: Data> Stream<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
-    /// use bwx_runtime::windowing::{EventClock, TumblingWindower};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
+    /// use bwx::windowing::{EventClock, TumblingWindower};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
@@ -231,22 +233,24 @@ impl<T: Data> Stream<T> {
     ///     )
     ///     .down
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![(7, (0, 3)), (7, (1, 15))]);
     /// ```
-    pub fn reduce_window<C, D, F>(
+    pub fn reduce_window<K, V, C, D, F>(
         &self,
         step: &str,
         clock: C,
         windower: D,
         reducer: F,
-    ) -> WindowOut<T::K, T::V, T::V>
+    ) -> WindowOut<K, V, V>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: State,
-        C: Clock<T::V>,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: State,
+        C: Clock<V>,
         D: Windower,
-        F: Fn(T::V, T::V) -> T::V + Send + Sync + 'static,
+        F: Fn(V, V) -> V + Send + Sync + 'static,
     {
         let reducer = Arc::new(reducer);
         self.window_with(
@@ -262,13 +266,15 @@ impl<T: Data> Stream<T> {
         )
     }
 
-    /// The value with the largest `by(value)` in each window (the first of equal ones).
+    /// The value with the largest `by(value)` in each window. Values are applied in arrival
+    /// order, not in timestamp order (unordered, as Bytewax's), so of equal ones the first to
+    /// arrive wins.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
-    /// use bwx_runtime::windowing::{EventClock, TumblingWindower};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
+    /// use bwx::windowing::{EventClock, TumblingWindower};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
@@ -282,36 +288,34 @@ impl<T: Data> Stream<T> {
     ///     )
     ///     .down
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', (0, (2, 9)))]);
     /// ```
-    pub fn max_window<O, C, D, F>(
-        &self,
-        step: &str,
-        clock: C,
-        windower: D,
-        by: F,
-    ) -> WindowOut<T::K, T::V, T::V>
+    pub fn max_window<K, V, O, C, D, F>(&self, step: &str, clock: C, windower: D, by: F) -> WindowOut<K, V, V>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: State,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: State,
         O: Ord,
-        C: Clock<T::V>,
+        C: Clock<V>,
         D: Windower,
-        F: Fn(&T::V) -> O + Send + Sync + 'static,
+        F: Fn(&V) -> O + Send + Sync + 'static,
     {
         self.reduce_window_with(step, "max_window", clock, windower, move |a, b| {
             if by(&b) > by(&a) { b } else { a }
         })
     }
 
-    /// The value with the smallest `by(value)` in each window (the first of equal ones).
+    /// The value with the smallest `by(value)` in each window. Values are applied in arrival
+    /// order, not in timestamp order (unordered, as Bytewax's), so of equal ones the first to
+    /// arrive wins.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
-    /// use bwx_runtime::windowing::{EventClock, TumblingWindower};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
+    /// use bwx::windowing::{EventClock, TumblingWindower};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
@@ -324,23 +328,19 @@ impl<T: Data> Stream<T> {
     ///     )
     ///     .down
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![('k', (0, 2))]);
     /// ```
-    pub fn min_window<O, C, D, F>(
-        &self,
-        step: &str,
-        clock: C,
-        windower: D,
-        by: F,
-    ) -> WindowOut<T::K, T::V, T::V>
+    pub fn min_window<K, V, O, C, D, F>(&self, step: &str, clock: C, windower: D, by: F) -> WindowOut<K, V, V>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: State,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: State,
         O: Ord,
-        C: Clock<T::V>,
+        C: Clock<V>,
         D: Windower,
-        F: Fn(&T::V) -> O + Send + Sync + 'static,
+        F: Fn(&V) -> O + Send + Sync + 'static,
     {
         self.reduce_window_with(step, "min_window", clock, windower, move |a, b| {
             if by(&b) < by(&a) { b } else { a }
@@ -363,7 +363,7 @@ impl<T: Data> Stream<T> {
         F: Fn(T::V, T::V) -> T::V + Send + Sync + 'static,
     {
         let reducer = Arc::new(reducer);
-        // Ordered, so that "the first of equal values" means the earliest timestamp.
+        // Unordered, as Bytewax's: the first of equal values is the first to arrive.
         self.window_with(
             step,
             operator,
@@ -373,7 +373,7 @@ impl<T: Data> Stream<T> {
                 acc: resume.flatten(),
                 reducer: reducer.clone(),
             },
-            true,
+            false,
         )
     }
 
@@ -382,9 +382,9 @@ impl<T: Data> Stream<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
-    /// use bwx_runtime::windowing::{EventClock, SlidingWindower};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
+    /// use bwx::windowing::{EventClock, SlidingWindower};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
@@ -393,21 +393,23 @@ impl<T: Data> Stream<T> {
     ///     .collect_window("all", EventClock::replay(|ts: &i64| *ts, Duration::from_millis(10)), win, true)
     ///     .down
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// // Windows -1 = [-5, 5) and 0 = [0, 10).
     /// assert_eq!(out.take(), vec![(0, (-1, vec![3])), (0, (0, vec![3, 7])), (0, (1, vec![7]))]);
     /// ```
-    pub fn collect_window<C, D>(
+    pub fn collect_window<K, V, C, D>(
         &self,
         step: &str,
         clock: C,
         windower: D,
         ordered: bool,
-    ) -> WindowOut<T::K, T::V, Vec<T::V>>
+    ) -> WindowOut<K, V, Vec<V>>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: State,
-        C: Clock<T::V>,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: State,
+        C: Clock<V>,
         D: Windower,
     {
         self.window_with(
@@ -425,9 +427,9 @@ impl<T: Data> Stream<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
-    /// use bwx_runtime::windowing::{EventClock, TumblingWindower};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
+    /// use bwx::windowing::{EventClock, TumblingWindower};
     ///
     /// let flow = Dataflow::new("f");
     /// let out = TestingSink::new();
@@ -442,7 +444,7 @@ impl<T: Data> Stream<T> {
     ///     )
     ///     .down
     ///     .output("out", out.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// let mut got = out.take();
     /// got.sort();
     /// assert_eq!(got, vec![("a".to_string(), (0, 2)), ("b".to_string(), (0, 1))]);
@@ -466,5 +468,45 @@ impl<T: Data> Stream<T> {
                 ordered: false,
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::Dataflow;
+    use crate::testing::{TestingSink, TestingSource};
+    use crate::windowing::{EventClock, TumblingWindower};
+
+    /// `(ts, arrival number, price)`.
+    type Value = (i64, u8, u32);
+    type Item = (char, Value);
+
+    /// Runs `max_window` (or `min_window`) by the price over one 10 ms window.
+    fn extreme(max: bool, items: Vec<Item>) -> Vec<(char, (i64, Value))> {
+        let flow = Dataflow::new("f");
+        let out = TestingSink::new();
+        let input = flow.input("inp", TestingSource::new(items));
+        let clock = EventClock::replay(|(ts, _, _): &Value| *ts, Duration::from_millis(100));
+        let windower = TumblingWindower::new(Duration::from_millis(10), 0).unwrap();
+        let by = |(_, _, price): &Value| *price;
+        let w = if max {
+            input.max_window("extreme", clock, windower, by)
+        } else {
+            input.min_window("extreme", clock, windower, by)
+        };
+        w.down.output("out", out.clone());
+        crate::run_main(&flow).unwrap();
+        out.take()
+    }
+
+    #[test]
+    fn max_and_min_window_keep_the_first_of_equal_values_to_arrive() {
+        // Equal prices, the later timestamp first, both within the wait: Bytewax applies
+        // them as they come, so the first to arrive wins (ordered, the earlier ts would).
+        let items = vec![('k', (5, 1, 9)), ('k', (2, 2, 9))];
+        assert_eq!(extreme(true, items.clone()), vec![('k', (0, (5, 1, 9)))]);
+        assert_eq!(extreme(false, items), vec![('k', (0, (5, 1, 9)))]);
     }
 }

@@ -2,12 +2,13 @@
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
 use crate::inputs::State;
+use crate::recovery::codec;
 use crate::stateful::{StateAction, StatefulBatchLogic};
 
 use super::clock::{Clock, ClockLogic};
@@ -81,6 +82,23 @@ pub(crate) struct Lowered<C, D, B> {
     pub(crate) shared: Arc<Shared<C, D, B>>,
     /// Whether any step reads the metadata stream; if none does, no metadata is made.
     pub(crate) emit_meta: bool,
+    /// The encoded clock and windower state of a new key (made once, when first needed),
+    /// to tell whether a key whose windows have all closed still differs from a new one.
+    pub(crate) fresh: OnceLock<Option<Vec<u8>>>,
+    /// The encoded clock state of a new key (made once, when first needed), for windowers
+    /// whose per-key state is only the open windows (see `PerKeyWindows`).
+    pub(crate) fresh_clock: OnceLock<Option<Vec<u8>>>,
+}
+
+impl<C, D, B> Lowered<C, D, B> {
+    pub(crate) fn new(shared: Arc<Shared<C, D, B>>, emit_meta: bool) -> Self {
+        Lowered {
+            shared,
+            emit_meta,
+            fresh: OnceLock::new(),
+            fresh_clock: OnceLock::new(),
+        }
+    }
 }
 
 /// A key's windowing state as recovery stores it.
@@ -279,12 +297,33 @@ where
         });
     }
 
-    fn action(&self) -> StateAction {
-        if self.windower.is_empty() && self.windows.is_empty() && self.queue_is_empty() {
-            StateAction::Discard
-        } else {
-            StateAction::Retain
+    /// Whether to keep the key after a batch or a wake-up. A key with open windows or
+    /// queued items is kept. Once all its windows have closed, it is dropped if a new key
+    /// would behave the same (a system clock, tumbling windows); otherwise it keeps its
+    /// clock and windower and nothing else: an event clock's watermark (so that an item
+    /// older than it is still late and cannot open a window that closed and was emitted),
+    /// a session count (so that session ids are not reused).
+    fn action(&mut self) -> StateAction {
+        if !(self.windower.is_empty() && self.windows.is_empty() && self.queue_is_empty()) {
+            return StateAction::Retain;
         }
+        let clock = self.clock.snapshot();
+        let windower = self.windower.snapshot();
+        let current = codec::encode(&(&clock, &windower)).ok();
+        let shared = &self.step.shared;
+        let fresh = self.step.fresh.get_or_init(|| {
+            let clock = shared.clock.build(None).snapshot();
+            let windower = shared.windower.build(None).snapshot();
+            codec::encode(&(&clock, &windower)).ok()
+        });
+        if current.is_some() && current == *fresh {
+            return StateAction::Discard;
+        }
+        // Give back what the closed windows held.
+        self.windows = Vec::new();
+        self.queue = None;
+        self.windower = shared.windower.build(Some(windower));
+        StateAction::Retain
     }
 }
 
@@ -386,10 +425,7 @@ mod tests {
             builder: (|r: Option<Vec<i64>>| Collect(r.unwrap_or_default())) as Build,
             ordered: true,
         });
-        Arc::new(Lowered {
-            shared,
-            emit_meta: true,
-        })
+        Arc::new(Lowered::new(shared, true))
     }
 
     fn feed(logic: &mut Keyed, values: &[i64], out: &mut Vec<WinEvent<i64, Vec<i64>>>) {
@@ -432,5 +468,59 @@ mod tests {
         // Queued (12 and 20 at the snapshot) and late items took part.
         assert!(whole.iter().any(|r| r.starts_with("late -1")), "{whole:?}");
         assert!(whole.contains(&"down 0 [1, 2, 4]".to_string()), "{whole:?}");
+    }
+
+    mod closed_keys {
+        use super::*;
+        use crate::Dataflow;
+        use crate::testing::{TestingEvent, TestingSink, TestingSource};
+        use crate::windowing::{SystemClock, TumblingWindower, now_ms};
+
+        #[test]
+        fn a_late_item_cannot_reopen_a_window_that_closed_with_its_keys_last() {
+            let flow = Dataflow::new("f");
+            let (out, late) = (TestingSink::new(), TestingSink::new());
+            let t = now_ms();
+            let events = vec![
+                // Window `t / 50` opens; the live watermark then moves with system time, so
+                // the window closes at a wake-up within 50 ms, and the key has no window
+                // open any more.
+                TestingEvent::Item(('a', t)),
+                TestingEvent::Pause(Duration::from_millis(500)),
+                // An item of that window is late now: it must not open it again.
+                TestingEvent::Item(('a', t)),
+            ];
+            let w = flow
+                .input("inp", TestingSource::from_events(events))
+                .collect_window(
+                    "win",
+                    EventClock::new(|ts: &i64| *ts, Duration::ZERO),
+                    TumblingWindower::new(Duration::from_millis(50), 0).unwrap(),
+                    false,
+                );
+            w.down.output("out", out.clone());
+            w.late.output("late", late.clone());
+            crate::run_main(&flow).unwrap();
+            let id = t.div_euclid(50);
+            assert_eq!(out.take(), vec![('a', (id, vec![t]))]);
+            assert_eq!(late.take(), vec![('a', (id, t))]);
+        }
+
+        #[test]
+        fn a_key_that_differs_from_a_new_one_in_nothing_is_dropped() {
+            type Sys = KeyWindows<i64, Vec<i64>, SystemClock, TumblingWindower, Collect, Build>;
+            let shared = Arc::new(Shared {
+                clock: SystemClock,
+                windower: TumblingWindower::new(Duration::from_millis(5), 0).unwrap(),
+                builder: (|r: Option<Vec<i64>>| Collect(r.unwrap_or_default())) as Build,
+                ordered: false,
+            });
+            let mut logic: Sys = KeyWindows::build(Arc::new(Lowered::new(shared, true)), None);
+            let mut out = Vec::new();
+            assert_eq!(logic.on_batch(vec![1].drain(..), &mut out), StateAction::Retain);
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(logic.on_notify(&mut out), StateAction::Discard);
+            assert!(results(out).iter().any(|r| r.contains("[1]")));
+        }
     }
 }

@@ -32,9 +32,13 @@
 //! Items are applied in timestamp order once the watermark passes them (ordered mode), or
 //! in arrival order (unordered, cheaper; for order-insensitive logic). Everything a key
 //! holds (clock, windower, open windows, queued items) is its snapshot for recovery. When a
-//! key has no open window and no queued item, its state is dropped, clock included, so
-//! idle keys cost nothing (Bytewax kept session "husks" forever, #577); a later item of the
-//! key then starts with a fresh clock.
+//! key has no open window and no queued item, its windows and queue are freed (Bytewax
+//! kept whole session "husks" forever, #577). What a later item of the key still depends
+//! on is kept: the clock and the windower (an event clock's watermark, so that an item
+//! older than it stays late and cannot open a window that already closed and was emitted;
+//! a session count, so that session ids are not reused), a few dozen bytes per key. A key
+//! that would behave exactly as a new one (a system clock with tumbling or sliding
+//! windows) is dropped entirely.
 //!
 //! At EOF every window closes.
 
@@ -53,6 +57,7 @@ pub use clock::{
     Clock, ClockLogic, EventClock, EventClockLogic, EventClockState, PerWorker, SystemClock,
     SystemClockLogic, now_ms,
 };
+pub use join::{SideTimestamps, each_side};
 pub use logic::{Emit, WindowLogic};
 pub use windower::{
     Grid, LATE_SESSION_ID, SessionLogic, SessionState, SessionWindower, SlidingLogic, SlidingWindower,
@@ -66,6 +71,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::flow::Stream;
+
+/// The earliest time, in ms since the epoch: the earliest UTC date-time `chrono` can
+/// represent. Watermarks never go below it.
+pub const MIN_TIME: i64 = DateTime::<Utc>::MIN_UTC.timestamp_millis();
 
 /// A window's id: tumbling and sliding ids count windows from `align_to` (negative before
 /// it); session ids count the sessions of a key from 0.
@@ -111,7 +120,7 @@ pub struct WindowOut<K, V, R> {
 /// ```
 /// use chrono::{TimeZone, Utc};
 /// let t = Utc.with_ymd_and_hms(2023, 11, 14, 22, 13, 20).unwrap();
-/// assert_eq!(bwx_runtime::windowing::ms_of(t), 1_700_000_000_000);
+/// assert_eq!(bwx::windowing::ms_of(t), 1_700_000_000_000);
 /// ```
 pub fn ms_of(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()

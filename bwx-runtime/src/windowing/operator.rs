@@ -10,7 +10,7 @@ use crate::errors::FlowError;
 use crate::flow::{Dataflow, StepInfo, Stream};
 use crate::inputs::State;
 use crate::operators::KeyedItem;
-use crate::{Data, ExchangeData};
+use crate::{Data, ExchangeData, Key};
 
 use super::clock::Clock;
 use super::logic::{KeyWindows, Lowered, Shared, WinEvent, WindowLogic};
@@ -42,10 +42,7 @@ where
     // keyed operator is built.
     let plan = ctx.meter_plan(info);
     let split_meter = plan.meter().counting_out(&plan).counting_late(&plan);
-    let step = Arc::new(Lowered {
-        shared: shared.clone(),
-        emit_meta: ctx.is_read(info.outputs[2]),
-    });
+    let step = Arc::new(Lowered::new(shared.clone(), ctx.is_read(info.outputs[2])));
     let events = if C::PER_WORKER {
         match shared.windower.grid() {
             Some(grid) => {
@@ -168,9 +165,9 @@ impl<T: Data> Stream<T> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
-    /// use bwx_runtime::windowing::{Emit, EventClock, TumblingWindower, WindowLogic};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
+    /// use bwx::windowing::{Emit, EventClock, TumblingWindower, WindowLogic};
     ///
     /// /// Emits the first and last value of each window.
     /// struct FirstLast(Option<(i64, i64)>);
@@ -197,26 +194,28 @@ impl<T: Data> Stream<T> {
     ///     .window("fl", clock, win, |resume| FirstLast(resume.flatten()), true);
     /// w.down.output("out", out.clone());
     /// w.meta.output("meta", meta.clone());
-    /// bwx_runtime::run_main(&flow).unwrap();
+    /// bwx::run_main(&flow).unwrap();
     /// assert_eq!(out.take(), vec![(1, (0, (1, 3))), (1, (1, (12, 12)))]);
     /// let meta = meta.take();
     /// assert_eq!((meta[0].1.1.open_time, meta[0].1.1.close_time), (0, 10));
     /// ```
-    pub fn window<R, C, D, L, B>(
+    pub fn window<K, V, R, C, D, L, B>(
         &self,
         step: &str,
         clock: C,
         windower: D,
         builder: B,
         ordered: bool,
-    ) -> WindowOut<T::K, T::V, R>
+    ) -> WindowOut<K, V, R>
     where
-        T: KeyedItem + ExchangeData,
-        T::V: State,
+        T: KeyedItem<K = K, V = V> + ExchangeData,
+        K: Key,
+        V: Data,
+        V: State,
         R: Data,
-        C: Clock<T::V>,
+        C: Clock<V>,
         D: Windower,
-        L: WindowLogic<T::V, R>,
+        L: WindowLogic<V, R>,
         B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
     {
         self.window_with(step, "window", clock, windower, builder, ordered)

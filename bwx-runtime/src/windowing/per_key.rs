@@ -5,7 +5,7 @@
 //! The semantics are [`KeyWindows`](super::logic::KeyWindows)' (which runs session
 //! windows): a key's watermark comes from its own clock, an item before it is late, the
 //! key's windows close when it passes their end, and a key with no open window and no
-//! queued item is dropped, clock included. Only the layout differs: the windows' ids come
+//! queued item keeps only its clock, or nothing if that is a new key's. Only the layout differs: the windows' ids come
 //! from the grid (the same for every key) instead of a windower per key, and what most
 //! items do not need (the queue of ordered mode, which keys changed since the last
 //! snapshot) is kept beside the slots, which stay small: per-key memory decides how many
@@ -23,6 +23,7 @@ use crate::engine::stateful::{KeyedStore, Touched};
 use crate::engine::{EOF_CHUNK, Timers};
 use crate::inputs::State;
 use crate::operators::KeyedItem;
+use crate::recovery::codec;
 use crate::route_hash;
 
 use super::clock::{Clock, ClockLogic};
@@ -247,6 +248,32 @@ where
         keys.remove(key);
         queues.remove(key);
     }
+
+    /// Frees what `key` held once its windows have all closed and its queue is empty. The
+    /// key is dropped if its clock is a new key's (a system clock); otherwise the clock
+    /// alone is kept: an event clock's watermark, so that an item older than it stays late
+    /// and cannot open a window that already closed and was emitted.
+    #[inline(never)]
+    fn release(
+        step: &Lowered<C, D, B>,
+        keys: &mut FxHashMap<K, Slot<C::Logic, L>>,
+        queues: &mut FxHashMap<K, VecDeque<(i64, V)>>,
+        key: &K,
+    ) {
+        queues.remove(key);
+        let Some(slot) = keys.get_mut(key) else {
+            return;
+        };
+        let current = codec::encode(&slot.clock.snapshot()).ok();
+        let fresh = step
+            .fresh_clock
+            .get_or_init(|| codec::encode(&step.shared.clock.build(None).snapshot()).ok());
+        if current.is_some() && current == *fresh {
+            keys.remove(key);
+        } else {
+            slot.windows = Vec::new();
+        }
+    }
 }
 
 /// The parts of a [`PerKeyWindows`] that a key's item or wake-up changes besides the key's
@@ -426,7 +453,7 @@ where
             changed,
             changed_epoch,
         };
-        // A key that holds nothing after an item is dropped once its run of consecutive
+        // A key that holds nothing after an item is released once its run of consecutive
         // items ends: the run is one batch of the key, whose clock lives through it.
         let mut emptied: Option<K> = None;
         for item in items {
@@ -434,7 +461,7 @@ where
             if let Some(done) = emptied.take()
                 && done != key
             {
-                Self::drop_key(keys, rest.queues, &done);
+                Self::release(step, keys, rest.queues, &done);
             }
             let slot = match keys.get_mut(&key) {
                 Some(slot) => slot,
@@ -462,7 +489,7 @@ where
             }
         }
         if let Some(done) = emptied {
-            Self::drop_key(keys, rest.queues, &done);
+            Self::release(step, keys, rest.queues, &done);
         }
     }
 
@@ -506,7 +533,7 @@ where
             let empty = rest.settle(&key, slot, watermark, ordered.clone(), cx, &mut touched);
             flush(&key, cx.out, emit);
             if empty {
-                Self::drop_key(keys, rest.queues, &key);
+                Self::release(step, keys, rest.queues, &key);
             }
         }
     }
@@ -609,7 +636,6 @@ mod tests {
 
     use super::*;
     use crate::engine::PerKey;
-    use crate::recovery::codec;
     use crate::windowing::logic::{KeyWindows, Shared};
     use crate::windowing::{EventClock, SlidingWindower, TumblingWindower, Windower, system_time_of};
 
@@ -710,15 +736,15 @@ mod tests {
         ordered: bool,
     ) -> Result<(), TestCaseError> {
         let grid = windower.grid().expect("a grid windower");
-        let step = Arc::new(Lowered {
-            shared: Arc::new(Shared {
+        let step = Arc::new(Lowered::new(
+            Arc::new(Shared {
                 clock,
                 windower,
                 builder: (|r: Option<Vec<Item>>| Collect(r.unwrap_or_default())) as Build,
                 ordered,
             }),
-            emit_meta: true,
-        });
+            true,
+        ));
         let reference = drive(steps, || {
             let step = step.clone();
             PerKey::<

@@ -142,7 +142,7 @@ impl Read for DatumReader<'_> {
 /// `serde_json::Value` for any datum).
 ///
 /// ```
-/// use bwx_connectors::kafka::serde::{Deserializer, PlainAvroDeserializer, SerdeContext};
+/// use bwx::connectors::kafka::serde::{Deserializer, PlainAvroDeserializer, SerdeContext};
 ///
 /// let point = r#"{"type":"record","name":"Point","fields":[{"name":"x","type":"long"}]}"#;
 /// let line = r#"{"type":"record","name":"Line","fields":[

@@ -313,7 +313,7 @@ enum Auth {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use bwx_connectors::kafka::serde::{RetryPolicy, SchemaRegistry};
+/// use bwx::connectors::kafka::serde::{RetryPolicy, SchemaRegistry};
 ///
 /// let registry = SchemaRegistry::new("http://127.0.0.1:8081")
 ///     .unwrap()

@@ -172,12 +172,24 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
     }
     let find = |name: &str| methods.iter().copied().find(|m| m.sig.ident == name);
     let part = &item.self_ty;
-    let Some(state) = state_ident(part) else {
+    let Some(state_name) = state_ident(part) else {
         diag.error(part.span(), "the partition type must be a plain struct name");
         return quote!(#item);
     };
+    let private = &options.private;
+    // Every use of the state type goes through one alias, so that when the struct lacks
+    // its attribute (which generates the state type) there is one error, at the alias
+    // ("cannot find type `<Part>State`").
+    let state_alias = format_ident!("__Bwx{}", state_name, span = part.span());
+    let alias = quote_spanned! {part.span()=>
+        #[doc(hidden)]
+        #[allow(dead_code)]
+        type #state_alias = #state_name;
+    };
+    let state = quote!(#state_alias);
     if polling {
-        return poller(&item, &state, find("next_item"), find("snapshot"), options, diag);
+        let poller = poller(&item, &state, find("next_item"), find("snapshot"), options, diag);
+        return quote!(#alias #poller);
     }
     for k in known.iter().filter(|k| k.required) {
         if find(k.name).is_none() {
@@ -203,17 +215,28 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
     else {
         return quote!(#item);
     };
-    let private = &options.private;
     let has = |name: &str| find(name).is_some();
     // The generated impls hold only when the state struct is a state type: when a
     // `#[state]` field is not serde, its own check is then the only error.
-    let state_bound: WherePredicate = parse_quote!(for<'__bwx> #state: #private::StateField);
-    let part_generics = with_predicate(&item.generics, &state_bound);
+    let part_generics = with_state_bounds(&item.generics, &state, private);
     let connector_generics = merged(&part_generics, &open.sig.generics);
     let (part_impl, _, part_where) = part_generics.split_for_impl();
     let (connector_impl, _, connector_where) = connector_generics.split_for_impl();
-    let list_parts = if has("list_parts") {
-        quote!(#private::IntoParts::into_parts(<#part>::list_parts(self)))
+    let list_parts = if let Some(list) = find("list_parts") {
+        // Through a function pointer of the expected type, so that a parameter of another
+        // type is one error at the user's method; the result through `IntoParts`, whose
+        // error is at the user's return type.
+        let name = list.sig.ident.span();
+        let returns = match &list.sig.output {
+            syn::ReturnType::Type(_, ty) => ty.span(),
+            syn::ReturnType::Default => name,
+        };
+        let list_fn = quote_spanned!(name=> <#part>::list_parts);
+        let listed = quote_spanned!(returns=> #private::IntoParts::into_parts(list_parts(self)));
+        quote! {{
+            let list_parts: fn(&#connector) -> _ = #list_fn;
+            #listed
+        }}
     } else {
         quote!(::core::result::Result::Ok(::std::vec![
             ::std::string::String::from("singleton")
@@ -247,17 +270,23 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
     });
     let snapshot = match find("snapshot") {
         Some(m) => user_snapshot(part, m),
-        None => quote!(<#part as #private::PartitionState>::snapshot_state(self)),
+        None => quote_spanned!(part.span()=> <#part as #private::PartitionState>::snapshot_state(self)),
     };
+    let resume_fields = quote_spanned!(part.span()=> <#part as #private::PartitionState>::resume_state);
+    // `open` goes through a function pointer of the expected type: parameters of other
+    // types are one error, at the user's `open`, showing the expected signature.
+    let open_fn = quote_spanned!(open.sig.ident.span()=> <#part>::open);
     let open_call = match resume_param {
         ResumeParam::Taken(span) => quote_spanned! {span=>
-            <#part>::open(self, for_part, resume_state).map_err(#private::connector_error)
+            let open: fn(&#connector, &str, ::core::option::Option<#state>) -> _ = #open_fn;
+            open(self, for_part, resume_state).map_err(#private::connector_error)
         },
         ResumeParam::None => quote! {
-            <#part>::open(self, for_part)
+            let open: fn(&#connector, &str) -> _ = #open_fn;
+            open(self, for_part)
                 .map(|mut part| {
                     if let ::core::option::Option::Some(state) = resume_state {
-                        <#part as #private::PartitionState>::resume_state(&mut part, state);
+                        #resume_fields(&mut part, state);
                     }
                     part
                 })
@@ -376,6 +405,7 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
     };
     quote! {
         #item
+        #alias
         #traits
     }
 }
@@ -383,7 +413,7 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
 /// `impl SimplePoller for Part`: the item type is the `T` of `Result<Polled<T>, _>`.
 fn poller(
     item: &ItemImpl,
-    state: &syn::Ident,
+    state: &TokenStream,
     next_item: Option<&ImplItemFn>,
     snapshot: Option<&ImplItemFn>,
     options: &Options,
@@ -407,12 +437,12 @@ fn poller(
     };
     let part = &item.self_ty;
     let private = &options.private;
-    let state_bound: WherePredicate = parse_quote!(for<'__bwx> #state: #private::StateField);
-    let generics = with_predicate(&item.generics, &state_bound);
+    let generics = with_state_bounds(&item.generics, state, private);
+    let resume_fields = quote_spanned!(part.span()=> <#part as #private::PartitionState>::resume_state);
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     let snapshot = match snapshot {
         Some(m) => user_snapshot(part, m),
-        None => quote!(<#part as #private::PartitionState>::snapshot_state(self)),
+        None => quote_spanned!(part.span()=> <#part as #private::PartitionState>::snapshot_state(self)),
     };
     let span = part.span();
     quote_spanned! {span=>
@@ -430,7 +460,7 @@ fn poller(
                 #snapshot
             }
             fn resume(&mut self, state: #state) {
-                <#part as #private::PartitionState>::resume_state(self, state)
+                #resume_fields(self, state)
             }
         }
     }
@@ -446,10 +476,14 @@ fn user_snapshot(part: &Type, snapshot: &ImplItemFn) -> TokenStream {
     quote_spanned!(span=> <#part>::snapshot(self))
 }
 
-/// `generics` with one more where-predicate.
-fn with_predicate(generics: &Generics, predicate: &WherePredicate) -> Generics {
+/// `generics` with the bound every generated impl holds under: the state struct is a
+/// state type. It is higher-ranked, so the compiler checks it where the connector is used,
+/// not where it is written: a `#[state]` field that is not serde gets only its own
+/// check's error, not a cascade from the connector traits.
+fn with_state_bounds(generics: &Generics, state: &TokenStream, private: &TokenStream) -> Generics {
     let mut out = generics.clone();
-    out.make_where_clause().predicates.push(predicate.clone());
+    let bound: WherePredicate = parse_quote!(for<'__bwx> #state: #private::StateField);
+    out.make_where_clause().predicates.push(bound);
     out
 }
 

@@ -29,18 +29,22 @@ pub struct PlannedStmt {
     pub kind: BindKind,
     /// The steps, upstream first.
     pub steps: Vec<PlannedStep>,
+    /// For `_name = stream;` (no operator): the stream, which the binding names too.
+    pub alias: Option<TokenStream>,
 }
 
 /// One builder call.
 pub struct PlannedStep {
     /// The step id (without the flow id).
     pub id: String,
-    /// The operator, or `None` for a sub-flow call.
+    /// The operator, or `None` for a call of the user's operator (or sub-flow) function.
     pub op: Option<&'static OpDef>,
     /// The user's operator name (or sub-flow path), whose span the call carries.
     pub name: Span,
-    /// The sub-flow function, for sub-flow calls.
+    /// The user's operator (or sub-flow) function.
     pub callee: Option<Path>,
+    /// The user's operator is called as a method: its upstream is its first stream.
+    pub method: bool,
     /// The upstream of a method: a stream reference, or `None` for the previous step.
     pub upstream: Option<TokenStream>,
     /// Upstream streams of free operators (`&a`, `&b.trues`).
@@ -69,6 +73,9 @@ struct Binding {
     span: Span,
     kind: Option<BindKind>,
     used: bool,
+    /// Its statement ends with an operator that counts as an output (`inspect`): the
+    /// stream may go unused.
+    is_output: bool,
 }
 
 struct Checker<'d> {
@@ -76,13 +83,18 @@ struct Checker<'d> {
     private: &'d TokenStream,
     flow: String,
     bindings: BTreeMap<String, Binding>,
-    ids: BTreeMap<String, Span>,
+    /// Step ids taken so far, with the statement (1-based) that took each.
+    ids: BTreeMap<String, usize>,
     /// The statement being checked; bindings at or after it are not yet defined.
     current: usize,
     inputs: usize,
     outputs: usize,
     /// Sub-flow calls and unknown free calls: either may read a source or write a sink.
     opaque_heads: usize,
+    /// A reference to no stream and no close name: which stream was meant is unknown.
+    unknown_reference: bool,
+    /// Bindings of statements whose operator is unknown.
+    unclear: Vec<String>,
 }
 
 /// Checks `def`, reporting into `diag`. `complete` is false when some statements did not
@@ -100,6 +112,8 @@ pub fn check(def: &FlowDef, private: &TokenStream, complete: bool, diag: &mut Di
         inputs: 0,
         outputs: 0,
         opaque_heads: 0,
+        unknown_reference: false,
+        unclear: Vec::new(),
     };
     for (index, stmt) in def.stmts.iter().enumerate() {
         let name = stmt.binding.to_string();
@@ -108,6 +122,7 @@ pub fn check(def: &FlowDef, private: &TokenStream, complete: bool, diag: &mut Di
             span: stmt.binding.span(),
             kind: None,
             used: false,
+            is_output: false,
         });
     }
     let mut stmts = Vec::new();
@@ -118,6 +133,11 @@ pub fn check(def: &FlowDef, private: &TokenStream, complete: bool, diag: &mut Di
             && b.index == index
         {
             b.kind = Some(planned.kind);
+            b.is_output = planned
+                .steps
+                .last()
+                .and_then(|step| step.op)
+                .is_some_and(|op| op.counts_as_output);
         }
         stmts.push(planned);
     }
@@ -149,13 +169,18 @@ impl Checker<'_> {
         };
         let mut upstream: Option<TokenStream> = None;
         let mut upstream_name = String::new();
+        let mut alias = None;
         match &stmt.head {
             Head::Ref(r) => {
                 if let Some(tokens) = self.resolve(r, complete) {
                     upstream = Some(tokens);
                 }
                 upstream_name = describe(r);
-                if stmt.chain.is_empty() {
+                if stmt.chain.is_empty() && binding.starts_with('_') {
+                    // `_meta = win.meta;`: the stream may go unused.
+                    alias = upstream.take();
+                    kind = BindKind::Opaque;
+                } else if stmt.chain.is_empty() {
                     self.diag.error(
                         stmt.binding.span(),
                         format!(
@@ -172,7 +197,11 @@ impl Checker<'_> {
                         upstream_name = step.id.clone();
                         steps.push(step);
                     }
-                    None => kind = BindKind::Opaque,
+                    None => {
+                        // An unknown free operator (reported): what it makes is unknown.
+                        self.unclear.push(binding.clone());
+                        kind = BindKind::Opaque;
+                    }
                 }
             }
         }
@@ -185,13 +214,33 @@ impl Checker<'_> {
                     format!(
                         "`{name}` is not a method of a stream: write it as a free call, `{binding} = {name}(a, b);`"
                     )
+                } else if let Some(builtin) = ops::suggest(&name, Form::Method) {
+                    format!("unknown operator `{name}`; did you mean `{builtin}`?")
                 } else {
-                    format!(
-                        "unknown operator `{name}`{}",
-                        did_you_mean(ops::suggest(&name, Form::Method))
-                    )
+                    // An operator of the user's (`#[bwx::operator]`): `name(&flow, "id",
+                    // &upstream, args...)`, checked by rustc.
+                    let inputs = vec![std::mem::replace(&mut upstream_name, id.clone())];
+                    let args = self.user_args(&call.args, complete, &mut Vec::new());
+                    self.opaque_heads += 1;
+                    kind = BindKind::Opaque;
+                    steps.push(PlannedStep {
+                        id,
+                        op: None,
+                        name: call.name.span(),
+                        callee: Some(Path::from(call.name.clone())),
+                        method: true,
+                        upstream: upstream.take(),
+                        streams: Vec::new(),
+                        inputs,
+                        args,
+                    });
+                    continue;
                 };
                 self.diag.error(call.name.span(), message);
+                // What the statement makes is unknown: it is not reported unused, and it
+                // may be the flow's input or output.
+                self.unclear.push(binding.clone());
+                self.opaque_heads += 1;
                 kind = BindKind::Opaque;
                 continue;
             };
@@ -207,6 +256,7 @@ impl Checker<'_> {
                 op: Some(op),
                 name: call.name.span(),
                 callee: None,
+                method: true,
                 upstream: upstream.take(),
                 streams: Vec::new(),
                 inputs,
@@ -230,6 +280,7 @@ impl Checker<'_> {
             binding: stmt.binding.clone(),
             kind,
             steps,
+            alias,
         }
     }
 
@@ -271,25 +322,17 @@ impl Checker<'_> {
                     return None;
                 }
             }
-            // A sub-flow: an ordinary function `f(&flow, "binding", args...)`.
+            // An operator of the user's (`#[bwx::operator]`) or a sub-flow: an ordinary
+            // function `f(&flow, "binding", args...)`.
             self.opaque_heads += 1;
             let mut inputs = Vec::new();
-            let args = args
-                .iter()
-                .map(|arg| match self.stream_arg(arg) {
-                    Some(r) if self.bindings.contains_key(&r.name.to_string()) => {
-                        inputs.push(describe(&r));
-                        let tokens = self.resolve(&r, complete).unwrap_or_else(|| r_tokens(&r));
-                        quote_spanned!(r.name.span()=> &#tokens)
-                    }
-                    _ => arg.to_token_stream(),
-                })
-                .collect();
+            let args = self.user_args(args, complete, &mut inputs);
             let step = PlannedStep {
                 id,
                 op: None,
                 name: span,
                 callee: Some(callee.clone()),
+                method: false,
                 upstream: None,
                 streams: Vec::new(),
                 inputs,
@@ -308,7 +351,7 @@ impl Checker<'_> {
                 self.check_arity(op, args.len(), span);
                 args.iter().map(ToTokens::to_token_stream).collect()
             }
-            Args::Streams { min, settings } => {
+            Args::Streams { min, max, settings } => {
                 let mut given: Vec<Option<TokenStream>> = vec![None; settings.len()];
                 for arg in args {
                     if let Expr::Assign(assign) = arg {
@@ -344,6 +387,14 @@ impl Checker<'_> {
                     self.diag.error(
                         span,
                         format!("`{name}` needs {what}, found {}: `{name}(a, b)`", inputs.len()),
+                    );
+                } else if inputs.len() > max {
+                    self.diag.error(
+                        span,
+                        format!(
+                            "`{name}` takes at most {max} streams, found {}; join the rest in a second step",
+                            inputs.len()
+                        ),
                     );
                 }
                 let missing: Vec<&str> = given
@@ -394,12 +445,28 @@ impl Checker<'_> {
             op: Some(op),
             name: span,
             callee: None,
+            method: false,
             upstream: None,
             streams,
             inputs,
             args: planned_args,
         };
         Some((step, bind_kind(op)))
+    }
+
+    /// The arguments of a call of the user's function: those naming bindings by reference
+    /// (their names go to `inputs`), the others as written.
+    fn user_args(&mut self, args: &[Expr], complete: bool, inputs: &mut Vec<String>) -> Vec<TokenStream> {
+        args.iter()
+            .map(|arg| match self.stream_arg(arg) {
+                Some(r) if self.bindings.contains_key(&r.name.to_string()) => {
+                    inputs.push(describe(&r));
+                    let tokens = self.resolve(&r, complete).unwrap_or_else(|| r_tokens(&r));
+                    quote_spanned!(r.name.span()=> &#tokens)
+                }
+                _ => arg.to_token_stream(),
+            })
+            .collect()
     }
 
     /// `a` or `a.port` as a stream argument of a free call.
@@ -433,13 +500,23 @@ impl Checker<'_> {
                     .iter()
                     .filter(|(_, b)| b.index < current)
                     .map(|(n, _)| n.as_str());
-                let hint = did_you_mean(closest(&name, defined));
-                self.diag
-                    .error(r.name.span(), format!("no stream named `{name}`{hint}"));
+                let suggestion = closest(&name, defined).map(str::to_string);
+                self.diag.error(
+                    r.name.span(),
+                    format!("no stream named `{name}`{}", did_you_mean(suggestion.as_deref())),
+                );
+                // The stream meant is used, not "never used": one mistake, one error. With
+                // no guess which, no stream is reported unused this time.
+                match suggestion.and_then(|s| self.bindings.get_mut(&s)) {
+                    Some(meant) => meant.used = true,
+                    None => self.unknown_reference = true,
+                }
             }
             return None;
         };
         if binding.index >= current {
+            // Its definition still counts as used: one mistake, one error.
+            binding.used = true;
             let message = if binding.index == current {
                 format!("`{name}` is used in its own definition; a flow has no cycles")
             } else {
@@ -538,20 +615,22 @@ impl Checker<'_> {
         match (op.form, op.output) {
             (Form::Free, _) if op.name == "input" => self.inputs += 1,
             (_, Output::Nothing) => self.outputs += 1,
+            _ if op.counts_as_output => self.outputs += 1,
             _ => {}
         }
     }
 
     fn register_id(&mut self, id: &str, span: Span) {
         if let Some(first) = self.ids.get(id) {
-            let mut error = syn::Error::new(span, format!("duplicate step id `{}.{id}`", self.flow));
-            error.combine(syn::Error::new(
-                *first,
-                format!("`{}.{id}` is first defined here", self.flow),
-            ));
-            self.diag.push(error);
+            self.diag.error(
+                span,
+                format!(
+                    "duplicate step id `{}.{id}`: statement {first} already makes a step with it; give each step its own name",
+                    self.flow
+                ),
+            );
         } else {
-            self.ids.insert(id.to_string(), span);
+            self.ids.insert(id.to_string(), self.current + 1);
         }
     }
 
@@ -560,7 +639,12 @@ impl Checker<'_> {
             .bindings
             .iter()
             .filter(|(n, b)| {
-                !b.used && !n.starts_with('_') && !matches!(b.kind, Some(BindKind::Nothing(_)) | None)
+                !self.unknown_reference
+                    && !self.unclear.contains(n)
+                    && !b.used
+                    && !b.is_output
+                    && !n.starts_with('_')
+                    && !matches!(b.kind, Some(BindKind::Nothing(_)) | None)
             })
             .collect();
         unused.sort_by_key(|(_, b)| b.index);
@@ -578,20 +662,22 @@ impl Checker<'_> {
         for e in errors {
             self.diag.push(e);
         }
-        // A sub-flow may read a source or write a sink itself.
-        if self.opaque_heads == 0 {
-            if self.inputs == 0 {
-                self.diag.error(
-                    name.span(),
-                    format!("flow `{name}` has no `input`: add a source, e.g. `lines = input(source);`"),
-                );
-            }
-            if self.outputs == 0 {
-                self.diag.error(
-                    name.span(),
-                    format!("flow `{name}` has no `output`: add a sink, e.g. `out = stream.output(sink);`"),
-                );
-            }
+        // A sub-flow may read a source or write a sink itself; and with other errors the
+        // flow's shape is not clear enough to say what it lacks.
+        if self.opaque_heads == 0 && self.diag.is_empty() {
+            let message = match (self.inputs, self.outputs) {
+                (0, 0) => format!(
+                    "flow `{name}` has no `input` and no `output`: add a source and a sink, e.g. `lines = input(source);` and `out = lines.output(sink);`"
+                ),
+                (0, _) => {
+                    format!("flow `{name}` has no `input`: add a source, e.g. `lines = input(source);`")
+                }
+                (_, 0) => {
+                    format!("flow `{name}` has no `output`: add a sink, e.g. `out = stream.output(sink);`")
+                }
+                _ => return,
+            };
+            self.diag.error(name.span(), message);
         }
     }
 }

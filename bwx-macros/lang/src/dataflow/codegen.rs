@@ -30,7 +30,10 @@ pub fn statements(plan: &Plan, private: &TokenStream) -> Vec<TokenStream> {
             // the whole macro invocation.
             let span = binding.span();
             let value = match calls.split_last() {
-                None => quote!(),
+                None => {
+                    let alias = &stmt.alias;
+                    quote_spanned!(span=> ::core::clone::Clone::clone(&#alias))
+                }
                 Some((last, [])) => last.clone(),
                 Some((last, inner)) => {
                     let vars = (0..inner.len()).map(|k| located(&inner_var(k), span));
@@ -60,11 +63,28 @@ pub fn expand_plan(plan: &Plan, private: &TokenStream, name_span: Span) -> Token
 }
 
 /// What the expansion becomes when the flow has errors: the errors, and an empty flow so
-/// the surrounding code still type-checks and no second wave of errors follows.
-pub fn placeholder(errors: TokenStream, private: &TokenStream, name: &str) -> TokenStream {
+/// the surrounding code still type-checks and no second wave of errors follows. The
+/// user's arguments are kept in code that never runs, so that the names they use are used
+/// (no "unused import" for each); with errors already reported, rustc does not ask for
+/// the types it cannot infer there.
+pub fn placeholder(
+    errors: TokenStream,
+    args: &[TokenStream],
+    private: &TokenStream,
+    name: &str,
+) -> TokenStream {
+    let uses = (!args.is_empty()).then(|| {
+        quote! {
+            #[allow(unreachable_code)]
+            if false {
+                let _ = (#(#args,)*);
+            }
+        }
+    });
     quote! {
         {
             #errors
+            #uses
             #private::Dataflow::new(#name)
         }
     }
@@ -89,6 +109,11 @@ fn emit_step(
             &EmitCtx {
                 private,
                 upstream: Some(&upstream),
+                upstream_check: match (op.keyed, op.stateful) {
+                    (true, true) => Some("keyed_exchanged"),
+                    (true, false) => Some("keyed"),
+                    (false, _) => None,
+                },
                 streams: &step.streams,
                 flow: &flow_tokens,
                 step: &step.id,
@@ -101,7 +126,11 @@ fn emit_step(
             let callee = &step.callee;
             let id = &step.id;
             let args = &step.args;
-            quote_spanned! {step.name=> #callee(&#flow, #id #(, #args)*) }
+            if step.method {
+                quote_spanned! {step.name=> #callee(&#flow, #id, &#upstream #(, #args)*) }
+            } else {
+                quote_spanned! {step.name=> #callee(&#flow, #id #(, #args)*) }
+            }
         }
     }
 }

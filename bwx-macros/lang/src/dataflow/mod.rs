@@ -42,6 +42,9 @@ pub struct Analysis {
     pub plan: Option<Plan>,
     /// Every error found.
     pub diag: Diagnostics,
+    /// The user's argument expressions that name no stream of the flow, for the
+    /// placeholder: they keep their imports used when the flow has errors.
+    pub user_args: Vec<TokenStream>,
 }
 
 /// Parses and checks a `dataflow!` input.
@@ -53,6 +56,7 @@ pub fn analyze(input: TokenStream) -> Analysis {
             name: None,
             plan: None,
             diag,
+            user_args: Vec::new(),
         };
     };
     let private = match &def.krate {
@@ -65,6 +69,7 @@ pub fn analyze(input: TokenStream) -> Analysis {
         private,
         name: Some((def.name.to_string(), def.name.span())),
         plan: Some(plan),
+        user_args: parse::stream_free_args(&def),
         diag,
     }
 }
@@ -78,7 +83,12 @@ impl Analysis {
             .unwrap_or_else(|| ("invalid".to_string(), Span::call_site()));
         match &self.plan {
             Some(plan) if self.diag.is_empty() => codegen::expand_plan(plan, &self.private, span),
-            _ => codegen::placeholder(self.diag.to_compile_errors(), &self.private, &name),
+            _ => codegen::placeholder(
+                self.diag.to_compile_errors(),
+                &self.user_args,
+                &self.private,
+                &name,
+            ),
         }
     }
 

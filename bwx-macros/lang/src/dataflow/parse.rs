@@ -10,6 +10,7 @@
 //! every error of the body is reported at once.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
@@ -142,6 +143,18 @@ fn split_statements(body: TokenStream, diag: &mut Diagnostics) -> Vec<(TokenStre
             i += 1;
             continue;
         }
+        // `let name = ...;`: Rust habit; the binding needs no `let` here.
+        if current.is_empty()
+            && let TokenTree::Ident(word) = tt
+            && word == "let"
+        {
+            diag.error(
+                word.span(),
+                "no `let` in `dataflow!`: a statement is `name = stream.operator(...);`",
+            );
+            i += 1;
+            continue;
+        }
         // `ident =` (not `==`, not `=>`) after a complete expression starts a new statement.
         if !current.is_empty() && starts_statement(&tokens[i..]) && !ends_with_operator(&current) {
             let end = current.last().map_or(tt.span(), TokenTree::span);
@@ -249,4 +262,37 @@ fn parse_args(input: ParseStream<'_>) -> syn::Result<Vec<Expr>> {
     syn::parenthesized!(content in input);
     let args = Punctuated::<Expr, Token![,]>::parse_terminated(&content)?;
     Ok(args.into_iter().collect())
+}
+
+/// The argument expressions of every statement that mention no binding of the flow (the
+/// right sides of `name = value` settings; stream arguments left out).
+pub fn stream_free_args(def: &FlowDef) -> Vec<TokenStream> {
+    let bindings: Vec<String> = def.stmts.iter().map(|s| s.binding.to_string()).collect();
+    let names_a_binding = |tokens: &TokenStream| mentions(tokens, &bindings);
+    let mut out = Vec::new();
+    for stmt in &def.stmts {
+        let heads = match &stmt.head {
+            Head::Call { args, .. } => args.as_slice(),
+            Head::Ref(_) => &[],
+        };
+        for arg in heads.iter().chain(stmt.chain.iter().flat_map(|c| c.args.iter())) {
+            let value = match arg {
+                Expr::Assign(setting) => setting.right.to_token_stream(),
+                other => other.to_token_stream(),
+            };
+            if !names_a_binding(&value) {
+                out.push(value);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `tokens` contain an identifier in `names`.
+fn mentions(tokens: &TokenStream, names: &[String]) -> bool {
+    tokens.clone().into_iter().any(|tt| match tt {
+        TokenTree::Ident(i) => names.iter().any(|n| i == n),
+        TokenTree::Group(g) => mentions(&g.stream(), names),
+        _ => false,
+    })
 }

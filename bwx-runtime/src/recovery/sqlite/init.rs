@@ -19,7 +19,7 @@ use crate::recovery::RecoveryError;
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
-/// let files = bwx_runtime::recovery::init_dir(dir.path().join("db"), 3).unwrap();
+/// let files = bwx::recovery::init_dir(dir.path().join("db"), 3).unwrap();
 /// assert_eq!(files.len(), 3);
 /// assert!(files[2].ends_with("part-2.sqlite3"));
 /// ```
@@ -60,7 +60,7 @@ pub fn init_dir(dir: impl AsRef<Path>, count: usize) -> Result<Vec<PathBuf>, Rec
 /// already there are checked, not changed, so it may run before every start.
 ///
 /// ```
-/// use bwx_runtime::recovery::init_parts;
+/// use bwx::recovery::init_parts;
 ///
 /// let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
 /// // Host a keeps partitions 0 and 1 of 3, host b partition 2.

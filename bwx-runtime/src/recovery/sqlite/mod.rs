@@ -36,9 +36,9 @@ use crate::recovery::{PartitionWriter, RecoveryError, RecoveryStore, ResumePlan,
 ///
 /// ```
 /// use std::time::Duration;
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::recovery::{SqliteRecovery, init_dir};
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::prelude::*;
+/// use bwx::recovery::{SqliteRecovery, init_dir};
+/// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// init_dir(dir.path(), 2).unwrap();
@@ -52,7 +52,7 @@ use crate::recovery::{PartitionWriter, RecoveryError, RecoveryStore, ResumePlan,
 ///         })
 ///         .output("out", out.clone());
 ///     let store = SqliteRecovery::open(dir.path(), Duration::ZERO, "sums").unwrap();
-///     bwx_runtime::run_main_with(&flow, RunConfig::default().recovery(store)).unwrap();
+///     bwx::run_main_with(&flow, RunConfig::default().recovery(store)).unwrap();
 ///     out.take()
 /// };
 /// assert_eq!(run(vec![("a".into(), 1), ("a".into(), 2)]), vec![("a".to_string(), 1), ("a".to_string(), 3)]);
@@ -316,7 +316,8 @@ mod tests {
     fn hosts_holding_disjoint_partitions_each_hold_their_own() {
         let plan = agree(&[summary("a:/s", "x", &[0, 2]), summary("b:/s", "x", &[1, 3])]).unwrap();
         assert_eq!(plan.holders, vec![0, 1, 0, 1]);
-        assert_eq!(plan.point.epoch, 0);
+        // Fresh partitions: the first epoch, as without recovery.
+        assert_eq!(plan.point.epoch, crate::recovery::FIRST_EPOCH);
     }
 
     #[test]

@@ -155,7 +155,7 @@ pub(crate) fn plan(files: &[PathBuf], parts: &[PartProgress]) -> Result<Resume, 
         .iter()
         .map(|p| {
             let (latest, own) = match p.executions.last() {
-                None => (None, Some(0)),
+                None => (None, Some(crate::recovery::FIRST_EPOCH)),
                 Some(ex) => (Some(ex.ex_num), (!ex.complete).then_some(ex.frontier)),
             };
             let later = starts
@@ -179,7 +179,7 @@ pub(crate) fn plan(files: &[PathBuf], parts: &[PartProgress]) -> Result<Resume, 
             })
             .chain(starts.values().copied())
             .max()
-            .unwrap_or(0),
+            .unwrap_or(crate::recovery::FIRST_EPOCH),
     };
     if let Some((collected, part)) = files.iter().zip(parts).find(|(_, p)| p.gc_epoch > resume_epoch) {
         let behind = files

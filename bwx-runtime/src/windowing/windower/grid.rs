@@ -15,7 +15,7 @@ use super::{clamp_i64, floor_div, start_of};
 ///
 /// ```
 /// use std::time::Duration;
-/// use bwx_runtime::windowing::{SlidingWindower, TumblingWindower, Windower};
+/// use bwx::windowing::{SlidingWindower, TumblingWindower, Windower};
 ///
 /// let sliding = SlidingWindower::new(Duration::from_millis(10), Duration::from_millis(2), 0).unwrap();
 /// let grid = sliding.grid().unwrap();

@@ -21,9 +21,9 @@ pub const LATE_SESSION_ID: WindowId = -1;
 ///
 /// ```
 /// use std::time::Duration;
-/// use bwx_runtime::windowing::{EventClock, SessionWindower};
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::windowing::{EventClock, SessionWindower};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// let flow = Dataflow::new("f");
 /// let out = TestingSink::new();
@@ -34,7 +34,7 @@ pub const LATE_SESSION_ID: WindowId = -1;
 ///     .collect_window("sessions", clock, sessions, true)
 ///     .down
 ///     .output("out", out.clone());
-/// bwx_runtime::run_main(&flow).unwrap();
+/// bwx::run_main(&flow).unwrap();
 /// let u = "u".to_string();
 /// assert_eq!(out.take(), vec![(u.clone(), (0, vec![1, 4])), (u, (1, vec![20, 22]))]);
 /// ```

@@ -14,7 +14,7 @@ use super::{Grid, Windower, WindowerError, WindowerLogic};
 ///
 /// ```
 /// use std::time::Duration;
-/// use bwx_runtime::windowing::{SlidingWindower, WindowerError};
+/// use bwx::windowing::{SlidingWindower, WindowerError};
 ///
 /// let ok = SlidingWindower::new(Duration::from_secs(10), Duration::from_secs(2), 0);
 /// assert!(ok.is_ok());

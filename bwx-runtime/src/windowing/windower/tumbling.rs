@@ -13,7 +13,7 @@ use super::{Grid, Windower, WindowerError, WindowerLogic, floor_div, start_of};
 ///
 /// ```
 /// use std::time::Duration;
-/// use bwx_runtime::windowing::{TumblingWindower, WindowerError};
+/// use bwx::windowing::{TumblingWindower, WindowerError};
 ///
 /// assert!(TumblingWindower::new(Duration::from_secs(10), 0).is_ok());
 /// let err = TumblingWindower::new(Duration::ZERO, 0).unwrap_err();

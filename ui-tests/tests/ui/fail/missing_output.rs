@@ -1,4 +1,4 @@
-use bwx::testing::{TestingSink, TestingSource};
+use bwx::testing::TestingSource;
 
 fn main() {
     let _flow = bwx::dataflow!(f {

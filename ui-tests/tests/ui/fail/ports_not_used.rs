@@ -5,7 +5,5 @@ fn main() {
         nums  = input(TestingSource::new(vec![1u32]));
         split = nums.branch(|x| x % 2 == 0);
         out   = split.output(TestingSink::new());
-        plain = nums.map(|x| x + 1);
-        out2  = plain.trues.output(TestingSink::new());
     });
 }

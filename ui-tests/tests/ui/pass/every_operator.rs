@@ -65,9 +65,10 @@ fn main() {
         bsummed = keyed.stateful_batch(|s: Option<u64>| BatchSum(s.unwrap_or(0)));
         mapped  = keyed.stateful_map(|s: Option<u64>, x: u64| (s, x));
         fmapped = keyed.stateful_flat_map(|s: Option<u64>, x: u64| (s, vec![x]));
-        joined  = join(reduced, maxed, minned, folded, merged, summed, bsummed, mapped, fmapped, counted,
+        joined  = join(reduced, maxed, minned, folded, merged, summed,
                        insert = JoinInsertMode::First, emit = JoinEmitMode::Complete);
-        _all    = batches.key_rm();
+        more    = join(bsummed, mapped, fmapped, counted, batches, emit = JoinEmitMode::Final);
+        _all    = more.key_rm();
         out     = joined.output(sink.clone());
         errors  = flat.filter(|x| *x > 1000).raises();
     });

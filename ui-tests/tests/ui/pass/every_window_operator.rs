@@ -2,7 +2,7 @@
 use std::time::Duration;
 
 use bwx::testing::{TestingSink, TestingSource};
-use bwx::windowing::{Emit, EventClock, TumblingWindower, WindowLogic};
+use bwx::windowing::{Emit, EventClock, TumblingWindower, WindowLogic, each_side};
 
 /// Emits the last value of each window.
 struct Last(Option<i64>);
@@ -28,7 +28,9 @@ impl WindowLogic<i64, i64> for Last {
 fn main() {
     let clock = || EventClock::replay(|ts: &i64| *ts, Duration::ZERO);
     // The join's sides are read independently: wait for stragglers so that none is late.
-    let patient = || EventClock::replay(|ts: &i64| *ts, Duration::from_millis(100));
+    let patient = || {
+        EventClock::replay(each_side((|ts: &i64| *ts, |ts: &i64| *ts)), Duration::from_millis(100))
+    };
     let win = || TumblingWindower::new(Duration::from_millis(10), 0).unwrap();
     let (sink, joined_sink) = (TestingSink::new(), TestingSink::new());
     let flow = bwx::dataflow!(windows {
@@ -53,12 +55,13 @@ fn main() {
         _lists    = collected.down.map(|(k, (w, values))| (k, w, values.len()));
         _late     = folded.late.map(|x| x);
         _meta     = reduced.meta.map(|x| x);
+        _unused   = maxed.meta;
     });
     bwx::run_main(&flow).unwrap();
     // Five operators, two windows each.
     assert_eq!(sink.take().len(), 10);
     assert_eq!(
         joined_sink.take(),
-        vec![(1, (0, vec![Some(2), Some(3)])), (1, (1, vec![Some(15), None]))]
+        vec![(1, (0, (Some(2), Some(3)))), (1, (1, (Some(15), None)))]
     );
 }

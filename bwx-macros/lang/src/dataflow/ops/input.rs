@@ -3,20 +3,10 @@
 use proc_macro2::TokenStream;
 use quote::quote_spanned;
 
-use super::{Args, EmitCtx, Form, OpDef, Output};
+use super::EmitCtx;
 
-/// `lines = input(source)`. Stateful: partition positions are stored under the binding's id.
-pub(super) const DEF: OpDef = OpDef {
-    name: "input",
-    form: Form::Free,
-    args: Args::Exact(1),
-    output: Output::Stream,
-    stateful: true,
-    keyed: false,
-    emit,
-};
-
-fn emit(cx: &EmitCtx<'_>) -> TokenStream {
+/// `lines = input(source)` becomes `Dataflow::input(&flow, "lines", source)`.
+pub(super) fn emit(cx: &EmitCtx<'_>) -> TokenStream {
     let (private, flow, step, args) = (cx.private, cx.flow, cx.step, cx.args);
     let method = proc_macro2::Ident::new("input", cx.span);
     quote_spanned! {cx.span=>

@@ -1,0 +1,3 @@
+fn main() {
+    let _flow = bwx::dataflow!(f {});
+}
