@@ -6,8 +6,12 @@
 //! consumer assigned all partitions, one producer, one flush at the end), (b) a bwx flow
 //! `kafka::input` → `kafka::output` on 1 and 2 workers with the default 10 s epochs (the
 //! sink flushes once per epoch and at the end), and (c) the same on 1 worker with 100 ms
-//! epochs, to show the cost of frequent flushes. Each copy ends when every message is read
-//! (tail off) and acknowledged by the broker.
+//! epochs, to show the cost of frequent flushes; (d) with recovery on (a SQLite store in the
+//! temporary directory), the at-least-once sink and the exactly-once sink
+//! ([`KafkaSink::exactly_once`], 4 slots, keyed by the message key) on 1 worker at 1 s and
+//! at the default 10 s epochs. Each copy ends when every message is read (tail off) and
+//! acknowledged by the broker (committed, for exactly-once). The exactly-once copies need a
+//! broker with transactions (noida-db, not tansu); `BWX_BENCH_NO_EOS=1` leaves them out.
 //!
 //! Each copy is timed in three parts: start (until the first message is read), steady
 //! (first message read to last message handed to the producer: the rate that compares
@@ -35,6 +39,7 @@ use bwx::connectors::kafka::rdkafka::producer::{BaseProducer, BaseRecord, Produc
 use bwx::connectors::kafka::rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use bwx::connectors::kafka::{self, KafkaConfig, KafkaSink, KafkaSource};
 use bwx::prelude::*;
+use bwx::recovery::SqliteRecovery;
 
 const PARTITIONS: i32 = 4;
 
@@ -211,6 +216,66 @@ fn bwx_copy(
     Ok(Timing::new(started, at(&first), at(&last), Instant::now()))
 }
 
+/// The same copy with recovery on, through the at-least-once or the exactly-once sink.
+fn bwx_recovered_copy(
+    brokers: &str,
+    from: &str,
+    to: &str,
+    epoch: Duration,
+    exactly_once: bool,
+    n: u64,
+) -> anyhow::Result<Timing> {
+    let dir = std::env::temp_dir().join(format!("bwx-bench-recovery-{}-{to}", std::process::id()));
+    bwx::recovery::init_dir(&dir, 1)?;
+    let store = SqliteRecovery::open(&dir, Duration::ZERO, "copy")?;
+    let started = Instant::now();
+    let (count, first, last) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let config = KafkaConfig::new(brokers);
+    let flow = Dataflow::new("copy");
+    let msgs = kafka::input(&flow, "in", KafkaSource::new(config.clone(), [from]).tail(false));
+    msgs.errs.map("why", |e| e.error).raises("consumer_error");
+    let timed = {
+        let (count, first, last) = (count.clone(), first.clone(), last.clone());
+        msgs.oks.inspect("time", move |_, _| {
+            let c = count.fetch_add(1, Ordering::Relaxed) + 1;
+            if c == 1 {
+                first.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            }
+            if c == n {
+                last.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            }
+        })
+    };
+    let sink = KafkaSink::new(config, Some(to));
+    if exactly_once {
+        let keyed = timed.map("keyed", |m| {
+            let key = m
+                .key
+                .as_deref()
+                .and_then(|k| k.try_into().ok())
+                .map_or(0, u64::from_le_bytes);
+            (key, m.to_sink())
+        });
+        keyed.output("out", sink.exactly_once(&format!("bench-{to}")));
+    } else {
+        kafka::output(&timed, "out", sink);
+    }
+    let run = bwx::run_workers(
+        &flow,
+        1,
+        RunConfig::default().epoch_interval(epoch).recovery(store),
+    );
+    let ended = Instant::now();
+    std::fs::remove_dir_all(&dir)?;
+    run?;
+    let at = |ns: &AtomicU64| started + Duration::from_nanos(ns.load(Ordering::Relaxed));
+    Ok(Timing::new(started, at(&first), at(&last), ended))
+}
+
 /// The 1-minute load average, to print next to the rates.
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -293,6 +358,7 @@ enum Copier {
     Raw,
     Python,
     Bwx { workers: usize, epoch: Duration },
+    Recovered { epoch: Duration, exactly_once: bool },
 }
 
 impl std::fmt::Display for Copier {
@@ -302,6 +368,14 @@ impl std::fmt::Display for Copier {
             Copier::Raw => f.pad("raw rdkafka consume+produce, 1 thread"),
             Copier::Python => f.pad("confluent-kafka (Python), 1 thread"),
             Copier::Bwx { workers, epoch } => f.pad(&format!("bwx, {workers} worker(s), {epoch:?} epochs")),
+            Copier::Recovered { epoch, exactly_once } => f.pad(&format!(
+                "bwx, recovery, {}, {epoch:?} epochs",
+                if *exactly_once {
+                    "exactly-once"
+                } else {
+                    "at-least-once"
+                }
+            )),
         }
     }
 }
@@ -347,6 +421,14 @@ fn main() -> anyhow::Result<()> {
     if python.is_some() {
         copiers.insert(1, Copier::Python);
     }
+    let with_eos = std::env::var_os("BWX_BENCH_NO_EOS").is_none();
+    for epoch in [Duration::from_secs(1), ten_s] {
+        for exactly_once in [false, true] {
+            if with_eos || !exactly_once {
+                copiers.push(Copier::Recovered { epoch, exactly_once });
+            }
+        }
+    }
     // Per copier: total rate, steady rate, start and stop seconds, one entry per round.
     let mut results: Vec<Vec<(f64, f64, f64, f64)>> = vec![Vec::new(); copiers.len()];
     for round in 0..rounds {
@@ -360,6 +442,9 @@ fn main() -> anyhow::Result<()> {
                     python_copy(python.as_deref().unwrap_or("python3"), &brokers, &source, &out, n)?
                 }
                 Copier::Bwx { workers, epoch } => bwx_copy(&brokers, &source, &out, workers, epoch, n)?,
+                Copier::Recovered { epoch, exactly_once } => {
+                    bwx_recovered_copy(&brokers, &source, &out, epoch, exactly_once, n)?
+                }
             };
             let total = n as f64 / t.total().as_secs_f64();
             let steady = t.steady_rate(n);
@@ -386,6 +471,29 @@ fn main() -> anyhow::Result<()> {
             column(i, |r| r.2),
             column(i, |r| r.3),
         );
+    }
+    // Exactly-once against at-least-once with recovery at the same epoch interval: overall
+    // rates, since the exactly-once sink sends an epoch's messages only once it is durable.
+    for (i, copier) in copiers.iter().enumerate() {
+        if let Copier::Recovered {
+            epoch,
+            exactly_once: true,
+        } = *copier
+            && let Some(at_least) = copiers
+                .iter()
+                .position(|c| matches!(*c, Copier::Recovered { epoch: e, exactly_once: false } if e == epoch))
+        {
+            let per_round: Vec<f64> = results[i]
+                .iter()
+                .zip(&results[at_least])
+                .map(|(e, a)| e.0 / a.0)
+                .collect();
+            println!(
+                "  exactly-once / at-least-once overall at {epoch:?} epochs: median {:.2} (rounds {:?})",
+                median(&per_round),
+                per_round.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>()
+            );
+        }
     }
     Ok(())
 }

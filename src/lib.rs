@@ -4,6 +4,10 @@
 //! many threads or many processes, and test it with [`testing`]. Start with
 //! `use bwx::prelude::*;`.
 //!
+//! The [`guide`] module holds the guides, with examples the test suite runs: getting
+//! started, concepts, connectors, recovery, windowing, deployment and operations, and
+//! coming from Bytewax.
+//!
 //! ```
 //! use bwx::prelude::*;
 //! use bwx::testing::{TestingSink, TestingSource};
@@ -16,11 +20,49 @@
 //! bwx::run_main(&flow).unwrap();
 //! assert_eq!(out.take(), vec![2, 4, 6]);
 //! ```
+//!
+//! # Connectors
+//!
+//! Each passes the conformance kit ([`testing::conformance`]) against the real system.
+//!
+//! | connector | module (feature) | delivery | recovery state |
+//! | --- | --- | --- | --- |
+//! | `FileSource`, `DirSource`, `CsvSource` | `connectors::files` | exactly-once | byte offset |
+//! | `FileSink`, `DirSink` | `connectors::files` | exactly-once (truncate on resume) | byte offset |
+//! | `StdInSource`, `StdOutSink` | `connectors::stdio` | none / at-least-once | none |
+//! | `KafkaSource`, `KafkaSink` | `connectors::kafka` (`kafka`) | exactly-once / at-least-once | offset / none |
+//! | `PostgresSource`, `PostgresSink` | `postgres` (`postgres`) | exactly-once / exactly-once (prepared transaction per epoch) | last key / last epoch prepared |
+//! | `RedisStreamSource`, `RedisStreamSink` | `redis` (`redis`) | exactly-once / at-least-once | last entry id / none |
+//! | `JetStreamSource`, `JetStreamSink` | `nats` (`nats`) | exactly-once / at-least-once | last sequence / none |
+//! | `MqttSource`, `MqttSink` | `mqtt` (`mqtt`) | at-least-once / at-least-once | messages received / none |
+//!
+//! To write one, start from `template/` in the repository (`scripts/new-connector.sh`); the
+//! README's "Connector hub" section says how to publish it.
 
 pub use bwx_runtime::*;
 
+#[cfg(all(feature = "macros", feature = "connectors"))]
+pub mod guide;
+
 #[cfg(feature = "connectors")]
 pub use bwx_connectors as connectors;
+
+/// PostgreSQL: an exactly-once sink and an incremental source (feature `postgres`).
+#[cfg(feature = "postgres")]
+pub use bwx_postgres as postgres;
+
+/// Redis Streams: a source per stream and an XADD sink (feature `redis`).
+#[cfg(feature = "redis")]
+pub use bwx_redis as redis;
+
+/// NATS JetStream: a source per stream and a sink with publish acknowledgements (feature
+/// `nats`).
+#[cfg(feature = "nats")]
+pub use bwx_nats as nats;
+
+/// MQTT: a QoS 1 source over persistent sessions and a QoS 1 sink (feature `mqtt`).
+#[cfg(feature = "mqtt")]
+pub use bwx_mqtt as mqtt;
 
 /// Builds a [`Dataflow`] from statements `binding = stream.operator(args);`, checked at
 /// compile time.
@@ -103,8 +145,10 @@ pub use bwx_macros::dataflow;
 pub use bwx_macros::source;
 
 /// Generates a fixed-partitioned sink from a partition struct and its impl block (methods
-/// `list_parts`, `part_fn`, `open`, `write_batch`, `close`); like [`source`]. The key type
-/// is `part_fn`'s second parameter, or `#[sink(key = Type)]` (default `String`).
+/// `list_parts`, `part_fn`, `delivery`, `open`, `write_batch`, `pre_commit`, `commit`,
+/// `close`); like [`source`]. The key type is `part_fn`'s second parameter, or
+/// `#[sink(key = Type)]` (default `String`). `fn delivery(sink: &S) -> Delivery` declares
+/// the guarantee (at-least-once unless it says otherwise).
 #[cfg(feature = "macros")]
 pub use bwx_macros::sink;
 

@@ -3,15 +3,18 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bwx::connectors::files::{DirSource, FileSink, FileSource};
-use bwx::inputs::ConnectorError;
+use bwx::inputs::{ConnectorError, DynamicSource, StatelessSourcePartition};
 use bwx::outputs::{DynamicSink, StatelessSinkPartition};
 use bwx::prelude::*;
-use bwx::recovery::{SqliteRecovery, init_dir, inspect};
+use bwx::recovery::{
+    PartitionWriter, Progress, RecoveryError, RecoveryStore, ResumePlan, Snapshot, SqliteRecovery, init_dir,
+    inspect,
+};
 use bwx::testing::{MemoryStore, TestingEvent, TestingSink, TestingSource};
 
 /// An error and its causes, as the command line prints them.
@@ -687,5 +690,122 @@ fn a_missing_input_file_is_an_error_before_the_flow_starts() {
             && m.contains("cannot list the partitions")
             && m.contains(&format!("cannot find {}", missing.display())),
         "{m}"
+    );
+}
+
+/// A store whose writers take their time: `started` and `finished` count their writes.
+struct SlowStore {
+    inner: Arc<MemoryStore>,
+    started: Arc<AtomicUsize>,
+    finished: Arc<AtomicUsize>,
+}
+
+struct SlowWriter {
+    inner: Box<dyn PartitionWriter>,
+    started: Arc<AtomicUsize>,
+    finished: Arc<AtomicUsize>,
+}
+
+impl RecoveryStore for SlowStore {
+    fn partitions(&self) -> usize {
+        self.inner.partitions()
+    }
+    fn local_summary(&self) -> Result<Vec<u8>, RecoveryError> {
+        self.inner.local_summary()
+    }
+    fn plan(&self, summaries: &[Vec<u8>]) -> Result<ResumePlan, RecoveryError> {
+        self.inner.plan(summaries)
+    }
+    fn load(&self, plan: &ResumePlan, process: usize) -> Result<Vec<Snapshot>, RecoveryError> {
+        self.inner.load(plan, process)
+    }
+    fn open_writer(
+        &self,
+        plan: &ResumePlan,
+        parts: Vec<usize>,
+        workers: usize,
+    ) -> Result<Box<dyn PartitionWriter>, RecoveryError> {
+        Ok(Box::new(SlowWriter {
+            inner: self.inner.open_writer(plan, parts, workers)?,
+            started: self.started.clone(),
+            finished: self.finished.clone(),
+        }))
+    }
+}
+
+impl PartitionWriter for SlowWriter {
+    fn write(&mut self, rows: Vec<Snapshot>, progress: Progress) -> Result<(), RecoveryError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(300));
+        let written = self.inner.write(rows, progress);
+        self.finished.fetch_add(1, Ordering::SeqCst);
+        written
+    }
+    fn durable(&mut self, frontier: u64) -> Result<(), RecoveryError> {
+        self.inner.durable(frontier)
+    }
+}
+
+/// Emits one item, then aborts the execution once a snapshot write has started.
+struct AbortDuringWrite(Arc<AtomicUsize>);
+
+struct AbortDuringWritePart {
+    sent: bool,
+    writes: Arc<AtomicUsize>,
+}
+
+impl DynamicSource for AbortDuringWrite {
+    type Item = (String, u64);
+    type Partition = AbortDuringWritePart;
+    fn build(&self, _: &StepId, _: usize, _: usize) -> Result<AbortDuringWritePart, ConnectorError> {
+        Ok(AbortDuringWritePart {
+            sent: false,
+            writes: self.0.clone(),
+        })
+    }
+}
+
+impl StatelessSourcePartition for AbortDuringWritePart {
+    type Item = (String, u64);
+    fn next_batch(&mut self, batch: &mut Vec<(String, u64)>) -> Result<BatchStatus, ConnectorError> {
+        if !self.sent {
+            self.sent = true;
+            batch.push(("k".into(), 1));
+        } else if self.writes.load(Ordering::SeqCst) > 0 {
+            return Ok(BatchStatus::Abort);
+        }
+        Ok(BatchStatus::Active)
+    }
+}
+
+#[test]
+fn an_execution_that_stops_early_returns_only_after_its_snapshot_writes() {
+    // A write still running after the run returned would race the next execution, which
+    // plans its resume from what the partitions hold (in this process, or in another one
+    // sharing the directory).
+    let started = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let store = SlowStore {
+        inner: MemoryStore::new(1),
+        started: started.clone(),
+        finished: finished.clone(),
+    };
+    let flow = Dataflow::new("early");
+    flow.input("inp", AbortDuringWrite(started.clone()))
+        .stateful_map("sum", |s: Option<u64>, v: u64| {
+            let t = s.unwrap_or(0) + v;
+            (Some(t), t)
+        })
+        .output("out", TestingSink::new());
+    let config = RunConfig::default()
+        .epoch_interval(Duration::ZERO)
+        .recovery(Arc::new(store));
+    bwx::run_main_with(&flow, config).unwrap();
+    let started = started.load(Ordering::SeqCst);
+    assert!(started > 0, "the source aborts only once a write started");
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        started,
+        "a write was still running when the run returned"
     );
 }

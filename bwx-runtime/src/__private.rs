@@ -10,7 +10,7 @@ pub use crate::StepId;
 pub use crate::inputs::{
     BatchStatus, ConnectorError, FixedPartitionedSource, Polled, SimplePoller, StatefulSourcePartition,
 };
-pub use crate::outputs::{FixedPartitionedSink, StatefulSinkPartition};
+pub use crate::outputs::{Delivery, FixedPartitionedSink, StatefulSinkPartition};
 pub use serde;
 
 /// What a `#[state]` field must be: stored with recovery, so serde, cloneable, sendable.

@@ -638,3 +638,192 @@ fn per_worker_windows_resume_with_their_watermark_and_queue_after_a_stop() {
     assert_eq!(sorted(got_down), want_down);
     assert_eq!(sorted(got_late), want_late);
 }
+
+/// What the partitions of [`Counted`] were told, in order.
+#[derive(Clone, Debug, PartialEq)]
+enum Told {
+    /// `commit` of this position, with what was wrong about it.
+    Commit(String, u64, Option<String>),
+    Close(String),
+}
+
+/// Partitions `p0`, `p1`, ... each reading 1..=n, one a batch, the last with EOF; the
+/// position is the last number read. With a store, every commit checks that its position
+/// is stored for an epoch the store holds in every partition.
+struct Counted {
+    parts: usize,
+    n: u64,
+    store: Option<Arc<bwx_runtime::testing::MemoryStore>>,
+    told: Arc<std::sync::Mutex<Vec<Told>>>,
+}
+
+struct CountedPart {
+    name: String,
+    at: u64,
+    n: u64,
+    store: Option<Arc<bwx_runtime::testing::MemoryStore>>,
+    told: Arc<std::sync::Mutex<Vec<Told>>>,
+}
+
+impl bwx_runtime::inputs::FixedPartitionedSource for Counted {
+    type Item = u64;
+    type State = u64;
+    type Partition = CountedPart;
+
+    fn list_parts(&self) -> Result<Vec<String>, bwx_runtime::inputs::ConnectorError> {
+        Ok((0..self.parts).map(|p| format!("p{p}")).collect())
+    }
+
+    fn build_part(
+        &self,
+        _: &StepId,
+        for_part: &str,
+        resume: Option<u64>,
+    ) -> Result<CountedPart, bwx_runtime::inputs::ConnectorError> {
+        Ok(CountedPart {
+            name: for_part.to_string(),
+            at: resume.unwrap_or(0),
+            n: self.n,
+            store: self.store.clone(),
+            told: self.told.clone(),
+        })
+    }
+}
+
+impl CountedPart {
+    /// What is wrong about committing `position` now, if anything.
+    fn not_durable(&self, position: u64) -> Option<String> {
+        let store = self.store.as_ref()?;
+        let key = recovery::codec::part_key(&self.name);
+        let state = recovery::codec::encode(&position).ok()?;
+        let Some(epoch) = store
+            .written()
+            .iter()
+            .find(|s| s.step_id.as_str() == "counted.inp" && s.key == key && s.state.as_ref() == Some(&state))
+            .map(|s| s.epoch)
+        else {
+            return Some("never stored".into());
+        };
+        match store.durable_until() {
+            Some(until) if until <= epoch => Some(format!("stored at epoch {epoch}, durable until {until}")),
+            _ => None,
+        }
+    }
+}
+
+impl bwx_runtime::inputs::StatefulSourcePartition for CountedPart {
+    type Item = u64;
+    type State = u64;
+
+    fn next_batch(
+        &mut self,
+        batch: &mut Vec<u64>,
+    ) -> Result<BatchStatus, bwx_runtime::inputs::ConnectorError> {
+        self.at += 1;
+        batch.push(self.at);
+        Ok(if self.at >= self.n {
+            BatchStatus::Eof
+        } else {
+            BatchStatus::Active
+        })
+    }
+
+    fn snapshot(&self) -> u64 {
+        self.at
+    }
+
+    fn commit(&mut self, durable: &u64) -> Result<(), bwx_runtime::inputs::ConnectorError> {
+        let wrong = self.not_durable(*durable);
+        self.told
+            .lock()
+            .unwrap()
+            .push(Told::Commit(self.name.clone(), *durable, wrong));
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), bwx_runtime::inputs::ConnectorError> {
+        self.told.lock().unwrap().push(Told::Close(self.name.clone()));
+        Ok(())
+    }
+}
+
+fn counted_flow(source: Counted) -> (Dataflow, TestingSink<u64>) {
+    let flow = Dataflow::new("counted");
+    let out = TestingSink::new();
+    flow.input("inp", source).output("out", out.clone());
+    (flow, out)
+}
+
+#[test]
+fn source_positions_are_committed_once_durable_in_order_and_before_close() {
+    let (parts, n) = (3, 40);
+    let store = bwx_runtime::testing::MemoryStore::new(2);
+    let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (flow, out) = counted_flow(Counted {
+        parts,
+        n,
+        store: Some(store.clone()),
+        told: told.clone(),
+    });
+    let config = RunConfig::default()
+        .epoch_interval(Duration::ZERO)
+        .recovery(store.clone());
+    bwx_runtime::run_workers(&flow, 2, config).unwrap();
+    assert_eq!(out.take().len(), parts * n as usize);
+    let told = told.lock().unwrap().clone();
+    for p in 0..parts {
+        let name = format!("p{p}");
+        let mine: Vec<&Told> = told
+            .iter()
+            .filter(|t| matches!(t, Told::Commit(x, ..) | Told::Close(x) if *x == name))
+            .collect();
+        let commits: Vec<u64> = mine
+            .iter()
+            .filter_map(|t| match t {
+                Told::Commit(_, position, None) => Some(*position),
+                Told::Commit(_, position, Some(wrong)) => panic!("{name} committed {position}: {wrong}"),
+                Told::Close(_) => None,
+            })
+            .collect();
+        assert!(
+            commits.windows(2).all(|w| w[0] < w[1]),
+            "{name} committed out of order: {commits:?}"
+        );
+        assert_eq!(
+            commits.last(),
+            Some(&n),
+            "{name} did not commit its last position: {told:?}"
+        );
+        assert_eq!(
+            mine.last(),
+            Some(&&Told::Close(name.clone())),
+            "{name} closed before its last commit"
+        );
+        assert_eq!(mine.iter().filter(|t| matches!(t, Told::Close(_))).count(), 1);
+    }
+}
+
+#[test]
+fn without_recovery_every_epochs_position_is_committed_at_its_end() {
+    let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (flow, out) = counted_flow(Counted {
+        parts: 1,
+        n: 5,
+        store: None,
+        told: told.clone(),
+    });
+    bwx_runtime::run_workers(&flow, 1, RunConfig::default().epoch_interval(Duration::ZERO)).unwrap();
+    assert_eq!(out.take(), vec![1, 2, 3, 4, 5]);
+    let commit = |position| Told::Commit("p0".into(), position, None);
+    assert_eq!(
+        *told.lock().unwrap(),
+        vec![
+            commit(1),
+            commit(2),
+            commit(3),
+            commit(4),
+            commit(5),
+            Told::Close("p0".into())
+        ]
+    );
+}

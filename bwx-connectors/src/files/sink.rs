@@ -15,7 +15,7 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use bwx_runtime::inputs::ConnectorError;
-use bwx_runtime::outputs::FixedPartitionedSink;
+use bwx_runtime::outputs::{Delivery, FixedPartitionedSink};
 use bwx_runtime::{ExchangeData, Key, StepId};
 
 use super::FileError;
@@ -187,6 +187,11 @@ impl<K: Key, V: ExchangeData + Display, A: FileAssigner<K>> FixedPartitionedSink
         self.assign.assign(key)
     }
 
+    /// Each file truncates to its stored position on resume.
+    fn delivery(&self) -> Delivery {
+        Delivery::ExactlyOnce
+    }
+
     fn build_part(
         &self,
         _step_id: &StepId,
@@ -279,6 +284,11 @@ impl<V: ExchangeData + Display> FileSinkPartition<V> {
     fn list_parts<K>(sink: &FileSink<K, V>) -> Result<Vec<String>, FileError> {
         let path = FileError::canonical_new(&sink.path)?;
         Ok(vec![path.to_string_lossy().into_owned()])
+    }
+
+    /// Truncating to the stored position on resume makes the file exactly-once.
+    fn delivery<K>(_sink: &FileSink<K, V>) -> Delivery {
+        Delivery::ExactlyOnce
     }
 
     fn open<K: Key>(

@@ -27,7 +27,8 @@ use super::message::KafkaSinkMessage;
 /// librdkafka's code (e.g. a partition the topic does not have). With recovery on, the
 /// epoch's snapshots are committed only after that flush, so the sink is
 /// **at-least-once**: after a resume, the output of the epochs after the last snapshot is
-/// written again. There are no Kafka transactions.
+/// written again. For exactly-once output in Kafka transactions, see
+/// [`KafkaSink::exactly_once`].
 ///
 /// Any librdkafka producer setting in the [`KafkaConfig`] is passed through (`acks`,
 /// `linger.ms`, `compression.type`, SASL/SSL, ...).
@@ -57,6 +58,10 @@ impl KafkaSink {
             topic: topic.map(str::to_string),
         }
     }
+
+    pub(crate) fn into_parts(self) -> (KafkaConfig, Option<String>) {
+        (self.config, self.topic)
+    }
 }
 
 impl DynamicSink for KafkaSink {
@@ -72,10 +77,7 @@ impl DynamicSink for KafkaSink {
         let producer: BaseProducer<SinkContext> = self
             .config
             .client_config(&[])
-            .create_with_context(SinkContext {
-                logs: ClientLogs::new(format!("step {step_id}: producer")),
-                failed: Mutex::new(None),
-            })
+            .create_with_context(SinkContext::new(format!("step {step_id}: producer")))
             .map_err(|e| format!("cannot create a producer: {}", self.config.scrub(&e.to_string())))?;
         Ok(KafkaSinkPartition {
             producer,
@@ -135,92 +137,135 @@ pub struct KafkaSinkPartition {
     step: StepId,
 }
 
-impl KafkaSinkPartition {
-    fn send(&self, m: &KafkaSinkMessage) -> Result<(), ConnectorError> {
-        let topic = match (&m.topic, &self.topic) {
-            (Some(t), _) => &**t,
-            (None, Some(t)) => t.as_str(),
-            (None, None) => {
-                return Err(format!(
-                    "step {}: a message has no topic and the sink has no default topic",
-                    self.step
-                )
-                .into());
-            }
-        };
-        let mut record = BaseRecord::<[u8], [u8]>::to(topic);
-        if let Some(k) = &m.key {
-            record = record.key(k.as_slice());
+impl SinkContext {
+    pub(crate) fn new(label: String) -> Self {
+        SinkContext {
+            logs: ClientLogs::new(label),
+            failed: Mutex::new(None),
         }
-        if let Some(v) = &m.value {
-            record = record.payload(v.as_slice());
-        }
-        if let Some(p) = m.partition {
-            record = record.partition(p);
-        }
-        if let Some(ts) = m.timestamp {
-            record = record.timestamp(ts);
-        }
-        if !m.headers.is_empty() {
-            let headers = m.headers.iter().fold(
-                OwnedHeaders::new_with_capacity(m.headers.len()),
-                |hs, (key, value)| {
-                    hs.insert(Header {
-                        key,
-                        value: value.as_ref(),
-                    })
-                },
-            );
-            record = record.headers(headers);
-        }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                // The local queue is full: serve deliveries to make room, then retry.
-                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    self.producer.poll(Duration::from_millis(10));
-                    record = r;
+    }
+
+    /// The first delivery that failed since the last call, naming the step and, for a
+    /// partition the topic lacks, how many partitions it has.
+    pub(crate) fn take_failure(
+        &self,
+        producer: &BaseProducer<SinkContext>,
+        step: &StepId,
+    ) -> Result<(), ConnectorError> {
+        match self.failed.lock() {
+            Ok(mut slot) => match slot.take() {
+                Some(mut e) => {
+                    // Asked here, not in the delivery callback, which runs inside a poll.
+                    let has = match (&e.topic, e.code) {
+                        (Some(t), RDKafkaErrorCode::UnknownPartition) => partition_count(producer, t),
+                        _ => String::new(),
+                    };
+                    e.error = format!("step {step}: {}{has}", e.error);
+                    Err(Box::new(e))
                 }
-                Err((e, _)) => return Err(Box::new(self.produce_error(topic, m.partition, &e))),
-            }
+                None => Ok(()),
+            },
+            Err(_) => Err(format!("step {step}: the delivery report lock is poisoned").into()),
         }
     }
+}
 
-    /// A message librdkafka refused, naming the partition asked for and, when it does not
-    /// exist, how many the topic has.
-    fn produce_error(&self, topic: &str, partition: Option<i32>, e: &RdError) -> KafkaError<()> {
-        let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
-        let target = match partition {
-            Some(p) => format!("partition {p} of topic {topic:?}"),
-            None => format!("topic {topic:?}"),
-        };
-        let has = match code {
-            RDKafkaErrorCode::UnknownPartition => self.partition_count(topic),
-            _ => String::new(),
-        };
-        KafkaError::new(
-            format!("step {}: cannot produce to {target}{has}: {e}", self.step),
-            code,
-            (),
-        )
-        .at(Some(topic.into()), partition, None)
+/// Hands one message to librdkafka: to its own topic, else `default_topic`.
+pub(crate) fn send_message(
+    producer: &BaseProducer<SinkContext>,
+    default_topic: Option<&str>,
+    step: &StepId,
+    m: &KafkaSinkMessage,
+) -> Result<(), ConnectorError> {
+    let topic = match (&m.topic, default_topic) {
+        (Some(t), _) => &**t,
+        (None, Some(t)) => t,
+        (None, None) => {
+            return Err(
+                format!("step {step}: a message has no topic and the sink has no default topic").into(),
+            );
+        }
+    };
+    let mut record = BaseRecord::<[u8], [u8]>::to(topic);
+    if let Some(k) = &m.key {
+        record = record.key(k.as_slice());
     }
-
-    /// ` (the topic has N partitions)`, when the broker says.
-    fn partition_count(&self, topic: &str) -> String {
-        self.producer
-            .client()
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .ok()
-            .and_then(|md| {
-                md.topics()
-                    .iter()
-                    .find(|t| t.name() == topic)
-                    .map(|t| t.partitions().len())
-            })
-            .map_or_else(String::new, |n| format!(" (the topic has {n} partitions)"))
+    if let Some(v) = &m.value {
+        record = record.payload(v.as_slice());
     }
+    if let Some(p) = m.partition {
+        record = record.partition(p);
+    }
+    if let Some(ts) = m.timestamp {
+        record = record.timestamp(ts);
+    }
+    if !m.headers.is_empty() {
+        let headers = m.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(m.headers.len()),
+            |hs, (key, value)| {
+                hs.insert(Header {
+                    key,
+                    value: value.as_ref(),
+                })
+            },
+        );
+        record = record.headers(headers);
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            // The local queue is full: serve deliveries to make room, then retry.
+            Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                producer.poll(Duration::from_millis(10));
+                record = r;
+            }
+            Err((e, _)) => return Err(Box::new(produce_error(producer, step, topic, m.partition, &e))),
+        }
+    }
+}
 
+/// A message librdkafka refused, naming the partition asked for and, when it does not
+/// exist, how many the topic has.
+fn produce_error(
+    producer: &BaseProducer<SinkContext>,
+    step: &StepId,
+    topic: &str,
+    partition: Option<i32>,
+    e: &RdError,
+) -> KafkaError<()> {
+    let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+    let target = match partition {
+        Some(p) => format!("partition {p} of topic {topic:?}"),
+        None => format!("topic {topic:?}"),
+    };
+    let has = match code {
+        RDKafkaErrorCode::UnknownPartition => partition_count(producer, topic),
+        _ => String::new(),
+    };
+    KafkaError::new(
+        format!("step {step}: cannot produce to {target}{has}: {e}"),
+        code,
+        (),
+    )
+    .at(Some(topic.into()), partition, None)
+}
+
+/// ` (the topic has N partitions)`, when the broker says.
+fn partition_count(producer: &BaseProducer<SinkContext>, topic: &str) -> String {
+    producer
+        .client()
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .ok()
+        .and_then(|md| {
+            md.topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .map(|t| t.partitions().len())
+        })
+        .map_or_else(String::new, |n| format!(" (the topic has {n} partitions)"))
+}
+
+impl KafkaSinkPartition {
     /// Waits until every message sent is acknowledged or failed, then reports a failure.
     fn wait_for_deliveries(&self) -> Result<(), ConnectorError> {
         // rdkafka's `flush(timeout)` serves events in 100 ms slices until the timeout ends,
@@ -234,21 +279,7 @@ impl KafkaSinkPartition {
                 Err(e) => return Err(format!("step {}: cannot flush the producer: {e}", self.step).into()),
             }
         }
-        match self.producer.context().failed.lock() {
-            Ok(mut slot) => match slot.take() {
-                Some(mut e) => {
-                    // Asked here, not in the delivery callback, which runs inside a poll.
-                    let has = match (&e.topic, e.code) {
-                        (Some(t), RDKafkaErrorCode::UnknownPartition) => self.partition_count(t),
-                        _ => String::new(),
-                    };
-                    e.error = format!("step {}: {}{has}", self.step, e.error);
-                    Err(Box::new(e))
-                }
-                None => Ok(()),
-            },
-            Err(_) => Err(format!("step {}: the delivery report lock is poisoned", self.step).into()),
-        }
+        self.producer.context().take_failure(&self.producer, &self.step)
     }
 }
 
@@ -257,7 +288,7 @@ impl StatelessSinkPartition for KafkaSinkPartition {
 
     fn write_batch(&mut self, items: &mut Vec<KafkaSinkMessage>) -> Result<(), ConnectorError> {
         for m in items.iter() {
-            self.send(m)?;
+            send_message(&self.producer, self.topic.as_deref(), &self.step, m)?;
         }
         items.clear();
         self.producer.poll(Duration::ZERO);

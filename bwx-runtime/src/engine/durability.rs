@@ -1,15 +1,16 @@
 //! Making epochs durable: snapshots travel to the worker that owns their recovery
 //! partition, which writes them off the worker thread and reports back; the cluster's
-//! durable frontier then flows to every sink through a feedback edge.
+//! durable frontier then flows to every sink and source through a feedback edge.
 //!
 //! The operator here holds a capability at the first epoch its partitions do not hold
 //! yet. Timely's progress tracking is global, so the frontier of its output, seen by any
 //! worker, is the least over all partitions: the epochs before it are durable everywhere,
-//! and sinks commit them ([`super::epochs`]). An epoch counts as complete at an owner once
+//! and sinks and sources commit them ([`super::epochs`]). An epoch counts as complete at an owner once
 //! its snapshot input frontier passes it: every operator of every worker closed the epoch
 //! and sent its snapshots at the epoch's own time.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -172,6 +173,8 @@ fn fail(failure: &Failure, err: RecoveryError, worker: usize) {
 struct WriterThread {
     jobs: Option<Sender<Job>>,
     report: Arc<Mutex<Report>>,
+    /// Set when the execution stopped early: the thread skips its last collection.
+    abandoned: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -184,9 +187,11 @@ impl WriterThread {
         let (jobs, rx) = mpsc::channel();
         let report = Arc::new(Mutex::new(Report::default()));
         let shared = report.clone();
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let stop_early = abandoned.clone();
         let handle = std::thread::Builder::new()
             .name(format!("bwx-recovery-writer-{worker}"))
-            .spawn(move || run(writer, rx, &shared, &activator))
+            .spawn(move || run(writer, rx, &shared, &stop_early, &activator))
             .map_err(|e| {
                 FlowError::Setup(format!(
                     "cannot start the recovery writer thread of worker {worker}: {e}"
@@ -195,6 +200,7 @@ impl WriterThread {
         Ok(WriterThread {
             jobs: Some(jobs),
             report,
+            abandoned,
             handle: Some(handle),
         })
     }
@@ -222,8 +228,13 @@ impl WriterThread {
 
 impl Drop for WriterThread {
     fn drop(&mut self) {
-        // An execution that stopped early leaves the thread to finish its write and end.
+        // An execution that stopped early waits for the write under way, but not for garbage
+        // collection: a write left running would race the next execution's resume plan.
+        self.abandoned.store(true, Ordering::Relaxed);
         self.jobs = None;
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
     }
 }
 
@@ -236,6 +247,7 @@ fn run(
     mut writer: Box<dyn PartitionWriter>,
     jobs: Receiver<Job>,
     report: &Mutex<Report>,
+    abandoned: &AtomicBool,
     wake: &SyncActivator,
 ) {
     let outcome = (|| -> Result<(), RecoveryError> {
@@ -268,7 +280,7 @@ fn run(
             }
         }
         // The execution is over: the collection it asked for finishes before the thread.
-        while writer.has_garbage() {
+        while writer.has_garbage() && !abandoned.load(Ordering::Relaxed) {
             writer.collect_garbage()?;
         }
         Ok(())

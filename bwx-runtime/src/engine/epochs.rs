@@ -98,7 +98,7 @@ pub(crate) struct Epochs<T> {
     snapshots: Option<SnapshotPort>,
     /// The snapshots of the epoch being closed.
     pending: Vec<Snapshot>,
-    /// Whether the operator commits epochs (sinks do).
+    /// Whether the operator commits epochs (sinks and sources do).
     commits: bool,
     /// Whether commits wait for the durable frontier (recovery on) or follow `close`.
     wait_for_durable: bool,

@@ -2,15 +2,21 @@
 //!
 //! A source decides the epochs of the items it reads: it closes one every epoch interval
 //! (or after every batch when the interval is zero, as Bytewax's `-s 0`), and with recovery
-//! on its close stores every partition position that moved ([`super::epochs`]).
+//! on its close stores every partition position that moved ([`super::epochs`]). Once the
+//! epoch is durable (at once without recovery) each partition commits the position it
+//! stored for it ([`StatefulSourcePartition::commit`]); a partition that ended is closed
+//! after its last commit.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::progress::Antichain;
 
 use crate::errors::{Cause, DYNAMIC_PART, FlowError};
 use crate::flow::{StepId, StepInfo};
@@ -34,26 +40,54 @@ trait Poll {
     fn awake(&self) -> Option<SystemTime>;
     fn finish(&mut self) -> Result<(), ConnectorError>;
     /// The encoded position, for partitions that keep one.
-    fn position(&self) -> Result<Option<Vec<u8>>, codec::CodecError>;
+    fn position(&mut self) -> Result<Option<Vec<u8>>, codec::CodecError>;
+    /// The position last taken is the one stored for `epoch`: commit it once `epoch` is
+    /// durable.
+    fn keep(&mut self, epoch: u64);
+    /// `epoch` is durable: commits the positions kept for it and the epochs before.
+    fn commit(&mut self, epoch: u64) -> Result<(), ConnectorError>;
 }
 
-struct Stateful<P>(P);
+struct Stateful<P: StatefulSourcePartition> {
+    part: P,
+    /// The position last taken, until it is kept or replaced.
+    taken: Option<P::State>,
+    /// Stored positions waiting for their epoch to be durable, oldest first.
+    kept: VecDeque<(u64, P::State)>,
+}
+
 impl<P: StatefulSourcePartition> Poll for Stateful<P>
 where
     P::State: serde::Serialize,
 {
     type Item = P::Item;
     fn poll(&mut self, batch: &mut Vec<P::Item>) -> Result<BatchStatus, ConnectorError> {
-        self.0.next_batch(batch)
+        self.part.next_batch(batch)
     }
     fn awake(&self) -> Option<SystemTime> {
-        self.0.next_awake()
+        self.part.next_awake()
     }
     fn finish(&mut self) -> Result<(), ConnectorError> {
-        self.0.close()
+        self.part.close()
     }
-    fn position(&self) -> Result<Option<Vec<u8>>, codec::CodecError> {
-        codec::encode(&self.0.snapshot()).map(Some)
+    fn position(&mut self) -> Result<Option<Vec<u8>>, codec::CodecError> {
+        let position = self.part.snapshot();
+        let encoded = codec::encode(&position)?;
+        self.taken = Some(position);
+        Ok(Some(encoded))
+    }
+    fn keep(&mut self, epoch: u64) {
+        if let Some(position) = self.taken.take() {
+            self.kept.push_back((epoch, position));
+        }
+    }
+    fn commit(&mut self, epoch: u64) -> Result<(), ConnectorError> {
+        while self.kept.front().is_some_and(|(e, _)| *e <= epoch) {
+            if let Some((_, position)) = self.kept.pop_front() {
+                self.part.commit(&position)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -69,8 +103,12 @@ impl<P: StatelessSourcePartition> Poll for Stateless<P> {
     fn finish(&mut self) -> Result<(), ConnectorError> {
         self.0.close()
     }
-    fn position(&self) -> Result<Option<Vec<u8>>, codec::CodecError> {
+    fn position(&mut self) -> Result<Option<Vec<u8>>, codec::CodecError> {
         Ok(None)
+    }
+    fn keep(&mut self, _: u64) {}
+    fn commit(&mut self, _: u64) -> Result<(), ConnectorError> {
+        Ok(())
     }
 }
 
@@ -79,7 +117,12 @@ struct Part<P> {
     reader: P,
     /// Not to be polled before this instant.
     wake: Option<Instant>,
+    /// Whether it is read no more; from then on it waits for the commit of `ended`.
     done: bool,
+    /// The epoch in which it was read last: it closes once that epoch committed.
+    ended: Option<u64>,
+    /// Whether it is closed.
+    closed: bool,
     /// The position last stored (or resumed from), so that an unmoved one is not stored again.
     stored: Option<Vec<u8>>,
 }
@@ -115,9 +158,15 @@ pub(crate) fn fixed<'s, S: FixedPartitionedSource>(
             .map_err(|e| FlowError::connector(&step.id, me, name, "cannot open the partition", e))?;
         parts.push(Part {
             name: name.clone(),
-            reader: Stateful(reader),
+            reader: Stateful {
+                part: reader,
+                taken: None,
+                kept: VecDeque::new(),
+            },
             wake: None,
             done: false,
+            ended: None,
+            closed: false,
             stored,
         });
     }
@@ -145,12 +194,15 @@ pub(crate) fn dynamic<'s, S: DynamicSource>(
         reader: Stateless(reader),
         wake: None,
         done: false,
+        ended: None,
+        closed: false,
         stored: None,
     }];
     Ok(build(ctx, step, parts))
 }
 
-/// What a source does when one of its epochs closes: store the positions that moved.
+/// What a source does when one of its epochs closes (store the positions that moved) and
+/// when it is durable (commit them, and close the partitions that ended in it).
 struct Positions<'a, P> {
     parts: &'a mut [Part<P>],
     step: &'a StepId,
@@ -181,6 +233,34 @@ impl<P: Poll> EpochSteps<()> for Positions<'_, P> {
                     state: Some(position.clone()),
                 });
                 part.stored = Some(position);
+                part.reader.keep(epoch);
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, epoch: u64) -> Result<(), FlowError> {
+        for part in self.parts.iter_mut().filter(|p| !p.closed) {
+            part.reader.commit(epoch).map_err(|e| {
+                FlowError::connector(
+                    self.step,
+                    self.worker,
+                    &part.name,
+                    format!("cannot commit the position of epoch {epoch}"),
+                    e,
+                )
+            })?;
+            if part.ended.is_some_and(|ended| ended <= epoch) {
+                part.closed = true;
+                part.reader.finish().map_err(|e| {
+                    FlowError::connector(
+                        self.step,
+                        self.worker,
+                        &part.name,
+                        "cannot close the partition",
+                        e,
+                    )
+                })?;
             }
         }
         Ok(())
@@ -215,6 +295,11 @@ where
         .snapshots_enabled()
         .then(|| builder.new_output::<Vec<Snapshot>>());
     let (snap_output, snap_stream) = snapshots.unzip();
+    // With recovery, the cluster's durable frontier decides commits; it leads to no output.
+    let mut durable = ctx
+        .durable
+        .clone()
+        .map(|d| builder.new_input_connection(d, Pipeline, std::iter::empty::<(usize, Antichain<u64>)>()));
 
     builder.build(move |mut caps| {
         // The snapshot output, when there is one, is the last: its capability too.
@@ -223,34 +308,41 @@ where
         if let Some(c) = cap.as_mut() {
             c.downgrade(&start_epoch);
         }
-        let mut epochs = Epochs::new(start_epoch, port, false);
+        let mut epochs = Epochs::new(start_epoch, port, true);
         let mut epoch = start_epoch;
         let mut epoch_ends = Instant::now() + interval;
         let mut batch = Vec::new();
-        move |_frontiers| {
+        move |frontiers| {
             enter_step(step_index);
-            let Some(out_cap) = cap.as_mut() else { return };
+            if let Some(d) = durable.as_mut() {
+                d.for_each(|_, data| data.clear());
+            }
             if failure.should_stop() {
                 return;
             }
+            if durable.is_some() {
+                let durable_frontier = frontiers[0].frontier().first().copied();
+                let mut steps = Positions {
+                    parts: &mut parts,
+                    step: &step_id,
+                    worker: me,
+                };
+                if let Err(err) = epochs.durable(durable_frontier, &mut steps) {
+                    failure.fail(err);
+                    return;
+                }
+            }
+            let Some(out_cap) = cap.as_mut() else { return };
             if stop.load(Ordering::Relaxed) {
                 // Graceful stop: the epoch closes with everything emitted so far, the
-                // positions are its snapshot, and the input ends without reading more.
+                // positions are its snapshot, and the input ends without reading more;
+                // the partitions close after their commit.
                 epochs.touch(epoch);
-                let mut result = close(&mut epochs, None, &mut parts, &step_id, me);
                 for part in parts.iter_mut().filter(|p| !p.done) {
                     part.done = true;
-                    if let Err(e) = part.reader.finish() {
-                        result = result.and(Err(FlowError::connector(
-                            &step_id,
-                            me,
-                            &part.name,
-                            "cannot close the partition",
-                            e,
-                        )));
-                    }
+                    part.ended = Some(epoch);
                 }
-                if let Err(err) = result {
+                if let Err(err) = close(&mut epochs, None, &mut parts, &step_id, me) {
                     failure.fail(err);
                 }
                 cap = None;
@@ -297,12 +389,9 @@ where
                 match status {
                     BatchStatus::Active => {}
                     BatchStatus::Eof => {
+                        // Closed once the epoch of its last items committed.
                         part.done = true;
-                        if let Err(e) = part.reader.finish() {
-                            let doing = "cannot close the partition";
-                            failure.fail(FlowError::connector(&step_id, me, &part.name, doing, e));
-                            return;
-                        }
+                        part.ended = Some(epoch);
                     }
                     BatchStatus::Abort => {
                         failure.abort();

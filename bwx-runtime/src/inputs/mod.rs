@@ -127,6 +127,22 @@ pub trait StatefulSourcePartition: 'static {
     /// The position to resume from; called at the end of every epoch when recovery is on.
     fn snapshot(&self) -> Self::State;
 
+    /// `durable`, a position this partition returned from [`snapshot`](Self::snapshot), is
+    /// stored in every recovery partition: no resume will start before it. A source whose
+    /// broker redelivers until told otherwise acknowledges here what `durable` covers (a
+    /// JetStream ack, an MQTT PUBACK), so that a crash before this call gets the items again.
+    ///
+    /// The engine calls it in epoch order, once for every position it stored (a position
+    /// that did not move since the last epoch is not stored again), once the epoch is durable
+    /// and before [`close`](Self::close), which waits for the commit of the last epoch read;
+    /// without recovery, right after the snapshot at every epoch's end. A crash or an error
+    /// elsewhere can stop the execution before a durable position is committed: the next
+    /// execution resumes from it.
+    fn commit(&mut self, durable: &Self::State) -> Result<(), ConnectorError> {
+        let _ = durable;
+        Ok(())
+    }
+
     /// Called once, after EOF or when the execution stops.
     fn close(&mut self) -> Result<(), ConnectorError> {
         Ok(())

@@ -1,7 +1,8 @@
-//! Helpers to test flows: a scripted source, a collecting sink, and local multi-process
-//! runs ([`LocalCluster`]).
+//! Helpers to test flows: a scripted source, a collecting sink, an in-memory recovery store,
+//! local multi-process runs ([`LocalCluster`]), and the [`conformance`] kit for connectors.
 
 mod cluster;
+pub mod conformance;
 mod sink;
 mod source;
 mod store;

@@ -84,6 +84,11 @@ const SINK: &[Known] = &[
         signature: "fn part_fn(sink: &S, key: &K) -> u64",
     },
     Known {
+        name: "delivery",
+        required: false,
+        signature: "fn delivery(sink: &S) -> Delivery",
+    },
+    Known {
         name: "open",
         required: true,
         signature: "fn open(sink: &S, part: &str) -> Result<Self, ConnectorError>",
@@ -327,6 +332,13 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
                     }
                 }
             });
+            let delivery = has("delivery").then(|| {
+                quote! {
+                    fn delivery(&self) -> #private::Delivery {
+                        <#part>::delivery(self)
+                    }
+                }
+            });
             quote_spanned! {span=>
                 impl #connector_impl #private::FixedPartitionedSink for #connector #connector_where {
                     type Key = #key_ty;
@@ -339,6 +351,7 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
                         #list_parts
                     }
                     #part_fn
+                    #delivery
                     #build_part
                 }
 

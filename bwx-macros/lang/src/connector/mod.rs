@@ -14,7 +14,7 @@
 //! |---|---|---|
 //! | `#[source]` | `list_parts(&S)?`, `open(&S, part, resume?)`, `next_batch(&mut self, &mut Vec<T>)`, `next_awake(&self)?`, `snapshot(&self)?`, `close(&mut self)?` | `FixedPartitionedSource for S`, `StatefulSourcePartition for Part` |
 //! | `#[source]` (polling) | `next_item(&mut self) -> Result<Polled<T>, E>`, `snapshot(&self)?` | `SimplePoller for Part`, for `SimplePollingSource::new(\|\| part, interval)` (one partition) |
-//! | `#[sink]` | `list_parts(&S)?`, `part_fn(&S, &K)?`, `open(&S, part, resume?)`, `write_batch(&mut self, &mut Vec<V>)`, `snapshot(&self)?`, `close(&mut self)?` | `FixedPartitionedSink for S`, `StatefulSinkPartition for Part` |
+//! | `#[sink]` | `list_parts(&S)?`, `part_fn(&S, &K)?`, `delivery(&S)?`, `open(&S, part, resume?)`, `write_batch(&mut self, &mut Vec<V>)`, `pre_commit(&mut self, epoch)?`, `snapshot(&self)?`, `commit(&mut self, epoch)?`, `close(&mut self)?` | `FixedPartitionedSink for S`, `StatefulSinkPartition for Part` |
 //!
 //! `S`, the source or sink value given to `input`/`output`, is the type of the first
 //! parameter of `open`. `open` may take the resume state as a third parameter,
