@@ -138,7 +138,7 @@ fn recovery_runs_log_their_directory_resume_point_and_commits() {
     assert!(first.status.success(), "{}", first.stderr);
     assert!(
         first.stderr.contains(&format!(
-            "recovery directory {dir_arg}: first execution, starting at epoch 0"
+            "recovery directory {dir_arg}: first execution, starting at epoch 1"
         )),
         "{}",
         first.stderr

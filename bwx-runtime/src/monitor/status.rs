@@ -351,10 +351,11 @@ impl Monitor {
             .as_ref()
             .map(|d| d.display().to_string())
             .unwrap_or_default();
-        if point.execution == 0 && point.epoch == 0 {
+        if point.execution == 0 && point.epoch == crate::recovery::FIRST_EPOCH {
             tracing::info!(
                 directory = shown,
-                "recovery directory {shown}: first execution, starting at epoch 0"
+                "recovery directory {shown}: first execution, starting at epoch {}",
+                crate::recovery::FIRST_EPOCH
             );
         } else {
             tracing::info!(
