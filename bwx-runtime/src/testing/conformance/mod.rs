@@ -26,6 +26,7 @@
 //! [`server_address`]: it skips without one, except under CI ([`REQUIRE_SERVERS`]).
 //!
 //! ```no_run
+//! # #![allow(unused)]
 //! use std::io::Write;
 //! use std::path::PathBuf;
 //! use bwx_runtime::inputs::{BatchStatus, ConnectorError};
