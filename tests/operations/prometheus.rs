@@ -38,6 +38,7 @@ const BWX_METRICS: [&str; 9] = [
 ];
 
 /// The `bytewax_*` names of REFERENCE.md's section 2.7, braces expanded.
+/// A quoted prefix (`bytewax_`, `bytewax_*`) names no metric and is skipped.
 fn reference_names(text: &str) -> Vec<String> {
     let section = text
         .split("### 2.7")
@@ -46,7 +47,7 @@ fn reference_names(text: &str) -> Vec<String> {
         .expect("REFERENCE.md has a section 2.7");
     let mut names = Vec::new();
     for quoted in section.split('`').skip(1).step_by(2) {
-        if !quoted.starts_with("bytewax_") {
+        if !quoted.starts_with("bytewax_") || quoted.ends_with('_') || quoted.contains('*') {
             continue;
         }
         match (quoted.find('{'), quoted.find('}')) {
@@ -61,6 +62,16 @@ fn reference_names(text: &str) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+#[test]
+fn reference_names_expand_braces_and_skip_prefixes() {
+    let text = "### 2.7 Metrics\nprefix `bytewax_` or `bytewax_*`: `bytewax_a_total`, \
+                `bytewax_b_{x,y}_seconds`\n### 2.8 Next\n`bytewax_elsewhere`";
+    assert_eq!(
+        reference_names(text),
+        ["bytewax_a_total", "bytewax_b_x_seconds", "bytewax_b_y_seconds"]
+    );
 }
 
 #[test]
