@@ -1,0 +1,254 @@
+//! A slot's producer thread: the slot's two transactional producers, used in turn, so
+//! that the next epoch is produced while the last one waits for its commit.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+use bwx_runtime::StepId;
+use bwx_runtime::inputs::ConnectorError;
+use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::super::message::KafkaSinkMessage;
+use super::super::sink::{SinkContext, send_message};
+use super::{COORDINATOR_TIMEOUT, TransactionError};
+
+/// How often an idle thread serves its producers' delivery reports.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// What the slot on the worker asks of its producer thread, in order.
+pub(super) enum Job {
+    /// Messages of the open epoch.
+    Write(Vec<KafkaSinkMessage>),
+    /// The messages since the last seal are epoch `e`: add its marker and flush it.
+    Seal(u64),
+    /// The epochs up to `e` are durable in every recovery partition: commit them.
+    Commit(u64),
+}
+
+/// One transactional producer of a slot and the consumer group its marker is committed to.
+pub(super) struct Transactional {
+    pub(super) producer: BaseProducer<SinkContext>,
+    pub(super) group: ConsumerGroupMetadata,
+    pub(super) txn_id: String,
+    state: TxnState,
+}
+
+impl Transactional {
+    pub(super) fn new(
+        producer: BaseProducer<SinkContext>,
+        group: ConsumerGroupMetadata,
+        txn_id: String,
+    ) -> Self {
+        Transactional {
+            producer,
+            group,
+            txn_id,
+            state: TxnState::Idle,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TxnState {
+    /// No transaction.
+    Idle,
+    /// A transaction that takes the open epoch's messages.
+    Open,
+    /// The epoch's transaction, flushed with its marker, waiting for its commit.
+    Sealed(u64),
+}
+
+/// The slot's producers on their own thread.
+pub(super) struct Publisher {
+    pub(super) producers: Vec<Transactional>,
+    pub(super) marker: String,
+    pub(super) topic: Option<String>,
+    pub(super) step: StepId,
+    pub(super) slot: String,
+    /// The producer taking the open epoch's messages.
+    open: Option<usize>,
+    /// The sealed transactions, oldest first: they commit in this order.
+    sealed: VecDeque<(usize, u64)>,
+    /// Writes and seals that wait for a producer to be free.
+    held: VecDeque<Job>,
+    /// Every epoch up to this one may be committed.
+    durable: u64,
+}
+
+impl Publisher {
+    pub(super) fn new(
+        producers: Vec<Transactional>,
+        marker: String,
+        topic: Option<String>,
+        step: StepId,
+        slot: String,
+    ) -> Self {
+        Publisher {
+            producers,
+            marker,
+            topic,
+            step,
+            slot,
+            open: None,
+            sealed: VecDeque::new(),
+            held: VecDeque::new(),
+            durable: 0,
+        }
+    }
+
+    /// Serves the jobs until the slot hangs up or one fails; reports each committed epoch
+    /// and the first error. Leaves no transaction open: what is not committed is aborted
+    /// (a later producer of the slot would abort it too, but only when it starts).
+    pub(super) fn run(mut self, jobs: Receiver<Job>, reports: Sender<Result<u64, ConnectorError>>) {
+        let outcome = self.serve(&jobs, &reports);
+        for p in &self.producers {
+            if p.state != TxnState::Idle {
+                // After a fatal error (fenced by a newer producer) this fails too.
+                let _ = p.producer.abort_transaction(COORDINATOR_TIMEOUT);
+            }
+        }
+        if let Err(e) = outcome {
+            let _ = reports.send(Err(e));
+        }
+    }
+
+    fn serve(
+        &mut self,
+        jobs: &Receiver<Job>,
+        reports: &Sender<Result<u64, ConnectorError>>,
+    ) -> Result<(), ConnectorError> {
+        loop {
+            let job = match self.open {
+                // Deliveries of the open transaction are served while waiting.
+                Some(i) => match jobs.recv_timeout(POLL_INTERVAL) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.producers[i].producer.poll(Duration::ZERO);
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                },
+                None => match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => return Ok(()),
+                },
+            };
+            match job {
+                Job::Commit(epoch) => self.durable = self.durable.max(epoch),
+                job => self.held.push_back(job),
+            }
+            self.advance(reports)?;
+        }
+    }
+
+    /// Commits the sealed transactions that are durable, in order, and hands the held jobs
+    /// to a producer while one is free.
+    fn advance(&mut self, reports: &Sender<Result<u64, ConnectorError>>) -> Result<(), ConnectorError> {
+        loop {
+            while let Some(&(i, epoch)) = self.sealed.front()
+                && epoch <= self.durable
+            {
+                self.commit(i, epoch)?;
+                self.sealed.pop_front();
+                // The slot may be gone (the flow failed elsewhere): nobody to tell.
+                let _ = reports.send(Ok(epoch));
+            }
+            if self.held.is_empty() {
+                return Ok(());
+            }
+            let i = match self.open {
+                Some(i) => i,
+                None => {
+                    let Some(i) = self.producers.iter().position(|p| p.state == TxnState::Idle) else {
+                        // Both producers hold sealed epochs: the next one waits for a commit.
+                        return Ok(());
+                    };
+                    self.begin(i)?;
+                    i
+                }
+            };
+            match self.held.pop_front() {
+                Some(Job::Write(messages)) => {
+                    let p = &self.producers[i].producer;
+                    for m in &messages {
+                        send_message(p, self.topic.as_deref(), &self.step, m)?;
+                    }
+                    p.poll(Duration::ZERO);
+                }
+                Some(Job::Seal(epoch)) => self.seal(i, epoch)?,
+                Some(Job::Commit(_)) | None => {}
+            }
+        }
+    }
+
+    fn failed(&self, i: usize, epoch: Option<u64>, what: &str, cause: RdError) -> ConnectorError {
+        let epoch = epoch.map_or_else(String::new, |e| format!(" epoch {e}:"));
+        TransactionError::boxed(
+            format!(
+                "step {}: slot {} (transactional id {:?}):{epoch} {what}",
+                self.step, self.slot, self.producers[i].txn_id
+            ),
+            cause,
+        )
+    }
+
+    fn begin(&mut self, i: usize) -> Result<(), ConnectorError> {
+        self.producers[i]
+            .producer
+            .begin_transaction()
+            .map_err(|e| self.failed(i, None, "cannot begin a transaction", e))?;
+        self.producers[i].state = TxnState::Open;
+        self.open = Some(i);
+        Ok(())
+    }
+
+    /// Ends the epoch's transaction short of its commit: adds the marker (consumer group
+    /// `transactional.id`, offset `epoch + 1` on partition 0 of the marker topic) and waits
+    /// until every message is acknowledged. The next epoch's messages go to the other
+    /// producer only after this, so that they follow this epoch's in every partition.
+    fn seal(&mut self, i: usize, epoch: u64) -> Result<(), ConnectorError> {
+        let p = &self.producers[i];
+        let mut marker = TopicPartitionList::new();
+        let next = i64::try_from(epoch + 1)
+            .map_err(|_| format!("step {}: epoch {epoch} is too large", self.step))?;
+        marker
+            .add_partition_offset(&self.marker, 0, Offset::Offset(next))
+            .map_err(|e| self.failed(i, Some(epoch), "cannot name the commit marker", e))?;
+        p.producer
+            .send_offsets_to_transaction(&marker, &p.group, COORDINATOR_TIMEOUT)
+            .map_err(|e| self.failed(i, Some(epoch), "cannot add the commit marker", e))?;
+        // Short flushes return within about a millisecond of the last acknowledgement;
+        // one long flush serves events in 100 ms slices.
+        loop {
+            match p.producer.flush(Duration::from_millis(1)) {
+                Ok(()) => break,
+                Err(RdError::Flush(RDKafkaErrorCode::OperationTimedOut)) => {}
+                Err(e) => return Err(self.failed(i, Some(epoch), "cannot flush the transaction", e)),
+            }
+        }
+        p.producer.context().take_failure(&p.producer, &self.step)?;
+        self.producers[i].state = TxnState::Sealed(epoch);
+        self.sealed.push_back((i, epoch));
+        self.open = None;
+        Ok(())
+    }
+
+    fn commit(&mut self, i: usize, epoch: u64) -> Result<(), ConnectorError> {
+        let mut tries = 0;
+        loop {
+            match self.producers[i].producer.commit_transaction(COORDINATOR_TIMEOUT) {
+                Ok(()) => break,
+                // librdkafka says a retriable commit error may be retried as it is.
+                Err(RdError::Transaction(e)) if e.is_retriable() && tries < 3 => tries += 1,
+                Err(e) => return Err(self.failed(i, Some(epoch), "cannot commit the transaction", e)),
+            }
+        }
+        self.producers[i].state = TxnState::Idle;
+        Ok(())
+    }
+}
