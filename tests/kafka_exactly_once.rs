@@ -1,6 +1,7 @@
 //! Exactly-once Kafka under kill -9: a Kafka → per-key count → Kafka flow with recovery
 //! and the exactly-once sink runs as 1 worker, 2 workers and 2 processes in turn (so every
-//! restart rescales), and is killed with SIGKILL at seeded random moments; then a
+//! restart rescales), and is killed with SIGKILL at seeded random moments (half timed from
+//! start-up, half from the run's first output record, while transactions are open); then a
 //! `read_committed` consumer that is not bwx reads the output topic, and every input
 //! record must be there exactly once, in order per key.
 //!
@@ -500,12 +501,15 @@ fn setup(broker: &Broker, base: &Path, name: &str) -> Setup {
 struct Summary {
     runs: usize,
     kills: [usize; SHAPES.len()],
+    /// Kills timed from the run's first output record.
+    after_output: usize,
 }
 
 /// Kills the flow `kills` times at seeded moments, rotating the shape of the cluster,
 /// then lets it finish.
 fn kill_and_resume(s: &Setup, kills: usize, seed: u64) -> Summary {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let watch = uncommitted_watch(&s.brokers, &s.output, OUT_PARTS);
     let mut summary = Summary::default();
     let mut killed = 0;
     loop {
@@ -514,14 +518,25 @@ fn kill_and_resume(s: &Setup, kills: usize, seed: u64) -> Summary {
         let mut run = start(s, &s.dir, shape);
         summary.runs += 1;
         if killed < kills {
-            // From just after start-up (resume, fencing, republishing) into the run.
-            let kill_after = Duration::from_millis(rng.below(1200));
+            // Half the kills count from just after start-up (resume, fencing,
+            // republishing), half from the run's first new output record, seen by a
+            // `read_uncommitted` reader (open transactions, seals, commits).
+            let after_output = rng.below(2) == 0;
+            let kill_after = Duration::from_millis(rng.below(if after_output { 400 } else { 1200 }));
+            // What earlier runs wrote is not this run's output.
+            while watch.poll(Duration::from_millis(100)).is_some() {}
+            let mut output_seen = !after_output;
             let mut ready = 0;
             let started = Instant::now();
+            let mut clock = started;
             let mut exited = false;
-            while ready < shape.0 || started.elapsed() < kill_after {
+            while ready < shape.0 || !output_seen || clock.elapsed() < kill_after {
                 while run.ready.try_recv().is_ok() {
                     ready += 1;
+                }
+                if !output_seen && watch.poll(Duration::ZERO).is_some() {
+                    output_seen = true;
+                    clock = Instant::now();
                 }
                 if run
                     .children
@@ -531,9 +546,13 @@ fn kill_and_resume(s: &Setup, kills: usize, seed: u64) -> Summary {
                     exited = true;
                     break;
                 }
-                assert!(started.elapsed() < Duration::from_secs(60), "a run did not start");
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "a run neither wrote nor ended in 60 s"
+                );
                 std::thread::sleep(Duration::from_millis(2));
             }
+            summary.after_output += usize::from(after_output && !exited);
             if !exited {
                 let victim = rng.below(shape.0 as u64) as usize;
                 // SAFETY: a signal to a child process this test owns.
@@ -583,11 +602,12 @@ fn killed_and_rescaled_flows_write_every_record_exactly_once() {
         let uncommitted = read_back(broker, &s.output, "read_uncommitted");
         let result = check(&expected, &committed);
         println!(
-            "exactly-once kafka on {}: runs={} kills={:?} (1 worker, 2 workers, 2 processes) records={} \
+            "exactly-once kafka on {}: runs={} kills={:?} (1 worker, 2 workers, 2 processes) after_output={} records={} \
              read_committed={} lost={} duplicates={} out_of_order_keys={} wrong={} read_uncommitted={} elapsed_s={}",
             broker.name(),
             summary.runs,
             summary.kills,
+            summary.after_output,
             RECORDS,
             committed.len(),
             result.lost,
@@ -605,6 +625,7 @@ fn killed_and_rescaled_flows_write_every_record_exactly_once() {
             "every shape killed: {:?}",
             summary.kills
         );
+        assert!(summary.after_output > 0, "no kill while output was being written");
         // What read_uncommitted sees beyond the committed records is aborted output.
         assert!(uncommitted.len() >= committed.len());
     }
