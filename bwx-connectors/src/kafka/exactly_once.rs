@@ -46,13 +46,12 @@ use bwx_runtime::Key;
 use bwx_runtime::StepId;
 use bwx_runtime::inputs::ConnectorError;
 use bwx_runtime::outputs::{Delivery, FixedPartitionedSink, StatefulSinkPartition};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError as RdError;
-use rdkafka::producer::{BaseProducer, Producer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::producer::BaseProducer;
 use serde::{Deserialize, Serialize};
 
-use self::publisher::{Job, Publisher, Transactional};
+use self::publisher::{Clients, Job, Progress, Publisher, Report, Startup};
 use super::client::ClientLogs;
 use super::config::KafkaConfig;
 use super::message::KafkaSinkMessage;
@@ -99,13 +98,15 @@ const PRODUCERS_PER_SLOT: usize = 2;
 /// - `commit`, once the epoch is durable everywhere: the transaction is committed. An
 ///   epoch leaves the log at the first snapshot after Kafka confirmed it.
 ///
-/// On resume, a slot's new producers fence the old ones (librdkafka's
+/// At start, a slot's new producers fence the old ones (librdkafka's
 /// `init_transactions`: an open transaction is aborted, a commit under way completes),
 /// read the markers and publish again, each in its own transaction, the logged epochs
-/// that Kafka does not have. If Kafka has committed an epoch the resumed state does not
-/// know (the recovery store was restored from a backup older than the output, or replaced
-/// by a new one), exactly-once cannot be kept and the slot refuses to start, naming the
-/// step, slot, transactional ids and both epochs. A resume with another number of slots
+/// that Kafka does not have. This runs on the slot's thread (the slots of a worker at
+/// once) while the flow starts; the slot's first `pre_commit` waits for it. If Kafka has
+/// committed an epoch the resumed state does not know (the recovery store was restored
+/// from a backup older than the output, or replaced by a new one), exactly-once cannot be
+/// kept and the flow stops at the slot's next call, before the slot stores or commits
+/// anything, naming the step, slot, transactional ids and both epochs. A resume with another number of slots
 /// than the store's state was written with is refused too, naming the step, the slot and
 /// both numbers: it would move keys between slots, and a key's logged output and its new
 /// output would go through different producers, out of order.
@@ -266,50 +267,13 @@ impl<K: Key> FixedPartitionedSink for ExactlyOnceKafkaSink<K> {
         }
         let ids = transactional_ids(&self.prefix, step_id, slot);
         let marker = self.marker()?.to_string();
-        // Both producers of the slot at once: each `init_transactions` waits for the
-        // transaction coordinator.
-        let opened: Vec<Result<(Transactional, Option<u64>), ConnectorError>> = std::thread::scope(|s| {
-            let others: Vec<_> = ids[1..]
-                .iter()
-                .map(|id| s.spawn(|| self.open_producer(step_id, slot, id, &marker)))
-                .collect();
-            let mut all = vec![self.open_producer(step_id, slot, &ids[0], &marker)];
-            all.extend(others.into_iter().map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(format!("step {step_id}: slot {slot}: opening a producer panicked").into())
-                })
-            }));
-            all
-        });
-        let mut producers = Vec::with_capacity(opened.len());
-        let mut kafka_has: Option<u64> = None;
-        for p in opened {
-            let (producer, committed) = p?;
-            producers.push(producer);
-            kafka_has = kafka_has.max(committed);
-        }
+        let clients = ids
+            .iter()
+            .map(|id| self.clients(step_id, slot, id))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut log = resume.unwrap_or_default();
         log.slots = self.slots;
         let known = (log.epoch > 0 || !log.pending.is_empty()).then_some(log.epoch);
-        if let Some(committed) = kafka_has
-            && known.is_none_or(|known| committed > known)
-        {
-            let state = match known {
-                Some(known) => format!("the recovery store's state of the slot ends at epoch {known}"),
-                None => "the recovery store has no state for the slot".to_string(),
-            };
-            return Err(format!(
-                "step {step_id}: slot {slot}: Kafka has committed epoch {committed} for transactional ids {ids:?} but \
-                 {state}: the store is older than the output (restored from a backup, or a new store), and resuming \
-                 would write output again; exactly-once cannot be kept. Resume from a store at least as recent, or \
-                 start over with another transactional id prefix"
-            )
-            .into());
-        }
-        // What Kafka has is confirmed; the rest is published again, oldest first.
-        if let Some(committed) = kafka_has {
-            log.pending.retain(|(epoch, _)| *epoch > committed);
-        }
         let mut republish = Vec::with_capacity(log.pending.len());
         for (epoch, logged) in &log.pending {
             let messages = logged.messages().map_err(|why| {
@@ -319,30 +283,22 @@ impl<K: Key> FixedPartitionedSink for ExactlyOnceKafkaSink<K> {
             })?;
             republish.push((*epoch, messages));
         }
+        // The logged epochs are durable: the thread commits those Kafka does not have.
+        let committing = log.pending.last().map_or(0, |(e, _)| *e);
         let (jobs, inbox) = mpsc::channel();
         let (reply, reports) = mpsc::channel();
-        let publisher = Publisher::new(
-            producers,
-            marker,
-            self.topic.clone(),
-            step_id.clone(),
-            slot.to_string(),
-        );
+        let publisher = Publisher::new(marker, self.topic.clone(), step_id.clone(), slot.to_string());
+        let startup = Startup {
+            clients,
+            known,
+            republish,
+        };
+        // Fencing waits for the transaction coordinator: the slots of a worker do it at
+        // once, on their threads, while the flow starts.
         let thread = std::thread::Builder::new()
             .name(format!("bwx-kafka-{slot}"))
-            .spawn(move || publisher.run(inbox, reply))
+            .spawn(move || publisher.run(startup, inbox, reply))
             .map_err(|e| format!("step {step_id}: slot {slot}: cannot start its producer thread: {e}"))?;
-        // The logged epochs are durable: each is its own transaction, committed at once.
-        let mut committing = 0;
-        for (epoch, messages) in republish {
-            // The thread is alive: it only ends when `jobs` is dropped or a job failed.
-            let _ = jobs.send(Job::Write(messages));
-            let _ = jobs.send(Job::Seal(epoch));
-            committing = epoch;
-        }
-        if committing > 0 {
-            let _ = jobs.send(Job::Commit(committing));
-        }
         Ok(TransactionSlot {
             step: step_id.clone(),
             slot: slot.to_string(),
@@ -350,6 +306,7 @@ impl<K: Key> FixedPartitionedSink for ExactlyOnceKafkaSink<K> {
             open: EpochEncoder::default(),
             log,
             committing,
+            fenced: false,
             jobs: Some(jobs),
             reports,
             thread: Some(thread),
@@ -362,21 +319,9 @@ impl<K: Key> FixedPartitionedSink for ExactlyOnceKafkaSink<K> {
 }
 
 impl<K> ExactlyOnceKafkaSink<K> {
-    /// Creates the producer of transactional id `txn_id`, fences its earlier instances and
-    /// reads its commit marker: the last epoch it committed.
-    fn open_producer(
-        &self,
-        step_id: &StepId,
-        slot: &str,
-        txn_id: &str,
-        marker: &str,
-    ) -> Result<(Transactional, Option<u64>), ConnectorError> {
-        let failed = |what: &str, cause: RdError| {
-            TransactionError::boxed(
-                format!("step {step_id}: slot {slot} (transactional id {txn_id:?}): {what}"),
-                cause,
-            )
-        };
+    /// The producer of transactional id `txn_id` and the consumer of its commit marker,
+    /// not yet connected.
+    fn clients(&self, step_id: &StepId, slot: &str, txn_id: &str) -> Result<Clients, ConnectorError> {
         let scrub = |e: RdError| -> ConnectorError {
             format!(
                 "step {step_id}: slot {slot}: {}",
@@ -389,11 +334,6 @@ impl<K> ExactlyOnceKafkaSink<K> {
             .client_config(&[("transactional.id", txn_id)])
             .create_with_context(SinkContext::new(format!("step {step_id}: slot {slot} producer")))
             .map_err(scrub)?;
-        // Fences every earlier producer of the id: its open transaction is aborted, a
-        // commit it had begun completes, so the marker read next is final.
-        producer
-            .init_transactions(COORDINATOR_TIMEOUT)
-            .map_err(|e| failed("cannot fence the earlier producers", e))?;
         let consumer: BaseConsumer<ClientLogs> = self
             .config
             .client_config(&[
@@ -403,21 +343,11 @@ impl<K> ExactlyOnceKafkaSink<K> {
             ])
             .create_with_context(ClientLogs::new(format!("step {step_id}: slot {slot} marker")))
             .map_err(scrub)?;
-        let mut wanted = TopicPartitionList::new();
-        wanted.add_partition(marker, 0);
-        let committed = consumer
-            .committed_offsets(wanted, COORDINATOR_TIMEOUT)
-            .map_err(|e| failed("cannot read the commit marker", e))?;
-        let kafka_has = committed
-            .find_partition(marker, 0)
-            .and_then(|tp| match tp.offset() {
-                Offset::Offset(next) if next > 0 => Some(next as u64 - 1),
-                _ => None,
-            });
-        let group = consumer.group_metadata().ok_or_else(|| {
-            format!("step {step_id}: slot {slot}: no consumer group metadata for {txn_id:?}")
-        })?;
-        Ok((Transactional::new(producer, group, txn_id.to_string()), kafka_has))
+        Ok(Clients {
+            producer,
+            consumer,
+            txn_id: txn_id.to_string(),
+        })
     }
 }
 
@@ -456,8 +386,11 @@ pub struct TransactionSlot {
     log: TransactionLog,
     /// The last epoch whose commit went to the producer thread.
     committing: u64,
+    /// Whether the thread fenced the slot's earlier producers and found Kafka's output
+    /// consistent with the log.
+    fenced: bool,
     jobs: Option<Sender<Job>>,
-    reports: Receiver<Result<u64, ConnectorError>>,
+    reports: Receiver<Report>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -472,15 +405,15 @@ impl TransactionSlot {
     }
 
     /// Takes the reports that arrived, then waits until at most `committing` epochs wait
-    /// for their commit in Kafka.
-    fn settle(&mut self, committing: usize) -> Result<(), ConnectorError> {
+    /// for their commit in Kafka (and, with `fenced`, until the start-up checks passed).
+    fn settle(&mut self, committing: usize, fenced: bool) -> Result<(), ConnectorError> {
         loop {
-            let report = if self.committing() > committing {
+            let report = if self.committing() > committing || (fenced && !self.fenced) {
                 match self.reports.recv_timeout(COORDINATOR_TIMEOUT * 2) {
                     Ok(r) => r,
                     Err(RecvTimeoutError::Timeout) => {
                         return Err(format!(
-                            "step {}: slot {}: Kafka confirmed no transaction for {} s",
+                            "step {}: slot {}: Kafka confirmed nothing for {} s",
                             self.step,
                             self.slot,
                             (COORDINATOR_TIMEOUT * 2).as_secs()
@@ -496,8 +429,16 @@ impl TransactionSlot {
                     Err(TryRecvError::Disconnected) => return Err(self.thread_gone()),
                 }
             };
-            let epoch = report?;
-            self.log.pending.retain(|(e, _)| *e > epoch);
+            let confirmed = match report? {
+                Progress::Fenced(kafka_has) => {
+                    self.fenced = true;
+                    kafka_has
+                }
+                Progress::Committed(epoch) => Some(epoch),
+            };
+            if let Some(epoch) = confirmed {
+                self.log.pending.retain(|(e, _)| *e > epoch);
+            }
         }
     }
 
@@ -532,7 +473,7 @@ impl StatefulSinkPartition for TransactionSlot {
             )
             .into());
         }
-        self.settle(usize::MAX)?;
+        self.settle(usize::MAX, false)?;
         for m in values.iter() {
             self.open.push(m);
         }
@@ -541,7 +482,9 @@ impl StatefulSinkPartition for TransactionSlot {
     }
 
     fn pre_commit(&mut self, epoch: u64) -> Result<(), ConnectorError> {
-        self.settle(MAX_EPOCHS_COMMITTING)?;
+        // The log grows only once Kafka's output is known to be consistent with it: a
+        // refused resume stores nothing.
+        self.settle(MAX_EPOCHS_COMMITTING, true)?;
         self.log.pending.push((epoch, self.open.finish()));
         self.log.epoch = epoch;
         self.send(Job::Seal(epoch))
@@ -552,7 +495,7 @@ impl StatefulSinkPartition for TransactionSlot {
     }
 
     fn commit(&mut self, epoch: u64) -> Result<(), ConnectorError> {
-        self.settle(usize::MAX)?;
+        self.settle(usize::MAX, false)?;
         if epoch > self.committing {
             self.committing = epoch;
             self.send(Job::Commit(epoch))?;
@@ -561,7 +504,7 @@ impl StatefulSinkPartition for TransactionSlot {
     }
 
     fn close(&mut self) -> Result<(), ConnectorError> {
-        let outcome = self.settle(0);
+        let outcome = self.settle(0, true);
         self.jobs = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

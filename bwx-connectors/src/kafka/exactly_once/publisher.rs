@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use bwx_runtime::StepId;
 use bwx_runtime::inputs::ConnectorError;
-use rdkafka::consumer::ConsumerGroupMetadata;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::super::client::ClientLogs;
 use super::super::message::KafkaSinkMessage;
 use super::super::sink::{SinkContext, send_message};
 use super::{COORDINATOR_TIMEOUT, TransactionError};
@@ -30,27 +31,41 @@ pub(super) enum Job {
     Commit(u64),
 }
 
-/// One transactional producer of a slot and the consumer group its marker is committed to.
-pub(super) struct Transactional {
-    pub(super) producer: BaseProducer<SinkContext>,
-    pub(super) group: ConsumerGroupMetadata,
-    pub(super) txn_id: String,
-    state: TxnState,
+/// A report of the thread to the slot.
+pub(super) type Report = Result<Progress, ConnectorError>;
+
+/// What the thread reports to the slot.
+pub(super) enum Progress {
+    /// The earlier producers are fenced and Kafka's output is consistent with the log;
+    /// Kafka has the epochs up to this one.
+    Fenced(Option<u64>),
+    /// Kafka committed this epoch.
+    Committed(u64),
 }
 
-impl Transactional {
-    pub(super) fn new(
-        producer: BaseProducer<SinkContext>,
-        group: ConsumerGroupMetadata,
-        txn_id: String,
-    ) -> Self {
-        Transactional {
-            producer,
-            group,
-            txn_id,
-            state: TxnState::Idle,
-        }
-    }
+/// A transactional id's producer and the consumer that reads its commit marker, made but
+/// not yet connected.
+pub(super) struct Clients {
+    pub(super) producer: BaseProducer<SinkContext>,
+    pub(super) consumer: BaseConsumer<ClientLogs>,
+    pub(super) txn_id: String,
+}
+
+/// What the thread does before it takes jobs.
+pub(super) struct Startup {
+    pub(super) clients: Vec<Clients>,
+    /// The last epoch of the resumed log, if the store has state for the slot.
+    pub(super) known: Option<u64>,
+    /// The logged epochs, oldest first: those Kafka does not have are published again.
+    pub(super) republish: Vec<(u64, Vec<KafkaSinkMessage>)>,
+}
+
+/// One transactional producer of a slot and the consumer group its marker is committed to.
+struct Transactional {
+    producer: BaseProducer<SinkContext>,
+    group: ConsumerGroupMetadata,
+    txn_id: String,
+    state: TxnState,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -65,11 +80,11 @@ enum TxnState {
 
 /// The slot's producers on their own thread.
 pub(super) struct Publisher {
-    pub(super) producers: Vec<Transactional>,
-    pub(super) marker: String,
-    pub(super) topic: Option<String>,
-    pub(super) step: StepId,
-    pub(super) slot: String,
+    producers: Vec<Transactional>,
+    marker: String,
+    topic: Option<String>,
+    step: StepId,
+    slot: String,
     /// The producer taking the open epoch's messages.
     open: Option<usize>,
     /// The sealed transactions, oldest first: they commit in this order.
@@ -81,15 +96,9 @@ pub(super) struct Publisher {
 }
 
 impl Publisher {
-    pub(super) fn new(
-        producers: Vec<Transactional>,
-        marker: String,
-        topic: Option<String>,
-        step: StepId,
-        slot: String,
-    ) -> Self {
+    pub(super) fn new(marker: String, topic: Option<String>, step: StepId, slot: String) -> Self {
         Publisher {
-            producers,
+            producers: Vec::new(),
             marker,
             topic,
             step,
@@ -101,11 +110,14 @@ impl Publisher {
         }
     }
 
-    /// Serves the jobs until the slot hangs up or one fails; reports each committed epoch
-    /// and the first error. Leaves no transaction open: what is not committed is aborted
-    /// (a later producer of the slot would abort it too, but only when it starts).
-    pub(super) fn run(mut self, jobs: Receiver<Job>, reports: Sender<Result<u64, ConnectorError>>) {
-        let outcome = self.serve(&jobs, &reports);
+    /// Starts the slot, then serves the jobs until the slot hangs up or one fails; reports
+    /// the start, each committed epoch and the first error. Leaves no transaction open:
+    /// what is not committed is aborted (a later producer of the slot would abort it too,
+    /// but only when it starts).
+    pub(super) fn run(mut self, startup: Startup, jobs: Receiver<Job>, reports: Sender<Report>) {
+        let outcome = self
+            .start(startup, &reports)
+            .and_then(|()| self.serve(&jobs, &reports));
         for p in &self.producers {
             if p.state != TxnState::Idle {
                 // After a fatal error (fenced by a newer producer) this fails too.
@@ -117,11 +129,104 @@ impl Publisher {
         }
     }
 
-    fn serve(
-        &mut self,
-        jobs: &Receiver<Job>,
-        reports: &Sender<Result<u64, ConnectorError>>,
-    ) -> Result<(), ConnectorError> {
+    /// Fences every earlier producer of the slot's ids, reads their markers, refuses a log
+    /// older than Kafka's output, and publishes again the logged epochs Kafka does not have.
+    fn start(&mut self, startup: Startup, reports: &Sender<Report>) -> Result<(), ConnectorError> {
+        // The ids at once: each `init_transactions` waits for the transaction coordinator.
+        let fenced: Vec<Result<(Transactional, Option<u64>), ConnectorError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = startup
+                .clients
+                .into_iter()
+                .map(|c| s.spawn(|| self.fence(c)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(format!("step {}: slot {}: fencing panicked", self.step, self.slot).into())
+                    })
+                })
+                .collect()
+        });
+        let mut kafka_has: Option<u64> = None;
+        for f in fenced {
+            let (producer, committed) = f?;
+            self.producers.push(producer);
+            // Epochs commit in order, so the later marker is the last epoch Kafka has.
+            kafka_has = kafka_has.max(committed);
+        }
+        if let Some(committed) = kafka_has
+            && startup.known.is_none_or(|known| committed > known)
+        {
+            let ids: Vec<&str> = self.producers.iter().map(|p| p.txn_id.as_str()).collect();
+            let state = match startup.known {
+                Some(known) => format!("the recovery store's state of the slot ends at epoch {known}"),
+                None => "the recovery store has no state for the slot".to_string(),
+            };
+            return Err(format!(
+                "step {}: slot {}: Kafka has committed epoch {committed} for transactional ids {ids:?} but \
+                 {state}: the store is older than the output (restored from a backup, or a new store), and resuming \
+                 would write output again; exactly-once cannot be kept. Resume from a store at least as recent, or \
+                 start over with another transactional id prefix",
+                self.step, self.slot
+            )
+            .into());
+        }
+        let _ = reports.send(Ok(Progress::Fenced(kafka_has)));
+        // Each its own transaction, committed at once: the logged epochs are durable.
+        for (epoch, messages) in startup.republish {
+            if kafka_has.is_none_or(|has| epoch > has) {
+                self.held.push_back(Job::Write(messages));
+                self.held.push_back(Job::Seal(epoch));
+                self.durable = epoch;
+            }
+        }
+        self.advance(reports)
+    }
+
+    /// Fences the earlier producers of one id (an open transaction is aborted, a commit
+    /// under way completes, so the marker read next is final) and reads its marker.
+    fn fence(&self, c: Clients) -> Result<(Transactional, Option<u64>), ConnectorError> {
+        let failed = |what: &str, cause: RdError| {
+            TransactionError::boxed(
+                format!(
+                    "step {}: slot {} (transactional id {:?}): {what}",
+                    self.step, self.slot, c.txn_id
+                ),
+                cause,
+            )
+        };
+        c.producer
+            .init_transactions(COORDINATOR_TIMEOUT)
+            .map_err(|e| failed("cannot fence the earlier producers", e))?;
+        let mut wanted = TopicPartitionList::new();
+        wanted.add_partition(&self.marker, 0);
+        let committed = c
+            .consumer
+            .committed_offsets(wanted, COORDINATOR_TIMEOUT)
+            .map_err(|e| failed("cannot read the commit marker", e))?;
+        let kafka_has = committed
+            .find_partition(&self.marker, 0)
+            .and_then(|tp| match tp.offset() {
+                Offset::Offset(next) if next > 0 => Some(next as u64 - 1),
+                _ => None,
+            });
+        let group = c.consumer.group_metadata().ok_or_else(|| {
+            format!(
+                "step {}: slot {}: no consumer group metadata for {:?}",
+                self.step, self.slot, c.txn_id
+            )
+        })?;
+        let producer = Transactional {
+            producer: c.producer,
+            group,
+            txn_id: c.txn_id,
+            state: TxnState::Idle,
+        };
+        Ok((producer, kafka_has))
+    }
+
+    fn serve(&mut self, jobs: &Receiver<Job>, reports: &Sender<Report>) -> Result<(), ConnectorError> {
         loop {
             let job = match self.open {
                 // Deliveries of the open transaction are served while waiting.
@@ -148,7 +253,7 @@ impl Publisher {
 
     /// Commits the sealed transactions that are durable, in order, and hands the held jobs
     /// to a producer while one is free.
-    fn advance(&mut self, reports: &Sender<Result<u64, ConnectorError>>) -> Result<(), ConnectorError> {
+    fn advance(&mut self, reports: &Sender<Report>) -> Result<(), ConnectorError> {
         loop {
             while let Some(&(i, epoch)) = self.sealed.front()
                 && epoch <= self.durable
@@ -156,7 +261,7 @@ impl Publisher {
                 self.commit(i, epoch)?;
                 self.sealed.pop_front();
                 // The slot may be gone (the flow failed elsewhere): nobody to tell.
-                let _ = reports.send(Ok(epoch));
+                let _ = reports.send(Ok(Progress::Committed(epoch)));
             }
             if self.held.is_empty() {
                 return Ok(());
