@@ -21,8 +21,11 @@
 //! wait in memory for that, and be produced in a burst after it: the producer would idle
 //! while the log is stored. So each slot has two producers, `{prefix}.{step}.{slot}.0`
 //! and `.1`, used in turn: epoch `e + 1` is produced by the producer that is free while
-//! `e`'s transaction waits for its commit. Only when both wait (an epoch shorter than
-//! the time to make one durable) does the next epoch's output wait in memory for a commit.
+//! `e`'s transaction waits for its commit. Epoch `e + 1`'s seal (its flush) waits for
+//! `e`'s commit: a broker may hold back acknowledgements to a partition while another
+//! transaction on it is open (noida-db does), and the thread that would commit `e` must not
+//! be the one waiting. Only when both producers wait (an epoch shorter than the time to
+//! make one durable) does the next epoch's output wait in memory for a commit.
 //!
 //! What keeps it exactly-once and in order:
 //! - a transaction is sealed (flushed) before the other producer takes the next epoch's

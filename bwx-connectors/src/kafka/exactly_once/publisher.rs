@@ -263,8 +263,14 @@ impl Publisher {
                 // The slot may be gone (the flow failed elsewhere): nobody to tell.
                 let _ = reports.send(Ok(Progress::Committed(epoch)));
             }
-            if self.held.is_empty() {
-                return Ok(());
+            match self.held.front() {
+                None => return Ok(()),
+                // A seal waits for the acknowledgements of its epoch's messages, which a
+                // broker may hold back while the previous epoch's transaction on the same
+                // partition is open (noida-db does): that transaction commits first, on
+                // this thread, or the two would wait for each other.
+                Some(Job::Seal(_)) if !self.sealed.is_empty() => return Ok(()),
+                Some(_) => {}
             }
             let i = match self.open {
                 Some(i) => i,
