@@ -132,7 +132,7 @@ const PRODUCERS_PER_SLOT: usize = 2;
 /// - Cost: the write-ahead log makes the recovery store write each epoch's output (about
 ///   the messages' bytes plus 13 bytes each), and an epoch not yet durable when the next
 ///   one closes is written again with it. Copying 500k messages of 100 B on 1 worker
-///   (`examples/kafka_bench.rs`, two runs of 5 rounds, load 20-40 on 2 cores, 2026-12-08)
+///   (`examples/kafka_bench.rs`, three runs of 5 rounds, load 13-40 on 2 cores, 2026-12-08)
 ///   ran at 0.62-0.97x of the at-least-once sink's throughput with 10 s epochs and
 ///   0.51-0.66x with 1 s epochs. Starting cost no more than at-least-once; the difference
 ///   was the stop, waiting for the last epochs' log to be stored (SQLite stored it at
