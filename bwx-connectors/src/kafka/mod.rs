@@ -54,6 +54,7 @@ mod exactly_once;
 mod lag;
 mod message;
 mod ops;
+mod produce;
 pub mod serde;
 mod sink;
 mod source;

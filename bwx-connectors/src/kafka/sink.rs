@@ -17,6 +17,7 @@ use super::client::ClientLogs;
 use super::config::KafkaConfig;
 use super::error::KafkaError;
 use super::message::KafkaSinkMessage;
+use super::produce;
 use super::serde::MessageField;
 
 /// Writes [`KafkaSinkMessage`]s to Kafka: a dynamic sink with one producer per worker.
@@ -178,7 +179,8 @@ impl SinkContext {
     }
 }
 
-/// Hands one message to librdkafka: to its own topic, else `default_topic`.
+/// Hands one message to librdkafka: to its own topic, else `default_topic`. Without headers,
+/// without an allocation ([`produce`]).
 pub(crate) fn send_message(
     producer: &BaseProducer<SinkContext>,
     default_topic: Option<&str>,
@@ -194,6 +196,29 @@ pub(crate) fn send_message(
             );
         }
     };
+    if m.headers.is_empty() {
+        let record = produce::Record {
+            topic,
+            key: m.key.as_deref(),
+            value: m.value.as_deref(),
+            partition: m.partition,
+            timestamp: m.timestamp,
+        };
+        loop {
+            match produce::produce(producer, &record) {
+                None => break,
+                Some(Ok(())) => return Ok(()),
+                // The local queue is full: serve deliveries to make room, then retry.
+                Some(Err(RDKafkaErrorCode::QueueFull)) => {
+                    producer.poll(Duration::from_millis(10));
+                }
+                Some(Err(code)) => {
+                    let e = RdError::MessageProduction(code);
+                    return Err(Box::new(produce_error(producer, step, topic, m.partition, &e)));
+                }
+            }
+        }
+    }
     let mut record = BaseRecord::<[u8], [u8]>::to(topic);
     if let Some(k) = &m.key {
         record = record.key(k.as_slice());
