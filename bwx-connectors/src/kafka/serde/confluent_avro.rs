@@ -134,7 +134,8 @@ impl ConfluentAvroSerializer {
     ///
     /// ```no_run
     /// use bwx::connectors::kafka::serde::{
-    ///     ConfluentAvroSerializer, SchemaReference, SchemaRegistry, SubjectName,
+    ///     ConfluentAvroSerializer, SchemaReference, SchemaRegistry, SerdeContext, Serializer,
+    ///     SubjectName,
     /// };
     ///
     /// let registry = SchemaRegistry::new("http://127.0.0.1:8081").unwrap();
@@ -148,6 +149,10 @@ impl ConfluentAvroSerializer {
     /// };
     /// let ser = ConfluentAvroSerializer::with_references(registry, line, &[point], SubjectName::Topic)
     ///     .unwrap();
+    /// // Registered under `lines-value` with its reference, on first use.
+    /// let line = serde_json::json!({"from": {"x": 1}, "to": {"x": 2}});
+    /// let bytes = ser.serialize(&line, &SerdeContext::value("lines")).unwrap();
+    /// assert_eq!(bytes[0], 0, "the Confluent magic byte");
     /// ```
     pub fn with_references(
         registry: SchemaRegistry,
