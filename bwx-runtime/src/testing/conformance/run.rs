@@ -351,7 +351,7 @@ impl Running {
                                 .try_wait()
                                 .ok()
                                 .flatten()
-                                .map(crate::cli::describe_status)
+                                .map(crate::exit_status::describe)
                                 .unwrap_or_default(),
                             stderr.trim()
                         ))
