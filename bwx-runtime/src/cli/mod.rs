@@ -101,8 +101,9 @@ pub enum CliError {
     /// The flow failed (exit code 1).
     #[error(transparent)]
     Flow(#[from] FlowError),
-    /// The recovery store could not be opened or created (exit code 1).
-    #[error("recovery: {0}")]
+    /// The recovery store could not be opened or created (exit code 1). The cause says
+    /// why, and the CLI prints the whole chain: `recovery: <cause>`.
+    #[error("recovery")]
     Recovery(#[from] RecoveryError),
     /// A process of a `--processes` run failed, or could not be started (exit code 1).
     #[error("{0}")]
