@@ -5,17 +5,15 @@
 mod common;
 
 use std::ffi::OsString;
-use std::io::Read;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bwx::cli::Runner;
 use bwx::prelude::*;
 use bwx::testing::{MemoryStore, TestingSink, TestingSource};
 use common::PrintSink;
+use common::flow_binary::{self, Finished, Running, child_command};
 
-const ARGS: &str = "BWX_TEST_CLI_ARGS";
-const SCENARIO: &str = "BWX_TEST_CLI_SCENARIO";
 /// Where each process of a `--processes` cluster writes a file named by its pid.
 const PID_DIR: &str = "BWX_TEST_CLI_PID_DIR";
 /// Every environment variable the CLI reads.
@@ -30,8 +28,6 @@ const BYTEWAX_VARS: [&str; 9] = [
     "BYTEWAX_STATEFULSET_NAME",
     "BYTEWAX_HOSTFILE_PATH",
 ];
-/// Separates arguments in `ARGS` (arguments never contain it).
-const SEP: char = '\u{1f}';
 
 /// Sums of 0..5_000 by `x % 31`, then a scenario-specific tail.
 fn flow(scenario: &str) -> Dataflow {
@@ -74,11 +70,9 @@ fn expected_sums() -> Vec<String> {
 /// does nothing.
 #[test]
 fn child_process_entry() {
-    let Ok(args) = std::env::var(ARGS) else { return };
-    let scenario = std::env::var(SCENARIO).unwrap_or_default();
-    let args: Vec<String> = std::iter::once("flowbin".to_string())
-        .chain(args.split(SEP).map(String::from))
-        .collect();
+    let Some((args, scenario)) = flow_binary::invocation("flowbin") else {
+        return;
+    };
     let supervisor = args.iter().any(|a| a == "-p" || a == "--processes");
     if let (Ok(dir), false) = (std::env::var(PID_DIR), supervisor) {
         std::fs::write(format!("{dir}/{}", std::process::id()), "").unwrap();
@@ -91,96 +85,31 @@ fn child_process_entry() {
     std::process::exit(i32::from(code));
 }
 
-/// How the flow binary is started: this test binary, running `child_process_entry`.
-fn child_command(args: &[OsString]) -> Command {
-    let joined: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "child_process_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ARGS, joined.join(&SEP.to_string()));
-    command
-}
-
 /// Runs the flow binary with `args` and extra environment, for at most 20 s.
-fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
+fn cli(args: &[&str], env: &[(&str, &str)]) -> Finished {
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
     let mut command = child_command(&args);
     for var in BYTEWAX_VARS {
         command.env_remove(var);
     }
     command.envs(env.iter().copied());
-    wait(command, Duration::from_secs(20))
-}
-
-fn wait(mut command: Command, timeout: Duration) -> Output {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        stdout.read_to_end(&mut s).unwrap();
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        stderr.read_to_end(&mut s).unwrap();
-        s
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > timeout {
-            child.kill().unwrap();
-            panic!("the flow binary ran longer than {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn lines(output: &Output, prefix: &str) -> Vec<String> {
-    let mut got: Vec<String> = text(&output.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix(prefix).map(String::from))
-        .collect();
-    got.sort();
-    got
+    Running::spawn(command).finish(Duration::from_secs(20))
 }
 
 /// The distinct `partition: i of n` lines: which workers ran the sink.
-fn partitions(output: &Output) -> Vec<String> {
-    let mut got = lines(output, "partition: ");
+fn partitions(output: &Finished) -> Vec<String> {
+    let mut got = output.lines("partition: ");
     got.dedup();
     got
 }
 
-fn assert_success(output: &Output) {
+fn assert_success(output: &Finished) {
     assert!(
         output.status.success(),
         "status {}\nstdout:\n{}\nstderr:\n{}",
         output.status,
-        text(&output.stdout),
-        text(&output.stderr)
+        &output.stdout,
+        &output.stderr
     );
 }
 
@@ -189,12 +118,12 @@ fn run_on_one_thread_and_three_threads_gives_the_same_sums() {
     let expected = expected_sums();
     let one = cli(&["run"], &[]);
     assert_success(&one);
-    assert_eq!(lines(&one, "sum: "), expected);
+    assert_eq!(one.lines("sum: "), expected);
     assert_eq!(partitions(&one), vec!["0 of 1"]);
 
     let three = cli(&["run", "-w", "3", "-s", "100ms"], &[]);
     assert_success(&three);
-    assert_eq!(lines(&three, "sum: "), expected);
+    assert_eq!(three.lines("sum: "), expected);
     assert_eq!(partitions(&three), vec!["0 of 3", "1 of 3", "2 of 3"]);
 }
 
@@ -202,17 +131,17 @@ fn run_on_one_thread_and_three_threads_gives_the_same_sums() {
 fn processes_flag_runs_a_local_cluster() {
     let output = cli(&["run", "--processes", "2", "-w", "2"], &[]);
     assert_success(&output);
-    assert_eq!(lines(&output, "sum: "), expected_sums());
+    assert_eq!(output.lines("sum: "), expected_sums());
     assert_eq!(partitions(&output), vec!["0 of 4", "1 of 4", "2 of 4", "3 of 4"]);
 }
 
 #[test]
 fn processes_flag_fails_when_a_process_fails() {
     let started = Instant::now();
-    let output = cli(&["run", "-p", "2"], &[(SCENARIO, "panic")]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = cli(&["run", "-p", "2"], &[(flow_binary::SCENARIO, "panic")]);
+    assert_eq!(output.status.code(), Some(1), "{}", &output.stderr);
     assert!(started.elapsed() < Duration::from_secs(10));
-    let stderr = text(&output.stderr);
+    let stderr = &output.stderr;
     assert!(stderr.contains("step 'cli.check' panicked on worker"), "{stderr}");
     assert!(stderr.contains("item 2500 is cursed"), "{stderr}");
     assert!(
@@ -231,7 +160,7 @@ fn killing_the_processes_supervisor_stops_its_cluster() {
     let args = [OsString::from("run"), "-p".into(), "2".into()];
     let mut command = child_command(&args);
     command
-        .env(SCENARIO, "slow")
+        .env(flow_binary::SCENARIO, "slow")
         .env(PID_DIR, pids.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -278,9 +207,9 @@ fn alive(pid: i32) -> bool {
 
 #[test]
 fn a_flow_error_prints_one_line_naming_step_and_worker_and_exits_1() {
-    let output = cli(&["run", "-w", "2"], &[(SCENARIO, "panic")]);
+    let output = cli(&["run", "-w", "2"], &[(flow_binary::SCENARIO, "panic")]);
     assert_eq!(output.status.code(), Some(1));
-    let stderr = text(&output.stderr);
+    let stderr = &output.stderr;
     let errors: Vec<&str> = stderr.lines().collect();
     assert_eq!(errors.len(), 1, "{stderr}");
     assert!(
@@ -312,7 +241,7 @@ fn bad_flags_exit_2_with_a_clear_message() {
     ];
     for (args, message) in cases {
         let output = cli(args, &[]);
-        let stderr = text(&output.stderr);
+        let stderr = &output.stderr;
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
             stderr.contains(message),
@@ -323,16 +252,16 @@ fn bad_flags_exit_2_with_a_clear_message() {
 
 #[test]
 fn recovery_without_a_backend_is_a_clear_error() {
-    let no_recovery = [(SCENARIO, "no-recovery")];
+    let no_recovery = [(flow_binary::SCENARIO, "no-recovery")];
     let output = cli(
         &["run", "-r", "/tmp/nowhere", "-s", "10", "-b", "1m"],
         &no_recovery,
     );
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output.stderr).contains("recovery is not available in this build"));
+    assert!(output.stderr.contains("recovery is not available in this build"));
     let output = cli(&["recovery", "init", "/tmp/nowhere", "2"], &no_recovery);
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output.stderr).contains("recovery is not available in this build"));
+    assert!(output.stderr.contains("recovery is not available in this build"));
 }
 
 #[test]
@@ -341,8 +270,8 @@ fn the_default_sqlite_backend_inits_runs_and_refuses_an_uninitialised_directory(
     let dir = tmp.path().join("recovery");
     let dir_arg = dir.to_str().unwrap();
     let output = cli(&["run", "-r", dir_arg, "-s", "1", "-b", "1m"], &[]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
-    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{}", &output.stderr);
+    let stderr = &output.stderr;
     assert!(
         stderr.contains("no recovery partitions in") && stderr.contains(dir_arg),
         "{stderr}"
@@ -352,7 +281,8 @@ fn the_default_sqlite_backend_inits_runs_and_refuses_an_uninitialised_directory(
     assert!(dir.join("part-2.sqlite3").exists());
     let output = cli(&["run", "-w", "2", "-r", dir_arg, "-s", "1", "-b", "1m"], &[]);
     assert_success(&output);
-    let mut sums: Vec<String> = text(&output.stdout)
+    let mut sums: Vec<String> = output
+        .stdout
         .lines()
         .filter_map(|l| l.strip_prefix("sum: ").map(String::from))
         .collect();
@@ -364,7 +294,7 @@ fn the_default_sqlite_backend_inits_runs_and_refuses_an_uninitialised_directory(
 fn help_mentions_every_flag_and_variable() {
     let output = cli(&["run", "--help"], &[]);
     assert_success(&output);
-    let help = text(&output.stdout);
+    let help = &output.stdout;
     for needle in [
         "-w, --workers-per-process <N>",
         "-p, --processes <N>",
@@ -387,9 +317,9 @@ fn help_mentions_every_flag_and_variable() {
     let top = cli(&["--help"], &[]);
     assert_success(&top);
     assert!(
-        text(&top.stdout).contains("Runs the bwx dataflow 'cli'."),
+        top.stdout.contains("Runs the bwx dataflow 'cli'."),
         "{}",
-        text(&top.stdout)
+        &top.stdout
     );
 }
 
@@ -398,7 +328,7 @@ fn environment_variables_are_honoured_and_flags_win() {
     let output = cli(&["run"], &[("BYTEWAX_WORKERS_PER_PROCESS", "2")]);
     assert_success(&output);
     assert_eq!(partitions(&output), vec!["0 of 2", "1 of 2"]);
-    assert_eq!(lines(&output, "sum: "), expected_sums());
+    assert_eq!(output.lines("sum: "), expected_sums());
 
     let output = cli(&["run", "-w", "1"], &[("BYTEWAX_WORKERS_PER_PROCESS", "2")]);
     assert_success(&output);
@@ -406,7 +336,7 @@ fn environment_variables_are_honoured_and_flags_win() {
 
     let output = cli(&["run"], &[("BYTEWAX_SNAPSHOT_INTERVAL", "whenever")]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output.stderr).contains("'whenever' is not a duration"));
+    assert!(output.stderr.contains("'whenever' is not a duration"));
 }
 
 #[test]
@@ -440,13 +370,13 @@ fn kubernetes_pod_ordinals_and_host_file_form_a_cluster() {
             })
         })
         .collect();
-    let outputs: Vec<Output> = pods.into_iter().map(|p| p.join().unwrap()).collect();
+    let outputs: Vec<Finished> = pods.into_iter().map(|p| p.join().unwrap()).collect();
     std::fs::remove_dir_all(&dir).unwrap();
     let mut sums = Vec::new();
     let mut parts = Vec::new();
     for output in &outputs {
         assert_success(output);
-        sums.extend(lines(output, "sum: "));
+        sums.extend(output.lines("sum: "));
         parts.extend(partitions(output));
     }
     sums.sort();
@@ -522,7 +452,7 @@ fn recovery_init_parts_gives_each_host_its_share_of_one_store() {
     for pod in pods {
         let output = pod.join().unwrap();
         assert_success(&output);
-        sums.extend(lines(&output, "sum: "));
+        sums.extend(output.lines("sum: "));
     }
     sums.sort();
     assert_eq!(sums, expected_sums());
@@ -607,7 +537,7 @@ fn recovery_init_parts_gives_each_host_its_share_of_one_store() {
         ),
     ] {
         let output = cli(args, &[]);
-        let stderr = text(&output.stderr);
+        let stderr = &output.stderr;
         assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }

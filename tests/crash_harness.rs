@@ -30,6 +30,8 @@
 //!
 //! The test binary re-executes itself as the cluster's processes (`harness_process`).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -37,76 +39,24 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bwx::inputs::ConnectorError;
 use bwx::prelude::*;
 use bwx::recovery::SqliteRecovery;
+use common::numbers::{Numbers, Rng};
 
-const SOURCE_PARTS: usize = 4;
-const ITEMS_PER_PART: u64 = 9000;
-const KEYS_PER_PART: u64 = 5;
-const BATCH: u64 = 6;
-const PACE: Duration = Duration::from_millis(4);
+const NUMBERS: Numbers = Numbers {
+    parts: 4,
+    items: 9000,
+    keys: 5,
+    batch: 6,
+    pace: Duration::from_millis(4),
+};
 const OUT_PARTS: usize = 3;
 /// The store's backup interval (`-b`): superseded snapshots are kept this long.
 const BACKUP_INTERVAL: Duration = Duration::from_secs(1);
 const PARTITIONS: usize = 4;
-
-/// Replays `ITEMS_PER_PART` items per partition, paced; its position is the next index.
-struct Numbers;
-
-struct NumbersPart {
-    part: u64,
-    next: u64,
-    awake: Option<SystemTime>,
-}
-
-impl FixedPartitionedSource for Numbers {
-    type Item = (String, u64);
-    type State = u64;
-    type Partition = NumbersPart;
-
-    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
-        Ok((0..SOURCE_PARTS).map(|p| format!("p{p}")).collect())
-    }
-
-    fn build_part(&self, _: &StepId, part: &str, resume: Option<u64>) -> Result<NumbersPart, ConnectorError> {
-        Ok(NumbersPart {
-            part: part[1..].parse()?,
-            next: resume.unwrap_or(0),
-            awake: None,
-        })
-    }
-}
-
-impl StatefulSourcePartition for NumbersPart {
-    type Item = (String, u64);
-    type State = u64;
-
-    fn next_batch(&mut self, batch: &mut Vec<(String, u64)>) -> Result<BatchStatus, ConnectorError> {
-        let end = (self.next + BATCH).min(ITEMS_PER_PART);
-        for i in self.next..end {
-            // Every key belongs to one source partition, so its items keep their order.
-            batch.push((format!("p{}-k{}", self.part, i % KEYS_PER_PART), i));
-        }
-        self.next = end;
-        self.awake = Some(SystemTime::now() + PACE);
-        Ok(if self.next >= ITEMS_PER_PART {
-            BatchStatus::Eof
-        } else {
-            BatchStatus::Active
-        })
-    }
-
-    fn next_awake(&self) -> Option<SystemTime> {
-        self.awake
-    }
-
-    fn snapshot(&self) -> u64 {
-        self.next
-    }
-}
 
 /// Appends lines to one file per partition; its position is the file length, and a
 /// resumed partition truncates to it (exactly-once output).
@@ -163,14 +113,8 @@ impl StatefulSinkPartition for LinesPart {
 
 fn flow(out: &Path) -> Dataflow {
     let flow = Dataflow::new("harness");
-    flow.input("inp", Numbers)
-        .stateful_map("sum", |s: Option<u64>, v: u64| {
-            let t = s.unwrap_or(0) + v;
-            (Some(t), t)
-        })
-        .map("line", |(k, sum): (String, u64)| {
-            (k.clone(), format!("{k},{sum}"))
-        })
+    NUMBERS
+        .sum_lines(&flow)
         .output("out", LinesSink(out.to_path_buf()));
     flow
 }
@@ -275,21 +219,6 @@ fn wait_all(children: &mut [Child], limit: Duration) -> Vec<bool> {
         std::thread::sleep(Duration::from_millis(5));
     }
     done.into_iter().map(|d| d.unwrap_or(false)).collect()
-}
-
-/// A small seeded generator (xorshift), so a seed names one sequence of kills.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 fn lines(out: &Path) -> BTreeMap<String, usize> {
@@ -410,7 +339,7 @@ fn fresh(base: &Path, name: &str, per_host: bool) -> (Layout, PathBuf) {
 /// Even seeds keep the partitions in one directory; odd seeds on each process's own.
 fn run_seed(seed: u64, kills: usize, base: &Path, expected: &BTreeMap<String, usize>, s: &mut Summary) {
     let (mut layout, out) = fresh(base, &format!("seed{seed}"), seed % 2 == 1);
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::new(seed);
     // Process counts across restarts: 2 → 1 → 3 → 2 → ...
     let schedule = [2usize, 1, 3];
     let mut killed_at: Option<Instant> = None;
@@ -591,7 +520,7 @@ fn kills_restarts_and_rescaling_lose_nothing() {
     let expected = lines(&out);
     assert_eq!(
         expected.values().sum::<usize>() as u64,
-        SOURCE_PARTS as u64 * ITEMS_PER_PART
+        NUMBERS.parts * NUMBERS.items
     );
     let mut summary = Summary::default();
     let started = Instant::now();

@@ -28,114 +28,41 @@
 //! sudo -E cargo test --test netns -- --nocapture        # BWX_NETNS_SEED=7 picks the kill
 //! ```
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bwx::cli::Runner;
 use bwx::connectors::files::DirSink;
-use bwx::inputs::ConnectorError;
 use bwx::prelude::*;
+use common::numbers::{Numbers, Rng};
 
 const HOSTS: usize = 3;
 const PORT: u16 = 7101;
-const PARTS: u64 = 4;
-const ITEMS_PER_PART: u64 = 1200;
-const KEYS_PER_PART: u64 = 5;
-const BATCH: u64 = 6;
-const PACE: Duration = Duration::from_millis(5);
+const NUMBERS: Numbers = Numbers {
+    parts: 4,
+    items: 1200,
+    keys: 5,
+    batch: 6,
+    pace: Duration::from_millis(5),
+};
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const SECRET: &str = "the secret of the netns test cluster";
 
 const ENV_OUT: &str = "BWX_NETNS_OUT";
 const ENV_TARGETS: &str = "BWX_NETNS_TARGETS";
 
-/// Replays `ITEMS_PER_PART` items per partition, paced; its position is the next index.
-struct Numbers;
-
-struct NumbersPart {
-    part: u64,
-    next: u64,
-    awake: Option<SystemTime>,
-}
-
-impl FixedPartitionedSource for Numbers {
-    type Item = (String, u64);
-    type State = u64;
-    type Partition = NumbersPart;
-
-    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
-        Ok((0..PARTS).map(|p| format!("p{p}")).collect())
-    }
-
-    fn build_part(&self, _: &StepId, part: &str, resume: Option<u64>) -> Result<NumbersPart, ConnectorError> {
-        Ok(NumbersPart {
-            part: part[1..].parse()?,
-            next: resume.unwrap_or(0),
-            awake: None,
-        })
-    }
-}
-
-impl StatefulSourcePartition for NumbersPart {
-    type Item = (String, u64);
-    type State = u64;
-
-    fn next_batch(&mut self, batch: &mut Vec<(String, u64)>) -> Result<BatchStatus, ConnectorError> {
-        let end = (self.next + BATCH).min(ITEMS_PER_PART);
-        for i in self.next..end {
-            batch.push((format!("p{}-k{}", self.part, i % KEYS_PER_PART), i));
-        }
-        self.next = end;
-        self.awake = Some(SystemTime::now() + PACE);
-        Ok(if self.next >= ITEMS_PER_PART {
-            BatchStatus::Eof
-        } else {
-            BatchStatus::Active
-        })
-    }
-
-    fn next_awake(&self) -> Option<SystemTime> {
-        self.awake
-    }
-
-    fn snapshot(&self) -> u64 {
-        self.next
-    }
-}
-
 /// Running sums per key, written by each host into its own directory.
 fn flow(out: &Path) -> Dataflow {
     let flow = Dataflow::new("flow");
-    flow.input("inp", Numbers)
-        .stateful_map("sum", |s: Option<u64>, v: u64| {
-            let t = s.unwrap_or(0) + v;
-            (Some(t), t)
-        })
-        .map("line", |(k, sum): (String, u64)| {
-            (k.clone(), format!("{k},{sum}"))
-        })
-        .output("out", DirSink::new(out, 3));
+    NUMBERS.sum_lines(&flow).output("out", DirSink::new(out, 3));
     flow
-}
-
-/// The lines an uninterrupted run writes, counted.
-fn expected() -> BTreeMap<String, usize> {
-    let mut lines = BTreeMap::new();
-    for part in 0..PARTS {
-        let mut sums = BTreeMap::new();
-        for i in 0..ITEMS_PER_PART {
-            let key = format!("p{part}-k{}", i % KEYS_PER_PART);
-            let sum = sums.entry(key.clone()).or_insert(0u64);
-            *sum += i;
-            *lines.entry(format!("{key},{sum}")).or_insert(0) += 1;
-        }
-    }
-    lines
 }
 
 /// One host of the cluster, when the test starts this binary as one.
@@ -533,7 +460,7 @@ impl Case {
                 }
             }
         }
-        let want = expected();
+        let want = NUMBERS.expected_lines();
         let lost: usize = want
             .iter()
             .map(|(l, n)| n.saturating_sub(got.get(l).copied().unwrap_or(0)))
@@ -621,19 +548,12 @@ fn assert_detected(case: &Case, procs: &mut Procs, culprit: usize, since: Instan
 }
 
 /// The seed (`BWX_NETNS_SEED`, 1 by default) and a generator of numbers from it.
-fn seeded() -> (u64, impl FnMut() -> u64) {
+fn seeded() -> (u64, Rng) {
     let seed: u64 = std::env::var("BWX_NETNS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
-    let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
-    (seed, next)
+    (seed, Rng::new(seed))
 }
 
 fn signal(pid: i32, signal: i32) {
@@ -749,9 +669,9 @@ fn netns_a_host_killed_at_a_random_moment_loses_and_duplicates_nothing() {
     if std::env::var_os(ENV_OUT).is_some() || !can_run() {
         return;
     }
-    let (seed, mut next) = seeded();
-    let victim = (next() % HOSTS as u64) as usize;
-    let after = Duration::from_millis(next() % 1200);
+    let (seed, mut rng) = seeded();
+    let victim = (rng.next() % HOSTS as u64) as usize;
+    let after = Duration::from_millis(rng.next() % 1200);
     println!("netns: seed {seed}: kill -9 of host {victim} after {after:?}");
     let mut case = Case::new("d");
     let mut procs = case.start();
@@ -772,10 +692,10 @@ fn netns_partitions_on_each_hosts_own_disk_survive_a_kill_and_a_rescale_3_2_3() 
     if std::env::var_os(ENV_OUT).is_some() || !can_run() {
         return;
     }
-    let (seed, mut next) = seeded();
-    let victim = (next() % HOSTS as u64) as usize;
-    let after = Duration::from_millis(next() % 800);
-    let after_2 = Duration::from_millis(100 + next() % 400);
+    let (seed, mut rng) = seeded();
+    let victim = (rng.next() % HOSTS as u64) as usize;
+    let after = Duration::from_millis(rng.next() % 800);
+    let after_2 = Duration::from_millis(100 + rng.next() % 400);
     println!(
         "netns: seed {seed}: per-host partitions, kill -9 of host {victim} after {after:?}, \
          of host 1 of 2 {after_2:?} after it writes"

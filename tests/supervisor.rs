@@ -8,22 +8,19 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bwx::cli::Runner;
 use bwx::prelude::*;
 use bwx::testing::TestingSource;
 use common::PrintSink;
+use common::flow_binary::{self, Finished, Running, child_command};
 
-const ARGS: &str = "BWX_TEST_SUPERVISOR_ARGS";
-const SCENARIO: &str = "BWX_TEST_SUPERVISOR_SCENARIO";
 /// Where each process writes a file named by its pid, holding its process id.
 const PID_DIR: &str = "BWX_TEST_SUPERVISOR_PID_DIR";
 const FIFO: &str = "BWX_TEST_SUPERVISOR_FIFO";
-const SEP: char = '\u{1f}';
 const ITEMS: u64 = 2_000;
 
 /// Sums of 0..2000 by `x % 13`, 2 ms per item; every item read is printed as `item: x`.
@@ -67,11 +64,9 @@ fn expected_sums() -> Vec<String> {
 /// Not a test of its own: the flow binary that the other tests run.
 #[test]
 fn child_process_entry() {
-    let Ok(args) = std::env::var(ARGS) else { return };
-    let scenario = std::env::var(SCENARIO).unwrap_or_default();
-    let args: Vec<String> = std::iter::once("flowbin".to_string())
-        .chain(args.split(SEP).map(String::from))
-        .collect();
+    let Some((args, scenario)) = flow_binary::invocation("flowbin") else {
+        return;
+    };
     let supervisor = args.iter().any(|a| a == "-p" || a == "--processes");
     if let (Ok(dir), false) = (std::env::var(PID_DIR), supervisor) {
         let id = args
@@ -86,114 +81,27 @@ fn child_process_entry() {
     std::process::exit(i32::from(code));
 }
 
-fn child_command(args: &[OsString]) -> Command {
-    let joined: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "child_process_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ARGS, joined.join(&SEP.to_string()));
-    command
-}
-
-/// A started flow binary, its output drained on threads.
-struct Started {
-    child: Child,
-    stdout: std::thread::JoinHandle<String>,
-    stderr: std::thread::JoinHandle<String>,
-}
-
-struct Ended {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    /// From the call to `finish` to the exit.
-    took: Duration,
-}
-
-fn start(args: &[&str], env: &[(&str, &str)]) -> Started {
+fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
     start_with(args, env, |command| {
         command.stdin(Stdio::null());
     })
 }
 
 /// As [`start`], with standard input and anything else `configure` sets.
-fn start_with(args: &[&str], env: &[(&str, &str)], configure: impl FnOnce(&mut Command)) -> Started {
+fn start_with(args: &[&str], env: &[(&str, &str)], configure: impl FnOnce(&mut Command)) -> Running {
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
     let mut command = child_command(&args);
-    command
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    command.envs(env.iter().copied());
     configure(&mut command);
-    let mut child = command.spawn().unwrap();
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    Started {
-        child,
-        stdout,
-        stderr,
-    }
+    Running::spawn(command)
 }
 
-impl Started {
-    fn finish(mut self, limit: Duration) -> Ended {
-        let from = Instant::now();
-        let code = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status.code();
-            }
-            if from.elapsed() > limit {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("the flow binary did not end within {limit:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        Ended {
-            code,
-            took: from.elapsed(),
-            stdout: self.stdout.join().unwrap(),
-            stderr: self.stderr.join().unwrap(),
-        }
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on a child we started and have not reaped.
-        unsafe { libc::kill(self.child.id() as i32, signal) };
-    }
+/// The items the flow read, sorted.
+fn items(ended: &Finished) -> Vec<u64> {
+    let mut items: Vec<u64> = ended.lines("item: ").iter().map(|l| l.parse().unwrap()).collect();
+    items.sort_unstable();
+    items
 }
-
-impl Ended {
-    fn lines(&self, prefix: &str) -> Vec<String> {
-        let mut lines: Vec<String> = self
-            .stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix(prefix).map(String::from))
-            .collect();
-        lines.sort();
-        lines
-    }
-
-    fn items(&self) -> Vec<u64> {
-        let mut items: Vec<u64> = self.lines("item: ").iter().map(|l| l.parse().unwrap()).collect();
-        items.sort_unstable();
-        items
-    }
-}
-
 /// The (pid, process id) of the `n` processes of a `--processes` run, once all started.
 fn children(dir: &Path, n: usize) -> Vec<(i32, usize)> {
     let started = Instant::now();
@@ -221,22 +129,22 @@ fn recovery_dir(base: &Path) -> String {
     let dir = base.join("recovery");
     let dir = dir.to_str().unwrap().to_string();
     let ended = start(&["recovery", "init", &dir, "2"], &[]).finish(Duration::from_secs(20));
-    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    assert_eq!(ended.status.code(), Some(0), "{}", ended.stderr);
     dir
 }
 
 /// Runs the rest of a stopped run and checks that the two runs together read every item
 /// exactly once (the stop wrote a final snapshot) and computed the right sums.
-fn finish_after_a_stop(stopped: &Ended, dir: &str) {
+fn finish_after_a_stop(stopped: &Finished, dir: &str) {
     assert!(
         stopped.lines("sum: ").is_empty(),
         "a stop is not the end of the input"
     );
     let rest =
         start(&["run", "-p", "2", "-r", dir, "-s", "200ms", "-b", "1m"], &[]).finish(Duration::from_secs(60));
-    assert_eq!(rest.code, Some(0), "{}", rest.stderr);
+    assert_eq!(rest.status.code(), Some(0), "{}", rest.stderr);
     assert_eq!(rest.lines("sum: "), expected_sums());
-    let (before, after) = (stopped.items(), rest.items());
+    let (before, after) = (items(stopped), items(&rest));
     assert!(
         !before.is_empty() && !after.is_empty(),
         "{} then {} items",
@@ -249,8 +157,9 @@ fn finish_after_a_stop(stopped: &Ended, dir: &str) {
     assert_eq!(all, (0..ITEMS).collect::<Vec<u64>>(), "items lost or read twice");
 }
 
-#[test]
-fn a_stop_signal_to_the_supervisor_stops_every_process_with_a_final_snapshot() {
+/// Runs a 2-process cluster with recovery, stops it with `stop` (given the run and its
+/// processes), and checks that it stopped as a stop should, then resumes it to the end.
+fn a_stopped_cluster_resumes(stop: impl FnOnce(&Running, &[(i32, usize)])) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = recovery_dir(tmp.path());
     let pids = tmp.path().join("pids");
@@ -259,12 +168,12 @@ fn a_stop_signal_to_the_supervisor_stops_every_process_with_a_final_snapshot() {
         &["run", "-p", "2", "-r", &dir, "-s", "200ms", "-b", "1m"],
         &[(PID_DIR, pids.to_str().unwrap())],
     );
-    children(&pids, 2);
+    let processes = children(&pids, 2);
     std::thread::sleep(Duration::from_millis(800));
-    run.signal(libc::SIGTERM);
+    stop(&run, &processes);
     let stopped = run.finish(Duration::from_secs(20));
     // A stopped run is not a finished one: 143 (SIGTERM) and one line saying where it stopped.
-    assert_eq!(stopped.code, Some(143), "{}", stopped.stderr);
+    assert_eq!(stopped.status.code(), Some(143), "{}", stopped.stderr);
     assert_eq!(
         stopped
             .stderr
@@ -283,37 +192,16 @@ fn a_stop_signal_to_the_supervisor_stops_every_process_with_a_final_snapshot() {
 }
 
 #[test]
+fn a_stop_signal_to_the_supervisor_stops_every_process_with_a_final_snapshot() {
+    a_stopped_cluster_resumes(|run, _| run.signal(libc::SIGTERM));
+}
+
+#[test]
 fn a_stop_signal_to_one_process_stops_the_cluster_quickly() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = recovery_dir(tmp.path());
-    let pids = tmp.path().join("pids");
-    std::fs::create_dir(&pids).unwrap();
-    let run = start(
-        &["run", "-p", "2", "-r", &dir, "-s", "200ms", "-b", "1m"],
-        &[(PID_DIR, pids.to_str().unwrap())],
-    );
-    let (pid, _) = children(&pids, 2)[1];
-    std::thread::sleep(Duration::from_millis(800));
-    // SAFETY: kill(2) on a process of the cluster this test started.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let stopped = run.finish(Duration::from_secs(20));
-    // A stopped run is not a finished one: 143 (SIGTERM) and one line saying where it stopped.
-    assert_eq!(stopped.code, Some(143), "{}", stopped.stderr);
-    assert_eq!(
-        stopped
-            .stderr
-            .matches("stopped: flow 'supervised' stopped at epoch")
-            .count(),
-        1,
-        "{}",
-        stopped.stderr
-    );
-    assert!(
-        stopped.took < Duration::from_secs(3),
-        "the stop took {:?}",
-        stopped.took
-    );
-    finish_after_a_stop(&stopped, &dir);
+    a_stopped_cluster_resumes(|_, processes| {
+        // SAFETY: kill(2) on a process of the cluster this test started.
+        unsafe { libc::kill(processes[1].0, libc::SIGTERM) };
+    });
 }
 
 #[test]
@@ -324,7 +212,10 @@ fn a_stop_signal_during_set_up_exits() {
     // SAFETY: mkfifo(3) with a valid C string.
     assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
     for args in [&["run"][..], &["run", "-p", "2"][..]] {
-        let run = start(args, &[(SCENARIO, "fifo"), (FIFO, fifo.to_str().unwrap())]);
+        let run = start(
+            args,
+            &[(flow_binary::SCENARIO, "fifo"), (FIFO, fifo.to_str().unwrap())],
+        );
         std::thread::sleep(Duration::from_millis(700));
         run.signal(libc::SIGTERM);
         let ended = run.finish(Duration::from_secs(10));
@@ -333,7 +224,7 @@ fn a_stop_signal_during_set_up_exits() {
             "{args:?}: the stop took {:?}",
             ended.took
         );
-        assert_eq!(ended.code, Some(1), "{args:?}: {}", ended.stderr);
+        assert_eq!(ended.status.code(), Some(1), "{args:?}: {}", ended.stderr);
         assert!(
             ended.stderr.contains("while the flow was being set up"),
             "{args:?}: {}",
@@ -357,7 +248,7 @@ fn the_supervisor_names_the_process_that_was_killed() {
         // SAFETY: kill(2) on a process of the cluster this test started.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         let ended = run.finish(Duration::from_secs(20));
-        assert_eq!(ended.code, Some(1), "{}", ended.stderr);
+        assert_eq!(ended.status.code(), Some(1), "{}", ended.stderr);
         let named = format!(
             "process {victim} of 3 failed (killed by signal 9 (SIGKILL)); stopped the other processes"
         );
@@ -392,7 +283,7 @@ fn restarts_resume_the_cluster_from_the_last_snapshot() {
     // SAFETY: kill(2) on a process of the cluster this test started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let ended = run.finish(Duration::from_secs(60));
-    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    assert_eq!(ended.status.code(), Some(0), "{}", ended.stderr);
     assert!(
         ended.stderr.contains(&format!(
             "process {id} of 2 failed (killed by signal 9 (SIGKILL))"
@@ -405,7 +296,7 @@ fn restarts_resume_the_cluster_from_the_last_snapshot() {
     );
     assert_eq!(ended.lines("sum: "), expected_sums());
     // Items after the last snapshot before the kill are read again; none is lost.
-    let mut items = ended.items();
+    let mut items = items(&ended);
     items.dedup();
     assert_eq!(items, (0..ITEMS).collect::<Vec<u64>>());
 }
@@ -413,7 +304,7 @@ fn restarts_resume_the_cluster_from_the_last_snapshot() {
 #[test]
 fn restarts_need_recovery() {
     let ended = start(&["run", "-p", "2", "--restarts", "1"], &[]).finish(Duration::from_secs(20));
-    assert_eq!(ended.code, Some(2), "{}", ended.stderr);
+    assert_eq!(ended.status.code(), Some(2), "{}", ended.stderr);
     assert!(ended.stderr.contains("--recovery-directory"), "{}", ended.stderr);
 }
 
@@ -431,7 +322,7 @@ fn an_unauthenticated_cluster_beyond_loopback_is_warned_about_and_an_unresolvabl
     for secret in [None, Some("a secret long enough for this test")] {
         let env: Vec<(&str, &str)> = secret.map(|s| ("BWX_CLUSTER_SECRET", s)).into_iter().collect();
         let ended = start(&args, &env).finish(Duration::from_secs(20));
-        assert_eq!(ended.code, Some(1), "{}", ended.stderr);
+        assert_eq!(ended.status.code(), Some(1), "{}", ended.stderr);
         assert!(ended.took < Duration::from_secs(5), "{:?}", ended.took);
         assert!(
             ended
@@ -481,22 +372,26 @@ fn processes_read_lines_typed_at_their_terminal() {
     use std::os::unix::process::CommandExt;
     let (mut keyboard, terminal) = pseudo_terminal();
     // The supervisor runs in the foreground of a terminal of its own, as in a shell.
-    let started = start_with(&["run", "--processes", "2"], &[(SCENARIO, "stdin")], |command| {
-        command.stdin(Stdio::from(terminal));
-        // SAFETY: setsid and ioctl are async-signal-safe.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    });
+    let started = start_with(
+        &["run", "--processes", "2"],
+        &[(flow_binary::SCENARIO, "stdin")],
+        |command| {
+            command.stdin(Stdio::from(terminal));
+            // SAFETY: setsid and ioctl are async-signal-safe.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        },
+    );
     // Lines, then end of input (Ctrl-D at the start of a line).
     keyboard.write_all(b"first line\nsecond line\n\x04").unwrap();
     let ended = started.finish(Duration::from_secs(20));
-    assert_eq!(ended.code, Some(0), "{}", ended.stderr);
+    assert_eq!(ended.status.code(), Some(0), "{}", ended.stderr);
     assert_eq!(ended.lines("line: "), ["first line", "second line"]);
 }
 
@@ -562,7 +457,7 @@ fn the_supervisor_names_a_hung_process_whose_heartbeat_stopped() {
     std::thread::sleep(Duration::from_millis(500));
     freezer.freeze(pid);
     let ended = run.finish(Duration::from_secs(20));
-    assert_eq!(ended.code, Some(1), "{}", ended.stderr);
+    assert_eq!(ended.status.code(), Some(1), "{}", ended.stderr);
     assert!(
         ended.stderr.contains(
             "process 1 of 3 failed (it stopped answering: process 0 heard no heartbeat from it within the timeout)"

@@ -194,8 +194,8 @@ impl Dataflow {
     /// /dataflow` serves.
     ///
     /// ```
-    /// use bwx_runtime::prelude::*;
-    /// use bwx_runtime::testing::{TestingSink, TestingSource};
+    /// use bwx::prelude::*;
+    /// use bwx::testing::{TestingSink, TestingSource};
     ///
     /// let flow = Dataflow::new("f");
     /// flow.input("inp", TestingSource::new(vec![1])).output("out", TestingSink::new());

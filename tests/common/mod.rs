@@ -1,5 +1,11 @@
 //! Shared by the integration tests that run flows in child processes.
 
+// Each test binary compiles this module and uses a part of it.
+#![allow(dead_code)]
+
+pub mod flow_binary;
+pub mod numbers;
+
 use std::fmt::Display;
 use std::io::Write;
 use std::marker::PhantomData;

@@ -4,8 +4,7 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bwx::cli::Runner;
@@ -13,10 +12,8 @@ use bwx::prelude::*;
 use bwx::testing::{TestingEvent, TestingSource};
 
 use crate::common::PrintSink;
-
-const ARGS: &str = "BWX_TEST_OPS_ARGS";
-const SCENARIO: &str = "BWX_TEST_OPS_SCENARIO";
-const SEP: char = '\u{1f}';
+use crate::common::flow_binary;
+pub use crate::common::flow_binary::{Finished, child_command};
 
 /// Items the flow reads.
 pub const ITEMS: u64 = 3_000;
@@ -64,11 +61,9 @@ pub fn kept() -> u64 {
 }
 
 pub fn child_process_entry() {
-    let Ok(args) = std::env::var(ARGS) else { return };
-    let scenario = std::env::var(SCENARIO).unwrap_or_default();
-    let args: Vec<String> = std::iter::once("ops-flow".to_string())
-        .chain(args.split(SEP).map(String::from))
-        .collect();
+    let Some((args, scenario)) = flow_binary::invocation("ops-flow") else {
+        return;
+    };
     let code = Runner::new(flow(&scenario))
         .version("7.8.9")
         .process_command(child_command)
@@ -76,48 +71,8 @@ pub fn child_process_entry() {
     std::process::exit(i32::from(code));
 }
 
-/// How the flow binary is started: this test binary, running `child_process_entry`.
-pub fn child_command(args: &[OsString]) -> Command {
-    let joined: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "child_process_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ARGS, joined.join(&SEP.to_string()));
-    command
-}
-
-/// A running flow binary whose stdout and stderr are collected.
-pub struct Flow {
-    pub child: Child,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<std::thread::JoinHandle<()>>,
-}
-
-/// What a flow binary printed and how it ended.
-pub struct Finished {
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            into.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    })
-}
+/// A running flow binary of these cases.
+pub use crate::common::flow_binary::Running as Flow;
 
 impl Flow {
     /// Starts the flow binary with `args`, `scenario` and extra environment.
@@ -134,50 +89,11 @@ impl Flow {
                 command.env_remove(var);
             }
         }
-        command.env(SCENARIO, scenario).envs(env.iter().copied());
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (stdout, stderr) = (Arc::default(), Arc::default());
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), Arc::clone(&stdout)),
-            collect(child.stderr.take().unwrap(), Arc::clone(&stderr)),
-        ];
-        Flow {
-            child,
-            stdout,
-            stderr,
-            readers,
-        }
-    }
-
-    pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-
-    /// Waits until stderr has a line containing `needle`; returns that line.
-    pub fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) -> String {
-        let started = Instant::now();
-        loop {
-            if let Some(line) = self.stderr().lines().find(|l| l.contains(needle)) {
-                return line.to_string();
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "the flow ended ({status}) before printing {needle:?}:\n{}",
-                    self.stderr()
-                );
-            }
-            assert!(
-                started.elapsed() < timeout,
-                "no {needle:?} on stderr within {timeout:?}:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        command
+            .env(flow_binary::SCENARIO, scenario)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null());
+        Flow::spawn(command)
     }
 
     /// The address of the dataflow API, from its log line (run with `RUST_LOG=info`).
@@ -185,49 +101,6 @@ impl Flow {
         let line = self.wait_for_stderr("dataflow API listening on http://", Duration::from_secs(20));
         let rest = line.split("http://").nth(1).unwrap();
         rest.split('/').next().unwrap().parse().unwrap()
-    }
-
-    /// Sends `signal` to the flow binary.
-    pub fn signal(&self, signal: i32) {
-        // SAFETY: kill has no memory effects; the child is not reaped yet.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
-    }
-
-    /// Waits for the flow binary to exit (at most `timeout`).
-    pub fn finish(mut self, timeout: Duration) -> Finished {
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if started.elapsed() > timeout {
-                self.child.kill().unwrap();
-                panic!("the flow binary ran longer than {timeout:?}:\n{}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        for reader in self.readers.drain(..) {
-            reader.join().unwrap();
-        }
-        let stdout = String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned();
-        Finished {
-            status,
-            // The test harness of the child prints this first.
-            stdout: stdout
-                .strip_prefix("\nrunning 1 test\n")
-                .map(String::from)
-                .unwrap_or(stdout),
-            stderr: String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned(),
-        }
-    }
-}
-
-impl Drop for Flow {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

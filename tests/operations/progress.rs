@@ -28,7 +28,7 @@ fn on_a_terminal(args: &[&str]) -> (String, String) {
     let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
     let mut command = child_command(&args);
     command
-        .env("BWX_TEST_OPS_SCENARIO", "slow")
+        .env(crate::common::flow_binary::SCENARIO, "slow")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -23,16 +23,16 @@
 //! From a program:
 //!
 //! ```
-//! use bwx_runtime::api::{ApiConfig, DataflowApi};
-//! use bwx_runtime::monitor::Monitor;
-//! use bwx_runtime::prelude::*;
-//! use bwx_runtime::testing::{TestingSink, TestingSource};
+//! use bwx::api::{ApiConfig, DataflowApi};
+//! use bwx::monitor::Monitor;
+//! use bwx::prelude::*;
+//! use bwx::testing::{TestingSink, TestingSource};
 //!
 //! let flow = Dataflow::new("served");
 //! flow.input("inp", TestingSource::new(0..10u32)).output("out", TestingSink::new());
 //! let monitor = Monitor::new(&flow);
 //! let api = DataflowApi::start(&ApiConfig::local(0), monitor.clone()).unwrap();
-//! bwx_runtime::run_main_with(&flow, RunConfig::default().monitor(monitor)).unwrap();
+//! bwx::run_main_with(&flow, RunConfig::default().monitor(monitor)).unwrap();
 //!
 //! use std::io::{Read, Write};
 //! let mut conn = std::net::TcpStream::connect(api.local_addr()).unwrap();

@@ -43,12 +43,12 @@
 //! metrics in the same [`registry`]; they are served beside these:
 //!
 //! ```
-//! use bwx_runtime::monitor::{prometheus, registry};
+//! use bwx::monitor::{prometheus, registry};
 //!
 //! let orders = prometheus::IntCounter::new("shop_orders_total", "orders seen").unwrap();
 //! registry().register(Box::new(orders.clone())).unwrap();
 //! orders.inc();
-//! assert!(bwx_runtime::monitor::metrics_text().contains("shop_orders_total 1"));
+//! assert!(bwx::monitor::metrics_text().contains("shop_orders_total 1"));
 //! ```
 
 mod families;

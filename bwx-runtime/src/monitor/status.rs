@@ -236,16 +236,16 @@ impl WeakMonitor {
 /// Give it to a run with [`RunConfig::monitor`](crate::RunConfig::monitor):
 ///
 /// ```
-/// use bwx_runtime::monitor::{Monitor, RunPhase};
-/// use bwx_runtime::prelude::*;
-/// use bwx_runtime::testing::{TestingSink, TestingSource};
+/// use bwx::monitor::{Monitor, RunPhase};
+/// use bwx::prelude::*;
+/// use bwx::testing::{TestingSink, TestingSource};
 ///
 /// let flow = Dataflow::new("watched");
 /// flow.input("inp", TestingSource::new(0..100u32))
 ///     .map("double", |x| x * 2)
 ///     .output("out", TestingSink::new());
 /// let monitor = Monitor::new(&flow);
-/// bwx_runtime::run_main_with(&flow, RunConfig::default().monitor(monitor.clone())).unwrap();
+/// bwx::run_main_with(&flow, RunConfig::default().monitor(monitor.clone())).unwrap();
 /// let status = monitor.status();
 /// assert_eq!(status.phase, RunPhase::Finished);
 /// assert_eq!((status.items_read, status.items_written), (Some(100), Some(100)));

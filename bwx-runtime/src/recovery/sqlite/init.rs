@@ -134,7 +134,7 @@ pub fn init_parts(
 /// ranges separated by commas (`0,2`, `0-3`, `0-1,4`), each partition once.
 ///
 /// ```
-/// use bwx_runtime::recovery::parse_parts;
+/// use bwx::recovery::parse_parts;
 ///
 /// assert_eq!(parse_parts("0-2,5").unwrap(), vec![0, 1, 2, 5]);
 /// assert!(parse_parts("3-1").unwrap_err().to_string().contains("'3-1'"));
@@ -194,7 +194,7 @@ fn check_store_id(id: &str) -> Result<(), RecoveryError> {
 /// the partitions of another host with [`init_parts`].
 ///
 /// ```
-/// use bwx_runtime::recovery::{init_parts, store_id_of};
+/// use bwx::recovery::{init_parts, store_id_of};
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// init_parts(dir.path(), 4, &[1, 3], "orders-2026").unwrap();
@@ -210,9 +210,9 @@ pub fn store_id_of(dir: impl AsRef<Path>) -> Result<String, RecoveryError> {
 /// host of one store.
 ///
 /// ```
-/// let id = bwx_runtime::recovery::new_store_id();
+/// let id = bwx::recovery::new_store_id();
 /// assert_eq!(id.len(), 32);
-/// assert_ne!(id, bwx_runtime::recovery::new_store_id());
+/// assert_ne!(id, bwx::recovery::new_store_id());
 /// ```
 pub fn new_store_id() -> String {
     let mut id = String::with_capacity(32);

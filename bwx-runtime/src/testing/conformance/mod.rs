@@ -29,23 +29,23 @@
 //! # #![allow(unused)]
 //! use std::io::Write;
 //! use std::path::PathBuf;
-//! use bwx_runtime::inputs::{BatchStatus, ConnectorError};
-//! use bwx_runtime::operators::FixedKind;
-//! use bwx_runtime::testing::conformance::{Case, Ending, SourceKit, SourceSystem};
+//! use bwx::inputs::{BatchStatus, ConnectorError};
+//! use bwx::operators::FixedKind;
+//! use bwx::testing::conformance::{Case, Ending, SourceKit, SourceSystem};
 //!
 //! /// Reads the lines of a file, resumable by line number.
 //! pub struct Lines {
 //!     path: PathBuf,
 //! }
 //!
-//! #[bwx_macros::source(crate = bwx_runtime)]
+//! #[bwx::source]
 //! pub struct LinesPart {
 //!     lines: Vec<String>,
 //!     #[state]
 //!     next: usize,
 //! }
 //!
-//! #[bwx_macros::source(crate = bwx_runtime)]
+//! #[bwx::source]
 //! impl LinesPart {
 //!     fn list_parts(source: &Lines) -> Result<Vec<String>, ConnectorError> {
 //!         // A missing file is an error, not an empty input.

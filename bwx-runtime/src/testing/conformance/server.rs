@@ -12,7 +12,7 @@ pub const REQUIRE_SERVERS: &str = "BWX_REQUIRE_SERVERS";
 /// (to anything but `0`), a missing address panics, naming the variable.
 ///
 /// ```
-/// use bwx_runtime::testing::conformance::server_address;
+/// use bwx::testing::conformance::server_address;
 ///
 /// if let Some(url) = server_address("BWX_REDIS_URL") {
 ///     assert!(url.starts_with("redis://"), "{url}");
