@@ -21,6 +21,9 @@
 //!
 //! With `BWX_BENCH_PYTHON` naming a Python that has `confluent-kafka` (the PyPI client on
 //! librdkafka), a one-thread confluent-kafka consume->produce copy runs in each round too.
+//! `BWX_BENCH_RECOVERY_ONLY=1` runs raw rdkafka and the copies with recovery only (the
+//! exactly-once comparison), and the ratios of exactly-once to at-least-once are printed
+//! per round, overall and steady.
 //!
 //! ```sh
 //! cargo run --release --example kafka_bench --features kafka -- 127.0.0.1:29092 500000 3
@@ -403,23 +406,15 @@ fn main() -> anyhow::Result<()> {
     );
     let ten_s = bwx::execution::DEFAULT_EPOCH_INTERVAL;
     let python = std::env::var("BWX_BENCH_PYTHON").ok();
-    let mut copiers = vec![
-        Copier::Raw,
-        Copier::Bwx {
-            workers: 1,
-            epoch: ten_s,
-        },
-        Copier::Bwx {
-            workers: 2,
-            epoch: ten_s,
-        },
-        Copier::Bwx {
-            workers: 1,
-            epoch: Duration::from_millis(100),
-        },
-    ];
-    if python.is_some() {
-        copiers.insert(1, Copier::Python);
+    let mut copiers = vec![Copier::Raw];
+    // `BWX_BENCH_RECOVERY_ONLY=1`: raw rdkafka and the copies with recovery only.
+    if std::env::var_os("BWX_BENCH_RECOVERY_ONLY").is_none() {
+        if python.is_some() {
+            copiers.push(Copier::Python);
+        }
+        for (workers, epoch) in [(1, ten_s), (2, ten_s), (1, Duration::from_millis(100))] {
+            copiers.push(Copier::Bwx { workers, epoch });
+        }
     }
     let with_eos = std::env::var_os("BWX_BENCH_NO_EOS").is_none();
     for epoch in [Duration::from_secs(1), ten_s] {
@@ -472,8 +467,8 @@ fn main() -> anyhow::Result<()> {
             column(i, |r| r.3),
         );
     }
-    // Exactly-once against at-least-once with recovery at the same epoch interval: overall
-    // rates, since the exactly-once sink sends an epoch's messages only once it is durable.
+    // Exactly-once against at-least-once with recovery at the same epoch interval, round by
+    // round: overall rates (start and stop included) and steady rates.
     for (i, copier) in copiers.iter().enumerate() {
         if let Copier::Recovered {
             epoch,
@@ -483,16 +478,20 @@ fn main() -> anyhow::Result<()> {
                 .iter()
                 .position(|c| matches!(*c, Copier::Recovered { epoch: e, exactly_once: false } if e == epoch))
         {
-            let per_round: Vec<f64> = results[i]
-                .iter()
-                .zip(&results[at_least])
-                .map(|(e, a)| e.0 / a.0)
-                .collect();
-            println!(
-                "  exactly-once / at-least-once overall at {epoch:?} epochs: median {:.2} (rounds {:?})",
-                median(&per_round),
-                per_round.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>()
-            );
+            let ratios = |rate: fn(&(f64, f64, f64, f64)) -> f64| -> Vec<f64> {
+                results[i]
+                    .iter()
+                    .zip(&results[at_least])
+                    .map(|(e, a)| rate(e) / rate(a))
+                    .collect()
+            };
+            for (what, per_round) in [("overall", ratios(|r| r.0)), ("steady", ratios(|r| r.1))] {
+                println!(
+                    "  exactly-once / at-least-once {what} at {epoch:?} epochs: median {:.2} (rounds {:?})",
+                    median(&per_round),
+                    per_round.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>()
+                );
+            }
         }
     }
     Ok(())

@@ -38,6 +38,19 @@
 //!
 //! To write one, start from `template/` in the repository (`scripts/new-connector.sh`); the
 //! README's "Connector hub" section says how to publish it.
+//!
+//! # Cargo features
+//!
+//! The defaults are everything a flow binary uses: `macros` (`dataflow!`, `#[source]`,
+//! `#[sink]`, `#[operator]`), `connectors` (files, directories, CSV, stdio), `sqlite` (the
+//! recovery store [`recovery::SqliteRecovery`] and the connector conformance kit), `cli`
+//! (Bytewax's command line, [`cli::main`], with the SQLite store for `-r`, the dataflow API
+//! and logging; also the `bwx` tool), `tokio` ([`inputs::AsyncBatcher`] for async sources) and
+//! `api` (the HTTP [`api`]: metrics, status, the live page). A library that builds flows
+//! without them depends on `bwx = { version = "0.1", default-features = false }` and turns
+//! on what it uses: the engine, operators, windowing, recovery contracts and [`testing`] are
+//! always there. Off by default: `kafka`, `avro`, `json-schema`, `protobuf`, `postgres`,
+//! `redis`, `nats`, `mqtt` (connectors) and `otlp` (spans over OTLP/HTTP).
 
 pub use bwx_runtime::*;
 

@@ -1,6 +1,7 @@
 //! Exactly-once Kafka under kill -9: a Kafka → per-key count → Kafka flow with recovery
 //! and the exactly-once sink runs as 1 worker, 2 workers and 2 processes in turn (so every
-//! restart rescales), and is killed with SIGKILL at seeded random moments; then a
+//! restart rescales), and is killed with SIGKILL at seeded random moments (half timed from
+//! start-up, half from the run's first output record, while transactions are open); then a
 //! `read_committed` consumer that is not bwx reads the output topic, and every input
 //! record must be there exactly once, in order per key.
 //!
@@ -52,11 +53,12 @@ const RECORDS: usize = 6000;
 const PACE: Duration = Duration::from_micros(1500);
 const EPOCH: Duration = Duration::from_millis(50);
 const RECOVERY_PARTS: usize = 2;
+const SLOTS: usize = 3;
 /// (processes, workers per process) of the runs, in turn.
 const SHAPES: [(usize, usize); 3] = [(1, 1), (1, 2), (2, 1)];
 
 /// The flow under test: reads `in`, counts per key, writes `key,seq,count` exactly once.
-fn flow(brokers: &str, input: &str, output: &str, prefix: &str, pace: Duration) -> Dataflow {
+fn flow(brokers: &str, input: &str, output: &str, prefix: &str, pace: Duration, slots: usize) -> Dataflow {
     let config = KafkaConfig::new(brokers);
     let flow = Dataflow::new("eos");
     let msgs = kafka::input(
@@ -88,7 +90,9 @@ fn flow(brokers: &str, input: &str, output: &str, prefix: &str, pace: Duration) 
         })
         .output(
             "out",
-            KafkaSink::new(config, Some(output)).exactly_once(prefix).slots(3),
+            KafkaSink::new(config, Some(output))
+                .exactly_once(prefix)
+                .slots(slots),
         );
     flow
 }
@@ -115,6 +119,7 @@ fn eos_process() {
         &var("BWX_EOS_OUT"),
         &var("BWX_EOS_PREFIX"),
         pace,
+        SLOTS,
     );
     if let Err(e) = bwx::cluster_main(&flow, addrs, me, workers, config) {
         eprintln!("{}", e.report());
@@ -193,12 +198,22 @@ fn unique(what: &str) -> String {
 /// Writes the input: `RECORDS` records over `KEYS` keys, value = the key's sequence number;
 /// every key in one partition. Returns each key's record count.
 fn seed(brokers: &str, topic: &str, records: usize) -> BTreeMap<String, usize> {
+    seed_more(brokers, topic, records, BTreeMap::new())
+}
+
+/// Writes `records` more records after those `counts` says each key has; returns the new
+/// counts.
+fn seed_more(
+    brokers: &str,
+    topic: &str,
+    records: usize,
+    mut counts: BTreeMap<String, usize>,
+) -> BTreeMap<String, usize> {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
         .create()
         .unwrap();
-    let mut counts = BTreeMap::new();
     for i in 0..records {
         let k = i % KEYS;
         let key = format!("k{k:02}");
@@ -486,12 +501,15 @@ fn setup(broker: &Broker, base: &Path, name: &str) -> Setup {
 struct Summary {
     runs: usize,
     kills: [usize; SHAPES.len()],
+    /// Kills timed from the run's first output record.
+    after_output: usize,
 }
 
 /// Kills the flow `kills` times at seeded moments, rotating the shape of the cluster,
 /// then lets it finish.
 fn kill_and_resume(s: &Setup, kills: usize, seed: u64) -> Summary {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let watch = uncommitted_watch(&s.brokers, &s.output, OUT_PARTS);
     let mut summary = Summary::default();
     let mut killed = 0;
     loop {
@@ -500,14 +518,25 @@ fn kill_and_resume(s: &Setup, kills: usize, seed: u64) -> Summary {
         let mut run = start(s, &s.dir, shape);
         summary.runs += 1;
         if killed < kills {
-            // From just after start-up (resume, fencing, republishing) into the run.
-            let kill_after = Duration::from_millis(rng.below(1200));
+            // Half the kills count from just after start-up (resume, fencing,
+            // republishing), half from the run's first new output record, seen by a
+            // `read_uncommitted` reader (open transactions, seals, commits).
+            let after_output = rng.below(2) == 0;
+            let kill_after = Duration::from_millis(rng.below(if after_output { 400 } else { 1200 }));
+            // What earlier runs wrote is not this run's output.
+            while watch.poll(Duration::from_millis(100)).is_some() {}
+            let mut output_seen = !after_output;
             let mut ready = 0;
             let started = Instant::now();
+            let mut clock = started;
             let mut exited = false;
-            while ready < shape.0 || started.elapsed() < kill_after {
+            while ready < shape.0 || !output_seen || clock.elapsed() < kill_after {
                 while run.ready.try_recv().is_ok() {
                     ready += 1;
+                }
+                if !output_seen && watch.poll(Duration::ZERO).is_some() {
+                    output_seen = true;
+                    clock = Instant::now();
                 }
                 if run
                     .children
@@ -517,9 +546,13 @@ fn kill_and_resume(s: &Setup, kills: usize, seed: u64) -> Summary {
                     exited = true;
                     break;
                 }
-                assert!(started.elapsed() < Duration::from_secs(60), "a run did not start");
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "a run neither wrote nor ended in 60 s"
+                );
                 std::thread::sleep(Duration::from_millis(2));
             }
+            summary.after_output += usize::from(after_output && !exited);
             if !exited {
                 let victim = rng.below(shape.0 as u64) as usize;
                 // SAFETY: a signal to a child process this test owns.
@@ -569,11 +602,12 @@ fn killed_and_rescaled_flows_write_every_record_exactly_once() {
         let uncommitted = read_back(broker, &s.output, "read_uncommitted");
         let result = check(&expected, &committed);
         println!(
-            "exactly-once kafka on {}: runs={} kills={:?} (1 worker, 2 workers, 2 processes) records={} \
+            "exactly-once kafka on {}: runs={} kills={:?} (1 worker, 2 workers, 2 processes) after_output={} records={} \
              read_committed={} lost={} duplicates={} out_of_order_keys={} wrong={} read_uncommitted={} elapsed_s={}",
             broker.name(),
             summary.runs,
             summary.kills,
+            summary.after_output,
             RECORDS,
             committed.len(),
             result.lost,
@@ -591,17 +625,27 @@ fn killed_and_rescaled_flows_write_every_record_exactly_once() {
             "every shape killed: {:?}",
             summary.kills
         );
+        assert!(summary.after_output > 0, "no kill while output was being written");
         // What read_uncommitted sees beyond the committed records is aborted output.
         assert!(uncommitted.len() >= committed.len());
     }
 }
 
-/// How many offsets a topic's partitions hold now (records and transaction markers).
-fn offsets_now(consumer: &BaseConsumer, topic: &str, partitions: i32) -> i64 {
-    (0..partitions)
-        .filter_map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).ok())
-        .map(|(low, high)| high - low)
-        .sum()
+/// A `read_uncommitted` consumer of every partition of `topic`.
+fn uncommitted_watch(brokers: &str, topic: &str, partitions: i32) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("watch"))
+        .set("isolation.level", "read_uncommitted")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    consumer
 }
 
 #[test]
@@ -613,21 +657,18 @@ fn an_open_transaction_is_seen_by_read_uncommitted_readers_only() {
     let records = 60_000;
     for (i, broker) in Broker::all().iter().enumerate() {
         let mut s = setup(broker, base.path(), &format!("open{i}"));
-        // One long epoch, unpaced: its commit is one large transaction per slot.
-        s.pace = Duration::ZERO;
+        // One long epoch (the run lasts about 6 s): its output is one transaction per slot,
+        // produced while the epoch runs.
+        s.pace = Duration::from_micros(100);
         s.epoch = Duration::from_secs(30);
         let expected = seed(&s.brokers, &s.input, records);
-        let watch: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &s.brokers)
-            .create()
-            .unwrap();
+        let watch = uncommitted_watch(&s.brokers, &s.output, OUT_PARTS);
         let mut run = start(&s, &s.dir, (1, 1));
         let started = Instant::now();
-        // Killed as soon as the first transactional records reach the broker.
+        // Killed as soon as the first records of the open transactions reach the broker.
         let seen = loop {
-            let n = offsets_now(&watch, &s.output, OUT_PARTS);
-            if n > 0 {
-                break n;
+            if let Some(m) = watch.poll(Duration::from_millis(5)) {
+                break m.unwrap().offset();
             }
             assert!(
                 run.children[0].try_wait().unwrap().is_none(),
@@ -644,8 +685,8 @@ fn an_open_transaction_is_seen_by_read_uncommitted_readers_only() {
         run.children[0].wait().unwrap();
         let committed_at_kill = read_back(broker, &s.output, "read_committed");
         let uncommitted_at_kill = read_back(broker, &s.output, "read_uncommitted");
-        // The resumed producer fences the killed one (its transaction is aborted) and
-        // publishes the epoch again from the recovery store.
+        // The resumed producers fence the killed ones (their transactions are aborted) and
+        // the epoch, never durable, is read and written again.
         let mut resumed = start(&s, &s.dir, (1, 1));
         let ok = wait_all(&mut resumed.children, Duration::from_secs(120));
         assert!(
@@ -656,7 +697,7 @@ fn an_open_transaction_is_seen_by_read_uncommitted_readers_only() {
         let committed = read_back(broker, &s.output, "read_committed");
         let uncommitted = read_back(broker, &s.output, "read_uncommitted");
         println!(
-            "open transaction on {}: seen before the kill={seen} at the kill: read_committed={} read_uncommitted={}; \
+            "open transaction on {}: first record seen at offset {seen}; at the kill: read_committed={} read_uncommitted={}; \
              after the resume: read_committed={} read_uncommitted={} (records {records})",
             broker.name(),
             committed_at_kill.len(),
@@ -686,10 +727,14 @@ fn an_open_transaction_is_seen_by_read_uncommitted_readers_only() {
 
 /// Runs the flow in this process to the end of its input.
 fn run_here(s: &Setup, dir: &Path) -> Result<(), bwx::FlowError> {
+    run_with(s, dir, SLOTS, RunConfig::default())
+}
+
+fn run_with(s: &Setup, dir: &Path, slots: usize, config: RunConfig) -> Result<(), bwx::FlowError> {
     let store = SqliteRecovery::open(dir, Duration::ZERO, "eos").unwrap();
-    let config = RunConfig::default().epoch_interval(EPOCH).recovery(store);
+    let config = config.epoch_interval(EPOCH).recovery(store);
     bwx::run_main_with(
-        &flow(&s.brokers, &s.input, &s.output, &s.prefix, Duration::ZERO),
+        &flow(&s.brokers, &s.input, &s.output, &s.prefix, Duration::ZERO, slots),
         config,
     )
 }
@@ -742,5 +787,45 @@ fn a_store_older_than_the_committed_output_is_refused() {
         assert_eq!(read_back(broker, &s.output, "read_committed").len(), committed);
         assert_eq!(first.values().sum::<usize>(), 240);
         println!("refused on {}: {err}", broker.name());
+    }
+}
+
+#[test]
+fn a_resume_with_another_number_of_slots_is_refused() {
+    if std::env::var("BWX_EOS_DIR").is_ok() {
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    for (i, broker) in Broker::all().iter().enumerate() {
+        let s = setup(broker, base.path(), &format!("slots{i}"));
+        let first = seed(&s.brokers, &s.input, 240);
+        run_here(&s, &s.dir).unwrap();
+        let expected = seed_more(&s.brokers, &s.input, 240, first);
+        // More slots: the stored slots refuse. Fewer: the store's extra slots match no
+        // partition, and where the user drops them, the remaining slots refuse.
+        let mut refusals = Vec::new();
+        for (slots, config) in [
+            (SLOTS + 1, RunConfig::default()),
+            (SLOTS - 1, RunConfig::default().drop_unmatched_state(true)),
+        ] {
+            let err = run_with(&s, &s.dir, slots, config).unwrap_err().report();
+            assert!(
+                err.contains("step eos.out")
+                    && err.contains("slot txn-")
+                    && err.contains(&format!("written with {SLOTS} slots"))
+                    && err.contains(&format!("now has {slots} slots")),
+                "{err}"
+            );
+            refusals.push(err);
+        }
+        // Nothing of the refused runs is in Kafka; with the stored number of slots the
+        // flow goes on exactly once.
+        assert_eq!(read_back(broker, &s.output, "read_committed").len(), 240);
+        run_here(&s, &s.dir).unwrap();
+        assert_eq!(
+            check(&expected, &read_back(broker, &s.output, "read_committed")),
+            Check::default()
+        );
+        println!("refused on {}: {}", broker.name(), refusals.join("\n"));
     }
 }

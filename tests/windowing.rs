@@ -251,6 +251,69 @@ fn per_worker_sessions_close_as_the_workers_watermark_moves_on() {
     assert!(at("out 1 [1, 5]") < at("in 1 20"), "{order:?}");
 }
 
+#[test]
+fn per_worker_sessions_keep_a_released_keys_session_ids_unique() {
+    // Key 2's item at 40 closes key 1's only session (5 + gap 10 < 40), which frees key 1's
+    // windows; key 1's next session is its second of the run, so its id is 1, not 0 again.
+    let flow = Dataflow::new("pwids");
+    let (out, meta) = (TestingSink::new(), TestingSink::new());
+    let items = vec![(1u8, 1i64), (1, 5), (2, 30), (2, 40), (1, 60)];
+    let w = flow
+        .input("inp", TestingSource::new(items).batch_size(1))
+        .collect_window(
+            "sessions",
+            PerWorker::new(EventClock::replay(|ts: &i64| *ts, Duration::ZERO)),
+            SessionWindower::new(Duration::from_millis(10)),
+            true,
+        );
+    w.down.output("out", out.clone());
+    w.meta.output("meta", meta.clone());
+    bwx::run_main(&flow).unwrap();
+    let mut got = out.take();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![(1, (0, vec![1, 5])), (1, (1, vec![60])), (2, (0, vec![30, 40]))]
+    );
+    let mut ids: Vec<_> = meta
+        .take()
+        .into_iter()
+        .map(|(k, (id, m))| (k, id, m.open_time))
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![(1, 0, 1), (1, 1, 60), (2, 0, 30)]);
+}
+
+#[test]
+fn per_worker_session_ids_stay_unique_across_a_resume() {
+    // The first execution ends its input after key 1's first session, which closes there;
+    // the resumed execution's session of key 1 continues the key's count.
+    let store = MemoryStore::new(1);
+    let events = vec![
+        TestingEvent::Item((1u8, 1i64)),
+        TestingEvent::Item((1, 5)),
+        TestingEvent::Eof,
+        TestingEvent::Item((1, 60)),
+    ];
+    let run = |store: Arc<MemoryStore>| {
+        let flow = Dataflow::new("pwresume");
+        let out = TestingSink::new();
+        flow.input("inp", TestingSource::from_events(events.clone()))
+            .collect_window(
+                "sessions",
+                PerWorker::new(EventClock::replay(|ts: &i64| *ts, Duration::ZERO)),
+                SessionWindower::new(Duration::from_millis(10)),
+                true,
+            )
+            .down
+            .output("out", out.clone());
+        bwx::run_main_with(&flow, RunConfig::default().recovery(store)).unwrap();
+        out.take()
+    };
+    assert_eq!(run(store.clone()), vec![(1, (0, vec![1, 5]))]);
+    assert_eq!(run(store.resume()), vec![(1, (1, vec![60]))]);
+}
+
 /// Two partitions with the same timestamps, 0 to 199 ms; "slow" starts 300 ms after "fast".
 struct FastAndSlow;
 

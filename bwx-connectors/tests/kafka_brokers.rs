@@ -193,6 +193,142 @@ fn corrupt_payloads_go_to_errs() {
     }
 }
 
+/// A record whose schema references a record under another subject (which references an
+/// enum under a third) through a real broker: written by a flow with
+/// `ConfluentAvroSerializer::with_references`, read back by another flow that has only the
+/// registry; a message whose schema references a version the registry lacks goes to `errs`
+/// naming that subject and version, and the message's partition and offset.
+#[cfg(feature = "avro")]
+#[test]
+fn avro_with_schema_references_through_a_real_broker() {
+    use bwx_connectors::kafka::serde::{
+        ConfluentAvroDeserializer, ConfluentAvroSerializer, SchemaReference, SchemaRegistry, SchemaType,
+        SubjectName,
+    };
+
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    enum Unit {
+        C,
+        F,
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Temperature {
+        degrees: f64,
+        unit: Unit,
+    }
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Reading {
+        sensor: String,
+        temperature: Temperature,
+    }
+    const UNIT: &str = r#"{"type":"enum","name":"Unit","namespace":"bwx.test","symbols":["C","F"]}"#;
+    const TEMPERATURE: &str = r#"{"type":"record","name":"Temperature","namespace":"bwx.test","fields":[
+        {"name":"degrees","type":"double"},{"name":"unit","type":"bwx.test.Unit"}]}"#;
+    const READING: &str = r#"{"type":"record","name":"Reading","namespace":"bwx.test","fields":[
+        {"name":"sensor","type":"string"},{"name":"temperature","type":"bwx.test.Temperature"}]}"#;
+    let reference = |name: &str, subject: &str, version| SchemaReference {
+        name: name.into(),
+        subject: subject.into(),
+        version,
+    };
+
+    let registry = kafka_common::registry::MockRegistry::start();
+    let client = SchemaRegistry::new(&registry.url).unwrap();
+    client
+        .register("bwx.test.Unit", SchemaType::Avro, UNIT, &[])
+        .unwrap();
+    client
+        .register(
+            "bwx.test.Temperature",
+            SchemaType::Avro,
+            TEMPERATURE,
+            &[reference("bwx.test.Unit", "bwx.test.Unit", 1)],
+        )
+        .unwrap();
+    // Another producer's schema that references a version the registry does not have.
+    let orphan = client
+        .register(
+            "orphans-value",
+            SchemaType::Avro,
+            TEMPERATURE,
+            &[reference("bwx.test.Unit", "bwx.test.Unit", 9)],
+        )
+        .unwrap();
+    let orphan_id = u8::try_from(orphan).unwrap();
+    for b in brokers() {
+        let topic = unique_topic("avro-refs");
+        create_topic(&b, &topic, 1);
+        let readings: Vec<Reading> = (0..200)
+            .map(|i| Reading {
+                sensor: format!("s{}", i % 3),
+                temperature: Temperature {
+                    degrees: f64::from(i) / 2.0,
+                    unit: if i % 2 == 0 { Unit::C } else { Unit::F },
+                },
+            })
+            .collect();
+        let flow = Dataflow::new("avro_refs_out");
+        let msgs = flow
+            .input("in", TestingSource::new(readings.clone()))
+            .map("msg", {
+                let topic = topic.clone();
+                move |r: Reading| KafkaSinkMessage::new(Some(r.sensor.clone().into_bytes()), r).topic(&topic)
+            });
+        let serializer = ConfluentAvroSerializer::with_references(
+            SchemaRegistry::new(&registry.url).unwrap(),
+            READING,
+            &[reference("bwx.test.Temperature", "bwx.test.Temperature", 1)],
+            SubjectName::Topic,
+        )
+        .unwrap();
+        let encoded = kafka::serialize_value(&msgs, "encode", serializer);
+        encoded.errs.map("why", |e| e.error).raises("encode_failed");
+        kafka::output(&encoded.oks, "out", KafkaSink::new(config(&b), Some(&topic)));
+        run_workers(&flow, 1, RunConfig::default()).unwrap();
+        // One message whose writer schema's reference is missing, at offset 200.
+        produce(
+            &b,
+            &topic,
+            [(
+                b"x".to_vec(),
+                vec![0, 0, 0, 0, orphan_id, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                0,
+            )],
+        );
+
+        let flow = Dataflow::new("avro_refs_in");
+        let (oks, errs) = (TestingSink::new(), TestingSink::new());
+        let msgs = kafka::input(
+            &flow,
+            "in",
+            KafkaSource::new(config(&b), [topic.as_str()]).tail(false),
+        );
+        let decoded = kafka::deserialize_value(
+            &msgs.oks,
+            "decode",
+            ConfluentAvroDeserializer::<Reading>::new(SchemaRegistry::new(&registry.url).unwrap()),
+        );
+        decoded
+            .oks
+            .filter_map("v", |m| m.value)
+            .output("oks", oks.clone());
+        decoded.errs.output("errs", errs.clone());
+        run_workers(&flow, 2, RunConfig::default()).unwrap();
+        assert_eq!(oks.take(), readings, "{b}: in order, one partition");
+        let errs = errs.take();
+        assert_eq!(errs.len(), 1, "{b}");
+        let e = &errs[0];
+        assert_eq!((e.partition, e.offset), (Some(0), Some(200)), "{b}");
+        assert!(
+            e.error.contains("at offset 200")
+                && e.error
+                    .contains(r#"references "bwx.test.Unit" as subject "bwx.test.Unit" version 9"#),
+            "{b}: {}",
+            e.error
+        );
+    }
+}
+
 #[cfg(feature = "avro")]
 #[test]
 fn avro_round_trip_through_the_schema_registry() {

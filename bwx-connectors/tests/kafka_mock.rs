@@ -259,6 +259,71 @@ fn sink_writes_topic_key_headers_and_partition_per_message() {
     assert_eq!(side, vec![(Some(b"c".to_vec()), None, vec![], 0, 0)]);
 }
 
+/// Messages without headers are handed to librdkafka without rdkafka's `send` (no
+/// allocation per message): null and empty keys and values stay apart, a message's own
+/// topic, partition and timestamp are kept, and a partition the topic lacks is named.
+#[test]
+fn messages_without_headers_keep_null_empty_partition_and_timestamp() {
+    use rdkafka::message::{Message, Timestamp};
+
+    let topic = unique_topic("plain");
+    let (mock, brokers) = cluster(&topic, 2);
+    let other = unique_topic("plain-other");
+    mock.create_topic(&other, 1, 1).unwrap();
+    let msgs = vec![
+        KafkaSinkMessage::new(None, Some(Vec::new()))
+            .partition(0)
+            .timestamp(1_234),
+        KafkaSinkMessage::new(Some(Vec::new()), None)
+            .partition(0)
+            .timestamp(5_678),
+        KafkaSinkMessage::new(Some(b"k".to_vec()), Some(b"v".to_vec()))
+            .topic(&other)
+            .timestamp(42),
+    ];
+    let flow = Dataflow::new("plain");
+    flow.input("in", TestingSource::new(msgs))
+        .output("out", KafkaSink::new(KafkaConfig::new(&brokers), Some(&topic)));
+    run_main(&flow).unwrap();
+    let read = |topic: &str, n: usize| {
+        let consumer = kafka_common::reader_from_beginning(&brokers, topic, 1);
+        let mut out = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while out.len() < n && std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(std::time::Duration::from_millis(100)) {
+                let ts = match m.timestamp() {
+                    Timestamp::CreateTime(t) => Some(t),
+                    _ => None,
+                };
+                out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec), ts));
+            }
+        }
+        out
+    };
+    assert_eq!(
+        read(&topic, 2),
+        vec![
+            (None, Some(Vec::new()), Some(1_234)),
+            (Some(Vec::new()), None, Some(5_678)),
+        ]
+    );
+    assert_eq!(
+        read(&other, 1),
+        vec![(Some(b"k".to_vec()), Some(b"v".to_vec()), Some(42))]
+    );
+
+    let flow = Dataflow::new("plain-missing");
+    flow.input(
+        "in",
+        TestingSource::new(vec![
+            KafkaSinkMessage::new(None, Some(b"x".to_vec())).partition(7),
+        ]),
+    )
+    .output("out", KafkaSink::new(KafkaConfig::new(&brokers), Some(&topic)));
+    let err = run_main(&flow).unwrap_err().report();
+    assert!(err.contains(&format!("partition 7 of topic {topic:?}")), "{err}");
+}
+
 #[test]
 fn a_message_without_topic_stops_the_flow() {
     let (_mock, brokers) = cluster("t", 1);

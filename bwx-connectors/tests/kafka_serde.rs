@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bwx_connectors::kafka::serde::{
     ConfluentAvroDeserializer, ConfluentAvroSerializer, Deserializer, PlainAvroDeserializer,
-    PlainAvroSerializer, RegistryErrorKind, RetryPolicy, SchemaRegistry, SchemaType, SerdeContext,
-    SerdeErrorKind, Serializer, SubjectName,
+    PlainAvroSerializer, RegistryErrorKind, RetryPolicy, SchemaReference, SchemaRegistry, SchemaType,
+    SerdeContext, SerdeErrorKind, Serializer, SubjectName,
 };
 use kafka_common::registry::{Flavor, MockRegistry};
 use proptest::prelude::*;
@@ -476,6 +476,160 @@ fn schema_references_resolve_through_the_registry() {
     assert_eq!(value, serde_json::json!({"from": {"x": 1}, "to": {"x": 2}}));
 }
 
+const UNIT: &str = r#"{"type":"enum","name":"Unit","namespace":"geo","symbols":["M","KM"]}"#;
+const POINT: &str = r#"{"type":"record","name":"Point","namespace":"geo","fields":[
+    {"name":"x","type":"long"},{"name":"unit","type":"geo.Unit"}]}"#;
+const ROUTE: &str = r#"{"type":"record","name":"Route","namespace":"geo","fields":[
+    {"name":"name","type":"string"},{"name":"stops","type":{"type":"array","items":"geo.Point"}}]}"#;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum Unit {
+    M,
+    #[serde(rename = "KM")]
+    Km,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Point {
+    x: i64,
+    unit: Unit,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Route {
+    name: String,
+    stops: Vec<Point>,
+}
+
+fn reference(name: &str, subject: &str, version: u32) -> SchemaReference {
+    SchemaReference {
+        name: name.into(),
+        subject: subject.into(),
+        version,
+    }
+}
+
+/// A record that references a record registered under another subject, which references an
+/// enum under a third: the serializer registers it with its reference, and a deserializer
+/// with a client of its own resolves the references from the registry alone, on both
+/// registries' answers. Each referenced version is fetched once.
+#[test]
+fn a_record_referencing_other_subjects_round_trips() {
+    for flavor in [Flavor::Confluent, Flavor::Redpanda] {
+        let registry = MockRegistry::start_flavor(flavor);
+        let client = SchemaRegistry::new(&registry.url).unwrap();
+        client.register("geo.Unit", SchemaType::Avro, UNIT, &[]).unwrap();
+        client
+            .register(
+                "geo.Point",
+                SchemaType::Avro,
+                POINT,
+                &[reference("geo.Unit", "geo.Unit", 1)],
+            )
+            .unwrap();
+        let ser = ConfluentAvroSerializer::with_references(
+            client.clone(),
+            ROUTE,
+            &[reference("geo.Point", "geo.Point", 1)],
+            SubjectName::Topic,
+        )
+        .unwrap();
+        let route = Route {
+            name: "r1".into(),
+            stops: vec![
+                Point { x: 1, unit: Unit::M },
+                Point {
+                    x: -3,
+                    unit: Unit::Km,
+                },
+            ],
+        };
+        let bytes = ser.serialize(&route, &SerdeContext::value("routes")).unwrap();
+        assert_eq!(
+            &bytes[..5],
+            &[0, 0, 0, 0, 3],
+            "{flavor:?}: registered as the third schema"
+        );
+
+        // What the registry holds: the schema with its reference.
+        let stored = client.latest("routes-value").unwrap();
+        assert_eq!(stored.references, vec![reference("geo.Point", "geo.Point", 1)]);
+
+        let fresh = SchemaRegistry::new(&registry.url).unwrap();
+        let typed = ConfluentAvroDeserializer::<Route>::new(fresh.clone());
+        let generic = ConfluentAvroDeserializer::<serde_json::Value>::new(fresh);
+        let fetched = registry.requests("GET /subjects/versions/n");
+        for _ in 0..3 {
+            assert_eq!(typed.deserialize(&bytes, &ctx()).unwrap(), route, "{flavor:?}");
+        }
+        assert_eq!(
+            generic.deserialize(&bytes, &ctx()).unwrap(),
+            serde_json::json!({"name": "r1", "stops": [{"x": 1, "unit": "M"}, {"x": -3, "unit": "KM"}]})
+        );
+        assert_eq!(
+            registry.requests("GET /subjects/versions/n") - fetched,
+            2,
+            "{flavor:?}: geo.Point v1 and geo.Unit v1, once each (cached across deserializers of one client)"
+        );
+        // A truncated datum of the referencing schema is still an error.
+        assert!(typed.deserialize(&bytes[..bytes.len() - 1], &ctx()).is_err());
+    }
+}
+
+/// A reference to a subject or version the registry does not have is an error naming the
+/// subject and version, for the serializer (when built) and the deserializer (on `errs`,
+/// as the data's fault: the registry answered).
+#[test]
+fn a_missing_reference_names_its_subject_and_version() {
+    let registry = MockRegistry::start();
+    // Retries only ride out a slow machine: a 404 is final and never retried.
+    let client = SchemaRegistry::new(&registry.url)
+        .unwrap()
+        .retry(RetryPolicy::up_to(Duration::from_secs(120)));
+    client.register("geo.Unit", SchemaType::Avro, UNIT, &[]).unwrap();
+    // Version 2 of geo.Unit does not exist.
+    let e = ConfluentAvroSerializer::with_references(
+        client.clone(),
+        POINT,
+        &[reference("geo.Unit", "geo.Unit", 2)],
+        SubjectName::Topic,
+    )
+    .unwrap_err();
+    let text = error_text(&e);
+    assert_eq!(e.kind(), SerdeErrorKind::Invalid, "{text}");
+    assert!(
+        text.contains(
+            r#"references "geo.Unit" as subject "geo.Unit" version 2, which the schema registry at"#
+        ) && text.contains("does not have"),
+        "{text}"
+    );
+    // A schema registered (by another producer) with a reference to a subject that is gone.
+    let id = register_with_reference(&registry, "points-value", POINT, "geo.Unit", "geo.Units", 1);
+    let de = ConfluentAvroDeserializer::<Point>::new(client.clone());
+    let e = de
+        .deserialize(&[0, 0, 0, 0, id as u8, 0x02, 0x00], &ctx())
+        .unwrap_err();
+    let text = error_text(&e);
+    assert_eq!(e.kind(), SerdeErrorKind::Invalid, "{text}");
+    assert!(
+        text.contains(&format!("cannot fetch the schema of id {id}"))
+            && text.contains(r#"subject "geo.Units" version 1"#)
+            && text.contains("404"),
+        "{text}"
+    );
+    // A nested reference that is missing names the schema that references it.
+    let id = register_with_reference(&registry, "routes-value", ROUTE, "geo.Point", "points-value", 1);
+    let de = ConfluentAvroDeserializer::<Route>::new(client);
+    let e = de.deserialize(&[0, 0, 0, 0, id as u8, 0x00], &ctx()).unwrap_err();
+    let text = error_text(&e);
+    assert!(
+        text.contains(
+            r#"subject "points-value" version 1 references "geo.Unit" as subject "geo.Units" version 1"#
+        ),
+        "{text}"
+    );
+}
+
 /// Registers `schema` with one reference through the registry client.
 fn register_with_reference(
     registry: &MockRegistry,
@@ -491,11 +645,7 @@ fn register_with_reference(
             subject,
             SchemaType::Avro,
             schema,
-            &[bwx_connectors::kafka::serde::SchemaReference {
-                name: name.into(),
-                subject: ref_subject.into(),
-                version,
-            }],
+            &[reference(name, ref_subject, version)],
         )
         .unwrap()
 }

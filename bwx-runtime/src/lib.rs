@@ -24,12 +24,15 @@
 
 #[doc(hidden)]
 pub mod __private;
+#[cfg(feature = "api")]
 pub mod api;
 mod cause;
+#[cfg(feature = "cli")]
 pub mod cli;
 mod engine;
 mod errors;
 pub mod execution;
+mod exit_status;
 mod flow;
 pub mod inputs;
 mod key;

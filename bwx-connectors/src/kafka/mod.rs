@@ -8,6 +8,8 @@
 //!   offsets the broker lost or expired are reported and handled per [`OnOffsetsLost`].
 //! - [`KafkaSink`]: one producer per worker, per-message topic/key/headers/partition,
 //!   flushed once per epoch before the epoch's snapshots are committed; at-least-once.
+//!   It gives key and value buffers back to the worker's sources, so forwarding messages
+//!   allocates none per message.
 //! - [`ExactlyOnceKafkaSink`] ([`KafkaSink::exactly_once`]): exactly-once output with
 //!   recovery, one Kafka transaction per epoch and slot, committed once the epoch is
 //!   durable, with a write-ahead log in the recovery store (`examples/kafka_exactly_once.rs`
@@ -44,6 +46,7 @@
 //! bwx::run_main(&flow).unwrap();
 //! ```
 
+mod buffers;
 mod client;
 mod config;
 mod error;
@@ -51,6 +54,7 @@ mod exactly_once;
 mod lag;
 mod message;
 mod ops;
+mod produce;
 pub mod serde;
 mod sink;
 mod source;

@@ -12,10 +12,13 @@ use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 
+use super::buffers;
 use super::client::ClientLogs;
 use super::config::KafkaConfig;
 use super::error::KafkaError;
 use super::message::KafkaSinkMessage;
+use super::produce;
+use super::serde::MessageField;
 
 /// Writes [`KafkaSinkMessage`]s to Kafka: a dynamic sink with one producer per worker.
 ///
@@ -32,6 +35,12 @@ use super::message::KafkaSinkMessage;
 ///
 /// Any librdkafka producer setting in the [`KafkaConfig`] is passed through (`acks`,
 /// `linger.ms`, `compression.type`, SASL/SSL, ...).
+///
+/// librdkafka copies each message's key and value when it is handed over; the sink then
+/// gives the key and value buffers back to the worker's [`KafkaSource`](super::KafkaSource)
+/// partitions, which copy the next messages they read into them. A flow that only forwards
+/// messages (`kafka::input` → `kafka::output`) so allocates no key or value buffer per
+/// message; nothing changes for flows that build their own messages.
 ///
 /// ```no_run
 /// use bwx::connectors::kafka::{KafkaConfig, KafkaSink, KafkaSinkMessage};
@@ -170,7 +179,8 @@ impl SinkContext {
     }
 }
 
-/// Hands one message to librdkafka: to its own topic, else `default_topic`.
+/// Hands one message to librdkafka: to its own topic, else `default_topic`. Without headers,
+/// without an allocation ([`produce`]).
 pub(crate) fn send_message(
     producer: &BaseProducer<SinkContext>,
     default_topic: Option<&str>,
@@ -186,6 +196,29 @@ pub(crate) fn send_message(
             );
         }
     };
+    if m.headers.is_empty() {
+        let record = produce::Record {
+            topic,
+            key: m.key.as_deref(),
+            value: m.value.as_deref(),
+            partition: m.partition,
+            timestamp: m.timestamp,
+        };
+        loop {
+            match produce::produce(producer, &record) {
+                None => break,
+                Some(Ok(())) => return Ok(()),
+                // The local queue is full: serve deliveries to make room, then retry.
+                Some(Err(RDKafkaErrorCode::QueueFull)) => {
+                    producer.poll(Duration::from_millis(10));
+                }
+                Some(Err(code)) => {
+                    let e = RdError::MessageProduction(code);
+                    return Err(Box::new(produce_error(producer, step, topic, m.partition, &e)));
+                }
+            }
+        }
+    }
     let mut record = BaseRecord::<[u8], [u8]>::to(topic);
     if let Some(k) = &m.key {
         record = record.key(k.as_slice());
@@ -287,10 +320,16 @@ impl StatelessSinkPartition for KafkaSinkPartition {
     type Item = KafkaSinkMessage;
 
     fn write_batch(&mut self, items: &mut Vec<KafkaSinkMessage>) -> Result<(), ConnectorError> {
-        for m in items.iter() {
-            send_message(&self.producer, self.topic.as_deref(), &self.step, m)?;
+        for m in items.drain(..) {
+            send_message(&self.producer, self.topic.as_deref(), &self.step, &m)?;
+            // librdkafka copied the bytes: the buffers go back to this worker's source.
+            if let Some(key) = m.key {
+                buffers::recycle(MessageField::Key, key);
+            }
+            if let Some(value) = m.value {
+                buffers::recycle(MessageField::Value, value);
+            }
         }
-        items.clear();
         self.producer.poll(Duration::ZERO);
         Ok(())
     }

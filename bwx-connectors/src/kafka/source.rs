@@ -17,11 +17,13 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
+use super::buffers;
 use super::client::ClientLogs;
 use super::config::KafkaConfig;
 use super::error::KafkaError;
 use super::lag::{self, LagObserver, LagTarget, LagWatch};
 use super::message::{KafkaSourceMessage, TimestampType};
+use super::serde::MessageField;
 use super::watch::{TopicState, TopicWatch};
 
 /// The consumers bwx creates, with its log handling.
@@ -141,6 +143,10 @@ impl ErrorMode for Emit {
 ///   [`OnOffsetsLost`].
 /// - `tail(false)` stops each partition at its end (partition EOF) and so ends the flow;
 ///   the default, `tail(true)`, follows the partitions forever.
+/// - **Keys and values** are copied out of librdkafka's fetch buffer into `Vec<u8>`s (a
+///   message cannot outlive the consumer's poll in the rdkafka crate). The buffers come
+///   from the ones the worker's [`KafkaSink`](super::KafkaSink) gave back after producing,
+///   so a flow that forwards messages to Kafka allocates none per message once it runs.
 /// - Any librdkafka setting in the [`KafkaConfig`] is passed to every consumer
 ///   (SASL, SSL, fetch sizes, ...); secret values are never printed.
 /// - Consumer errors stop the flow with a [`KafkaError`] naming step, topic, partition,
@@ -554,9 +560,13 @@ impl<M: ErrorMode> KafkaSourcePartition<M> {
             Timestamp::CreateTime(t) => (Some(t), TimestampType::CreateTime),
             Timestamp::LogAppendTime(t) => (Some(t), TimestampType::LogAppendTime),
         };
+        // Value first, then key: the order the sink gives buffers back does not matter (one
+        // pool per field), but the value is the one worth reusing.
+        let value = m.payload().map(|v| buffers::copy_of(MessageField::Value, v));
+        let key = m.key().map(|k| buffers::copy_of(MessageField::Key, k));
         KafkaSourceMessage {
-            key: m.key().map(<[u8]>::to_vec),
-            value: m.payload().map(<[u8]>::to_vec),
+            key,
+            value,
             topic: self.topic.clone(),
             headers,
             offset: m.offset(),

@@ -1,19 +1,17 @@
 //! The stored form of an exactly-once sink's write-ahead log: each epoch's messages as one
-//! byte string (lengths and bytes back to back), so that storing an epoch's output costs
-//! about a copy of its bytes rather than a MessagePack value per byte and field name per
-//! message.
+//! byte string (lengths and bytes back to back), encoded message by message as the epoch's
+//! batches are written, so that storing an epoch's output costs about a copy of its bytes
+//! (rather than a MessagePack value per byte and field name per message), and storing an
+//! epoch again in a later snapshot costs no new encoding.
 
 use std::fmt;
 use std::sync::Arc;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::ser::{SerializeSeq, Serializer};
+use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
 use super::message::KafkaSinkMessage;
-
-/// Pre-committed epochs and their messages.
-pub(crate) type Pending = Vec<(u64, Arc<Vec<KafkaSinkMessage>>)>;
 
 const KEY: u8 = 1;
 const VALUE: u8 = 2;
@@ -21,58 +19,70 @@ const TOPIC: u8 = 4;
 const PARTITION: u8 = 8;
 const TIMESTAMP: u8 = 16;
 
-pub(crate) fn serialize<S: Serializer>(pending: &Pending, s: S) -> Result<S::Ok, S::Error> {
-    let mut seq = s.serialize_seq(Some(pending.len()))?;
-    for (epoch, messages) in pending {
-        seq.serialize_element(&(epoch, Blob(encode(messages))))?;
+/// One epoch's messages in their stored form, shared between the snapshots that hold it.
+/// It is stored as a MessagePack `bin`, not as an array of numbers.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct LoggedEpoch(Arc<Vec<u8>>);
+
+impl fmt::Debug for LoggedEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LoggedEpoch({} bytes)", self.0.len())
     }
-    seq.end()
 }
 
-pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Pending, D::Error> {
-    let stored: Vec<(u64, Blob)> = Vec::deserialize(d)?;
-    stored
-        .into_iter()
-        .map(|(epoch, blob)| {
-            decode(&blob.0)
-                .map(|messages| (epoch, Arc::new(messages)))
-                .map_err(|why| de::Error::custom(format!("epoch {epoch} of the write-ahead log: {why}")))
-        })
-        .collect()
+impl LoggedEpoch {
+    /// The messages, in the order they were written; says where the bytes are malformed.
+    pub(crate) fn messages(&self) -> Result<Vec<KafkaSinkMessage>, String> {
+        decode(&self.0)
+    }
 }
 
-/// Bytes stored as a MessagePack `bin`, not as an array of numbers.
-struct Blob(Vec<u8>);
-
-impl Serialize for Blob {
+impl Serialize for LoggedEpoch {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(&self.0)
     }
 }
 
-impl<'de> Deserialize<'de> for Blob {
+impl<'de> Deserialize<'de> for LoggedEpoch {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct BlobVisitor;
         impl<'de> Visitor<'de> for BlobVisitor {
-            type Value = Blob;
+            type Value = LoggedEpoch;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("bytes")
             }
-            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Blob, E> {
-                Ok(Blob(v.to_vec()))
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<LoggedEpoch, E> {
+                Ok(LoggedEpoch(Arc::new(v.to_vec())))
             }
-            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
-                Ok(Blob(v))
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<LoggedEpoch, E> {
+                Ok(LoggedEpoch(Arc::new(v)))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Blob, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LoggedEpoch, A::Error> {
                 let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
                 while let Some(b) = seq.next_element()? {
                     out.push(b);
                 }
-                Ok(Blob(out))
+                Ok(LoggedEpoch(Arc::new(out)))
             }
         }
         d.deserialize_byte_buf(BlobVisitor)
+    }
+}
+
+/// Encodes the open epoch's messages as they are written.
+#[derive(Debug)]
+pub(crate) struct EpochEncoder {
+    /// A message count (filled in by `finish`), then the messages.
+    bytes: Vec<u8>,
+    count: u32,
+}
+
+impl Default for EpochEncoder {
+    fn default() -> Self {
+        EpochEncoder {
+            bytes: vec![0; 4],
+            count: 0,
+        }
     }
 }
 
@@ -82,24 +92,10 @@ fn put(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-fn encode(messages: &[KafkaSinkMessage]) -> Vec<u8> {
-    let size: usize = messages
-        .iter()
-        .map(|m| {
-            let headers: usize = m
-                .headers
-                .iter()
-                .map(|(k, v)| 9 + k.len() + v.as_ref().map_or(0, Vec::len))
-                .sum();
-            33 + m.key.as_ref().map_or(0, Vec::len)
-                + m.value.as_ref().map_or(0, Vec::len)
-                + m.topic.as_ref().map_or(0, |t| t.len())
-                + headers
-        })
-        .sum();
-    let mut out = Vec::with_capacity(4 + size);
-    out.extend_from_slice(&(messages.len() as u32).to_le_bytes());
-    for m in messages {
+impl EpochEncoder {
+    /// Appends one message.
+    pub(crate) fn push(&mut self, m: &KafkaSinkMessage) {
+        let out = &mut self.bytes;
         let flags = [
             (m.key.is_some(), KEY),
             (m.value.is_some(), VALUE),
@@ -112,13 +108,13 @@ fn encode(messages: &[KafkaSinkMessage]) -> Vec<u8> {
         .fold(0, |f, (_, bit)| f | bit);
         out.push(flags);
         if let Some(k) = &m.key {
-            put(&mut out, k);
+            put(out, k);
         }
         if let Some(v) = &m.value {
-            put(&mut out, v);
+            put(out, v);
         }
         if let Some(t) = &m.topic {
-            put(&mut out, t.as_bytes());
+            put(out, t.as_bytes());
         }
         if let Some(p) = m.partition {
             out.extend_from_slice(&p.to_le_bytes());
@@ -128,17 +124,28 @@ fn encode(messages: &[KafkaSinkMessage]) -> Vec<u8> {
         }
         out.extend_from_slice(&(m.headers.len() as u32).to_le_bytes());
         for (name, value) in &m.headers {
-            put(&mut out, name.as_bytes());
+            put(out, name.as_bytes());
             out.push(u8::from(value.is_some()));
             if let Some(v) = value {
-                put(&mut out, v);
+                put(out, v);
             }
         }
+        self.count += 1;
     }
-    out
+
+    /// The epoch's messages so far, stored; the encoder starts the next epoch with room for
+    /// as many bytes as this one took.
+    pub(crate) fn finish(&mut self) -> LoggedEpoch {
+        let mut next = Vec::with_capacity(self.bytes.len());
+        next.extend_from_slice(&[0; 4]);
+        let mut bytes = std::mem::replace(&mut self.bytes, next);
+        bytes[..4].copy_from_slice(&self.count.to_le_bytes());
+        self.count = 0;
+        LoggedEpoch(Arc::new(bytes))
+    }
 }
 
-/// Reads what [`encode`] wrote; says where it is malformed.
+/// Reads what [`EpochEncoder`] wrote; says where it is malformed.
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -247,6 +254,12 @@ mod tests {
         .collect()
     }
 
+    fn encode(messages: &[KafkaSinkMessage]) -> Vec<u8> {
+        let mut encoder = EpochEncoder::default();
+        messages.iter().for_each(|m| encoder.push(m));
+        encoder.finish().0.to_vec()
+    }
+
     #[test]
     fn messages_round_trip_and_corruption_is_named() {
         let m = messages();
@@ -267,19 +280,36 @@ mod tests {
     }
 
     #[test]
+    fn an_encoder_starts_each_epoch_afresh() {
+        let mut encoder = EpochEncoder::default();
+        let m = messages();
+        encoder.push(&m[0]);
+        encoder.push(&m[1]);
+        let first = encoder.finish();
+        encoder.push(&m[2]);
+        let second = encoder.finish();
+        let empty = encoder.finish();
+        assert_eq!(first.messages().unwrap(), m[..2]);
+        assert_eq!(second.messages().unwrap(), m[2..]);
+        assert_eq!(empty.messages().unwrap(), []);
+    }
+
+    #[test]
     fn a_log_round_trips_through_messagepack() {
         #[derive(Serialize, Deserialize)]
         struct Log {
-            #[serde(with = "super")]
-            pending: Pending,
+            pending: Vec<(u64, LoggedEpoch)>,
         }
+        let mut encoder = EpochEncoder::default();
+        messages().iter().for_each(|m| encoder.push(m));
         let log = Log {
-            pending: vec![(3, Arc::new(messages())), (4, Arc::new(Vec::new()))],
+            pending: vec![(3, encoder.finish()), (4, encoder.finish())],
         };
-        let bytes = rmp_serde::encode::to_vec_named(&log).unwrap();
+        let bytes = rmp_serde::encode::to_vec(&log).unwrap();
         // One `bin` per epoch: the value bytes appear as they are.
         assert!(bytes.windows(3).any(|w| w == [0, 255, 7]));
         let back: Log = rmp_serde::from_slice(&bytes).unwrap();
         assert_eq!(back.pending, log.pending);
+        assert_eq!(back.pending[0].1.messages().unwrap(), messages());
     }
 }

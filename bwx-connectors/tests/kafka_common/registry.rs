@@ -288,7 +288,8 @@ fn register(
     let id = match store
         .schemas
         .iter()
-        .position(|s| s.schema == schema && s.schema_type == schema_type)
+        // As in Confluent's registry, the same text with other references is another schema.
+        .position(|s| s.schema == schema && s.schema_type == schema_type && s.references == references)
     {
         Some(i) => i as u32 + 1,
         None => {
@@ -375,7 +376,7 @@ fn route(method: &str, path: &str, body: &[u8], shared: &Shared) -> (&'static st
                 let found = store.subjects.get(*subject).and_then(|ids| {
                     ids.iter().enumerate().find(|(_, id)| {
                         let s = &store.schemas[**id as usize - 1];
-                        s.schema == schema && s.schema_type == schema_type
+                        s.schema == schema && s.schema_type == schema_type && s.references == references
                     })
                 });
                 return match found {

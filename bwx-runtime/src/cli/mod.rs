@@ -82,7 +82,6 @@ pub use duration::parse_duration;
 pub use logging::LogFormat;
 pub use monitor_args::{DiagramFormat, MonitorArgs, VisualizeArgs};
 pub use place::{parse_addresses, pod_ordinal, read_hostfile};
-pub(crate) use spawn::describe as describe_status;
 pub use stop::StopReport;
 
 use crate::api::{ApiError, DataflowApi};

@@ -234,7 +234,7 @@ fn destination(
                 format!(
                     "step '{}' has a stored partition named {}",
                     row.step_id,
-                    crate::recovery::inspect::printable_key(&row.key)
+                    crate::recovery::codec::printable_key(&row.key)
                 )
             })?;
             assignments

@@ -183,7 +183,7 @@ fn resume<T, W, S: KeyedStore<T, W>>(
         step: step.to_string(),
         worker: me,
         what,
-        key: crate::recovery::inspect::printable_key(key),
+        key: crate::recovery::codec::printable_key(key),
         cause: Cause::new(e),
     };
     for (key, Stored { route, state }) in stored.iter() {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+#[cfg(feature = "cli")]
 pub(crate) use heartbeat::{ENV_SUPERVISOR_REPORT, tell_supervisor};
 pub use secret::{ClusterSecret, ENV_SECRET, ENV_SECRET_FILE};
 

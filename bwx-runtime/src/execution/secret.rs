@@ -82,6 +82,7 @@ impl ClusterSecret {
     }
 
     /// The secret as text, to hand to a child process in [`ENV_SECRET`].
+    #[cfg(feature = "cli")]
     pub(crate) fn to_env_value(&self) -> std::ffi::OsString {
         #[cfg(unix)]
         {

@@ -97,6 +97,7 @@ impl GetterError for std::sync::mpsc::TryRecvError {
     }
 }
 
+#[cfg(feature = "tokio")]
 impl GetterError for tokio::sync::mpsc::error::TryRecvError {
     fn is_not_yet(&self) -> bool {
         matches!(self, tokio::sync::mpsc::error::TryRecvError::Empty)

@@ -10,6 +10,7 @@
 //! says when to poll next, so a source never sleeps or spins. After an empty batch with no
 //! `next_awake`, the partition is polled again after a 1 ms cool-down.
 
+#[cfg(feature = "tokio")]
 mod async_batch;
 mod batching;
 mod polling;
@@ -22,6 +23,7 @@ use serde::de::DeserializeOwned;
 use crate::Data;
 use crate::step_id::StepId;
 
+#[cfg(feature = "tokio")]
 pub use async_batch::AsyncBatcher;
 pub use batching::{GetterError, Got, batch, batch_getter, batch_getter_ex};
 pub use polling::{Polled, SimplePoller, SimplePollingSource};

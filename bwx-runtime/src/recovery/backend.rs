@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{RecoveryError, RecoveryStore, SqliteRecovery, init_dir, init_parts};
+use super::{RecoveryError, RecoveryStore};
+#[cfg(feature = "sqlite")]
+use super::{SqliteRecovery, init_dir, init_parts};
 
 /// What a run asks of recovery (`-r`, `-b`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,11 +67,13 @@ impl<B: RecoveryBackend + ?Sized> RecoveryBackend for Arc<B> {
 }
 
 /// Opens [`SqliteRecovery`] partitions for a flow; the command line uses it by default.
+#[cfg(feature = "sqlite")]
 #[derive(Clone, Debug)]
 pub struct SqliteBackend {
     flow_id: String,
 }
 
+#[cfg(feature = "sqlite")]
 impl SqliteBackend {
     /// The backend for the flow with this id (stored partitions must belong to it).
     pub fn new(flow_id: &str) -> Self {
@@ -79,6 +83,7 @@ impl SqliteBackend {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl RecoveryBackend for SqliteBackend {
     fn open(&self, options: &RecoveryOptions) -> Result<Arc<dyn RecoveryStore>, RecoveryError> {
         SqliteRecovery::open(&options.directory, options.backup_interval, &self.flow_id)

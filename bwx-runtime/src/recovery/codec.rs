@@ -77,6 +77,22 @@ pub fn decode_key<K: DeserializeOwned>(bytes: &[u8]) -> Result<K, CodecError> {
     Ok(rmp_serde::from_slice(bytes)?)
 }
 
+/// A stored key as it prints in messages: its JSON form, or hex.
+pub(crate) fn printable_key(bytes: &[u8]) -> String {
+    to_json(bytes).to_string()
+}
+
+/// MessagePack to JSON; bytes that are not MessagePack show as hex.
+pub(crate) fn to_json(bytes: &[u8]) -> serde_json::Value {
+    rmp_serde::from_slice::<serde_json::Value>(bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(hex(bytes)))
+}
+
+/// Lower-case hex of bytes, for messages.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

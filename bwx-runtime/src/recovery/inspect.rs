@@ -7,7 +7,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::RecoveryError;
-use super::sqlite::plan::{self, hex};
+use super::codec::{hex, to_json};
+use super::sqlite::plan;
 
 /// One execution recorded in the partitions.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -161,17 +162,6 @@ pub fn key_state(dir: impl AsRef<Path>, step: &str, key: &str) -> Result<Option<
         }
     }
     Ok(None)
-}
-
-/// A stored key as it prints in messages: its JSON form, or hex.
-pub(crate) fn printable_key(bytes: &[u8]) -> String {
-    to_json(bytes).to_string()
-}
-
-/// MessagePack to JSON; bytes that are not MessagePack show as hex.
-fn to_json(bytes: &[u8]) -> serde_json::Value {
-    rmp_serde::from_slice::<serde_json::Value>(bytes)
-        .unwrap_or_else(|_| serde_json::Value::String(hex(bytes)))
 }
 
 impl fmt::Display for Inspection {

@@ -54,13 +54,20 @@
 mod backend;
 pub mod codec;
 mod error;
+#[cfg(feature = "sqlite")]
 mod failpoint;
+#[cfg(feature = "sqlite")]
 pub mod inspect;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use backend::{RecoveryBackend, RecoveryOptions, SqliteBackend};
+#[cfg(feature = "sqlite")]
+pub use backend::SqliteBackend;
+pub use backend::{RecoveryBackend, RecoveryOptions};
 pub use error::RecoveryError;
+#[cfg(feature = "sqlite")]
 pub use inspect::inspect;
+#[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteRecovery, init_dir, init_parts, new_store_id, parse_parts, store_id_of};
 
 use std::collections::HashMap;

@@ -300,7 +300,7 @@ impl fmt::Display for ProcessOutcome {
             "process {} {how} after {:?} with {}\n--- stdout ---\n{}--- stderr ---\n{}",
             self.process_id,
             self.elapsed,
-            crate::cli::describe_status(self.status),
+            crate::exit_status::describe(self.status),
             self.stdout,
             self.stderr
         )

@@ -2,6 +2,7 @@
 //! local multi-process runs ([`LocalCluster`]), and the [`conformance`] kit for connectors.
 
 mod cluster;
+#[cfg(feature = "sqlite")]
 pub mod conformance;
 mod sink;
 mod source;

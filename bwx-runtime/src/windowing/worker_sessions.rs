@@ -6,6 +6,10 @@
 //! them, so a key that stops getting items holds its last session until the end of the
 //! input; here every key's sessions close as the workers' watermark moves on. The keys
 //! are found by the time their next window closes, in a heap that is checked lazily.
+//!
+//! A key whose sessions have all closed keeps its windower and nothing else, so that its
+//! next session gets the next id: as in Bytewax, a key's session ids are unique for the
+//! run (a resumed run included), where a new windower would count from 0 again.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -18,6 +22,7 @@ use crate::Key;
 use crate::engine::EOF_CHUNK;
 use crate::engine::stateful::Touched;
 use crate::inputs::State;
+use crate::recovery::codec;
 
 use super::WindowId;
 use super::logic::{Emit, Lowered, WinEvent, WindowLogic};
@@ -52,6 +57,9 @@ pub(crate) struct WorkerSessions<K, V, R, C, D: Windower, L, B> {
     closing: BinaryHeap<Reverse<(i64, K)>>,
     /// A windower logic with no windows, for the ids of late items.
     probe: D::Logic,
+    /// The encoded state of a new key's windower: a key whose windower is back to it holds
+    /// nothing a new key would not, and is dropped.
+    fresh: Option<Vec<u8>>,
     /// The latest watermark stored with any key when the flow resumed.
     floor: i64,
     /// What the windows are closed up to.
@@ -78,8 +86,10 @@ where
     B: Fn(Option<L::State>) -> L + Send + Sync + 'static,
 {
     pub(crate) fn new(step: Arc<Lowered<C, D, B>>) -> Self {
+        let probe = step.shared.windower.build(None);
         WorkerSessions {
-            probe: step.shared.windower.build(None),
+            fresh: codec::encode(&probe.snapshot()).ok(),
+            probe,
             step,
             keys: FxHashMap::default(),
             closing: BinaryHeap::new(),
@@ -162,8 +172,9 @@ where
         self.flush(&key, emit);
     }
 
-    /// Closes the windows of `key` that `watermark` has passed, reschedules the key, and
-    /// drops it if it holds nothing.
+    /// Closes the windows of `key` that `watermark` has passed and reschedules the key.
+    /// A key with no open window is dropped if its windower is a new key's, and otherwise
+    /// keeps only its windower (its session count).
     fn close_key(
         &mut self,
         key: K,
@@ -175,7 +186,9 @@ where
             return;
         };
         let (windows, out, emit_meta) = (&mut slot.windows, &mut self.emitted, self.step.emit_meta);
+        let mut closed = false;
         slot.windower.close_for(watermark, &mut |id, meta| {
+            closed = true;
             if let Ok(pos) = windows.binary_search_by_key(&id, |(w, _)| *w) {
                 let (_, logic) = windows.remove(pos);
                 logic.on_close(&mut Emit::new(out, id));
@@ -190,12 +203,21 @@ where
             slot.scheduled = close;
             self.closing.push(Reverse((close, key.clone())));
         }
-        let changed = !self.emitted.is_empty() || empty;
+        let windower = empty.then(|| slot.windower.snapshot());
+        let fresh = windower
+            .as_ref()
+            .is_some_and(|w| self.fresh.is_some() && codec::encode(w).ok() == self.fresh);
+        if let Some(windower) = windower.filter(|_| !fresh) {
+            // Give back what the closed sessions held.
+            slot.windows = Vec::new();
+            slot.windower = self.step.shared.windower.build(Some(windower));
+        }
+        let changed = closed || !self.emitted.is_empty() || fresh;
         self.flush(&key, emit);
         if changed {
             self.touch(&key, touched);
         }
-        if empty {
+        if fresh {
             self.keys.remove(&key);
         }
     }

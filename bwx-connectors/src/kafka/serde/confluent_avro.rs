@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::avro::AvroSchemas;
-use super::registry::{SchemaRegistry, SchemaType, SubjectName, frame_header, split_frame};
+use super::registry::{SchemaReference, SchemaRegistry, SchemaType, SubjectName, frame_header, split_frame};
 use super::{Deserializer, SerdeContext, SerdeError, Serializer};
 
 /// The parsed Avro schema of a registered schema, with the schemas it references.
@@ -98,8 +98,12 @@ impl<T: DeserializeOwned + 'static> Deserializer<T> for ConfluentAvroDeserialize
 
 /// Which schema a serializer writes with.
 enum WriterSchema {
-    /// This one, registered (or looked up) under the subject.
-    Given { text: String, schemas: AvroSchemas },
+    /// This one, registered (or looked up) under the subject with its references.
+    Given {
+        text: String,
+        references: Vec<SchemaReference>,
+        schemas: AvroSchemas,
+    },
     /// The subject's latest, fetched once per subject.
     Latest(RwLock<HashMap<String, (u32, Arc<AvroSchemas>)>>),
 }
@@ -118,12 +122,66 @@ impl ConfluentAvroSerializer {
     /// A serializer writing with `schema` (Avro JSON), registering it under the subject
     /// `subject` names (`SubjectName::Topic`: `{topic}-value` for values, Confluent's default).
     pub fn new(registry: SchemaRegistry, schema: &str, subject: SubjectName) -> Result<Self, SerdeError> {
+        Self::with_references(registry, schema, &[], subject)
+    }
+
+    /// A serializer writing with `schema`, which uses named types registered under other
+    /// subjects: `references` names each (its Avro full name, subject and version; the
+    /// schemas those reference are followed too). The referenced schemas are fetched now
+    /// (once; cached) to check that `schema` parses with them, and `schema` is registered
+    /// with its references, as Confluent's clients do. The referenced schemas must be
+    /// registered already; a missing one is an error naming its subject and version.
+    ///
+    /// ```no_run
+    /// use bwx::connectors::kafka::serde::{
+    ///     ConfluentAvroSerializer, SchemaReference, SchemaRegistry, SerdeContext, Serializer,
+    ///     SubjectName,
+    /// };
+    ///
+    /// let registry = SchemaRegistry::new("http://127.0.0.1:8081").unwrap();
+    /// // `geo.Point` is registered under the subject `geo.Point` (version 1).
+    /// let line = r#"{"type":"record","name":"Line","namespace":"geo","fields":[
+    ///     {"name":"from","type":"geo.Point"},{"name":"to","type":"geo.Point"}]}"#;
+    /// let point = SchemaReference {
+    ///     name: "geo.Point".into(),
+    ///     subject: "geo.Point".into(),
+    ///     version: 1,
+    /// };
+    /// let ser = ConfluentAvroSerializer::with_references(registry, line, &[point], SubjectName::Topic)
+    ///     .unwrap();
+    /// // Registered under `lines-value` with its reference, on first use.
+    /// let line = serde_json::json!({"from": {"x": 1}, "to": {"x": 2}});
+    /// let bytes = ser.serialize(&line, &SerdeContext::value("lines")).unwrap();
+    /// assert_eq!(bytes[0], 0, "the Confluent magic byte");
+    /// ```
+    pub fn with_references(
+        registry: SchemaRegistry,
+        schema: &str,
+        references: &[SchemaReference],
+        subject: SubjectName,
+    ) -> Result<Self, SerdeError> {
+        let named: Vec<String> = if references.is_empty() {
+            Vec::new()
+        } else {
+            registry
+                .resolve_references(references)
+                .map_err(|e| {
+                    e.into_serde(format!(
+                        "cannot fetch the schemas the writer schema references from the schema registry at {}",
+                        registry.url()
+                    ))
+                })?
+                .iter()
+                .map(|s| s.schema.clone())
+                .collect()
+        };
         Ok(ConfluentAvroSerializer {
-            registry,
             writer: WriterSchema::Given {
                 text: schema.to_string(),
-                schemas: AvroSchemas::parse(schema, &[] as &[&str])?,
+                references: references.to_vec(),
+                schemas: AvroSchemas::parse(schema, &named)?,
             },
+            registry,
             subject,
             auto_register: true,
         })
@@ -189,12 +247,18 @@ impl fmt::Debug for ConfluentAvroSerializer {
 impl<T: Serialize> Serializer<T> for ConfluentAvroSerializer {
     fn serialize(&self, item: &T, ctx: &SerdeContext<'_>) -> Result<Vec<u8>, SerdeError> {
         match &self.writer {
-            WriterSchema::Given { text, schemas } => {
+            WriterSchema::Given {
+                text,
+                references,
+                schemas,
+            } => {
                 let subject = self.subject.subject(ctx, schemas.full_name().as_deref())?;
                 let id = if self.auto_register {
-                    self.registry.register(&subject, SchemaType::Avro, text, &[])
+                    self.registry
+                        .register(&subject, SchemaType::Avro, text, references)
                 } else {
-                    self.registry.look_up(&subject, SchemaType::Avro, text, &[])
+                    self.registry
+                        .look_up(&subject, SchemaType::Avro, text, references)
                 }
                 .map_err(|e| {
                     e.into_serde(format!(

@@ -549,16 +549,29 @@ impl SchemaRegistry {
     }
 
     /// Every schema that `schema` references, directly or not, each after the ones it
-    /// references (the order parsers need).
+    /// references (the order parsers need); see [`resolve_references`](Self::resolve_references).
     pub fn referenced(&self, schema: &RegisteredSchema) -> Result<Vec<Arc<RegisteredSchema>>, RegistryError> {
+        self.resolve_references(&schema.references)
+    }
+
+    /// The schemas `references` name (each a subject and version), with the schemas those
+    /// reference in turn, each after the ones it references. Every version is fetched once
+    /// and cached. A reference the registry does not have is a
+    /// [`NotFound`](RegistryErrorKind::NotFound) error naming its subject and version and
+    /// the schema that references it.
+    pub fn resolve_references(
+        &self,
+        references: &[SchemaReference],
+    ) -> Result<Vec<Arc<RegisteredSchema>>, RegistryError> {
         let mut out: Vec<(SchemaReference, Arc<RegisteredSchema>)> = Vec::new();
-        self.collect_references(&schema.references, &mut out, 0)?;
+        self.collect_references(references, "the schema", &mut out, 0)?;
         Ok(out.into_iter().map(|(_, s)| s).collect())
     }
 
     fn collect_references(
         &self,
         references: &[SchemaReference],
+        referrer: &str,
         out: &mut Vec<(SchemaReference, Arc<RegisteredSchema>)>,
         depth: usize,
     ) -> Result<(), RegistryError> {
@@ -569,8 +582,25 @@ impl SchemaRegistry {
             if out.iter().any(|(seen, _)| seen == r) {
                 continue;
             }
-            let s = self.version(&r.subject, r.version)?;
-            self.collect_references(&s.references, out, depth + 1)?;
+            let s = self.version(&r.subject, r.version).map_err(|e| RegistryError {
+                kind: e.kind,
+                message: format!(
+                    "{referrer} references {:?} as subject {:?} version {}, which the schema registry at {} {}",
+                    r.name,
+                    r.subject,
+                    r.version,
+                    self.url(),
+                    match e.kind {
+                        RegistryErrorKind::NotFound => "does not have",
+                        _ => "did not give",
+                    }
+                ),
+                status: e.status,
+                error_code: e.error_code,
+                source: Some(Arc::new(e)),
+            })?;
+            let name = format!("subject {:?} version {}", r.subject, r.version);
+            self.collect_references(&s.references, &name, out, depth + 1)?;
             if !out.iter().any(|(seen, _)| seen == r) {
                 out.push((r.clone(), s));
             }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::file::{self as store, PartIdentity, sql_err};
 use super::schema::{checksum, route_from};
 use crate::cause::Cause;
+use crate::recovery::codec::hex;
 use crate::recovery::failpoint::{self, Point};
 use crate::recovery::{RecoveryError, Snapshot};
 use crate::step_id::StepId;
@@ -349,9 +350,4 @@ fn load_part(conn: &mut Connection, file: &Path, resume_epoch: u64) -> Result<Ve
     }
     failpoint::hit(Point::DuringResume);
     Ok(out)
-}
-
-/// Lower-case hex of bytes, for messages.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

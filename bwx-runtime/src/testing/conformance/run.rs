@@ -352,7 +352,7 @@ impl Running {
                                 .try_wait()
                                 .ok()
                                 .flatten()
-                                .map(crate::cli::describe_status)
+                                .map(crate::exit_status::describe)
                                 .unwrap_or_default(),
                             stderr.trim()
                         ))
