@@ -10,7 +10,9 @@
 #   scripts/servers.sh stop
 #
 # Ports: BWX_PG_PORT (15432), BWX_REDIS_PORT (16379), BWX_NATS_PORT (14222), BWX_MQTT_PORT
-# (11883); data and logs in BWX_SERVERS_DIR (target/servers). Always stop with the same
+# (11883); data and logs in BWX_SERVERS_DIR (target/servers); BWX_MQTT_INFLIGHT sets
+# Mosquitto's max_inflight_messages (20 unless set; 0 is no limit, for throughput: an MQTT
+# source reads at most that many messages per partition and epoch). Always stop with the same
 # settings you started with. PostgreSQL runs as the `postgres` user (it refuses root), with
 # prepared transactions enabled (the exactly-once sink needs them) and fsync off (test data).
 set -euo pipefail
@@ -102,6 +104,7 @@ listener $MQTT_PORT 127.0.0.1
 allow_anonymous true
 persistence false
 max_queued_messages 100000
+max_inflight_messages ${BWX_MQTT_INFLIGHT:-20}
 pid_file $DIR/mosquitto.pid
 log_dest file $DIR/mosquitto.log
 user $(id -un)

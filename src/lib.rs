@@ -161,6 +161,59 @@ pub use bwx_macros::dataflow;
 /// got.sort();
 /// assert_eq!(got, vec![0, 0, 1, 1, 2, 2]);
 /// ```
+///
+/// A source whose system redelivers until told otherwise (a JetStream consumer, an MQTT
+/// session) acknowledges in `fn commit(&mut self, durable: &<Part>State)`: it gets, in order,
+/// the positions its `snapshot` returned, each once the epoch that stored it is durable in
+/// every recovery partition (right after the snapshot without recovery), and the last
+/// before `close`. What it acknowledges is then never needed again; what was read after is
+/// delivered again if the run dies. (A sink's `commit` gets the epoch instead.)
+///
+/// ```
+/// use std::collections::VecDeque;
+/// use std::sync::{Arc, Mutex};
+/// use bwx::prelude::*;
+/// use bwx::inputs::ConnectorError;
+/// use bwx::testing::TestingSink;
+///
+/// /// A queue that keeps its numbered messages until they are acknowledged.
+/// #[derive(Clone, Default)]
+/// pub struct Queue(Arc<Mutex<VecDeque<(u64, String)>>>);
+///
+/// #[bwx::source]
+/// pub struct QueuePart { queue: Queue, #[state] next: u64 }
+///
+/// #[bwx::source]
+/// impl QueuePart {
+///     fn open(queue: &Queue, _part: &str) -> Result<Self, ConnectorError> {
+///         Ok(QueuePart { queue: queue.clone(), next: 0 })
+///     }
+///     fn next_batch(&mut self, batch: &mut Vec<String>) -> Result<BatchStatus, ConnectorError> {
+///         let queue = self.queue.0.lock().map_err(|_| "poisoned")?;
+///         let Some((n, message)) = queue.iter().find(|(n, _)| *n >= self.next) else {
+///             return Ok(BatchStatus::Eof);
+///         };
+///         batch.push(message.clone());
+///         self.next = n + 1;
+///         Ok(BatchStatus::Active)
+///     }
+///     /// Drops what a resume will not read again.
+///     fn commit(&mut self, durable: &QueuePartState) -> Result<(), ConnectorError> {
+///         let mut queue = self.queue.0.lock().map_err(|_| "poisoned")?;
+///         queue.retain(|(n, _)| *n >= durable.next);
+///         Ok(())
+///     }
+/// }
+///
+/// let queue = Queue::default();
+/// queue.0.lock().unwrap().extend([(0, "a".to_string()), (1, "b".to_string())]);
+/// let out = TestingSink::new();
+/// let flow = Dataflow::new("drain");
+/// flow.input("inp", queue.clone()).output("out", out.clone());
+/// bwx::run_main(&flow).unwrap();
+/// assert_eq!(out.take(), ["a", "b"]);
+/// assert!(queue.0.lock().unwrap().is_empty(), "everything read was acknowledged");
+/// ```
 #[cfg(feature = "macros")]
 pub use bwx_macros::source;
 

@@ -12,7 +12,7 @@ pub fn dataflow(input: TokenStream) -> TokenStream {
 
 /// Generates the connector traits of a fixed-partitioned source from a partition struct
 /// (with `#[state]` fields) and its impl block (`list_parts`, `open`, `next_batch`,
-/// `next_awake`, `close`). Put it on both. See the `bwx` crate's documentation.
+/// `next_awake`, `snapshot`, `commit`, `close`). Put it on both. See the `bwx` crate's documentation.
 #[proc_macro_attribute]
 pub fn source(attr: TokenStream, item: TokenStream) -> TokenStream {
     use bwx_macros_lang::connector::{Kind, expand};

@@ -250,3 +250,142 @@ fn docs_and_serde_attributes_of_state_fields_go_to_the_state_struct() {
         "{state}"
     );
 }
+
+#[test]
+fn a_source_commit_is_forwarded_with_the_durable_position() {
+    let imp = expand(
+        Kind::Source,
+        quote!(),
+        quote! {
+            impl TopicPart {
+                fn open(source: &Topic, part: &str) -> Result<Self, MqttError> { todo() }
+                fn next_batch(&mut self, batch: &mut Vec<Message>) -> Result<BatchStatus, MqttError> { todo() }
+                fn commit(&mut self, durable: &TopicPartState) -> Result<(), MqttError> { self.ack(durable.received) }
+            }
+        },
+    )
+    .to_string();
+    // Through a function pointer of the expected type, the error converted into
+    // `ConnectorError`.
+    assert!(
+        imp.contains("fn commit (& mut self , durable : & __BwxTopicPartState) -> :: core :: result :: Result < () , :: bwx :: __private :: ConnectorError > { let commit : fn (& mut TopicPart , & __BwxTopicPartState) -> _ = < TopicPart > :: commit ; commit (self , durable) . map_err (:: bwx :: __private :: connector_error) }"),
+        "{imp}"
+    );
+    // Inside the source partition's trait impl.
+    let partition = &imp[imp.find("StatefulSourcePartition for TopicPart").unwrap()..];
+    assert!(partition.contains("fn commit"), "{partition}");
+
+    // Without a `commit`, the trait's default (nothing to acknowledge) stays.
+    let without = expand(
+        Kind::Source,
+        quote!(),
+        quote! {
+            impl TopicPart {
+                fn open(source: &Topic, part: &str) -> Result<Self, MqttError> { todo() }
+                fn next_batch(&mut self, batch: &mut Vec<Message>) -> Result<BatchStatus, MqttError> { todo() }
+            }
+        },
+    )
+    .to_string();
+    assert!(!without.contains("fn commit"), "{without}");
+}
+
+#[test]
+fn a_source_commit_of_another_shape_is_one_error_naming_the_expected_signature() {
+    let expected = "`fn commit(&mut self, durable: &PState) -> Result<(), E>`";
+    for (commit, message) in [
+        (
+            quote!(
+                fn commit(&mut self, epoch: u64) -> Result<(), E> {
+                    x()
+                }
+            ),
+            "`commit` of `#[source]` gets the durable position, a shared reference to the resume state",
+        ),
+        (
+            quote!(
+                fn commit(&self, durable: &PState) -> Result<(), E> {
+                    x()
+                }
+            ),
+            "`commit` of `#[source]` takes `&mut self` first",
+        ),
+        (
+            quote!(
+                fn commit(durable: &PState) -> Result<(), E> {
+                    x()
+                }
+            ),
+            "`commit` of `#[source]` takes `&mut self` first",
+        ),
+        (
+            quote!(
+                fn commit(&mut self) -> Result<(), E> {
+                    x()
+                }
+            ),
+            "`commit` of `#[source]` needs the durable position",
+        ),
+        (
+            quote!(
+                fn commit(&mut self, durable: &PState, epoch: u64) -> Result<(), E> {
+                    x()
+                }
+            ),
+            "`commit` of `#[source]` takes `&mut self` and the durable position only",
+        ),
+        (
+            quote!(
+                fn commit(&mut self, durable: &mut PState) -> Result<(), E> {
+                    x()
+                }
+            ),
+            "`commit` of `#[source]` gets the durable position, a shared reference",
+        ),
+        (
+            quote!(
+                fn commit(&mut self, durable: &PState) {
+                    x()
+                }
+            ),
+            "`commit` of `#[source]` returns a `Result`",
+        ),
+    ] {
+        let out = expand(
+            Kind::Source,
+            quote!(),
+            quote! {
+                impl P {
+                    fn open(source: &S, part: &str) -> Result<Self, E> { x() }
+                    fn next_batch(&mut self, batch: &mut Vec<u8>) -> Result<BatchStatus, E> { x() }
+                    #commit
+                }
+            },
+        )
+        .to_string();
+        assert_eq!(out.matches("compile_error").count(), 1, "{commit}: {out}");
+        assert!(out.contains(message), "{commit}: missing {message:?} in {out}");
+        assert!(out.contains(expected), "{commit}: {out}");
+        // The user's impl is kept and no trait impl is generated, so nothing cascades.
+        assert!(out.contains("impl P"), "{out}");
+        assert!(!out.contains("StatefulSourcePartition"), "{out}");
+    }
+}
+
+#[test]
+fn a_sink_commit_still_takes_the_epoch() {
+    let imp = expand(
+        Kind::Sink,
+        quote!(),
+        quote! {
+            impl OutPart {
+                fn open(sink: &Out, part: &str) -> Result<Self, E> { todo() }
+                fn write_batch(&mut self, batch: &mut Vec<String>) -> Result<(), E> { Ok(()) }
+                fn commit(&mut self, epoch: u64) -> Result<(), E> { Ok(()) }
+            }
+        },
+    )
+    .to_string();
+    assert!(imp.contains("fn commit (& mut self , epoch : u64)"), "{imp}");
+    assert!(!imp.contains("compile_error"), "{imp}");
+}

@@ -13,9 +13,10 @@
 //! `tests/conformance.rs`, which reads the broker from `BWX_MQTT_ADDR` (`host:port`;
 //! `scripts/servers.sh` starts Mosquitto).
 //!
-//! The source acknowledges in
-//! [`StatefulSourcePartition::commit`](bwx_runtime::inputs::StatefulSourcePartition::commit),
-//! which the engine calls once an epoch is durable.
+//! The source is written with `#[source]`: its `commit` method acknowledges, and the
+//! engine calls it (as
+//! [`StatefulSourcePartition::commit`](bwx_runtime::inputs::StatefulSourcePartition::commit))
+//! with a position once the epoch that stored it is durable.
 
 mod broker;
 mod error;
@@ -26,7 +27,7 @@ mod source;
 pub use error::MqttError;
 pub use message::MqttMessage;
 pub use sink::{MqttSink, MqttSinkPartition};
-pub use source::{MqttPartition, MqttSource, MqttSourceState};
+pub use source::{MqttPartition, MqttPartitionState, MqttSource};
 
 /// The `rumqttc` crate this one is built on, for its types.
 pub use rumqttc;

@@ -5,10 +5,8 @@ use std::collections::VecDeque;
 use std::sync::mpsc::TryRecvError;
 use std::time::{Duration, SystemTime};
 
-use bwx_runtime::StepId;
-use bwx_runtime::inputs::{BatchStatus, ConnectorError, FixedPartitionedSource, StatefulSourcePartition};
+use bwx_runtime::inputs::{BatchStatus, ConnectorError};
 use rumqttc::{Event, Packet, Publish, QoS};
-use serde::{Deserialize, Serialize};
 
 use crate::broker::{Broker, Connected};
 use crate::error::into_connector;
@@ -19,7 +17,7 @@ use crate::{MqttError, MqttMessage};
 ///
 /// The broker keeps a session's subscription and queues its messages while nobody is
 /// connected; a message is acknowledged (PUBACK) only once the epoch that read it is
-/// durable ([`StatefulSourcePartition::commit`]), so after a crash the broker delivers the
+/// durable (the partition's `commit`), so after a crash the broker delivers the
 /// unacknowledged ones again: at-least-once, in order per filter, with repeats only of the
 /// epochs after the last durable one. A session must exist before messages are published:
 /// call [`create_sessions`](Self::create_sessions) once when deploying (a flow's first run
@@ -100,61 +98,13 @@ impl MqttSource {
     }
 }
 
-/// A partition's recovery state: how many messages it has received (positions are the
-/// broker's, in the session).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MqttSourceState {
-    /// Messages received so far.
-    pub received: u64,
-}
-
-impl FixedPartitionedSource for MqttSource {
-    type Item = MqttMessage;
-    type State = MqttSourceState;
-    type Partition = MqttPartition;
-
-    fn list_parts(&self) -> Result<Vec<String>, ConnectorError> {
-        // An unreachable broker stops the flow before it starts.
-        std::net::TcpStream::connect((self.broker.host.as_str(), self.broker.port))
-            .map_err(|e| MqttError::Connect {
-                at: self.broker.at.clone(),
-                client: "-".into(),
-                source: Box::new(e),
-            })
-            .map_err(into_connector)?;
-        Ok(self.topics.clone())
-    }
-
-    fn build_part(
-        &self,
-        _: &StepId,
-        for_part: &str,
-        resume: Option<MqttSourceState>,
-    ) -> Result<MqttPartition, ConnectorError> {
-        let client_id = self
-            .client_id(for_part)
-            .ok_or_else(|| format!("{for_part:?} is not a topic of this source"))?;
-        let mut connected = self.broker.connect(&client_id, false).map_err(into_connector)?;
-        let mut early = Vec::new();
-        connected
-            .subscribe(for_part, &mut early)
-            .map_err(into_connector)?;
-        let received = resume.unwrap_or_default().received;
-        Ok(MqttPartition {
-            conn: connected,
-            received,
-            unacked: VecDeque::new(),
-            early: early.into(),
-            batch: self.batch,
-            poll: self.poll,
-            awake: None,
-        })
-    }
-}
-
-/// One topic filter of an [`MqttSource`].
+/// One topic filter of an [`MqttSource`]. Its recovery state ([`MqttPartitionState`]) is
+/// how many messages it has received: the position itself is the broker's, in the session.
+#[bwx_macros::source(crate = bwx_runtime)]
 pub struct MqttPartition {
     conn: Connected,
+    /// Messages received so far.
+    #[state]
     received: u64,
     /// QoS 1 messages emitted and not acknowledged, with their number.
     unacked: VecDeque<(u64, Publish)>,
@@ -163,6 +113,64 @@ pub struct MqttPartition {
     batch: usize,
     poll: Duration,
     awake: Option<SystemTime>,
+}
+
+#[bwx_macros::source(crate = bwx_runtime)]
+impl MqttPartition {
+    fn list_parts(source: &MqttSource) -> Result<Vec<String>, ConnectorError> {
+        // An unreachable broker stops the flow before it starts.
+        let broker = &source.broker;
+        std::net::TcpStream::connect((broker.host.as_str(), broker.port))
+            .map_err(|e| MqttError::Connect {
+                at: broker.at.clone(),
+                client: "-".into(),
+                source: Box::new(e),
+            })
+            .map_err(into_connector)?;
+        Ok(source.topics.clone())
+    }
+
+    fn open(
+        source: &MqttSource,
+        part: &str,
+        resume: Option<MqttPartitionState>,
+    ) -> Result<Self, ConnectorError> {
+        let client_id = source
+            .client_id(part)
+            .ok_or_else(|| format!("{part:?} is not a topic of this source"))?;
+        let mut connected = source.broker.connect(&client_id, false).map_err(into_connector)?;
+        let mut early = Vec::new();
+        connected.subscribe(part, &mut early).map_err(into_connector)?;
+        Ok(MqttPartition {
+            conn: connected,
+            received: resume.map_or(0, |r| r.received),
+            unacked: VecDeque::new(),
+            early: early.into(),
+            batch: source.batch,
+            poll: source.poll,
+            awake: None,
+        })
+    }
+
+    fn next_batch(&mut self, batch: &mut Vec<MqttMessage>) -> Result<BatchStatus, ConnectorError> {
+        self.read(batch).map_err(into_connector)
+    }
+
+    fn next_awake(&self) -> Option<SystemTime> {
+        self.awake
+    }
+
+    /// The messages up to the durable count are acknowledged (PUBACK): the broker drops
+    /// them from the session. What was read after it stays there for the next run.
+    fn commit(&mut self, durable: &MqttPartitionState) -> Result<(), ConnectorError> {
+        self.acknowledge(durable.received).map_err(into_connector)
+    }
+
+    fn close(&mut self) -> Result<(), ConnectorError> {
+        // What is not acknowledged stays in the session for the next run.
+        self.conn.disconnect();
+        Ok(())
+    }
 }
 
 impl MqttPartition {
@@ -215,35 +223,6 @@ impl MqttPartition {
                 })?;
             }
         }
-        Ok(())
-    }
-}
-
-impl StatefulSourcePartition for MqttPartition {
-    type Item = MqttMessage;
-    type State = MqttSourceState;
-
-    fn next_batch(&mut self, batch: &mut Vec<MqttMessage>) -> Result<BatchStatus, ConnectorError> {
-        self.read(batch).map_err(into_connector)
-    }
-
-    fn next_awake(&self) -> Option<SystemTime> {
-        self.awake
-    }
-
-    fn snapshot(&self) -> MqttSourceState {
-        MqttSourceState {
-            received: self.received,
-        }
-    }
-
-    fn commit(&mut self, durable: &MqttSourceState) -> Result<(), ConnectorError> {
-        self.acknowledge(durable.received).map_err(into_connector)
-    }
-
-    fn close(&mut self) -> Result<(), ConnectorError> {
-        // What is not acknowledged stays in the session for the next run.
-        self.conn.disconnect();
         Ok(())
     }
 }

@@ -68,6 +68,11 @@ impl<T: AsRef<[u8]> + Data> DynamicSink for JetStreamSink<T> {
     }
 }
 
+/// Acknowledgements a partition lets wait before it awaits them, below the client's
+/// in-flight limit (5,000 by default in `async-nats`), which it would otherwise reach in an
+/// epoch that publishes more and wait for forever.
+const MAX_PENDING: usize = 1000;
+
 /// A worker's connection of a [`JetStreamSink`].
 pub struct JetStreamSinkPartition<T> {
     js: Context,
@@ -89,19 +94,24 @@ impl<T: AsRef<[u8]> + 'static> StatelessSinkPartition for JetStreamSinkPartition
 
     fn write_batch(&mut self, items: &mut Vec<T>) -> Result<(), ConnectorError> {
         let (js, subject, server) = (&self.js, &self.subject, &self.server);
+        let pending = &mut self.pending;
         let sent = server.block_on(async {
-            let mut sent = Vec::with_capacity(items.len());
             for item in items.drain(..) {
+                // The client holds one of its in-flight permits per acknowledgement not yet
+                // received and blocks publishing when they run out: wait for the ones
+                // pending before an epoch publishes that many.
+                if pending.len() == MAX_PENDING {
+                    for ack in pending.drain(..) {
+                        ack.await?;
+                    }
+                }
                 let payload = bytes::Bytes::copy_from_slice(item.as_ref());
-                sent.push(js.publish(subject.clone(), payload).await?);
+                pending.push(js.publish(subject.clone(), payload).await?);
             }
-            Ok::<_, async_nats::jetstream::context::PublishError>(sent)
+            Ok::<_, async_nats::jetstream::context::PublishError>(())
         });
-        let sent = sent
-            .map_err(self.server.failed(self.doing()))
-            .map_err(into_connector)?;
-        self.pending.extend(sent);
-        Ok(())
+        sent.map_err(self.server.failed(self.doing()))
+            .map_err(into_connector)
     }
 
     fn pre_commit(&mut self, _epoch: u64) -> Result<(), ConnectorError> {

@@ -189,3 +189,43 @@ fn messages_delivered_again_after_the_ack_wait_are_skipped() {
     }
     assert_eq!(payloads(&later), ["3", "4"]);
 }
+
+#[test]
+fn an_epoch_that_publishes_more_than_the_clients_in_flight_limit_ends() {
+    let Some(url) = url() else { return };
+    use bwx_runtime::{Dataflow, RunConfig};
+    let stream = name("inflight");
+    // async-nats lets 5,000 acknowledgements wait by default; the sink awaited none before
+    // the epoch's close, so the 5,001st publication waited forever.
+    let n = 6_000u64;
+    let (rt, js) = stream_of(&url, &stream, 0);
+    let sink = bwx_nats::JetStreamSink::new(&url, &format!("{stream}.in")).unwrap();
+    let flow = Dataflow::new("publish");
+    flow.input(
+        "inp",
+        bwx_runtime::testing::TestingSource::new(0..n).batch_size(1000),
+    )
+    .map("payload", |i| i.to_string())
+    .output("out", sink);
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // One epoch for everything.
+        let config = RunConfig::default().epoch_interval(Duration::from_secs(600));
+        let _ = done_tx.send(bwx_runtime::run_workers(&flow, 1, config).map_err(|e| e.report()));
+    });
+    match done.recv_timeout(Duration::from_secs(60)) {
+        Ok(result) => result.unwrap(),
+        Err(_) => panic!("publishing {n} messages in one epoch did not end in 60 s"),
+    }
+    let stored = rt.block_on(async {
+        js.get_stream(&stream)
+            .await
+            .unwrap()
+            .get_info()
+            .await
+            .unwrap()
+            .state
+            .messages
+    });
+    assert_eq!(stored, n);
+}

@@ -51,6 +51,11 @@ const SOURCE: &[Known] = &[
         signature: "fn snapshot(&self) -> PartState",
     },
     Known {
+        name: "commit",
+        required: false,
+        signature: "fn commit(&mut self, durable: &PartState) -> Result<(), ConnectorError>",
+    },
+    Known {
         name: "close",
         required: false,
         signature: "fn close(&mut self) -> Result<(), ConnectorError>",
@@ -207,6 +212,11 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
         Kind::Sink => "write_batch",
     };
     let item_ty = find(batch_method).and_then(|m| vec_param(m, diag));
+    if kind == Kind::Source
+        && let Some(commit) = find("commit")
+    {
+        check_source_commit(commit, &state_name, diag);
+    }
     if diag.messages().len() != errors_before {
         return quote!(#item);
     }
@@ -313,6 +323,7 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
                     }
                 }
             });
+            let commit = find("commit").map(|m| source_commit(part, &state, m, private));
             quote_spanned! {span=>
                 impl #connector_impl #private::FixedPartitionedSource for #connector #connector_where {
                     type Item = #item_ty;
@@ -341,6 +352,7 @@ pub fn expand(kind: Kind, item: ItemImpl, options: &Options, diag: &mut Diagnost
                     fn snapshot(&self) -> #state {
                         #snapshot
                     }
+                    #commit
                     #close
                 }
             }
@@ -462,6 +474,80 @@ fn poller(
             fn resume(&mut self, state: #state) {
                 #resume_fields(self, state)
             }
+        }
+    }
+}
+
+/// A source's `commit` is `fn commit(&mut self, durable: &PartState) -> Result<(), E>`: the
+/// engine hands it a position it stored, not an epoch as to a sink. The shape is checked
+/// here, so that a sink-like `commit(&mut self, epoch: u64)` gets one message saying so; the
+/// types are checked by the compiler through the generated call.
+fn check_source_commit(commit: &ImplItemFn, state: &syn::Ident, diag: &mut Diagnostics) {
+    let expected = format!("`fn commit(&mut self, durable: &{state}) -> Result<(), E>`");
+    let sig = &commit.sig;
+    let mut inputs = sig.inputs.iter();
+    match inputs.next() {
+        Some(FnArg::Receiver(r)) if matches!(r.kind, syn::ReceiverKind::Reference(_, _, Some(_))) => {}
+        Some(other) => {
+            diag.error(
+                other.span(),
+                format!("`commit` of `#[source]` takes `&mut self` first: {expected}"),
+            );
+            return;
+        }
+        None => {
+            diag.error(
+                sig.ident.span(),
+                format!("`commit` of `#[source]` takes `&mut self` and the durable position: {expected}"),
+            );
+            return;
+        }
+    }
+    match (inputs.next(), inputs.next()) {
+        (Some(FnArg::Typed(arg)), None) if matches!(&*arg.ty, Type::Reference(r) if r.mutability.is_none()) => {}
+        (Some(FnArg::Typed(arg)), None) => diag.error(
+            arg.ty.span(),
+            format!(
+                "`commit` of `#[source]` gets the durable position, a shared reference to the resume state: {expected} (a sink's `commit` gets the epoch)"
+            ),
+        ),
+        (None, _) => diag.error(
+            sig.paren_token.span.join(),
+            format!("`commit` of `#[source]` needs the durable position: {expected}"),
+        ),
+        (Some(_), Some(extra)) | (Some(extra @ FnArg::Receiver(_)), None) => diag.error(
+            extra.span(),
+            format!("`commit` of `#[source]` takes `&mut self` and the durable position only: {expected}"),
+        ),
+    }
+    if matches!(sig.output, syn::ReturnType::Default) {
+        diag.error(
+            sig.paren_token.span.close(),
+            format!("`commit` of `#[source]` returns a `Result`: {expected}"),
+        );
+    }
+}
+
+/// `StatefulSourcePartition::commit` forwarding to the user's method. The method goes
+/// through a function pointer of the expected type, so a position of another type is one
+/// error at the method's name; the result is converted at its return type, so a return
+/// type that is not a `Result` of a convertible error is one error there.
+fn source_commit(
+    part: &Type,
+    state: &TokenStream,
+    commit: &ImplItemFn,
+    private: &TokenStream,
+) -> TokenStream {
+    let commit_fn = quote_spanned!(commit.sig.ident.span()=> <#part>::commit);
+    let returns = match &commit.sig.output {
+        syn::ReturnType::Type(_, ty) => ty.span(),
+        syn::ReturnType::Default => commit.sig.ident.span(),
+    };
+    let call = quote_spanned!(returns=> commit(self, durable).map_err(#private::connector_error));
+    quote! {
+        fn commit(&mut self, durable: &#state) -> ::core::result::Result<(), #private::ConnectorError> {
+            let commit: fn(&mut #part, &#state) -> _ = #commit_fn;
+            #call
         }
     }
 }

@@ -12,7 +12,7 @@
 //!
 //! | attribute | methods (`?` = optional) | generated |
 //! |---|---|---|
-//! | `#[source]` | `list_parts(&S)?`, `open(&S, part, resume?)`, `next_batch(&mut self, &mut Vec<T>)`, `next_awake(&self)?`, `snapshot(&self)?`, `close(&mut self)?` | `FixedPartitionedSource for S`, `StatefulSourcePartition for Part` |
+//! | `#[source]` | `list_parts(&S)?`, `open(&S, part, resume?)`, `next_batch(&mut self, &mut Vec<T>)`, `next_awake(&self)?`, `snapshot(&self)?`, `commit(&mut self, &PartState)?`, `close(&mut self)?` | `FixedPartitionedSource for S`, `StatefulSourcePartition for Part` |
 //! | `#[source]` (polling) | `next_item(&mut self) -> Result<Polled<T>, E>`, `snapshot(&self)?` | `SimplePoller for Part`, for `SimplePollingSource::new(\|\| part, interval)` (one partition) |
 //! | `#[sink]` | `list_parts(&S)?`, `part_fn(&S, &K)?`, `delivery(&S)?`, `open(&S, part, resume?)`, `write_batch(&mut self, &mut Vec<V>)`, `pre_commit(&mut self, epoch)?`, `snapshot(&self)?`, `commit(&mut self, epoch)?`, `close(&mut self)?` | `FixedPartitionedSink for S`, `StatefulSinkPartition for Part` |
 //!
@@ -23,7 +23,9 @@
 //! `ConnectorError`. The impl block may be generic; `open` may have parameters of its own
 //! (a sink's key type, which the partition does not mention), which become parameters of
 //! the connector's impl. `snapshot` replaces the generated one (to flush before the state
-//! is stored, say). Without `list_parts` the connector has one partition, `"singleton"`.
+//! is stored, say). A source's `commit` gets a position its `snapshot` returned once that
+//! position is durable (to acknowledge what it covers to a broker); a sink's gets the epoch.
+//! Without `list_parts` the connector has one partition, `"singleton"`.
 //! A sink's key type is `part_fn`'s, or `key = Type` in the attribute (default `String`).
 //! `crate = path` names the crate whose `__private` module the code uses: a re-export of
 //! bwx, or `bwx_runtime` / `crate` inside bwx's own crates.

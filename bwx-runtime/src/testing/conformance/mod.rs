@@ -107,6 +107,7 @@
 //! [`FixedPartitionedSink::delivery`]: crate::outputs::FixedPartitionedSink::delivery
 //! [`DynamicSink::delivery`]: crate::outputs::DynamicSink::delivery
 
+mod battery;
 mod case;
 mod child;
 mod flows;
@@ -117,6 +118,7 @@ mod server;
 mod sink;
 mod source;
 
+pub use battery::Battery;
 pub use case::Case;
 pub use records::{PART_STRIDE, record, record_part, record_seq};
 pub use report::{Report, SinkCheck, SourceCheck, Verdict};

@@ -327,9 +327,10 @@ impl Running {
                 match handle.take().map(|h| h.join()) {
                     Some(Ok(Ok(()))) => End::Ok,
                     Some(Ok(Err(e))) => End::Failed(e.report()),
-                    Some(Err(panic)) => {
-                        End::Failed(format!("the run panicked: {}", super::source::panic_text(&panic)))
-                    }
+                    Some(Err(panic)) => End::Failed(format!(
+                        "the run panicked: {}",
+                        super::battery::panic_text(&panic)
+                    )),
                     None => End::Failed("the run was already collected".into()),
                 }
             }

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use super::case::{Case, run_id};
-use super::child::{self, Job, Kit};
+use super::battery::{Battery, NewCase, connector_of, describe_end, report, run_config};
+use super::case::Case;
+use super::child::Kit;
 use super::flows::{KitSource, Rng};
 use super::records::{Tally, range, sample};
-use super::report::{Report, SinkCheck, Verdict, finish};
+use super::report::{Report, SinkCheck, Verdict};
 use super::run::{End, POLL, Plan, RunFn, RunSpec, Running, Seen, Store, Variant};
-use super::source::{panic_text, report};
 use crate::Data;
 use crate::errors::FlowError;
 use crate::flow::Dataflow;
@@ -98,13 +98,7 @@ pub trait SinkSystem: Send + Sync + 'static {
 }
 
 /// Runs the sink battery. See the [module docs](super).
-pub struct SinkKit<S> {
-    system: Arc<S>,
-    test: String,
-    records: u64,
-    timeout: Duration,
-    only: Option<BTreeSet<SinkCheck>>,
-}
+pub type SinkKit<S> = Battery<S, SinkCheck>;
 
 const ALL: [SinkCheck; 7] = [
     SinkCheck::PartitionsListed,
@@ -127,75 +121,30 @@ impl<S: SinkSystem> SinkKit<S> {
     /// A kit for `system`'s sink, in the test called `test` (its path in the test binary,
     /// which the kill check re-executes).
     pub fn new(system: S, test: &str) -> Self {
-        SinkKit {
-            system: Arc::new(system),
-            test: test.to_string(),
-            records: 12,
-            timeout: Duration::from_secs(60),
-            only: None,
-        }
-    }
-
-    /// Records per partition of the kit's source (at least 6; default 12).
-    pub fn records_per_partition(mut self, n: u64) -> Self {
-        self.records = n.max(6);
-        self
-    }
-
-    /// How long one run may take before it counts as hung (default 60 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Runs only these checks.
-    pub fn only(mut self, checks: impl IntoIterator<Item = SinkCheck>) -> Self {
-        self.only = Some(checks.into_iter().collect());
-        self
+        Battery::with(system, test)
     }
 
     /// Runs the checks and reports. In a child process of the kill check, runs the child's
     /// flow and exits instead.
     pub fn run(self) -> Report<SinkCheck> {
-        let mut report = Report::new(self.system.describe());
-        if let Some(job) = child::job() {
-            if job.kit == Kit::Sink {
-                child::main(job, |case| self.run_fn(case));
-            }
-            return report;
-        }
-        let base = std::env::temp_dir().join(format!("bwx-conformance-{}", run_id()));
-        let run = run_id();
-        for check in ALL {
-            if self.only.as_ref().is_some_and(|o| !o.contains(&check)) {
-                continue;
-            }
-            let started = Instant::now();
-            let verdict =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.check(check, &base, &run)))
-                    .unwrap_or_else(|panic| {
-                        Verdict::Failed(format!("the check panicked: {}", panic_text(&panic)))
-                    });
-            report.push(check, verdict, started.elapsed());
-        }
-        finish(&base, &mut report);
-        report
+        self.run_checks(
+            Kit::Sink,
+            self.system.describe(),
+            &ALL,
+            |case| self.run_fn(case),
+            |check, case, run| self.check(check, case, run),
+        )
     }
 
-    fn check(&self, check: SinkCheck, base: &std::path::Path, run: &str) -> Verdict {
-        let case = |name: &str| Case::fresh(base, run, name).map_err(|e| format!("cannot make a case: {e}"));
-        let outcome = match check {
+    fn check(&self, check: SinkCheck, case: NewCase<'_>, run: &str) -> Result<Verdict, String> {
+        match check {
             SinkCheck::PartitionsListed => case("parts").and_then(|c| self.partitions_listed(&c)),
-            SinkCheck::WritesOnce => self.writes_once(&case),
-            SinkCheck::DeliveryAcrossAborts => self.delivery_across_aborts(&case),
+            SinkCheck::WritesOnce => self.writes_once(case),
+            SinkCheck::DeliveryAcrossAborts => self.delivery_across_aborts(case),
             SinkCheck::Rescale => case("rescale").and_then(|c| self.rescale(&c)),
             SinkCheck::KillAndResume => case("kill").and_then(|c| self.kill_and_resume(&c, run)),
             SinkCheck::MissingResource => case("missing").and_then(|c| self.refused(&c, Variant::Missing)),
             SinkCheck::WrongAddress => case("address").and_then(|c| self.refused(&c, Variant::Unreachable)),
-        };
-        match outcome {
-            Ok(verdict) => verdict,
-            Err(why) => Verdict::Failed(why),
         }
     }
 
@@ -306,7 +255,7 @@ impl<S: SinkSystem> SinkKit<S> {
         )))
     }
 
-    fn writes_once(&self, case: &dyn Fn(&str) -> Result<Case, String>) -> Result<Verdict, String> {
+    fn writes_once(&self, case: NewCase<'_>) -> Result<Verdict, String> {
         let mut done = Vec::new();
         for workers in [1, 3] {
             let case = case(&format!("once{workers}"))?;
@@ -317,7 +266,7 @@ impl<S: SinkSystem> SinkKit<S> {
             if end != End::Ok {
                 return Ok(Verdict::Failed(format!(
                     "on {workers} workers: {}",
-                    describe(&end)
+                    describe_end(&end)
                 )));
             }
             let got = self.read_back(&case)?;
@@ -333,7 +282,7 @@ impl<S: SinkSystem> SinkKit<S> {
         Ok(Verdict::Passed(done.join(", ")))
     }
 
-    fn delivery_across_aborts(&self, case: &dyn Fn(&str) -> Result<Case, String>) -> Result<Verdict, String> {
+    fn delivery_across_aborts(&self, case: NewCase<'_>) -> Result<Verdict, String> {
         let batches = self.records.div_ceil(BATCH);
         let points: Vec<u64> = sample_points(batches);
         let delivery = {
@@ -357,7 +306,7 @@ impl<S: SinkSystem> SinkKit<S> {
             if let End::Failed(_) | End::Hung = end {
                 return Ok(Verdict::Failed(format!(
                     "the run aborted after batch {k}: {}",
-                    describe(&end)
+                    describe_end(&end)
                 )));
             }
             let first = super::run::seen(&case, 0);
@@ -385,7 +334,7 @@ impl<S: SinkSystem> SinkKit<S> {
             if end != End::Ok {
                 return Ok(Verdict::Failed(format!(
                     "resumed after an abort after batch {k}: {}",
-                    describe(&end)
+                    describe_end(&end)
                 )));
             }
             let got = self.read_back(&case)?;
@@ -421,7 +370,7 @@ impl<S: SinkSystem> SinkKit<S> {
                 return Ok(Verdict::Failed(format!(
                     "run {} on {workers} workers: {}",
                     run + 1,
-                    describe(&end)
+                    describe_end(&end)
                 )));
             }
         }
@@ -448,7 +397,7 @@ impl<S: SinkSystem> SinkKit<S> {
             spec.epoch = Duration::from_millis(15);
             spec.pace = Duration::from_millis(30);
             spec.plan = Some(self.plan());
-            let mut running = self.start_child(case, spec)?;
+            let mut running = self.start_child(Kit::Sink, case, spec)?;
             runs += 1;
             if kills < 3 {
                 // Mid-run: after a random number of the kit source's batches.
@@ -470,7 +419,7 @@ impl<S: SinkSystem> SinkKit<S> {
             if end != End::Ok {
                 return Ok(Verdict::Failed(format!(
                     "run {runs} after {kills} kills: {}",
-                    describe(&end)
+                    describe_end(&end)
                 )));
             }
             if kills >= 3 || runs > 12 {
@@ -522,7 +471,7 @@ impl<S: SinkSystem> SinkKit<S> {
                     End::Ok => Ok(Verdict::Failed(format!(
                         "a {what} gave a run that ended without an error: it must be an error, not a run that writes nowhere"
                     ))),
-                    other => Ok(Verdict::Failed(format!("a {what}: {}", describe(&other)))),
+                    other => Ok(Verdict::Failed(format!("a {what}: {}", describe_end(&other)))),
                 }
             }
         }
@@ -542,21 +491,10 @@ impl<S: SinkSystem> SinkKit<S> {
     }
 
     fn start(&self, case: &Case, spec: RunSpec, memory: Option<Arc<MemoryStore>>) -> Result<Running, String> {
-        if self.system.in_subprocess() {
-            return self.start_child(case, spec);
-        }
-        Ok(Running::in_thread(case, spec, memory, self.run_fn(case)))
-    }
-
-    fn start_child(&self, case: &Case, spec: RunSpec) -> Result<Running, String> {
-        let job = Job {
-            kit: Kit::Sink,
-            case_name: case.name().to_string(),
-            case_dir: case.dir().to_path_buf(),
-            spec: spec.clone(),
-        };
-        Running::in_child(case, &spec, &self.test, &job)
-            .map_err(|e| format!("cannot start a child process: {e}"))
+        let subprocess = self.system.in_subprocess();
+        self.start_run(Kit::Sink, subprocess, case, spec, memory, |case| {
+            self.run_fn(case)
+        })
     }
 
     fn run_fn(&self, case: &Case) -> RunFn {
@@ -583,17 +521,7 @@ fn run_sink_flow<S: SinkSystem>(
         Variant::Missing => system.missing(case),
         Variant::Unreachable => system.unreachable(case),
     };
-    let sink = built
-        .ok_or_else(|| FlowError::Setup("the system has no such sink".into()))?
-        .map_err(|e| {
-            FlowError::connector(
-                &crate::StepId::new(STEP.to_string()),
-                0,
-                "-",
-                "cannot build the sink",
-                e,
-            )
-        })?;
+    let sink = connector_of(built, STEP, "sink")?;
     let plan = spec
         .plan
         .clone()
@@ -613,17 +541,7 @@ fn run_sink_flow<S: SinkSystem>(
     })
     .map("item", move |record| item.item(record))
     .output("out", sink);
-    let mut config = crate::RunConfig::default()
-        .epoch_interval(spec.epoch)
-        .stop_flag(stop);
-    match &spec.store {
-        Store::None => {}
-        Store::Memory => {
-            let store = memory.ok_or_else(|| FlowError::Setup("no in-memory store for this run".into()))?;
-            config = config.recovery(store);
-        }
-        Store::Sqlite(dir) => config = config.recovery(SqliteRecovery::open(dir, Duration::ZERO, "kit")?),
-    }
+    let config = run_config(spec, stop, memory)?;
     crate::run_workers(&flow, spec.workers, config)
 }
 
@@ -646,13 +564,4 @@ fn sample_points(batches: u64) -> Vec<u64> {
     let last = all.len() - 1;
     let picked: BTreeMap<u64, ()> = (0..6).map(|i| (all[i * last / 5], ())).collect();
     picked.into_keys().collect()
-}
-
-fn describe(end: &End) -> String {
-    match end {
-        End::Ok => "ended".into(),
-        End::Failed(report) => format!("failed: {report}"),
-        End::Hung => "did not end before the timeout".into(),
-        End::Killed => "was killed".into(),
-    }
 }

@@ -7,18 +7,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::case::{Case, run_id};
-use super::child::{self, Job, Kit};
+use super::battery::{Battery, NewCase, connector_of, describe_end, panic_text, report, run_config};
+use super::case::Case;
+use super::child::Kit;
 use super::flows::{Discard, KitFileSink, Rng, read_durable, read_records};
 use super::records::{Tally, order_violation, range};
-use super::report::{Report, SourceCheck, Verdict, finish};
+use super::report::{Report, SourceCheck, Verdict};
 use super::run::{End, POLL, RunFn, RunSpec, Running, Seen, Store, Variant};
 use crate::errors::FlowError;
 use crate::flow::Dataflow;
 use crate::inputs::{ConnectorError, DynamicSource, FixedPartitionedSource};
 use crate::operators::{DynamicKind, FixedKind, IntoSource};
 use crate::outputs::Delivery;
-use crate::recovery::{RecoveryStore, SqliteRecovery, codec, init_dir};
+use crate::recovery::{RecoveryStore, codec, init_dir};
 use crate::testing::MemoryStore;
 
 /// How a source ends.
@@ -120,13 +121,7 @@ pub trait SourceSystem: Send + Sync + 'static {
 }
 
 /// Runs the source battery. See the [module docs](super).
-pub struct SourceKit<S> {
-    system: Arc<S>,
-    test: String,
-    records: u64,
-    timeout: Duration,
-    only: Option<BTreeSet<SourceCheck>>,
-}
+pub type SourceKit<S> = Battery<S, SourceCheck>;
 
 const ALL: [SourceCheck; 8] = [
     SourceCheck::PartitionsListed,
@@ -150,67 +145,25 @@ impl<S: SourceSystem> SourceKit<S> {
     /// A kit for `system`'s source, in the test called `test` (its path in the test binary,
     /// which the kill check re-executes).
     pub fn new(system: S, test: &str) -> Self {
-        SourceKit {
-            system: Arc::new(system),
-            test: test.to_string(),
-            records: 12,
-            timeout: Duration::from_secs(60),
-            only: None,
-        }
-    }
-
-    /// Records per partition (at least 6; default 12).
-    pub fn records_per_partition(mut self, n: u64) -> Self {
-        self.records = n.max(6);
-        self
-    }
-
-    /// How long one run may take before it counts as hung (default 60 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Runs only these checks.
-    pub fn only(mut self, checks: impl IntoIterator<Item = SourceCheck>) -> Self {
-        self.only = Some(checks.into_iter().collect());
-        self
+        Battery::with(system, test)
     }
 
     /// Runs the checks and reports. In a child process of the kill check, runs the child's
     /// flow and exits instead.
     pub fn run(self) -> Report<SourceCheck> {
-        let mut report = Report::new(self.system.describe());
-        if let Some(job) = child::job() {
-            if job.kit == Kit::Source {
-                child::main(job, |case| self.run_fn(case));
-            }
-            // A child of another kit in the same test: that kit runs it.
-            return report;
-        }
-        let base = std::env::temp_dir().join(format!("bwx-conformance-{}", run_id()));
-        let run = run_id();
-        for check in ALL {
-            if self.only.as_ref().is_some_and(|o| !o.contains(&check)) {
-                continue;
-            }
-            let started = Instant::now();
-            let verdict =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.check(check, &base, &run)))
-                    .unwrap_or_else(|panic| {
-                        Verdict::Failed(format!("the check panicked: {}", panic_text(&panic)))
-                    });
-            report.push(check, verdict, started.elapsed());
-        }
-        finish(&base, &mut report);
-        report
+        self.run_checks(
+            Kit::Source,
+            self.system.describe(),
+            &ALL,
+            |case| self.run_fn(case),
+            |check, case, run| self.check(check, case, run),
+        )
     }
 
-    fn check(&self, check: SourceCheck, base: &std::path::Path, run: &str) -> Verdict {
-        let case = |name: &str| Case::fresh(base, run, name).map_err(|e| format!("cannot make a case: {e}"));
-        let outcome = match check {
+    fn check(&self, check: SourceCheck, case: NewCase<'_>, run: &str) -> Result<Verdict, String> {
+        match check {
             SourceCheck::PartitionsListed => case("parts").and_then(|c| self.partitions_listed(&c)),
-            SourceCheck::ReadsOnce => self.reads_once(&case),
+            SourceCheck::ReadsOnce => self.reads_once(case),
             SourceCheck::ResumeFromEverySnapshot => {
                 case("snap").and_then(|c| self.resume_from_every_snapshot(&c))
             }
@@ -219,10 +172,6 @@ impl<S: SourceSystem> SourceKit<S> {
             SourceCheck::KillAndResume => case("kill").and_then(|c| self.kill_and_resume(&c, run)),
             SourceCheck::MissingResource => case("missing").and_then(|c| self.refused(&c, Variant::Missing)),
             SourceCheck::WrongAddress => case("address").and_then(|c| self.refused(&c, Variant::Unreachable)),
-        };
-        match outcome {
-            Ok(verdict) => verdict,
-            Err(why) => Verdict::Failed(why),
         }
     }
 
@@ -334,7 +283,7 @@ impl<S: SourceSystem> SourceKit<S> {
         )))
     }
 
-    fn reads_once(&self, case: &dyn Fn(&str) -> Result<Case, String>) -> Result<Verdict, String> {
+    fn reads_once(&self, case: NewCase<'_>) -> Result<Verdict, String> {
         let mut seen_by = Vec::new();
         for workers in [1, 3] {
             let case = case(&format!("once{workers}"))?;
@@ -682,7 +631,7 @@ impl<S: SourceSystem> SourceKit<S> {
             spec.exactly_once_out = true;
             let durable_before = read_durable(&durable_file);
             let left = total.saturating_sub(durable_before);
-            let mut running = self.start_child(case, spec)?;
+            let mut running = self.start_child(Kit::Source, case, spec)?;
             runs += 1;
             if kills < 3 && left >= 3 {
                 // Mid-run: once the run made durable progress that a resume must keep, and
@@ -822,21 +771,10 @@ impl<S: SourceSystem> SourceKit<S> {
     }
 
     fn start(&self, case: &Case, spec: RunSpec, memory: Option<Arc<MemoryStore>>) -> Result<Running, String> {
-        if self.system.in_subprocess() {
-            return self.start_child(case, spec);
-        }
-        Ok(Running::in_thread(case, spec, memory, self.run_fn(case)))
-    }
-
-    fn start_child(&self, case: &Case, spec: RunSpec) -> Result<Running, String> {
-        let job = Job {
-            kit: Kit::Source,
-            case_name: case.name().to_string(),
-            case_dir: case.dir().to_path_buf(),
-            spec: spec.clone(),
-        };
-        Running::in_child(case, &spec, &self.test, &job)
-            .map_err(|e| format!("cannot start a child process: {e}"))
+        let subprocess = self.system.in_subprocess();
+        self.start_run(Kit::Source, subprocess, case, spec, memory, |case| {
+            self.run_fn(case)
+        })
     }
 
     /// Builds and runs a kit flow in this process.
@@ -864,17 +802,7 @@ fn run_source_flow<S: SourceSystem>(
         Variant::Missing => system.missing(case),
         Variant::Unreachable => system.unreachable(case),
     };
-    let source = built
-        .ok_or_else(|| FlowError::Setup("the system has no such source".into()))?
-        .map_err(|e| {
-            FlowError::connector(
-                &crate::StepId::new(STEP.to_string()),
-                0,
-                "-",
-                "cannot build the source",
-                e,
-            )
-        })?;
+    let source = connector_of(built, STEP, "source")?;
     let log = Arc::new(super::run::Log::create(case, spec.run).map_err(|e| FlowError::Setup(e.to_string()))?);
     let flow = Dataflow::new("kit");
     let seen = {
@@ -906,17 +834,7 @@ fn run_source_flow<S: SourceSystem>(
     } else {
         seen.output("out", Discard(PhantomData));
     }
-    let mut config = crate::RunConfig::default()
-        .epoch_interval(spec.epoch)
-        .stop_flag(stop);
-    match &spec.store {
-        Store::None => {}
-        Store::Memory => {
-            let store = memory.ok_or_else(|| FlowError::Setup("no in-memory store for this run".into()))?;
-            config = config.recovery(store);
-        }
-        Store::Sqlite(dir) => config = config.recovery(SqliteRecovery::open(dir, Duration::ZERO, "kit")?),
-    }
+    let config = run_config(spec, stop, memory)?;
     crate::run_workers(&flow, spec.workers, config)
 }
 
@@ -944,15 +862,6 @@ fn unexpected_items(seen: &[Seen]) -> Option<String> {
     (n > 0).then(|| format!("{n} items carried no record the kit wrote"))
 }
 
-fn describe_end(end: &End) -> String {
-    match end {
-        End::Ok => "ended".into(),
-        End::Failed(report) => format!("failed: {report}"),
-        End::Hung => "did not end before the timeout".into(),
-        End::Killed => "was killed".into(),
-    }
-}
-
 fn tally_len(all: &[Vec<u64>]) -> usize {
     all.iter().map(Vec::len).sum()
 }
@@ -976,18 +885,4 @@ fn show_positions(positions: &BTreeMap<Vec<u8>, BTreeMap<u64, Vec<u8>>>, epoch: 
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-pub(crate) fn report(err: &(dyn std::error::Error + 'static)) -> String {
-    crate::errors::report(err)
-}
-
-pub(crate) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(not a string)".into()
-    }
 }
